@@ -107,6 +107,9 @@ class WorkflowContext:
     checkpoint: SnapshotSink
     #: The global model handed from one workflow of a job to the next one.
     shared: dict[str, FLModel] = field(default_factory=dict)
+    #: The metric that picks the best global model (from the job's persistor config).
+    key_metric: str = "accuracy"
+    higher_is_better: bool = True
 
 
 class Workflow(Protocol):

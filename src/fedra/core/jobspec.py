@@ -93,7 +93,7 @@ def _known_keys(obj: Mapping[str, Any], allowed: set[str], file: str, prefix: st
 
 def _format_version(obj: Mapping[str, Any], file: str) -> None:
     version = obj.get("format_version", FORMAT_VERSION)
-    if version != FORMAT_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version != FORMAT_VERSION:
         raise JobValidationError(file, "format_version", f"{FORMAT_VERSION}", version)
 
 

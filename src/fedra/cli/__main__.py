@@ -1,0 +1,7 @@
+"""``python -m fedra.cli``."""
+
+import sys
+
+from fedra.cli import main
+
+sys.exit(main())

@@ -1,0 +1,106 @@
+"""The site side of a job: the Executor interface, the site's context, and the SiteRunner.
+
+A SiteRunner turns a Task into a TaskResult with the executor configured for the task name;
+whatever the executor raises becomes an error result carrying the site's traceback, so a
+failure is reported to the server instead of hanging it.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fedra.core import FLModel, Task, TaskResult
+
+LogSink = Callable[[str, str, float, int | None], None]
+"""``(site, key, value, step)``: where ``fedra.client.log`` metrics go."""
+
+
+def _drop(site: str, key: str, value: float, step: int | None) -> None:
+    del site, key, value, step
+
+
+@dataclass
+class SiteContext:
+    """What a site's executors know about where they run."""
+
+    site_name: str
+    site_index: int
+    num_sites: int
+    job_id: str = ""
+    workdir: Path = field(default_factory=Path.cwd)
+    custom_dir: Path | None = None
+    log_sink: LogSink = _drop
+    abort: threading.Event = field(default_factory=threading.Event)
+
+    def log(self, key: str, value: float, step: int | None = None) -> None:
+        """Send a scalar metric to the server's tracking."""
+        self.log_sink(self.site_name, key, value, step)
+
+
+class Executor(ABC):
+    """Runs the tasks of one job on one site."""
+
+    def start(self, ctx: SiteContext) -> None:  # noqa: B027 - optional hook
+        """Prepare (load data, start a training script). Called once before the first task."""
+
+    @abstractmethod
+    def execute(self, task_name: str, data: FLModel, ctx: SiteContext) -> FLModel:
+        """Do one task and return its result. Raise to report a failure."""
+
+    def stop(self) -> None:  # noqa: B027 - optional hook
+        """Release everything started in :meth:`start`. Called once, also after a failure."""
+
+
+class SiteRunner:
+    """Dispatches tasks to the executor configured for their name."""
+
+    def __init__(self, ctx: SiteContext, executors: Sequence[tuple[Sequence[str], Executor]]):
+        self.ctx = ctx
+        self._routes = [(tuple(tasks), executor) for tasks, executor in executors]
+        self._started: list[Executor] = []
+        self._lock = threading.Lock()
+
+    def executor_for(self, task_name: str) -> Executor | None:
+        """The executor handling ``task_name`` ('*' matches every task)."""
+        for tasks, executor in self._routes:
+            if task_name in tasks or "*" in tasks:
+                return executor
+        return None
+
+    def handle(self, task: Task) -> TaskResult:
+        """Run ``task``; an exception becomes an error result with the traceback."""
+        with self._lock:  # a site works on one task at a time
+            try:
+                executor = self.executor_for(task.name)
+                if executor is None:
+                    raise LookupError(f"no executor for task '{task.name}' on {self.ctx.site_name}")
+                if executor not in self._started:
+                    self._started.append(executor)
+                    executor.start(self.ctx)
+                data = executor.execute(task.name, task.data, self.ctx)
+                if not isinstance(data, FLModel):
+                    raise TypeError(
+                        f"executor returned {type(data).__name__}, expected fedra.FLModel"
+                    )
+                return TaskResult(task.id, task.name, self.ctx.site_name, data=data)
+            except BaseException as exc:  # noqa: BLE001 - reported, never swallowed
+                if isinstance(exc, KeyboardInterrupt | SystemExit) and not self.ctx.abort.is_set():
+                    raise
+                detail = "".join(traceback.format_exception(exc))
+                return TaskResult(task.id, task.name, self.ctx.site_name, error=detail)
+
+    def stop(self) -> list[str]:
+        """Stop every started executor; returns the tracebacks of those that failed to stop."""
+        errors = []
+        for executor in reversed(self._started):
+            try:
+                executor.stop()
+            except Exception as exc:  # noqa: BLE001 - collected for the caller
+                errors.append("".join(traceback.format_exception(exc)))
+        self._started.clear()
+        return errors

@@ -1,0 +1,31 @@
+"""The explicit registry of built-in components a job config may name with ``"class"``.
+
+Nothing else is ever looked up by name, except classes in the job's own ``custom/`` folder
+(``"custom": "module.Class"``), and only where custom code is allowed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fedra.client import ScriptExecutor
+from fedra.server import ModelPersistor
+from fedra.workflows import CrossSiteEval, Cyclic, FedAvg
+
+Kind = Literal["workflow", "executor", "persistor"]
+
+BUILTINS: dict[Kind, dict[str, type[Any]]] = {
+    "workflow": {"FedAvg": FedAvg, "CrossSiteEval": CrossSiteEval, "Cyclic": Cyclic},
+    "executor": {"ScriptExecutor": ScriptExecutor},
+    "persistor": {"ModelPersistor": ModelPersistor},
+}
+
+
+def builtin(kind: Kind, name: str) -> type[Any] | None:
+    """The built-in class called ``name`` of ``kind``, or None."""
+    return BUILTINS[kind].get(name)
+
+
+def names(kind: Kind) -> list[str]:
+    """The built-in names of ``kind``, sorted."""
+    return sorted(BUILTINS[kind])

@@ -1,0 +1,58 @@
+"""ModelPersistor: where a job's initial global model comes from.
+
+The initial model is read from an ``.npz`` file in the app's ``custom/`` folder, or built by
+instantiating a ``torch.nn.Module`` class from ``custom/`` and taking its ``state_dict``.
+Without either, the first round goes out without params and sites start from their own
+initialisation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fedra.core import ConfigError, FLModel, as_array
+
+ClassLoader = Callable[[str], Any]
+
+
+class ModelPersistor:
+    """Provides the initial model and the metric that picks the best one."""
+
+    def __init__(
+        self,
+        initial_npz: str | None = None,
+        torch_module: str | None = None,
+        key_metric: str = "accuracy",
+        higher_is_better: bool = True,
+        seed: int = 0,
+    ) -> None:
+        if initial_npz and torch_module:
+            raise ValueError("give either initial_npz or torch_module, not both")
+        self.initial_npz = initial_npz
+        self.torch_module = torch_module
+        self.key_metric = key_metric
+        self.higher_is_better = higher_is_better
+        self.seed = seed
+
+    def initial_model(self, custom_dir: Path | None, load_class: ClassLoader) -> FLModel | None:
+        """Build the initial global model, or None when none is configured."""
+        if self.initial_npz:
+            from fedra.server.store import load_npz
+
+            if custom_dir is None:
+                raise ConfigError("initial_npz needs the app's custom/ folder")
+            path = (custom_dir / self.initial_npz).resolve()
+            if not path.is_relative_to(custom_dir.resolve()) or not path.is_file():
+                raise ConfigError(f"initial_npz '{self.initial_npz}' not found in {custom_dir}")
+            return FLModel(params=load_npz(path))
+        if self.torch_module:
+            import torch
+
+            cls = load_class(self.torch_module)
+            torch.manual_seed(self.seed)  # the same initial model on every run
+            module = cls()
+            state = module.state_dict()
+            return FLModel(params={k: as_array(v, k).copy() for k, v in state.items()})
+        return None

@@ -1,0 +1,116 @@
+"""Files of a run on the server: models, JSON results and workflow snapshots.
+
+Models are written as ``.npz`` (numpy arrays, never pickled) next to a ``.json`` file with
+their metrics; every write goes to a temporary file first and is renamed into place, so a
+crash never leaves a half-written model behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fedra.core import FLModel, Snapshot, WireError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_SNAPSHOT = "snapshot"
+
+
+def _check_name(name: str) -> str:
+    if not _NAME.match(name) or ".." in name:
+        raise ValueError(f"invalid file name {name!r}")
+    return name
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_npz(handle: Any, arrays: Mapping[str, np.ndarray[Any, Any]]) -> None:
+    """Write ``arrays`` as an ``.npz`` archive, array by array (any names, pickle refused)."""
+    with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, array in arrays.items():
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+
+
+def write_json(path: Path, data: Mapping[str, Any]) -> None:
+    """Write ``data`` as indented JSON, atomically."""
+    text = json.dumps(data, indent=2, sort_keys=True, default=str).encode()
+    _atomic_write(path, lambda h: h.write(text))
+
+
+def load_npz(path: Path) -> dict[str, np.ndarray[Any, Any]]:
+    """Load arrays saved by :meth:`RunStore.save` (pickle refused)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    except (OSError, ValueError) as exc:
+        raise WireError(f"{path}: not a readable model file: {exc}") from exc
+
+
+class RunStore:
+    """The ModelStore of a run: ``models/``, ``snapshots/`` and JSON results under ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.models = root / "models"
+        self.snapshots = root / "snapshots"
+        self.models.mkdir(parents=True, exist_ok=True)
+
+    def save(self, name: str, model: FLModel) -> None:
+        """Save ``model``'s params as ``models/<name>.npz`` and its metrics as ``.json``."""
+        _check_name(name)
+        params = model.params or {}
+        _atomic_write(self.models / f"{name}.npz", lambda h: write_npz(h, params))
+        info = {
+            "metrics": model.metrics,
+            "meta": model.meta,
+            "round": model.current_round,
+            "params_type": model.params_type.value,
+            "bytes": model.nbytes(),
+        }
+        write_json(self.models / f"{name}.json", info)
+
+    def save_json(self, name: str, data: Mapping[str, Any]) -> None:
+        """Save a JSON result as ``<name>.json``."""
+        write_json(self.root / f"{_check_name(name)}.json", data)
+
+    def save_snapshot(self, index: int, snapshot: Snapshot) -> None:
+        """Keep the latest snapshot of workflow number ``index`` (arrays, then state)."""
+        arrays = snapshot.arrays
+        _atomic_write(self.snapshots / f"{_SNAPSHOT}.npz", lambda h: write_npz(h, arrays))
+        state = {"index": index, "workflow": snapshot.workflow, "state": snapshot.state}
+        write_json(self.snapshots / f"{_SNAPSHOT}.json", state)
+
+    def load_snapshot(self) -> tuple[int, Snapshot] | None:
+        """The latest snapshot, or None."""
+        meta_path = self.snapshots / f"{_SNAPSHOT}.json"
+        if not meta_path.exists():
+            return None
+        meta = json.loads(meta_path.read_text())
+        arrays = load_npz(self.snapshots / f"{_SNAPSHOT}.npz")
+        return int(meta["index"]), Snapshot(meta["workflow"], dict(meta["state"]), arrays)
+
+    def load_model(self, name: str) -> FLModel | None:
+        """A model saved earlier, or None."""
+        path = self.models / f"{_check_name(name)}.npz"
+        if not path.exists():
+            return None
+        return FLModel(params=load_npz(path))

@@ -1,0 +1,171 @@
+"""The TaskBoard: the server's side of task dispatch, the same for every transport.
+
+A workflow calls :meth:`TaskBoard.broadcast`; the board gives each task an id, hands it to
+``deliver`` (the simulator's worker pool, or the connection to a site), and yields results as
+sites :meth:`submit` them. Every result names its task id: a result for a task that is not
+outstanding (unknown, expired, or already answered) is refused with a reason, so a duplicate
+after a reconnect is counted once.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from fedra.core import FLModel, RunAborted, Task, TaskResult, WorkflowError
+
+Deliver = Callable[[Task], None]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The board's answer to a submitted result."""
+
+    accepted: bool
+    reason: str = ""
+
+
+class _Batch:
+    def __init__(self) -> None:
+        self.results: queue.SimpleQueue[TaskResult | None] = queue.SimpleQueue()
+
+
+class TaskBoard:
+    """Implements the Fleet protocol on top of a ``deliver`` function."""
+
+    def __init__(self, sites: Sequence[str], deliver: Deliver, job_id: str = "") -> None:
+        self._sites = list(sites)
+        self._deliver = deliver
+        self._job_id = job_id
+        self._lock = threading.Lock()
+        self._outstanding: dict[str, tuple[_Batch, str]] = {}
+        self._batches: set[_Batch] = set()
+        self._abort_reason: str | None = None
+
+    # -- the Fleet protocol -------------------------------------------------------------
+    def sites(self) -> list[str]:
+        """The sites of the run."""
+        with self._lock:
+            return list(self._sites)
+
+    def aborted(self) -> bool:
+        """True once :meth:`abort` was called."""
+        return self._abort_reason is not None
+
+    def broadcast(
+        self,
+        task_name: str,
+        data: FLModel,
+        targets: Sequence[str] | None = None,
+        *,
+        min_responses: int | None = None,
+        wait_after_min: float = 0.0,
+        timeout: float | None = None,
+    ) -> Iterator[TaskResult]:
+        """Send ``task_name`` to every target and yield results as they come."""
+        chosen = list(self.sites() if targets is None else targets)
+        unknown = [t for t in chosen if t not in self._sites]
+        if unknown:
+            raise WorkflowError(f"unknown sites {unknown}")
+        needed = len(chosen) if min_responses is None else min(min_responses, len(chosen))
+        return self._collect(task_name, data, chosen, needed, wait_after_min, timeout)
+
+    def send(
+        self, task_name: str, data: FLModel, target: str, *, timeout: float | None = None
+    ) -> TaskResult:
+        """Send one task to one site and wait for its answer."""
+        for result in self.broadcast(task_name, data, [target], timeout=timeout):
+            return result
+        raise WorkflowError(f"site {target} did not answer task '{task_name}' within {timeout} s")
+
+    # -- the site side ------------------------------------------------------------------
+    def submit(self, result: TaskResult) -> Verdict:
+        """Accept a site's result if its task is outstanding; refuse it otherwise."""
+        with self._lock:
+            entry = self._outstanding.get(result.task_id)
+            if entry is None:
+                return Verdict(False, f"task {result.task_id} is not outstanding")
+            batch, site = entry
+            if site != result.site:
+                return Verdict(False, f"task {result.task_id} was sent to {site}, not {result.site}")
+            del self._outstanding[result.task_id]
+            # Queued under the lock: once a batch is closed, every accepted result is queued.
+            batch.results.put(result)
+        return Verdict(True)
+
+    def is_outstanding(self, task_id: str) -> bool:
+        """Whether a task still waits for its result (a stale task need not be run)."""
+        with self._lock:
+            return task_id in self._outstanding
+
+    def abort(self, reason: str = "aborted") -> None:
+        """Stop the run: every waiting broadcast raises RunAborted."""
+        with self._lock:
+            self._abort_reason = reason
+            batches = list(self._batches)
+        for batch in batches:
+            batch.results.put(None)
+
+    # -- internals ----------------------------------------------------------------------
+    def _collect(
+        self,
+        task_name: str,
+        data: FLModel,
+        targets: list[str],
+        needed: int,
+        wait_after_min: float,
+        timeout: float | None,
+    ) -> Iterator[TaskResult]:
+        batch = _Batch()
+        tasks = [
+            Task(name=task_name, data=data, site=site, job_id=self._job_id, timeout=timeout)
+            for site in targets
+        ]
+        with self._lock:
+            if self._abort_reason is not None:
+                raise RunAborted(self._abort_reason)
+            self._batches.add(batch)
+            for task in tasks:
+                self._outstanding[task.id] = (batch, task.site)
+        try:
+            for task in tasks:
+                self._deliver(task)
+            now = time.monotonic()
+            deadline = None if timeout is None else now + timeout
+            received = 0
+            closed = False
+            while received < len(targets):
+                wait = None if deadline is None else deadline - time.monotonic()
+                if wait is not None and wait <= 0 and not closed:
+                    # Refuse later results, but still hand over those already accepted.
+                    self._close(tasks)
+                    closed = True
+                try:
+                    if closed:
+                        result = batch.results.get_nowait()
+                    else:
+                        result = batch.results.get(timeout=wait)
+                except queue.Empty:
+                    if closed:
+                        return
+                    continue
+                if result is None:
+                    raise RunAborted(self._abort_reason or "aborted")
+                received += 1
+                if received == needed and received < len(targets):
+                    after_min = time.monotonic() + wait_after_min
+                    deadline = after_min if deadline is None else min(deadline, after_min)
+                yield result
+        finally:
+            with self._lock:
+                self._batches.discard(batch)
+            self._close(tasks)
+
+    def _close(self, tasks: list[Task]) -> None:
+        """Stop accepting results for ``tasks``."""
+        with self._lock:
+            for task in tasks:
+                self._outstanding.pop(task.id, None)

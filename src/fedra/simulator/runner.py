@@ -1,0 +1,292 @@
+"""The simulator: a job's server workflow and N sites in one process, over in-memory dispatch.
+
+The workflows, executors and Client API scripts are exactly those a real federation runs;
+only the transport differs: tasks go from the TaskBoard to a pool of ``threads`` workers that
+run each site's executor and hand the result straight back.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fedra.client import SiteContext, SiteRunner
+from fedra.core import (
+    ConfigError,
+    FLModel,
+    JobLifecycle,
+    JobStatus,
+    RunAborted,
+    Task,
+    new_id,
+)
+from fedra.job import (
+    FedJob,
+    JobDefinition,
+    build_executors,
+    build_persistor,
+    build_workflows,
+    load_custom_class,
+    load_job,
+)
+from fedra.server import EventLog, MetricsSink, RunStore, ServerRun, TaskBoard, write_json
+from fedra.simulator.progress import ProgressDisplay
+
+log = logging.getLogger("fedra.simulator")
+
+#: Outputs of an earlier run in the same workspace, removed before a new (not resumed) run.
+RUN_OUTPUTS = ("models", "snapshots", "tb_events", "sites", "cross_site_eval.json", "summary.json")
+
+
+@dataclass
+class RunSummary:
+    """What a simulation produced (also written to ``summary.json``)."""
+
+    job: str
+    job_id: str
+    status: JobStatus
+    sites: list[str]
+    workspace: Path
+    seconds: float
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    final_metrics: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    failed_site: str | None = None
+    site_traceback: str | None = None
+    history: list[dict[str, object]] = field(default_factory=list)
+    final: FLModel | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form written to summary.json."""
+        return {
+            "job": self.job,
+            "job_id": self.job_id,
+            "status": self.status.value,
+            "sites": self.sites,
+            "seconds": round(self.seconds, 3),
+            "rounds": self.rounds,
+            "final_metrics": self.final_metrics,
+            "error": self.error,
+            "failed_site": self.failed_site,
+            "site_traceback": self.site_traceback,
+            "history": self.history,
+            "models": sorted(p.name for p in (self.workspace / "models").glob("*.npz")),
+            "tensorboard": f"tensorboard --logdir {self.workspace / 'tb_events'}",
+        }
+
+
+def site_names(job: JobDefinition, n_clients: int | None, clients: Sequence[str] | None) -> list[str]:
+    """The simulated sites: explicit names, or ``site-1 … site-N``."""
+    if clients:
+        names = list(clients)
+        if len(set(names)) != len(names):
+            raise ConfigError(f"site names must be unique: {names}")
+    else:
+        count = n_clients if n_clients is not None else max(job.meta.min_clients, 2)
+        if count < 1:
+            raise ConfigError(f"the number of sites must be >= 1, got {count}")
+        names = [f"site-{i}" for i in range(1, count + 1)]
+    missing = [s for s in names if job.client_app(s) is None]
+    if missing:
+        raise ConfigError(f"the job's deploy_map has no app for sites {missing}")
+    if len(names) < job.meta.min_clients:
+        raise ConfigError(f"the job needs min_clients={job.meta.min_clients}, got {len(names)} sites")
+    return names
+
+
+class _Workers:
+    """``threads`` worker threads running site tasks from one queue."""
+
+    def __init__(self, runners: dict[str, SiteRunner], board_ref: list[TaskBoard], threads: int):
+        self._queue: queue.SimpleQueue[Task | None] = queue.SimpleQueue()
+        self._runners = runners
+        self._board_ref = board_ref
+        self._threads = [
+            threading.Thread(target=self._work, name=f"sim-worker-{i}", daemon=True)
+            for i in range(threads)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def deliver(self, task: Task) -> None:
+        self._queue.put(task)
+
+    def _work(self) -> None:
+        while (task := self._queue.get()) is not None:
+            board = self._board_ref[0]
+            if not board.is_outstanding(task.id) or board.aborted():
+                continue
+            board.submit(self._runners[task.site].handle(task))
+
+    def close(self) -> None:
+        for _ in self._threads:
+            self._queue.put(None)
+
+
+def _stop_sites(runners: dict[str, SiteRunner], abort: bool) -> None:
+    """Stop every site's executors in parallel."""
+    threads = []
+    for runner in runners.values():
+        if abort:
+            runner.ctx.abort.set()
+        thread = threading.Thread(target=runner.stop, daemon=True)
+        thread.start()
+        threads.append(thread)
+    for thread in threads:
+        thread.join(15.0)
+
+
+def _prepare_workspace(workspace: Path, resume: bool) -> None:
+    workspace.mkdir(parents=True, exist_ok=True)
+    if resume:
+        return
+    for name in RUN_OUTPUTS:
+        path = workspace / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def simulate(
+    job: str | Path | FedJob,
+    n_clients: int | None = None,
+    threads: int = 1,
+    workspace: str | Path = "simulator-workspace",
+    clients: Sequence[str] | None = None,
+    show_progress: bool = True,
+    resume: bool = False,
+) -> RunSummary:
+    """Run ``job`` with simulated sites; return (and write) the run summary.
+
+    ``job`` is a job folder or a :class:`fedra.job.FedJob`. Results land in ``workspace``:
+    ``models/`` (each round, best, final), ``tb_events/<site>/``, ``summary.json``.
+    """
+    if threads < 1:
+        raise ConfigError(f"threads must be >= 1, got {threads}")
+    ws = Path(workspace)
+    _prepare_workspace(ws, resume)
+    definition = job.export(ws / "job") if isinstance(job, FedJob) else load_job(job)
+    sites = site_names(definition, n_clients, clients)
+    file_log = _attach_file_log(ws / "log.txt")
+    try:
+        return _simulate(definition, sites, threads, ws, show_progress, resume)
+    finally:
+        logging.getLogger("fedra").removeHandler(file_log)
+        file_log.close()
+
+
+def _simulate(
+    definition: JobDefinition,
+    sites: list[str],
+    threads: int,
+    ws: Path,
+    show_progress: bool,
+    resume: bool,
+) -> RunSummary:
+    job_id = new_id()
+    started = time.monotonic()
+    log.info("simulating job %s (%s) with %d sites, %d threads", definition.meta.name, job_id,
+             len(sites), threads)
+    server_app = definition.server_app
+    persistor = build_persistor(server_app)
+    workflows = build_workflows(server_app)
+    initial = persistor.initial_model(
+        server_app.custom_dir, lambda name: load_custom_class(server_app.custom_dir, name)
+    )
+    tracking = MetricsSink(ws / "tb_events")
+    runners: dict[str, SiteRunner] = {}
+    for index, site in enumerate(sites):
+        app = definition.client_app(site)
+        assert app is not None
+        ctx = SiteContext(
+            site_name=site,
+            site_index=index,
+            num_sites=len(sites),
+            job_id=job_id,
+            workdir=ws / "sites" / site,
+            custom_dir=app.custom_dir,
+            log_sink=tracking.add,
+        )
+        runners[site] = SiteRunner(ctx, build_executors(app))
+    board_ref: list[TaskBoard] = []
+    workers = _Workers(runners, board_ref, threads)
+    board = TaskBoard(sites, workers.deliver, job_id=job_id)
+    board_ref.append(board)
+    display = ProgressDisplay() if show_progress else None
+    events = EventLog(display=display)
+    lifecycle = JobLifecycle()
+    run = ServerRun(
+        workflows,
+        board,
+        RunStore(ws),
+        events,
+        initial=initial,
+        lifecycle=lifecycle,
+        key_metric=persistor.key_metric,
+        higher_is_better=persistor.higher_is_better,
+    )
+    interrupted = False
+    try:
+        if display is not None:
+            with display:
+                outcome = run.run(resume=resume)
+        else:
+            outcome = run.run(resume=resume)
+    except KeyboardInterrupt:
+        interrupted = True
+        board.abort("interrupted (Ctrl-C)")
+        lifecycle.move(JobStatus.FINISHED_ABORTED, "interrupted (Ctrl-C)")
+        outcome = None
+    finally:
+        failed = interrupted or lifecycle.status != JobStatus.FINISHED_COMPLETED
+        if failed:
+            board.abort(lifecycle.history[-1].reason)
+        workers.close()
+        _stop_sites(runners, abort=failed)
+        tracking.close()
+    summary = RunSummary(
+        job=definition.meta.name,
+        job_id=job_id,
+        status=lifecycle.status,
+        sites=sites,
+        workspace=ws,
+        seconds=time.monotonic() - started,
+        rounds=[
+            {"workflow": r.workflow, "round": r.round, "metrics": r.metrics,
+             "seconds": round(r.seconds, 4)}
+            for r in events.rounds
+        ],
+        history=lifecycle.as_dicts(),
+    )
+    if outcome is not None:
+        summary.error = outcome.error
+        summary.failed_site = outcome.failed_site
+        summary.site_traceback = outcome.site_traceback
+        summary.final = outcome.final
+        if outcome.final is not None:
+            summary.final_metrics = dict(outcome.final.metrics)
+    else:
+        summary.error = "interrupted (Ctrl-C)"
+    write_json(ws / "summary.json", summary.to_json())
+    log.info("job %s ended: %s", job_id, summary.status.value)
+    if interrupted:
+        raise RunAborted("interrupted (Ctrl-C); partial results in " + str(ws))
+    return summary
+
+
+def _attach_file_log(path: Path) -> logging.Handler:
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("fedra")
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET or logger.level > logging.INFO:
+        logger.setLevel(logging.INFO)
+    return handler

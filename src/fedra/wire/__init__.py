@@ -1,0 +1,56 @@
+"""The wire format: the only code in Fedra that knows bytes.
+
+Every message is a frame: a versioned protobuf header listing each tensor by name, dtype
+(little-endian numpy dtypes from :data:`ALLOWED_DTYPES`), shape, offset and size, with metrics,
+meta and envelope headers as JSON text; then the tensors' raw bytes. No pickle, no class names.
+Decoding is zero-copy and raises :class:`fedra.core.WireError` on anything malformed.
+"""
+
+from fedra.wire.decode import decode_envelope, decode_model
+from fedra.wire.encode import (
+    MODEL_KIND,
+    encode_envelope,
+    encode_envelope_chunks,
+    encode_model,
+    encode_model_chunks,
+    prepare_envelope,
+    prepare_model,
+)
+from fedra.wire.envelope import Envelope
+from fedra.wire.frame import (
+    ALIGN,
+    ALLOWED_DTYPES,
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_MAX_FRAME,
+    MAGIC,
+    MAX_HEADER_SIZE,
+    MAX_NAME_BYTES,
+    MAX_NDIM,
+    MAX_TENSORS,
+    VERSION,
+    EncodedFrame,
+)
+
+__all__ = [
+    "ALIGN",
+    "ALLOWED_DTYPES",
+    "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_MAX_FRAME",
+    "MAGIC",
+    "MAX_HEADER_SIZE",
+    "MAX_NAME_BYTES",
+    "MAX_NDIM",
+    "MAX_TENSORS",
+    "MODEL_KIND",
+    "VERSION",
+    "EncodedFrame",
+    "Envelope",
+    "decode_envelope",
+    "decode_model",
+    "encode_envelope",
+    "encode_envelope_chunks",
+    "encode_model",
+    "encode_model_chunks",
+    "prepare_envelope",
+    "prepare_model",
+]

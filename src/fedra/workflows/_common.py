@@ -1,0 +1,57 @@
+"""Small helpers shared by the built-in workflows."""
+
+from __future__ import annotations
+
+import math
+
+from fedra.core import (
+    Array,
+    FLModel,
+    RunAborted,
+    SiteError,
+    TaskResult,
+    WorkflowContext,
+    WorkflowError,
+)
+
+GLOBAL = "global"
+
+
+def checked(result: TaskResult, *, need_params: bool = False) -> FLModel:
+    """The model in ``result``; a SiteError when the site failed, a WorkflowError when empty."""
+    if not result.ok:
+        raise SiteError(result.site, result.task_name, result.error or "")
+    if result.data is None:
+        raise WorkflowError(f"site {result.site} answered task '{result.task_name}' with nothing")
+    if need_params and result.data.params is None:
+        raise WorkflowError(
+            f"site {result.site} answered task '{result.task_name}' without params"
+        )
+    return result.data
+
+
+def stop_if_aborted(ctx: WorkflowContext) -> None:
+    """Raise RunAborted once the run was asked to stop."""
+    if ctx.fleet.aborted():
+        raise RunAborted("the run was aborted")
+
+
+def is_better(value: object, best: float | None, higher_is_better: bool) -> bool:
+    """Whether a metric ``value`` beats ``best`` (None: nothing yet)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return False
+    if best is None:
+        return True
+    return value > best if higher_is_better else value < best
+
+
+def params_or_empty(model: FLModel | None) -> dict[str, Array]:
+    """The params of ``model``, or an empty dict."""
+    return dict(model.params) if model is not None and model.params is not None else {}
+
+
+def positive_int(name: str, value: int) -> int:
+    """Validate a positive integer argument."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return value

@@ -1,0 +1,175 @@
+"""FedAvg (scatter and gather): broadcast the global model, average what comes back.
+
+Each result is folded into a running weighted sum as it arrives (weights: the number of
+samples each site reports), so server memory does not grow with the number of sites.
+After the last round the final model is validated on every site, so the run ends with the
+accuracy of the model it actually produced.
+"""
+
+from __future__ import annotations
+
+from fedra.aggregators import WeightedAggregator, apply_update
+from fedra.core import (
+    TASK_TRAIN,
+    TASK_VALIDATE,
+    FLModel,
+    Params,
+    Snapshot,
+    WorkflowContext,
+    WorkflowError,
+    readonly,
+)
+from fedra.workflows._common import (
+    GLOBAL,
+    checked,
+    is_better,
+    params_or_empty,
+    positive_int,
+    stop_if_aborted,
+)
+
+
+class FedAvg:
+    """Federated averaging over ``num_rounds`` rounds."""
+
+    name = "FedAvg"
+
+    def __init__(
+        self,
+        num_rounds: int = 5,
+        min_clients: int = 1,
+        wait_time_after_min_received: float = 10.0,
+        task_timeout: float = 0.0,
+        key_metric: str | None = None,
+        higher_is_better: bool | None = None,
+        final_validation: bool = True,
+        train_task_name: str = TASK_TRAIN,
+    ) -> None:
+        self.num_rounds = positive_int("num_rounds", num_rounds)
+        self.min_clients = positive_int("min_clients", min_clients)
+        if wait_time_after_min_received < 0 or task_timeout < 0:
+            raise ValueError("wait_time_after_min_received and task_timeout must be >= 0")
+        self.wait_after_min = float(wait_time_after_min_received)
+        self.task_timeout = float(task_timeout) or None
+        self.key_metric = key_metric
+        self.higher_is_better = higher_is_better
+        self.final_validation = final_validation
+        self.train_task_name = train_task_name
+        self._round = 0
+        self._global: Params | None = None
+        self._best: float | None = None
+        self._restored = False
+
+    def run(self, ctx: WorkflowContext) -> None:
+        """Run the remaining rounds, then validate the final model."""
+        if self.key_metric is None:
+            self.key_metric = ctx.key_metric
+        if self.higher_is_better is None:
+            self.higher_is_better = ctx.higher_is_better
+        if not self._restored:
+            self._global = params_or_empty(ctx.shared.get(GLOBAL)) or None
+        for round_num in range(self._round + 1, self.num_rounds + 1):
+            stop_if_aborted(ctx)
+            self._run_round(ctx, round_num)
+        final = FLModel(params=self._global, current_round=self.num_rounds)
+        if self.final_validation and self._global is not None:
+            metrics = self._validate(ctx, final)
+            final.metrics = metrics
+            if is_better(metrics.get(self.key_metric or ""), self._best, self.higher_is_better is not False):
+                self._best = float(metrics[self.key_metric or ""])
+                ctx.store.save("best", final)
+        if self._global is not None:
+            ctx.store.save("final", final)
+        ctx.shared[GLOBAL] = final
+
+    def _run_round(self, ctx: WorkflowContext, round_num: int) -> None:
+        targets = ctx.fleet.sites()
+        if len(targets) < self.min_clients:
+            raise WorkflowError(
+                f"round {round_num}: {len(targets)} sites connected, min_clients is {self.min_clients}"
+            )
+        sent = FLModel(
+            params=readonly(self._global) if self._global is not None else None,
+            current_round=round_num,
+            total_rounds=self.num_rounds,
+        )
+        ctx.events.round_started(self.name, round_num, self.num_rounds, len(targets))
+        aggregator = WeightedAggregator()
+        results = ctx.fleet.broadcast(
+            self.train_task_name,
+            sent,
+            targets,
+            min_responses=self.min_clients,
+            wait_after_min=self.wait_after_min,
+            timeout=self.task_timeout,
+        )
+        for result in results:
+            aggregator.accept(checked(result, need_params=True))
+            ctx.events.result_received(self.name, round_num, result.site)
+        if aggregator.count < self.min_clients:
+            raise WorkflowError(
+                f"round {round_num}: {aggregator.count} results arrived, "
+                f"min_clients is {self.min_clients}"
+            )
+        update = aggregator.result()
+        metrics = update.metrics
+        # Sites report metrics of the model they received: that model is the candidate best.
+        if sent.params is not None and is_better(
+            metrics.get(self.key_metric or ""), self._best, self.higher_is_better is not False
+        ):
+            self._best = float(metrics[self.key_metric or ""])
+            best = FLModel(params=sent.params, metrics=metrics, current_round=round_num - 1)
+            ctx.store.save("best", best)
+        self._global = apply_update(self._global or {}, update)
+        # The metrics of this round describe the model the sites received, not the new one.
+        received = f"round-{round_num - 1:03d}" if round_num > 1 else "initial"
+        ctx.store.save(
+            f"round-{round_num:03d}",
+            FLModel(
+                params=self._global,
+                current_round=round_num,
+                meta={"site_metrics": metrics, "site_metrics_describe": received},
+            ),
+        )
+        self._round = round_num
+        ctx.events.round_finished(self.name, round_num, metrics)
+        ctx.checkpoint(self.snapshot())
+
+    def _validate(self, ctx: WorkflowContext, model: FLModel) -> dict[str, float | int | str]:
+        assert model.params is not None
+        sent = FLModel(
+            params=readonly(model.params),
+            current_round=model.current_round,
+            total_rounds=self.num_rounds,
+        )
+        aggregator = WeightedAggregator()
+        for result in ctx.fleet.broadcast(
+            TASK_VALIDATE,
+            sent,
+            min_responses=self.min_clients,
+            wait_after_min=self.wait_after_min,
+            timeout=self.task_timeout,
+        ):
+            data = checked(result)
+            aggregator.accept(FLModel(metrics=data.metrics, meta=data.meta))
+        metrics = aggregator.metrics()
+        ctx.events.round_finished(f"{self.name} (final validation)", self.num_rounds, metrics)
+        return metrics
+
+    def snapshot(self) -> Snapshot:
+        """Round reached, best metric so far, and the global model."""
+        return Snapshot(
+            workflow=self.name,
+            state={"round": self._round, "best": self._best, "num_rounds": self.num_rounds},
+            arrays=dict(self._global or {}),
+        )
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """Resume after the round recorded in ``snapshot``."""
+        if snapshot.workflow != self.name:
+            raise WorkflowError(f"cannot restore {self.name} from a {snapshot.workflow} snapshot")
+        self._round = int(snapshot.state["round"])
+        best = snapshot.state.get("best")
+        self._best = None if best is None else float(best)
+        self._global = dict(snapshot.arrays) or None
+        self._restored = True
