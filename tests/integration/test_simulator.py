@@ -29,7 +29,10 @@ def expected_mean(num_sites: int, rounds: int) -> float:
 @pytest.mark.parametrize("num_sites", [2, 8])
 def test_hello_numpy_matches_closed_form(examples: Path, tmp_path: Path, num_sites: int) -> None:
     summary = fedra.simulate(
-        examples / "hello-numpy", n_clients=num_sites, threads=2, workspace=tmp_path,
+        examples / "hello-numpy",
+        n_clients=num_sites,
+        threads=2,
+        workspace=tmp_path,
         show_progress=False,
     )
     assert summary.status == JobStatus.FINISHED_COMPLETED, summary.error
@@ -77,7 +80,10 @@ def test_job_api_and_subprocess_launch_give_the_same_model(examples: Path, tmp_p
     for launch in ("in_process", "subprocess"):
         ws = tmp_path / launch
         summary = fedra.simulate(
-            _numpy_job(tmp_path, examples, launch), n_clients=3, threads=3, workspace=ws,
+            _numpy_job(tmp_path, examples, launch),
+            n_clients=3,
+            threads=3,
+            workspace=ws,
             show_progress=False,
         )
         assert summary.status == JobStatus.FINISHED_COMPLETED, summary.site_traceback
@@ -122,8 +128,9 @@ def _failing_job(tmp_path: Path, launch: str) -> Path:
 @pytest.mark.parametrize("launch", ["in_process", "subprocess"])
 def test_a_site_that_raises_stops_the_run_with_its_traceback(tmp_path: Path, launch: str) -> None:
     folder = _failing_job(tmp_path, launch)
-    summary = fedra.simulate(folder, n_clients=3, threads=3, workspace=tmp_path / "ws",
-                             show_progress=False)
+    summary = fedra.simulate(
+        folder, n_clients=3, threads=3, workspace=tmp_path / "ws", show_progress=False
+    )
     assert summary.status == JobStatus.FINISHED_EXECUTION_EXCEPTION
     assert summary.failed_site == "site-2"
     assert summary.site_traceback is not None
@@ -137,8 +144,13 @@ def test_a_site_that_raises_stops_the_run_with_its_traceback(tmp_path: Path, lau
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, COLUMNS="200")
     return subprocess.run(
-        [sys.executable, "-m", "fedra.cli", *args], cwd=cwd, env=env, capture_output=True,
-        text=True, timeout=120,
+        [sys.executable, "-m", "fedra.cli", *args],
+        check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -154,8 +166,17 @@ def test_cli_reports_the_failing_site_and_exits_nonzero(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(120)
 def test_cli_simulate_prints_rounds_and_final_metrics(examples: Path, tmp_path: Path) -> None:
-    done = _cli("simulate", str(examples / "hello-numpy"), "-n", "2", "-t", "2", "-w",
-                str(tmp_path / "ws"), cwd=tmp_path)
+    done = _cli(
+        "simulate",
+        str(examples / "hello-numpy"),
+        "-n",
+        "2",
+        "-t",
+        "2",
+        "-w",
+        str(tmp_path / "ws"),
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert "FedAvg round 3:" in done.stderr
     assert f"mean_weight={expected_mean(2, 3):.4g}" in done.stdout
@@ -175,7 +196,9 @@ def test_malformed_job_is_rejected_naming_file_and_key(examples: Path, tmp_path:
         fedra.simulate(job, n_clients=2, workspace=tmp_path / "ws", show_progress=False)
     assert "app/config/config_fed_server.json" in str(err.value)
     assert "workflows[0].args.num_round" in str(err.value)
-    assert not (tmp_path / "ws" / "models").exists() or not any((tmp_path / "ws" / "models").iterdir())
+    assert not (tmp_path / "ws" / "models").exists() or not any(
+        (tmp_path / "ws" / "models").iterdir()
+    )
 
     done = _cli("job", "validate", str(job), cwd=tmp_path)
     assert done.returncode == 2
@@ -199,8 +222,9 @@ def test_unknown_component_and_bad_values_are_named(examples: Path, tmp_path: Pa
     job.workflows[0] = {"class": "FedAvg", "args": {"num_rounds": 0}}
     job.export(tmp_path / "bad")  # shape is valid; the value is checked when built
     with pytest.raises(JobValidationError, match="num_rounds must be an integer >= 1"):
-        fedra.simulate(tmp_path / "bad", n_clients=2, workspace=tmp_path / "ws",
-                       show_progress=False)
+        fedra.simulate(
+            tmp_path / "bad", n_clients=2, workspace=tmp_path / "ws", show_progress=False
+        )
 
 
 def test_script_outside_custom_is_refused(examples: Path, tmp_path: Path) -> None:
@@ -216,13 +240,15 @@ def test_script_outside_custom_is_refused(examples: Path, tmp_path: Path) -> Non
 
 def test_site_count_below_min_clients_is_a_config_error(examples: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="min_clients=2"):
-        fedra.simulate(examples / "hello-numpy", n_clients=1, workspace=tmp_path,
-                       show_progress=False)
+        fedra.simulate(
+            examples / "hello-numpy", n_clients=1, workspace=tmp_path, show_progress=False
+        )
 
 
 def test_resume_from_snapshot_finishes_with_the_same_model(examples: Path, tmp_path: Path) -> None:
-    full = fedra.simulate(examples / "hello-numpy", n_clients=2, workspace=tmp_path / "a",
-                          show_progress=False)
+    full = fedra.simulate(
+        examples / "hello-numpy", n_clients=2, workspace=tmp_path / "a", show_progress=False
+    )
     assert full.status == JobStatus.FINISHED_COMPLETED
     # A workspace whose run stopped after round 1: keep only round 1's snapshot.
     partial = tmp_path / "b"
@@ -233,8 +259,9 @@ def test_resume_from_snapshot_finishes_with_the_same_model(examples: Path, tmp_p
     custom = examples / "hello-numpy" / "app" / "custom"
     job.add_file(custom / "initial.npz").add_file(custom / "train.py")
     fedra.simulate(job, n_clients=2, workspace=partial, show_progress=False)
-    resumed = fedra.simulate(examples / "hello-numpy", n_clients=2, workspace=partial,
-                             show_progress=False, resume=True)
+    resumed = fedra.simulate(
+        examples / "hello-numpy", n_clients=2, workspace=partial, show_progress=False, resume=True
+    )
     assert resumed.status == JobStatus.FINISHED_COMPLETED
     assert [r["round"] for r in resumed.rounds if r["workflow"] == "FedAvg"] == [2, 3]
     np.testing.assert_array_equal(

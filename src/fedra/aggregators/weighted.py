@@ -77,9 +77,7 @@ class WeightedAggregator:
         for name, array in model.params.items():
             acc = self._acc[name]
             if array.shape != acc.shape:
-                raise WorkflowError(
-                    f"param '{name}' has shape {array.shape}, expected {acc.shape}"
-                )
+                raise WorkflowError(f"param '{name}' has shape {array.shape}, expected {acc.shape}")
             _fold(acc, array, weight)
 
     def _accept_metrics(self, metrics: Mapping[str, MetricValue], weight: float) -> None:
@@ -91,9 +89,7 @@ class WeightedAggregator:
 
     def metrics(self) -> dict[str, MetricValue]:
         """Weighted mean of each numeric metric over the results that reported it."""
-        return {
-            k: self._metric_sums[k] / w for k, w in self._metric_weights.items() if w > 0
-        }
+        return {k: self._metric_sums[k] / w for k, w in self._metric_weights.items() if w > 0}
 
     def result(self) -> FLModel:
         """The weighted mean; the accumulator is handed over (the aggregator is spent)."""
@@ -102,10 +98,10 @@ class WeightedAggregator:
             if self._total <= 0:
                 raise WorkflowError("every result had num_samples = 0: nothing to average")
             params = {}
-            for name, acc in self._acc.items():
-                acc /= self._total
+            for name, summed in self._acc.items():
+                np.divide(summed, self._total, out=summed)
                 dtype = self._dtypes[name]
-                params[name] = acc if acc.dtype == dtype else _cast(acc, dtype)
+                params[name] = summed if summed.dtype == dtype else _cast(summed, dtype)
             self._acc = None
         return FLModel(
             params=params,

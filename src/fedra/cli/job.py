@@ -18,7 +18,5 @@ def validate(
     from fedra.job import load_job
 
     job = load_job(folder)
-    apps = ", ".join(
-        f"{name} -> {', '.join(job.meta.deploy_map[name])}" for name in job.apps
-    )
+    apps = ", ".join(f"{name} -> {', '.join(job.meta.deploy_map[name])}" for name in job.apps)
     typer.echo(f"{folder}: job '{job.meta.name}' is valid ({apps})")

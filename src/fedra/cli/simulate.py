@@ -46,12 +46,17 @@ def simulate(
     )
     out = Console()
     if summary.status == JobStatus.FINISHED_COMPLETED:
-        out.print(f"job {summary.job} finished in {summary.seconds:.2f} s: "
-                  f"{format_metrics(summary.final_metrics)}", highlight=False)
-        out.print(f"workspace: {summary.workspace}  (summary.json, models/, tb_events/)",
-                  highlight=False)
-        out.print(f"metrics:   tensorboard --logdir {summary.workspace / 'tb_events'}",
-                  highlight=False)
+        out.print(
+            f"job {summary.job} finished in {summary.seconds:.2f} s: "
+            f"{format_metrics(summary.final_metrics)}",
+            highlight=False,
+        )
+        out.print(
+            f"workspace: {summary.workspace}  (summary.json, models/, tb_events/)", highlight=False
+        )
+        out.print(
+            f"metrics:   tensorboard --logdir {summary.workspace / 'tb_events'}", highlight=False
+        )
         return
     if summary.failed_site is not None:
         err = Console(stderr=True)

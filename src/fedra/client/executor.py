@@ -88,7 +88,7 @@ class SiteRunner:
                         f"executor returned {type(data).__name__}, expected fedra.FLModel"
                     )
                 return TaskResult(task.id, task.name, self.ctx.site_name, data=data)
-            except BaseException as exc:  # noqa: BLE001 - reported, never swallowed
+            except BaseException as exc:
                 if isinstance(exc, KeyboardInterrupt | SystemExit) and not self.ctx.abort.is_set():
                     raise
                 detail = "".join(traceback.format_exception(exc))
@@ -100,7 +100,7 @@ class SiteRunner:
         for executor in reversed(self._started):
             try:
                 executor.stop()
-            except Exception as exc:  # noqa: BLE001 - collected for the caller
+            except Exception as exc:
                 errors.append("".join(traceback.format_exception(exc)))
         self._started.clear()
         return errors

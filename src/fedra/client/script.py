@@ -8,6 +8,7 @@ never takes the site down, and abort kills the script's whole process group).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import runpy
@@ -70,7 +71,9 @@ class ScriptExecutor(Executor):
         if launch not in LAUNCHES:
             raise ValueError(f"launch must be one of {LAUNCHES}, got {launch!r}")
         if params_format not in PARAMS_FORMATS:
-            raise ValueError(f"params_format must be one of {PARAMS_FORMATS}, got {params_format!r}")
+            raise ValueError(
+                f"params_format must be one of {PARAMS_FORMATS}, got {params_format!r}"
+            )
         self.script = script
         self.args = [str(a) for a in args]
         self.launch = launch
@@ -118,7 +121,7 @@ class ScriptExecutor(Executor):
             except SystemExit as exc:
                 if exc.code not in (0, None):
                     detail = f"the script exited with code {exc.code}"
-            except BaseException as exc:  # noqa: BLE001 - reported to the server
+            except BaseException as exc:
                 detail = "".join(traceback.format_exception(exc))
             finally:
                 api._bind_thread(None)
@@ -172,7 +175,9 @@ class ScriptExecutor(Executor):
         }
         channel.send(Envelope(HELLO, headers, None))
         reader = threading.Thread(
-            target=self._read, args=(channel, ctx, log_path), name=f"reader-{info.site_name}",
+            target=self._read,
+            args=(channel, ctx, log_path),
+            name=f"reader-{info.site_name}",
             daemon=True,
         )
         reader.start()
@@ -265,10 +270,8 @@ class ScriptExecutor(Executor):
     def _kill(self) -> None:
         if self._proc is None or self._proc.poll() is not None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self._proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self._proc.wait()
 
 

@@ -41,7 +41,9 @@ class Fleet(Protocol):
         """
         ...
 
-    def send(self, task_name: str, data: FLModel, target: str, *, timeout: float | None = None) -> TaskResult:
+    def send(
+        self, task_name: str, data: FLModel, target: str, *, timeout: float | None = None
+    ) -> TaskResult:
         """Send one task to one site and wait for its result."""
         ...
 

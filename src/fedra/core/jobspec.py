@@ -88,7 +88,9 @@ def _known_keys(obj: Mapping[str, Any], allowed: set[str], file: str, prefix: st
     for key in obj:
         if key not in allowed:
             where = f"{prefix}.{key}" if prefix else key
-            raise JobValidationError(file, where, f"one of the keys {sorted(allowed)}", "unknown key")
+            raise JobValidationError(
+                file, where, f"one of the keys {sorted(allowed)}", "unknown key"
+            )
 
 
 def _format_version(obj: Mapping[str, Any], file: str) -> None:
@@ -108,7 +110,14 @@ def parse_meta(data: object, file: str = META_FILE) -> JobMeta:
     obj = _expect_dict(data, file, "")
     _known_keys(
         obj,
-        {"name", "deploy_map", "min_clients", "mandatory_clients", "resource_spec", "format_version"},
+        {
+            "name",
+            "deploy_map",
+            "min_clients",
+            "mandatory_clients",
+            "resource_spec",
+            "format_version",
+        },
         file,
         "",
     )
@@ -146,14 +155,15 @@ def parse_meta(data: object, file: str = META_FILE) -> JobMeta:
     servers = [a for a, t in deploy_map.items() if SERVER in t or ALL_SITES in t]
     if len(servers) != 1:
         raise JobValidationError(
-            file, "deploy_map", f"exactly one app deployed to '{SERVER}' (or '{ALL_SITES}')", servers
+            file,
+            "deploy_map",
+            f"exactly one app deployed to '{SERVER}' (or '{ALL_SITES}')",
+            servers,
         )
     return meta
 
 
-def parse_component(
-    data: object, file: str, key: str, *, executor: bool = False
-) -> ComponentSpec:
+def parse_component(data: object, file: str, key: str, *, executor: bool = False) -> ComponentSpec:
     """Validate one component entry: ``{"class": ..., "args": {...}}`` or ``{"custom": ...}``."""
     obj = _expect_dict(data, file, key)
     allowed = {"class", "custom", "args"} | ({"tasks"} if executor else set())
@@ -178,9 +188,7 @@ def parse_component(
     tasks: tuple[str, ...] = ()
     if executor:
         tasks = _str_list(obj.get("tasks", ["*"]), file, f"{key}.tasks")
-    return ComponentSpec(
-        name=name, args=dict(args), custom=custom, tasks=tasks, origin=(file, key)
-    )
+    return ComponentSpec(name=name, args=dict(args), custom=custom, tasks=tasks, origin=(file, key))
 
 
 def parse_server_config(data: object, file: str = SERVER_CONFIG) -> ServerConfig:

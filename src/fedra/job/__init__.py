@@ -1,7 +1,7 @@
 """Job folders: loading and validation, the component registry, and the Python job API."""
 
 from fedra.job.api import FedJob
-from fedra.job.custom import load_custom_class
+from fedra.job.custom import activate_custom_dirs, load_custom_class
 from fedra.job.folder import (
     App,
     JobDefinition,
@@ -18,6 +18,7 @@ __all__ = [
     "App",
     "FedJob",
     "JobDefinition",
+    "activate_custom_dirs",
     "build_executors",
     "build_persistor",
     "build_workflows",

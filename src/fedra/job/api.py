@@ -51,14 +51,21 @@ class FedJob:
         self.persistor: dict[str, Any] | None = None
         self.files: list[tuple[Path, str]] = []
 
-    def add_workflow(self, class_name: str | None = None, *, custom: str | None = None,
-                     **args: Any) -> FedJob:
+    def add_workflow(
+        self, class_name: str | None = None, *, custom: str | None = None, **args: Any
+    ) -> FedJob:
         """Append a server workflow (built-in by name, or ``custom='module.Class'``)."""
         self.workflows.append(_component(class_name, custom, args))
         return self
 
-    def add_executor(self, class_name: str | None = None, *, custom: str | None = None,
-                     tasks: Sequence[str] = ("*",), **args: Any) -> FedJob:
+    def add_executor(
+        self,
+        class_name: str | None = None,
+        *,
+        custom: str | None = None,
+        tasks: Sequence[str] = ("*",),
+        **args: Any,
+    ) -> FedJob:
         """Add a site executor for ``tasks`` (default: every task)."""
         entry = _component(class_name, custom, args)
         entry["tasks"] = list(tasks)

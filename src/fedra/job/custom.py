@@ -16,6 +16,31 @@ from typing import Any
 from fedra.core import ConfigError
 
 _LOCK = threading.Lock()
+_ACTIVE: set[str] = set()
+
+
+def activate_custom_dirs(*custom_dirs: Path | None) -> None:
+    """Make ``custom_dirs`` the job code this process imports, forgetting earlier jobs'.
+
+    Several jobs simulated one after another in one process (a notebook, a test run) often
+    ship modules with the same name (``net.py``); without this, the second job would silently
+    get the first job's module from ``sys.modules``.
+    """
+    wanted = [str(d.resolve()) for d in custom_dirs if d is not None]
+    with _LOCK:
+        stale = _ACTIVE - set(wanted)
+        for folder in stale:
+            while folder in sys.path:
+                sys.path.remove(folder)
+            for name, module in list(sys.modules.items()):
+                origin = getattr(module, "__file__", None)
+                if origin and Path(origin).resolve().is_relative_to(folder):
+                    del sys.modules[name]
+            _ACTIVE.discard(folder)
+        for folder in wanted:
+            if folder not in sys.path:
+                sys.path.insert(0, folder)
+            _ACTIVE.add(folder)
 
 
 def custom_module_file(custom_dir: Path, dotted: str) -> Path:
@@ -41,9 +66,8 @@ def load_custom_class(custom_dir: Path | None, dotted: str, allow_custom: bool =
     custom_module_file(custom_dir, dotted)
     module_name, _, class_name = dotted.rpartition(".")
     folder = str(custom_dir.resolve())
+    activate_custom_dirs(custom_dir)
     with _LOCK:
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
         module = importlib.import_module(module_name)
     origin = Path(getattr(module, "__file__", "") or "").resolve()
     if not origin.is_relative_to(Path(folder)):

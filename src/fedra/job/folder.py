@@ -104,7 +104,9 @@ def load_job(path: str | Path) -> JobDefinition:
     for name, targets in meta.deploy_map.items():
         app_dir = (root / name).resolve()
         if not app_dir.is_relative_to(root.resolve()) or not app_dir.is_dir():
-            raise JobValidationError(META_FILE, f"deploy_map.{name}", f"a folder '{name}' in the job")
+            raise JobValidationError(
+                META_FILE, f"deploy_map.{name}", f"a folder '{name}' in the job"
+            )
         server = client = None
         if name == server_app:
             server = parse_server_config(
@@ -147,7 +149,9 @@ def _check_spec(app: App, spec: ComponentSpec, kind: Kind) -> None:
         return
     cls = builtin(kind, spec.name)
     if cls is None:
-        raise JobValidationError(file, f"{key}.class", f"a built-in {kind}: {names(kind)}", spec.name)
+        raise JobValidationError(
+            file, f"{key}.class", f"a built-in {kind}: {names(kind)}", spec.name
+        )
     check_args(cls, spec.args, file, f"{key}.args")
 
 
@@ -158,7 +162,9 @@ def check_args(cls: type[Any], args: typing.Mapping[str, Any], file: str, key: s
     params = {n: p for n, p in signature.parameters.items() if p.kind == p.POSITIONAL_OR_KEYWORD}
     for name, value in args.items():
         if name not in params:
-            raise JobValidationError(file, f"{key}.{name}", f"one of {sorted(params)}", "unknown argument")
+            raise JobValidationError(
+                file, f"{key}.{name}", f"one of {sorted(params)}", "unknown argument"
+            )
         hint = hints.get(name)
         if hint is not None and not _matches(value, hint):
             raise JobValidationError(file, f"{key}.{name}", _describe(hint), value)

@@ -90,7 +90,9 @@ class TaskBoard:
                 return Verdict(False, f"task {result.task_id} is not outstanding")
             batch, site = entry
             if site != result.site:
-                return Verdict(False, f"task {result.task_id} was sent to {site}, not {result.site}")
+                return Verdict(
+                    False, f"task {result.task_id} was sent to {site}, not {result.site}"
+                )
             del self._outstanding[result.task_id]
             # Queued under the lock: once a batch is closed, every accepted result is queued.
             batch.results.put(result)

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from fedra.core import MetricValue
 
@@ -46,7 +53,9 @@ class ProgressDisplay:
         """Show a fresh bar for the round."""
         if self._task is not None:
             self._progress.remove_task(self._task)
-        self._task = self._progress.add_task(f"{workflow} round {round_num}/{total_rounds}", total=sites)
+        self._task = self._progress.add_task(
+            f"{workflow} round {round_num}/{total_rounds}", total=sites
+        )
 
     def result_received(self, workflow: str, round_num: int, site: str) -> None:
         """Advance the bar."""

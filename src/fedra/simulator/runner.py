@@ -30,6 +30,7 @@ from fedra.core import (
 from fedra.job import (
     FedJob,
     JobDefinition,
+    activate_custom_dirs,
     build_executors,
     build_persistor,
     build_workflows,
@@ -82,7 +83,9 @@ class RunSummary:
         }
 
 
-def site_names(job: JobDefinition, n_clients: int | None, clients: Sequence[str] | None) -> list[str]:
+def site_names(
+    job: JobDefinition, n_clients: int | None, clients: Sequence[str] | None
+) -> list[str]:
     """The simulated sites: explicit names, or ``site-1 … site-N``."""
     if clients:
         names = list(clients)
@@ -97,7 +100,9 @@ def site_names(job: JobDefinition, n_clients: int | None, clients: Sequence[str]
     if missing:
         raise ConfigError(f"the job's deploy_map has no app for sites {missing}")
     if len(names) < job.meta.min_clients:
-        raise ConfigError(f"the job needs min_clients={job.meta.min_clients}, got {len(names)} sites")
+        raise ConfigError(
+            f"the job needs min_clients={job.meta.min_clients}, got {len(names)} sites"
+        )
     return names
 
 
@@ -193,9 +198,15 @@ def _simulate(
 ) -> RunSummary:
     job_id = new_id()
     started = time.monotonic()
-    log.info("simulating job %s (%s) with %d sites, %d threads", definition.meta.name, job_id,
-             len(sites), threads)
+    log.info(
+        "simulating job %s (%s) with %d sites, %d threads",
+        definition.meta.name,
+        job_id,
+        len(sites),
+        threads,
+    )
     server_app = definition.server_app
+    activate_custom_dirs(*(app.custom_dir for app in definition.apps.values()))
     persistor = build_persistor(server_app)
     workflows = build_workflows(server_app)
     initial = persistor.initial_model(
@@ -260,8 +271,12 @@ def _simulate(
         workspace=ws,
         seconds=time.monotonic() - started,
         rounds=[
-            {"workflow": r.workflow, "round": r.round, "metrics": r.metrics,
-             "seconds": round(r.seconds, 4)}
+            {
+                "workflow": r.workflow,
+                "round": r.round,
+                "metrics": r.metrics,
+                "seconds": round(r.seconds, 4),
+            }
             for r in events.rounds
         ],
         history=lifecycle.as_dicts(),

@@ -24,6 +24,8 @@ from fedra.wire import DEFAULT_MAX_FRAME, Envelope, decode_envelope, prepare_env
 _LENGTH = struct.Struct("<Q")
 #: Pieces smaller than this are gathered into one send; larger ones are sent from their memory.
 _GATHER = 64 << 10
+#: Longest single wait in poll(); longer timeouts wait in several steps.
+_MAX_POLL_MS = 3_600_000
 
 
 class LocalChannel:
@@ -121,6 +123,8 @@ class LocalChannel:
                 self.close()
                 raise ChannelClosed(f"channel broke while receiving: {err}") from None
             if n == 0:
+                if self._closed:
+                    raise ChannelClosed("recv on a closed channel")
                 self.close()
                 if first and got == 0:
                     raise ChannelClosed("the peer closed the channel")
@@ -128,10 +132,12 @@ class LocalChannel:
             got += n
 
     def _wait_readable(self, deadline: float) -> bool:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return bool(self._poll.poll(0))
-        return bool(self._poll.poll(math.ceil(remaining * 1000)))
+        while True:
+            remaining_ms = math.ceil((deadline - time.monotonic()) * 1000)
+            if self._poll.poll(max(0, min(remaining_ms, _MAX_POLL_MS))):
+                return True
+            if remaining_ms <= _MAX_POLL_MS:
+                return False
 
     def close(self) -> None:
         """Close the channel; blocked and later calls raise ChannelClosed. Idempotent."""

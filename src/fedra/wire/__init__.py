@@ -2,8 +2,9 @@
 
 Every message is a frame: a versioned protobuf header listing each tensor by name, dtype
 (little-endian numpy dtypes from :data:`ALLOWED_DTYPES`), shape, offset and size, with metrics,
-meta and envelope headers as JSON text; then the tensors' raw bytes. No pickle, no class names.
-Decoding is zero-copy and raises :class:`fedra.core.WireError` on anything malformed.
+meta and envelope headers as JSON text; then the tensors' raw bytes. Nothing executable and
+no class names travel. Decoding is zero-copy and raises :class:`fedra.core.WireError` on
+anything malformed.
 """
 
 from fedra.wire.decode import decode_envelope, decode_model

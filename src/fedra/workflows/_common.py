@@ -24,9 +24,7 @@ def checked(result: TaskResult, *, need_params: bool = False) -> FLModel:
     if result.data is None:
         raise WorkflowError(f"site {result.site} answered task '{result.task_name}' with nothing")
     if need_params and result.data.params is None:
-        raise WorkflowError(
-            f"site {result.site} answered task '{result.task_name}' without params"
-        )
+        raise WorkflowError(f"site {result.site} answered task '{result.task_name}' without params")
     return result.data
 
 

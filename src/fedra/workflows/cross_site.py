@@ -26,8 +26,9 @@ class CrossSiteEval:
 
     name = "CrossSiteEval"
 
-    def __init__(self, task_timeout: float = 0.0, evaluate_global: bool = True,
-                 evaluate_local: bool = True) -> None:
+    def __init__(
+        self, task_timeout: float = 0.0, evaluate_global: bool = True, evaluate_local: bool = True
+    ) -> None:
         if task_timeout < 0:
             raise ValueError("task_timeout must be >= 0")
         self.task_timeout = float(task_timeout) or None
@@ -40,8 +41,10 @@ class CrossSiteEval:
         sites = ctx.fleet.sites()
         if self.evaluate_global:
             global_model = ctx.shared.get(GLOBAL)
-            if global_model is not None and global_model.params is not None and (
-                GLOBAL not in self._matrix
+            if (
+                global_model is not None
+                and global_model.params is not None
+                and (GLOBAL not in self._matrix)
             ):
                 self._evaluate(ctx, GLOBAL, FLModel(params=readonly(global_model.params)))
         if self.evaluate_local:

@@ -75,7 +75,9 @@ class FedAvg:
         if self.final_validation and self._global is not None:
             metrics = self._validate(ctx, final)
             final.metrics = metrics
-            if is_better(metrics.get(self.key_metric or ""), self._best, self.higher_is_better is not False):
+            if is_better(
+                metrics.get(self.key_metric or ""), self._best, self.higher_is_better is not False
+            ):
                 self._best = float(metrics[self.key_metric or ""])
                 ctx.store.save("best", final)
         if self._global is not None:
@@ -86,7 +88,8 @@ class FedAvg:
         targets = ctx.fleet.sites()
         if len(targets) < self.min_clients:
             raise WorkflowError(
-                f"round {round_num}: {len(targets)} sites connected, min_clients is {self.min_clients}"
+                f"round {round_num}: {len(targets)} sites connected, "
+                f"min_clients is {self.min_clients}"
             )
         sent = FLModel(
             params=readonly(self._global) if self._global is not None else None,

@@ -230,3 +230,9 @@ def test_listen_on_an_existing_path_fails(tmp_path: Path) -> None:
     path = tmp_path / "b.sock"
     with listen_unix(path), pytest.raises(OSError):
         listen_unix(path)
+
+
+def test_huge_timeout_is_accepted(pair: Pair) -> None:
+    left, right = pair
+    left.send(Envelope("now"))
+    assert right.recv(timeout=1e12).kind == "now"

@@ -1,0 +1,1 @@
+"""Benchmarks of Fedra (run with ``make bench``)."""

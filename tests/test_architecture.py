@@ -1,0 +1,104 @@
+"""Architecture rules that keep the codebase navigable (STYLE.md 1 and 3)."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parent.parent / "src" / "fedra"
+
+#: Each package may import only the packages listed (besides itself). Pure layers import core.
+ALLOWED: dict[str, set[str]] = {
+    "core": set(),
+    "wire": {"core"},
+    "transport": {"core", "wire"},
+    "aggregators": {"core"},
+    "workflows": {"core", "aggregators"},
+    "server": {"core", "wire", "transport", "aggregators", "workflows"},
+    "client": {"core", "wire", "transport"},
+    "job": {"core", "client", "server", "workflows"},
+    "simulator": {"core", "client", "server", "job"},
+    "cli": {"core", "job", "simulator"},
+}
+TOP_LEVEL = {"__init__"}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "fedra" and len(parts) > 1:
+                found.add(parts[1])
+    return found
+
+
+def _isort_key(name: str) -> tuple[int, str]:
+    """Ruff's RUF022 order: CONSTANTS, then Classes, then functions."""
+    if name.isupper():
+        return (0, name)
+    return (1, name) if name[:1].isupper() else (2, name)
+
+
+def _packages() -> list[str]:
+    return sorted(p.name for p in SRC.iterdir() if p.is_dir() and (p / "__init__.py").exists())
+
+
+def test_every_package_has_a_layer() -> None:
+    assert set(_packages()) == set(ALLOWED), "add new packages to ALLOWED with their layer"
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_dependencies_point_one_way(package: str) -> None:
+    for path in sorted((SRC / package).rglob("*.py")):
+        if "_proto" in path.parts:
+            continue
+        used = _imports(path) - {package} - TOP_LEVEL
+        illegal = used - ALLOWED[package]
+        assert not illegal, f"{path.relative_to(SRC)} imports {sorted(illegal)}"
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_facade_exports_are_sorted_and_real(package: str) -> None:
+    module = importlib.import_module(f"fedra.{package}")
+    exported = getattr(module, "__all__", None)
+    if package == "cli":
+        return
+    assert exported is not None, f"fedra.{package} has no __all__"
+    assert list(exported) == sorted(exported, key=_isort_key), f"fedra.{package}.__all__ unsorted"
+    for name in exported:
+        assert hasattr(module, name), f"fedra.{package}.__all__ names missing {name}"
+
+
+def test_modules_stay_small() -> None:
+    too_long = {
+        str(p.relative_to(SRC)): n
+        for p in SRC.rglob("*.py")
+        if "_proto" not in p.parts and (n := len(p.read_text().splitlines())) > 800
+    }
+    assert not too_long, f"split these modules by concept: {too_long}"
+
+
+def test_nothing_unpickles_or_evals() -> None:
+    banned = re.compile(
+        r"import pickle|pickle\.loads?\(|\beval\(|\bexec\(|yaml\.load\(|allow_pickle=True"
+        r"|__import__\(|import marshal|import shelve"
+    )
+    offenders = [
+        f"{p.relative_to(SRC)}: {m.group(0)}"
+        for p in SRC.rglob("*.py")
+        if "_proto" not in p.parts
+        for m in banned.finditer(p.read_text())
+    ]
+    assert not offenders, offenders
