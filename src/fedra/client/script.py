@@ -40,6 +40,7 @@ from fedra.core import ConfigError, FLModel, SiteError
 LAUNCHES = ("in_process", "subprocess")
 PARAMS_FORMATS = ("numpy", "pytorch")
 ENDED, STOPPED = "ended", "stopped"
+ABORT_GRACE = 1.0
 _GLOBAL_LOCK = threading.Lock()  # sys.argv and sys.path are process-wide
 
 
@@ -88,12 +89,14 @@ class ScriptExecutor(Executor):
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         self._ended: str | None = None
         self._site = ""
+        self._abort: threading.Event | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self, ctx: SiteContext) -> None:
         """Start the script (a thread or a process) and wait until it is connected."""
         path = resolve_script(ctx.custom_dir, self.script)
         self._site = ctx.site_name
+        self._abort = ctx.abort
         info = SiteInfo(
             ctx.site_name, ctx.site_index, ctx.num_sites, ctx.job_id, self.params_format
         )
@@ -239,7 +242,9 @@ class ScriptExecutor(Executor):
             if self._bridge is not None:
                 self._bridge.inbox.put(None)
                 if self._thread is not None:
-                    self._thread.join(self.stop_timeout)
+                    # A thread cannot be killed: after an abort, leave a busy script behind
+                    # (a daemon thread) rather than hold the user up.
+                    self._thread.join(self._grace())
             if self._proc is not None:
                 self._stop_process()
         finally:
@@ -260,12 +265,17 @@ class ScriptExecutor(Executor):
         except (OSError, FedraError):
             pass  # the script is already gone
         try:
-            self._proc.wait(self.stop_timeout)
+            self._proc.wait(self._grace())
         except subprocess.TimeoutExpired:
             self._kill()
         finally:
             if channel is not None:
                 channel.close()
+
+    def _grace(self) -> float:
+        """How long a script may take to end: short after an abort."""
+        aborted = self._abort is not None and self._abort.is_set()
+        return min(ABORT_GRACE, self.stop_timeout) if aborted else self.stop_timeout
 
     def _kill(self) -> None:
         if self._proc is None or self._proc.poll() is not None:
