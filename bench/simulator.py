@@ -216,6 +216,9 @@ def max_rss() -> int:
 
 def child_big(args: argparse.Namespace) -> int:
     """Run one 100 MB-model simulation and print its figures as one JSON line."""
+    if args.block_tensorboardx:
+        # Diagnostic: make ``import tensorboardX`` fail (as if the extra were not installed).
+        sys.modules["tensorboardX"] = None  # type: ignore[assignment]
     import fedra.simulator  # noqa: F401 - imported before the baseline is taken
 
     npz = Path(args.npz)
@@ -244,6 +247,7 @@ def measure_big(
     workdir: Path,
     npz: Path,
     model_bytes: int,
+    block_tensorboardx: bool = False,
 ) -> BigResult:
     """Run the 100 MB job in a fresh ``python -m bench.simulator --child-big`` process."""
     command = [
@@ -264,6 +268,8 @@ def measure_big(
     ]
     if not final_validation:
         command.append("--no-final-validation")
+    if block_tensorboardx:
+        command.append("--block-tensorboardx")
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr}")
@@ -411,6 +417,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help=f"executor paths to measure (default {','.join(PATHS)})")
     parser.add_argument("--no-final-validation", dest="final_validation",
                         action="store_false", help="turn FedAvg's final validation off")
+    parser.add_argument("--block-tensorboardx", action="store_true",
+                        help="diagnostic: run the big-model children as if tensorboardX "
+                        "(which imports torch) were not installed")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     # Internal: one big-model run in a fresh process (used by the parent).
     parser.add_argument("--child-big", action="store_true", help=argparse.SUPPRESS)
@@ -465,7 +474,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                           file=sys.stderr, flush=True)
                     report.big.append(measure_big(
                         path, n, TARGET_WALL_ROUNDS, args.final_validation, workdir, big_npz,
-                        model_bytes,
+                        model_bytes, args.block_tensorboardx,
                     ))
     print(render(report))
     if args.json is not None:

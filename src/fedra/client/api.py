@@ -153,7 +153,11 @@ def log(key: str, value: float, step: int | None = None) -> None:
     """Stream a scalar metric to the server's TensorBoard files for this site."""
     if not isinstance(key, str) or not key:
         raise ValueError("log(): key must be a non-empty string")
-    _state().bridge.send_log(key, float(value), None if step is None else int(step))
+    item = getattr(value, "item", None)  # numpy scalars, one-element tensors
+    number = item() if callable(item) else value
+    if isinstance(number, bool) or not isinstance(number, int | float):
+        raise TypeError(f"log(): value of '{key}' must be a number, got {type(value).__name__}")
+    _state().bridge.send_log(key, float(number), None if step is None else int(step))
 
 
 def get_site_name() -> str:
