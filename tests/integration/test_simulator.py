@@ -220,11 +220,12 @@ def test_unknown_component_and_bad_values_are_named(examples: Path, tmp_path: Pa
     with pytest.raises(JobValidationError, match=r"num_rounds: expected an integer"):
         job.export(tmp_path / "bad")
     job.workflows[0] = {"class": "FedAvg", "args": {"num_rounds": 0}}
-    job.export(tmp_path / "bad")  # shape is valid; the value is checked when built
     with pytest.raises(JobValidationError, match="num_rounds must be an integer >= 1"):
-        fedra.simulate(
-            tmp_path / "bad", n_clients=2, workspace=tmp_path / "ws", show_progress=False
-        )
+        job.export(tmp_path / "bad")
+    job.workflows[0] = {"class": "FedAvg", "args": {"num_rounds": 1}}
+    job.executors[0]["args"]["launch"] = "inprocess"
+    with pytest.raises(JobValidationError, match=r"executors\[0\]\.args.*launch must be one of"):
+        job.export(tmp_path / "bad")
 
 
 def test_script_outside_custom_is_refused(examples: Path, tmp_path: Path) -> None:
@@ -232,10 +233,29 @@ def test_script_outside_custom_is_refused(examples: Path, tmp_path: Path) -> Non
     job.add_workflow("FedAvg", num_rounds=1)
     job.add_executor("ScriptExecutor", script="../../outside.py")
     job.add_file(examples / "hello-numpy" / "app" / "custom" / "train.py")
-    summary = fedra.simulate(job, n_clients=1, workspace=tmp_path / "ws", show_progress=False)
-    assert summary.status == JobStatus.FINISHED_EXECUTION_EXCEPTION
-    assert summary.site_traceback is not None
-    assert "must be a path inside the app's custom/ folder" in summary.site_traceback
+    with pytest.raises(JobValidationError, match="must be a path inside the app's custom/"):
+        fedra.simulate(job, n_clients=1, workspace=tmp_path / "ws", show_progress=False)
+    job.executors[0]["args"]["script"] = "missing.py"
+    with pytest.raises(JobValidationError, match=r"'missing\.py' not found"):
+        job.export(tmp_path / "job")
+
+
+def test_a_bad_job_leaves_the_previous_results_alone(examples: Path, tmp_path: Path) -> None:
+    fedra.simulate(examples / "hello-numpy", n_clients=2, workspace=tmp_path, show_progress=False)
+    before = (tmp_path / "models" / "final.npz").read_bytes()
+    with pytest.raises(ConfigError):
+        fedra.simulate(
+            examples / "hello-numpy", n_clients=1, workspace=tmp_path, show_progress=False
+        )
+    assert (tmp_path / "models" / "final.npz").read_bytes() == before
+    assert (tmp_path / "summary.json").is_file()
+
+
+def test_mandatory_site_missing_is_a_config_error(examples: Path, tmp_path: Path) -> None:
+    job = _numpy_job(tmp_path, examples, "in_process")
+    job.mandatory_clients = ["hospital-9"]
+    with pytest.raises(ConfigError, match=r"mandatory_clients \['hospital-9'\]"):
+        fedra.simulate(job, n_clients=2, workspace=tmp_path / "ws", show_progress=False)
 
 
 def test_site_count_below_min_clients_is_a_config_error(examples: Path, tmp_path: Path) -> None:

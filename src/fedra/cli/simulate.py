@@ -62,7 +62,9 @@ def simulate(
         err = Console(stderr=True)
         err.print(f"[bold]traceback from {summary.failed_site}:[/]", highlight=False)
         err.print(summary.site_traceback or "", highlight=False, markup=False)
-        raise SiteError(summary.failed_site, "task", summary.site_traceback or "")
+        raise SiteError(
+            summary.failed_site, summary.failed_task or "?", summary.site_traceback or ""
+        )
     from fedra.core import WorkflowError
 
     raise WorkflowError(f"job {summary.job} ended {summary.status.value}: {summary.error}")

@@ -26,7 +26,14 @@ from typing import Any
 import numpy as np
 
 from fedra.client.bridge import Bridge, ChannelBridge, socket_from_env
-from fedra.core import TASK_SUBMIT_MODEL, TASK_TRAIN, TASK_VALIDATE, FLModel, as_array
+from fedra.core import (
+    TASK_SUBMIT_MODEL,
+    TASK_TRAIN,
+    TASK_VALIDATE,
+    FLModel,
+    as_array,
+    readonly,
+)
 
 
 @dataclass
@@ -108,8 +115,12 @@ def receive() -> FLModel:
         raise RuntimeError("receive(): the job is over, there is no task to receive")
     assert state.pending is not None
     model = state.pending[1]
-    if state.bridge.info.params_format == "pytorch" and model.params is not None:
+    if model.params is None:
+        return model
+    if state.bridge.info.params_format == "pytorch":
         return _as_torch(model)
+    # Read-only in every launch mode: in process the arrays are shared with other sites.
+    model.params = readonly(model.params)
     return model
 
 
@@ -140,7 +151,9 @@ def send(model: FLModel) -> None:
     if not isinstance(model, FLModel):
         raise TypeError(f"send() takes a fedra.FLModel, got {type(model).__name__}")
     if model.params is not None:
-        # Own the arrays: a tensor's numpy view would follow later training steps.
+        # A view (a tensor's numpy view, a slice) would follow later changes of its owner:
+        # copy it. Arrays that own their data are handed over as they are (no copy), so
+        # the script must not change them after sending.
         model.params = {
             k: np.array(v, copy=True) if not v.flags.owndata or v.base is not None else v
             for k, v in ((k, as_array(v, k)) for k, v in model.params.items())

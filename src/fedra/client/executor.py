@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fedra.core import FLModel, Task, TaskResult
+from fedra.core import FLModel, SiteError, Task, TaskResult
 
 LogSink = Callable[[str, str, float, int | None], None]
 """``(site, key, value, step)``: where ``fedra.client.log`` metrics go."""
@@ -91,7 +91,10 @@ class SiteRunner:
             except BaseException as exc:
                 if isinstance(exc, KeyboardInterrupt | SystemExit) and not self.ctx.abort.is_set():
                     raise
-                detail = "".join(traceback.format_exception(exc))
+                if isinstance(exc, SiteError) and exc.detail:
+                    detail = exc.detail  # already the site's own traceback (the script's)
+                else:
+                    detail = "".join(traceback.format_exception(exc))
                 return TaskResult(task.id, task.name, self.ctx.site_name, error=detail)
 
     def stop(self) -> list[str]:

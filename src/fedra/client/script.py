@@ -91,6 +91,10 @@ class ScriptExecutor(Executor):
         self._site = ""
         self._abort: threading.Event | None = None
 
+    def check_app(self, custom_dir: Path | None) -> None:
+        """Refuse a job whose script is missing from its custom/ folder (before it runs)."""
+        resolve_script(custom_dir, self.script)
+
     # -- lifecycle ----------------------------------------------------------------------
     def start(self, ctx: SiteContext) -> None:
         """Start the script (a thread or a process) and wait until it is connected."""

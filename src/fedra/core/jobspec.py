@@ -50,17 +50,26 @@ class JobMeta:
 
     def server_app(self) -> str:
         """The name of the app the server runs."""
-        for app, targets in self.deploy_map.items():
-            if SERVER in targets or ALL_SITES in targets:
-                return app
-        raise JobValidationError(META_FILE, "deploy_map", f"one app deployed to '{SERVER}'")
+        servers = server_apps(self.deploy_map)
+        if len(servers) != 1:
+            raise JobValidationError(META_FILE, "deploy_map", f"one app deployed to '{SERVER}'")
+        return servers[0]
 
     def app_for_site(self, site: str) -> str | None:
-        """The app a site runs, or None when the job does not deploy to it."""
+        """The app a site runs: the one naming it, else the one for '@ALL'; None if neither."""
         for app, targets in self.deploy_map.items():
-            if site in targets or ALL_SITES in targets:
+            if site in targets:
+                return app
+        for app, targets in self.deploy_map.items():
+            if ALL_SITES in targets:
                 return app
         return None
+
+
+def server_apps(deploy_map: Mapping[str, tuple[str, ...]]) -> list[str]:
+    """Apps naming 'server' explicitly; failing that, apps deployed to '@ALL'."""
+    explicit = [a for a, t in deploy_map.items() if SERVER in t]
+    return explicit or [a for a, t in deploy_map.items() if ALL_SITES in t]
 
 
 @dataclass(frozen=True)
@@ -152,7 +161,7 @@ def parse_meta(data: object, file: str = META_FILE) -> JobMeta:
         mandatory_clients=mandatory,
         resource_spec={k: dict(v) for k, v in resources.items()},
     )
-    servers = [a for a, t in deploy_map.items() if SERVER in t or ALL_SITES in t]
+    servers = server_apps(deploy_map)
     if len(servers) != 1:
         raise JobValidationError(
             file,

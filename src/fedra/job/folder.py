@@ -153,6 +153,23 @@ def _check_spec(app: App, spec: ComponentSpec, kind: Kind) -> None:
             file, f"{key}.class", f"a built-in {kind}: {names(kind)}", spec.name
         )
     check_args(cls, spec.args, file, f"{key}.args")
+    # Built-ins are our own code: building one checks its values, and check_app checks the
+    # files it needs (a script, an initial model) are in the app.
+    try:
+        instance = cls(**spec.args)
+    except (TypeError, ValueError) as exc:
+        raise JobValidationError(file, f"{key}.args", f"valid arguments ({exc})") from exc
+    check_app = getattr(instance, "check_app", None)
+    try:
+        if callable(check_app):
+            check_app(app.custom_dir)
+        module = getattr(instance, "torch_module", None)
+        if isinstance(module, str) and module:
+            if app.custom_dir is None:
+                raise ConfigError(f"'{module}': the app has no custom/ folder")
+            custom_module_file(app.custom_dir, module)
+    except ConfigError as exc:
+        raise JobValidationError(file, f"{key}.args", str(exc)) from exc
 
 
 def check_args(cls: type[Any], args: typing.Mapping[str, Any], file: str, key: str) -> None:

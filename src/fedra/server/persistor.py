@@ -36,17 +36,26 @@ class ModelPersistor:
         self.higher_is_better = higher_is_better
         self.seed = seed
 
+    def check_app(self, custom_dir: Path | None) -> None:
+        """Refuse a job whose initial model file is missing (before it runs)."""
+        if self.initial_npz:
+            self._npz_path(custom_dir)
+
+    def _npz_path(self, custom_dir: Path | None) -> Path:
+        assert self.initial_npz
+        if custom_dir is None:
+            raise ConfigError("initial_npz needs the app's custom/ folder")
+        path = (custom_dir / self.initial_npz).resolve()
+        if not path.is_relative_to(custom_dir.resolve()) or not path.is_file():
+            raise ConfigError(f"initial_npz '{self.initial_npz}' not found in {custom_dir}")
+        return path
+
     def initial_model(self, custom_dir: Path | None, load_class: ClassLoader) -> FLModel | None:
         """Build the initial global model, or None when none is configured."""
         if self.initial_npz:
             from fedra.server.store import load_npz
 
-            if custom_dir is None:
-                raise ConfigError("initial_npz needs the app's custom/ folder")
-            path = (custom_dir / self.initial_npz).resolve()
-            if not path.is_relative_to(custom_dir.resolve()) or not path.is_file():
-                raise ConfigError(f"initial_npz '{self.initial_npz}' not found in {custom_dir}")
-            return FLModel(params=load_npz(path))
+            return FLModel(params=load_npz(self._npz_path(custom_dir)))
         if self.torch_module:
             import torch
 

@@ -79,6 +79,7 @@ class RunOutcome:
     status: JobStatus
     error: str | None = None
     failed_site: str | None = None
+    failed_task: str | None = None
     site_traceback: str | None = None
     final: FLModel | None = None
 
@@ -126,6 +127,7 @@ class ServerRun:
         start = 0
         if self.initial is not None:
             ctx.shared["global"] = self.initial
+            self.initial = None  # the workflow owns it now; keep no second reference
         saved = self.store.load_snapshot() if resume else None
         if saved is not None:
             start, snapshot = saved
@@ -146,6 +148,7 @@ class ServerRun:
                 JobStatus.FINISHED_EXECUTION_EXCEPTION,
                 error=str(exc),
                 failed_site=exc.site,
+                failed_task=exc.task,
                 site_traceback=exc.detail,
             )
         except (FedraError, ValueError, TypeError, KeyError) as exc:

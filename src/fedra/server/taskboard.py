@@ -36,9 +36,18 @@ class _Batch:
 class TaskBoard:
     """Implements the Fleet protocol on top of a ``deliver`` function."""
 
-    def __init__(self, sites: Sequence[str], deliver: Deliver, job_id: str = "") -> None:
+    def __init__(
+        self,
+        sites: Sequence[str],
+        deliver: Deliver,
+        job_id: str = "",
+        consumed: Callable[[TaskResult], None] | None = None,
+    ) -> None:
+        """``consumed`` is told when the workflow is done with a result it was given (or when
+        an accepted result is dropped unread): the caller's back-pressure hook."""
         self._sites = list(sites)
         self._deliver = deliver
+        self._consumed = consumed
         self._job_id = job_id
         self._lock = threading.Lock()
         self._outstanding: dict[str, tuple[_Batch, str]] = {}
@@ -132,6 +141,7 @@ class TaskBoard:
             self._batches.add(batch)
             for task in tasks:
                 self._outstanding[task.id] = (batch, task.site)
+        handed: TaskResult | None = None  # yielded, not yet known to be consumed
         try:
             for task in tasks:
                 self._deliver(task)
@@ -160,11 +170,30 @@ class TaskBoard:
                 if received == needed and received < len(targets):
                     after_min = time.monotonic() + wait_after_min
                     deadline = after_min if deadline is None else min(deadline, after_min)
+                handed = result
                 yield result
+                handed = None
+                if self._consumed is not None:
+                    self._consumed(result)
         finally:
             with self._lock:
                 self._batches.discard(batch)
             self._close(tasks)
+            self._release_unread(batch, handed)
+
+    def _release_unread(self, batch: _Batch, handed: TaskResult | None) -> None:
+        """Tell ``consumed`` about results the workflow will never read."""
+        if self._consumed is None:
+            return
+        if handed is not None:
+            self._consumed(handed)
+        while True:
+            try:
+                leftover = batch.results.get_nowait()
+            except queue.Empty:
+                return
+            if leftover is not None:
+                self._consumed(leftover)
 
     def _close(self, tasks: list[Task]) -> None:
         """Stop accepting results for ``tasks``."""

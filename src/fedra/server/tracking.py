@@ -26,18 +26,26 @@ class MetricsSink:
         self._jsonl: dict[str, TextIO] = {}
         self._steps: dict[tuple[str, str], int] = {}
         self.last: dict[str, dict[str, float]] = {}
-        try:
-            from tensorboardX import SummaryWriter
-
-            self._writer_class: Any = SummaryWriter
-        except ImportError:  # pragma: no cover - depends on the extra
-            self._writer_class = None
-            log.warning("tensorboardX is not installed: metrics go to metrics.jsonl only")
+        self._writer_class: Any = None
+        self._looked_up = False
 
     @property
     def tensorboard(self) -> bool:
         """Whether TensorBoard event files are written."""
-        return self._writer_class is not None
+        return self._writer() is not None
+
+    def _writer(self) -> Any:
+        # Imported on first use: tensorboardX pulls in torch when it is installed, which a
+        # run whose sites log nothing should not pay for (time and ~200 MB of memory).
+        if not self._looked_up:
+            self._looked_up = True
+            try:
+                from tensorboardX import SummaryWriter
+
+                self._writer_class = SummaryWriter
+            except ImportError:  # pragma: no cover - depends on the extra
+                log.warning("tensorboardX is not installed: metrics go to metrics.jsonl only")
+        return self._writer_class
 
     def add(self, site: str, key: str, value: float, step: int | None) -> None:
         """Record ``key = value`` at ``step`` for ``site`` (step defaults to a counter)."""
@@ -49,8 +57,9 @@ class MetricsSink:
             if site not in self._jsonl:
                 folder.mkdir(parents=True, exist_ok=True)
                 self._jsonl[site] = open(folder / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115
-                if self._writer_class is not None:
-                    self._writers[site] = self._writer_class(logdir=str(folder))
+                writer_class = self._writer()
+                if writer_class is not None:
+                    self._writers[site] = writer_class(logdir=str(folder))
             record = {"key": key, "value": value, "step": step, "time": time.time()}
             self._jsonl[site].write(json.dumps(record) + "\n")
             if site in self._writers:

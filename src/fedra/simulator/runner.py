@@ -25,6 +25,7 @@ from fedra.core import (
     JobStatus,
     RunAborted,
     Task,
+    TaskResult,
     new_id,
 )
 from fedra.job import (
@@ -60,6 +61,7 @@ class RunSummary:
     final_metrics: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     failed_site: str | None = None
+    failed_task: str | None = None
     site_traceback: str | None = None
     history: list[dict[str, object]] = field(default_factory=list)
     final: FLModel | None = None
@@ -76,6 +78,7 @@ class RunSummary:
             "final_metrics": self.final_metrics,
             "error": self.error,
             "failed_site": self.failed_site,
+            "failed_task": self.failed_task,
             "site_traceback": self.site_traceback,
             "history": self.history,
             "models": sorted(p.name for p in (self.workspace / "models").glob("*.npz")),
@@ -99,6 +102,9 @@ def site_names(
     missing = [s for s in names if job.client_app(s) is None]
     if missing:
         raise ConfigError(f"the job's deploy_map has no app for sites {missing}")
+    absent = [s for s in job.meta.mandatory_clients if s not in names]
+    if absent:
+        raise ConfigError(f"the job's mandatory_clients {absent} are not among the sites {names}")
     if len(names) < job.meta.min_clients:
         raise ConfigError(
             f"the job needs min_clients={job.meta.min_clients}, got {len(names)} sites"
@@ -107,12 +113,18 @@ def site_names(
 
 
 class _Workers:
-    """``threads`` worker threads running site tasks from one queue."""
+    """``threads`` worker threads running site tasks from one queue.
+
+    Back-pressure: a worker takes a slot before running a task and the slot comes back when
+    the workflow has consumed the result, so at most ``threads`` results exist at once
+    (server memory stays bounded whatever the number of sites).
+    """
 
     def __init__(self, runners: dict[str, SiteRunner], board_ref: list[TaskBoard], threads: int):
         self._queue: queue.SimpleQueue[Task | None] = queue.SimpleQueue()
         self._runners = runners
         self._board_ref = board_ref
+        self._slots = threading.BoundedSemaphore(threads)
         self._threads = [
             threading.Thread(target=self._work, name=f"sim-worker-{i}", daemon=True)
             for i in range(threads)
@@ -123,12 +135,19 @@ class _Workers:
     def deliver(self, task: Task) -> None:
         self._queue.put(task)
 
+    def consumed(self, result: TaskResult) -> None:
+        del result
+        self._slots.release()
+
     def _work(self) -> None:
         while (task := self._queue.get()) is not None:
             board = self._board_ref[0]
             if not board.is_outstanding(task.id) or board.aborted():
                 continue
-            board.submit(self._runners[task.site].handle(task))
+            self._slots.acquire()
+            verdict = board.submit(self._runners[task.site].handle(task))
+            if not verdict.accepted:
+                self._slots.release()
 
     def close(self) -> None:
         for _ in self._threads:
@@ -177,9 +196,10 @@ def simulate(
     if threads < 1:
         raise ConfigError(f"threads must be >= 1, got {threads}")
     ws = Path(workspace)
-    _prepare_workspace(ws, resume)
+    # Validate everything first: a mistyped job must not wipe the previous run's results.
     definition = job.export(ws / "job") if isinstance(job, FedJob) else load_job(job)
     sites = site_names(definition, n_clients, clients)
+    _prepare_workspace(ws, resume)
     file_log = _attach_file_log(ws / "log.txt")
     try:
         return _simulate(definition, sites, threads, ws, show_progress, resume)
@@ -209,9 +229,10 @@ def _simulate(
     activate_custom_dirs(*(app.custom_dir for app in definition.apps.values()))
     persistor = build_persistor(server_app)
     workflows = build_workflows(server_app)
-    initial = persistor.initial_model(
-        server_app.custom_dir, lambda name: load_custom_class(server_app.custom_dir, name)
-    )
+
+    def load_class(name: str) -> object:
+        return load_custom_class(server_app.custom_dir, name)
+
     tracking = MetricsSink(ws / "tb_events")
     runners: dict[str, SiteRunner] = {}
     for index, site in enumerate(sites):
@@ -229,7 +250,7 @@ def _simulate(
         runners[site] = SiteRunner(ctx, build_executors(app))
     board_ref: list[TaskBoard] = []
     workers = _Workers(runners, board_ref, threads)
-    board = TaskBoard(sites, workers.deliver, job_id=job_id)
+    board = TaskBoard(sites, workers.deliver, job_id=job_id, consumed=workers.consumed)
     board_ref.append(board)
     display = ProgressDisplay() if show_progress else None
     events = EventLog(display=display)
@@ -239,7 +260,7 @@ def _simulate(
         board,
         RunStore(ws),
         events,
-        initial=initial,
+        initial=persistor.initial_model(server_app.custom_dir, load_class),
         lifecycle=lifecycle,
         key_metric=persistor.key_metric,
         higher_is_better=persistor.higher_is_better,
@@ -284,6 +305,7 @@ def _simulate(
     if outcome is not None:
         summary.error = outcome.error
         summary.failed_site = outcome.failed_site
+        summary.failed_task = outcome.failed_task
         summary.site_traceback = outcome.site_traceback
         summary.final = outcome.final
         if outcome.final is not None:

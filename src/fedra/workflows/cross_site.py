@@ -62,6 +62,8 @@ class CrossSiteEval:
 
     def _evaluate(self, ctx: WorkflowContext, owner: str, model: FLModel) -> None:
         model.meta["model_owner"] = owner
+        sites = ctx.fleet.sites()
+        ctx.events.round_started(self.name, len(self._matrix) + 1, len(sites) + 1, len(sites))
         row: dict[str, Any] = {}
         for result in ctx.fleet.broadcast(TASK_VALIDATE, model, timeout=self.task_timeout):
             row[result.site] = checked(result).metrics

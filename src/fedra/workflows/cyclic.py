@@ -49,7 +49,7 @@ class Cyclic:
     def run(self, ctx: WorkflowContext) -> None:
         """Run the remaining rounds."""
         if not self._restored:
-            self._model = params_or_empty(ctx.shared.get(GLOBAL)) or None
+            self._model = params_or_empty(ctx.shared.pop(GLOBAL, None)) or None
         for round_num in range(self._round + 1, self.num_rounds + 1):
             sites = ctx.fleet.sites()
             if not sites:

@@ -67,7 +67,7 @@ class FedAvg:
         if self.higher_is_better is None:
             self.higher_is_better = ctx.higher_is_better
         if not self._restored:
-            self._global = params_or_empty(ctx.shared.get(GLOBAL)) or None
+            self._global = params_or_empty(ctx.shared.pop(GLOBAL, None)) or None
         for round_num in range(self._round + 1, self.num_rounds + 1):
             stop_if_aborted(ctx)
             self._run_round(ctx, round_num)

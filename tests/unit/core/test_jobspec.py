@@ -117,7 +117,10 @@ META_CASES = {
     "deploy_map empty target": (_meta(deploy_map={"app": ["server", ""]}), "deploy_map.app"),
     "deploy_map app escapes": (_meta(deploy_map={"../app": ["server"]}), "deploy_map.../app"),
     "no server app": (_meta(deploy_map={"app": ["site-1"]}), "deploy_map"),
-    "two server apps": (_meta(deploy_map={"a": ["server"], "b": ["@ALL"]}), "deploy_map"),
+    "two server apps": (
+        _meta(deploy_map={"a": ["server"], "b": ["server", "site-1"]}),
+        "deploy_map",
+    ),
     "min_clients 0": (_meta(min_clients=0), "min_clients"),
     "min_clients bool": (_meta(min_clients=True), "min_clients"),
     "min_clients str": (_meta(min_clients="2"), "min_clients"),

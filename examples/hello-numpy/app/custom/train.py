@@ -27,6 +27,9 @@ def main() -> None:
         flare.send(
             fedra.FLModel(params=updated, metrics={"mean_weight": mean}, meta={"num_samples": step})
         )
+        # Drop references while waiting for the next task: in-process, whatever a script
+        # keeps alive between rounds stays in the simulator's memory, once per site.
+        del model, params, updated
 
 
 if __name__ == "__main__":
