@@ -112,6 +112,7 @@ class Report:
     wall: list[SmallResult] = field(default_factory=list)
     cold_wall: list[ChildResult] = field(default_factory=list)
     big: list[ChildResult] = field(default_factory=list)
+    big_threads: int = 1
 
 
 # -- jobs ---------------------------------------------------------------------------------
@@ -160,11 +161,13 @@ def build_job(path: str, sites: int, rounds: int, final_validation: bool, npz: P
     return job
 
 
-def run_job(job: FedJob, sites: int, workspace: Path) -> tuple[list[float], float]:
+def run_job(
+    job: FedJob, sites: int, workspace: Path, threads: int = THREADS
+) -> tuple[list[float], float]:
     """Run ``job`` with ``simulate()``; return (FedAvg round seconds, wall seconds)."""
     started = time.perf_counter()
     summary = simulate(
-        job, n_clients=sites, threads=THREADS, workspace=workspace, show_progress=False
+        job, n_clients=sites, threads=threads, workspace=workspace, show_progress=False
     )
     wall = time.perf_counter() - started
     if summary.status != JobStatus.FINISHED_COMPLETED:
@@ -242,7 +245,9 @@ def child_run(args: argparse.Namespace) -> int:
     gc.collect()
     before = max_rss()
     baseline = current_rss()
-    round_s, wall = run_job(job, args.sites, Path(args.workdir) / f"ws-child-{args.path}")
+    round_s, wall = run_job(
+        job, args.sites, Path(args.workdir) / f"ws-child-{args.path}", args.threads
+    )
     peak = max_rss()
     result = {
         "round_s": round_s,
@@ -265,6 +270,7 @@ def measure_child(
     workdir: Path,
     final_validation: bool = True,
     block_tensorboardx: bool = False,
+    threads: int = THREADS,
 ) -> ChildResult:
     """Run one job in a fresh ``python -m bench.simulator --child`` process.
 
@@ -274,7 +280,7 @@ def measure_child(
     command = [
         sys.executable, "-m", "bench.simulator", "--child", "--path", path,
         "--sites", str(sites), "--rounds", str(rounds), "--npz", str(npz),
-        "--workdir", str(workdir),
+        "--workdir", str(workdir), "--threads", str(threads),
     ]  # fmt: skip
     if not final_validation:
         command.append("--no-final-validation")
@@ -407,7 +413,8 @@ def render(report: Report) -> str:
         out += [
             f"{size:.0f} MiB model (4 float32 arrays, initial .npz via the persistor), a fresh "
             "child process per row: peak = ru_maxrss at the end (VmHWM: the same from "
-            "/proc/self/status); base = RSS just before simulate(), after imports",
+            "/proc/self/status); base = RSS just before simulate(), after imports; "
+            f"simulate(threads={report.big_threads})",
             format_table(BIG_HEADERS, big_rows(report.big)),
             "",
         ]
@@ -471,6 +478,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     # Internal: one run in a fresh process (used by the parent).
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=THREADS, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--big-threads",
+        type=int,
+        default=1,
+        help="simulate(threads=...) for the big model (default 1: one result in flight, "
+        "the setting for the lowest memory)",
+    )
     parser.add_argument("--path", default="script", help=argparse.SUPPRESS)
     parser.add_argument("--npz", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
@@ -500,7 +515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         workdir = Path(tmp)
         small_npz = workdir / "small.npz"
         small_bytes = write_small_npz(small_npz)
-        report = Report(machine, fv, 0.0)
+        report = Report(machine, fv, 0.0, big_threads=args.big_threads)
         # Child processes first, while this process is small (see max_rss()).
         if TARGET_WALL_SITES in sites:
             for path in paths:
@@ -522,7 +537,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     report.big.append(
                         measure_child(
                             path, n, TARGET_WALL_ROUNDS, big_npz, model_bytes, workdir, fv,
-                            args.block_tensorboardx,
+                            args.block_tensorboardx, args.big_threads,
                         )
                     )  # fmt: skip
             big_npz.unlink()

@@ -24,6 +24,7 @@ def main() -> None:
             continue
         updated = {name: value + 1 for name, value in params.items()}
         flare.send(fedra.FLModel(params=updated, meta={"num_samples": num_samples}))
+        del model, params, updated  # keep nothing alive between rounds
 
 
 if __name__ == "__main__":

@@ -23,13 +23,16 @@ def _acc_dtype(dtype: np.dtype[np.generic]) -> np.dtype[np.generic]:
     return np.dtype(np.float64)
 
 
-def _fold(acc: Array, incoming: Array, weight: float) -> None:
-    """``acc += weight * incoming`` in chunks, so the temporary never exceeds CHUNK elements."""
+def _fold(acc: Array, incoming: Array, weight: float, scratch: Array) -> None:
+    """``acc += weight * incoming``, CHUNK elements at a time through a reused scratch buffer
+    (no model-sized temporary, and no allocation at all per chunk)."""
     flat_acc = acc.reshape(-1)
     flat_in = incoming.reshape(-1)
     for start in range(0, flat_acc.size, CHUNK):
-        stop = start + CHUNK
-        flat_acc[start:stop] += flat_in[start:stop] * weight
+        stop = min(start + CHUNK, flat_acc.size)
+        part = scratch[: stop - start]
+        np.multiply(flat_in[start:stop], weight, out=part, casting="unsafe")
+        flat_acc[start:stop] += part
 
 
 class WeightedAggregator:
@@ -42,7 +45,18 @@ class WeightedAggregator:
         self._total = 0.0
         self._metric_sums: dict[str, float] = {}
         self._metric_weights: dict[str, float] = {}
+        self._scratch: dict[np.dtype[np.generic], Array] = {}
         self.count = 0
+
+    def _scratch_for(self, acc: Array) -> Array:
+        scratch = self._scratch.get(acc.dtype)
+        if scratch is None:
+            scratch = np.empty(min(CHUNK, max(acc.size, 1)), dtype=acc.dtype)
+            self._scratch[acc.dtype] = scratch
+        elif scratch.size < min(CHUNK, acc.size):
+            scratch = np.empty(min(CHUNK, acc.size), dtype=acc.dtype)
+            self._scratch[acc.dtype] = scratch
+        return scratch
 
     @property
     def total_weight(self) -> float:
@@ -67,8 +81,8 @@ class WeightedAggregator:
             self._acc = {}
             for name, array in model.params.items():
                 self._dtypes[name] = array.dtype
-                acc = np.zeros(array.shape, dtype=_acc_dtype(array.dtype))
-                _fold(acc, array, weight)
+                acc = np.empty(array.shape, dtype=_acc_dtype(array.dtype))
+                np.multiply(array, weight, out=acc, casting="unsafe")
                 self._acc[name] = acc
             return
         if model.params.keys() != self._acc.keys():
@@ -78,7 +92,7 @@ class WeightedAggregator:
             acc = self._acc[name]
             if array.shape != acc.shape:
                 raise WorkflowError(f"param '{name}' has shape {array.shape}, expected {acc.shape}")
-            _fold(acc, array, weight)
+            _fold(acc, array, weight, self._scratch_for(acc))
 
     def _accept_metrics(self, metrics: Mapping[str, MetricValue], weight: float) -> None:
         for key, value in metrics.items():

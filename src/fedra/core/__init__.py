@@ -34,6 +34,7 @@ from fedra.core.jobspec import (
     parse_meta,
     parse_server_config,
 )
+from fedra.core.memory import release_large_buffers
 from fedra.core.model import (
     NUM_SAMPLES,
     Array,
@@ -109,5 +110,6 @@ __all__ = [
     "parse_meta",
     "parse_server_config",
     "readonly",
+    "release_large_buffers",
     "transition",
 ]

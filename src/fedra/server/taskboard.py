@@ -175,6 +175,9 @@ class TaskBoard:
                 handed = None
                 if self._consumed is not None:
                     self._consumed(result)
+                # Hold no reference while waiting for the next one: server memory stays at
+                # one result in flight, not two.
+                del result
         finally:
             with self._lock:
                 self._batches.discard(batch)

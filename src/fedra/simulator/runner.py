@@ -27,6 +27,7 @@ from fedra.core import (
     Task,
     TaskResult,
     new_id,
+    release_large_buffers,
 )
 from fedra.job import (
     FedJob,
@@ -195,6 +196,7 @@ def simulate(
     """
     if threads < 1:
         raise ConfigError(f"threads must be >= 1, got {threads}")
+    release_large_buffers()
     ws = Path(workspace)
     # Validate everything first: a mistyped job must not wipe the previous run's results.
     definition = job.export(ws / "job") if isinstance(job, FedJob) else load_job(job)

@@ -109,6 +109,7 @@ class FedAvg:
         for result in results:
             aggregator.accept(checked(result, need_params=True))
             ctx.events.result_received(self.name, round_num, result.site)
+            del result  # folded in: let it go before waiting for the next one
         if aggregator.count < self.min_clients:
             raise WorkflowError(
                 f"round {round_num}: {aggregator.count} results arrived, "
