@@ -14,15 +14,22 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "fedra"
 #: Each package may import only the packages listed (besides itself). Pure layers import core.
 ALLOWED: dict[str, set[str]] = {
     "core": set(),
+    "pki": {"core"},
     "wire": {"core"},
-    "transport": {"core", "wire"},
+    "store": {"core"},
+    "transport": {"core", "wire", "pki"},
     "aggregators": {"core"},
     "workflows": {"core", "aggregators"},
     "server": {"core", "wire", "transport", "aggregators", "workflows"},
     "client": {"core", "wire", "transport"},
     "job": {"core", "client", "server", "workflows"},
     "simulator": {"core", "client", "server", "job"},
-    "cli": {"core", "job", "simulator"},
+    "runtime": {
+        "core", "pki", "wire", "store", "transport", "server", "client", "job", "workflows",
+    },
+    "admin": {"core", "pki", "wire", "transport", "job"},
+    "poc": {"core", "pki", "runtime"},
+    "cli": {"core", "job", "simulator", "admin", "poc", "runtime", "pki"},
 }
 TOP_LEVEL = {"__init__"}
 

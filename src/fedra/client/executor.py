@@ -36,6 +36,12 @@ class SiteContext:
     custom_dir: Path | None = None
     log_sink: LogSink = _drop
     abort: threading.Event = field(default_factory=threading.Event)
+    #: How a ScriptExecutor without an explicit ``launch`` runs its script: in process when
+    #: simulating, as its own process once sites are real processes.
+    default_launch: str = "in_process"
+    #: Whether script processes get a process group of their own (the simulator ends them
+    #: one by one); a site job process keeps them in its group, so ending the group ends all.
+    own_process_group: bool = True
 
     def log(self, key: str, value: float, step: int | None = None) -> None:
         """Send a scalar metric to the server's tracking."""

@@ -64,12 +64,12 @@ class ScriptExecutor(Executor):
         self,
         script: str,
         args: Sequence[str] = (),
-        launch: str = "in_process",
+        launch: str | None = None,
         params_format: str = "numpy",
         start_timeout: float = 60.0,
         stop_timeout: float = 10.0,
     ) -> None:
-        if launch not in LAUNCHES:
+        if launch is not None and launch not in LAUNCHES:
             raise ValueError(f"launch must be one of {LAUNCHES}, got {launch!r}")
         if params_format not in PARAMS_FORMATS:
             raise ValueError(
@@ -104,7 +104,8 @@ class ScriptExecutor(Executor):
         info = SiteInfo(
             ctx.site_name, ctx.site_index, ctx.num_sites, ctx.job_id, self.params_format
         )
-        if self.launch == "in_process":
+        launch = self.launch or ctx.default_launch
+        if launch == "in_process":
             self._start_thread(path, info, ctx)
         else:
             self._start_process(path, info, ctx)
@@ -159,7 +160,7 @@ class ScriptExecutor(Executor):
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
+                start_new_session=ctx.own_process_group,
             )
         try:
             channel = accept_channel(listener, timeout=self.start_timeout)
@@ -285,7 +286,10 @@ class ScriptExecutor(Executor):
         if self._proc is None or self._proc.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self._proc.pid, signal.SIGKILL)
+            if os.getpgid(self._proc.pid) == self._proc.pid:
+                os.killpg(self._proc.pid, signal.SIGKILL)  # its own group: all of it
+            else:
+                self._proc.kill()
         self._proc.wait()
 
 

@@ -1,6 +1,7 @@
-"""Job folders: loading and validation, the component registry, and the Python job API."""
+"""Job folders: loading and validation, job zips, the component registry, the Python job API."""
 
 from fedra.job.api import FedJob
+from fedra.job.archive import MAX_JOB_BYTES, MAX_JOB_FILES, JobArchiveError, unzip_job, zip_job
 from fedra.job.custom import activate_custom_dirs, load_custom_class
 from fedra.job.folder import (
     App,
@@ -15,8 +16,11 @@ from fedra.job.registry import BUILTINS, builtin
 
 __all__ = [
     "BUILTINS",
+    "MAX_JOB_BYTES",
+    "MAX_JOB_FILES",
     "App",
     "FedJob",
+    "JobArchiveError",
     "JobDefinition",
     "activate_custom_dirs",
     "build_executors",
@@ -26,4 +30,6 @@ __all__ = [
     "check_args",
     "load_custom_class",
     "load_job",
+    "unzip_job",
+    "zip_job",
 ]

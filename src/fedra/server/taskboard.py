@@ -28,9 +28,16 @@ class Verdict:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class _Lost:
+    """A task whose site went away: counts as answered, yields nothing."""
+
+    site: str
+
+
 class _Batch:
     def __init__(self) -> None:
-        self.results: queue.SimpleQueue[TaskResult | None] = queue.SimpleQueue()
+        self.results: queue.SimpleQueue[TaskResult | _Lost | None] = queue.SimpleQueue()
 
 
 class TaskBoard:
@@ -107,6 +114,31 @@ class TaskBoard:
             batch.results.put(result)
         return Verdict(True)
 
+    def set_sites(self, sites: Sequence[str]) -> None:
+        """Replace the list of sites taking part (sites joining or leaving the run)."""
+        with self._lock:
+            self._sites = list(sites)
+
+    def cancel_site(self, site: str) -> int:
+        """Give up on every outstanding task of ``site`` (it disconnected); returns how many.
+
+        A waiting broadcast counts those tasks as answered without a result, so a round can
+        complete with the remaining sites when ``min_responses`` allows it.
+        """
+        return self._cancel(lambda task_site, _task_id: task_site == site)
+
+    def cancel_task(self, task_id: str) -> bool:
+        """Give up on one task (its site cannot be reached)."""
+        return self._cancel(lambda _site, tid: tid == task_id) > 0
+
+    def _cancel(self, match: Callable[[str, str], bool]) -> int:
+        with self._lock:
+            doomed = [(tid, e) for tid, e in self._outstanding.items() if match(e[1], tid)]
+            for task_id, (batch, site) in doomed:
+                del self._outstanding[task_id]
+                batch.results.put(_Lost(site))
+        return len(doomed)
+
     def is_outstanding(self, task_id: str) -> bool:
         """Whether a task still waits for its result (a stale task need not be run)."""
         with self._lock:
@@ -147,9 +179,10 @@ class TaskBoard:
                 self._deliver(task)
             now = time.monotonic()
             deadline = None if timeout is None else now + timeout
-            received = 0
+            received = 0  # real results
+            answered = 0  # real results and tasks given up on
             closed = False
-            while received < len(targets):
+            while answered < len(targets):
                 wait = None if deadline is None else deadline - time.monotonic()
                 if wait is not None and wait <= 0 and not closed:
                     # Refuse later results, but still hand over those already accepted.
@@ -166,6 +199,9 @@ class TaskBoard:
                     continue
                 if result is None:
                     raise RunAborted(self._abort_reason or "aborted")
+                answered += 1
+                if isinstance(result, _Lost):
+                    continue
                 received += 1
                 if received == needed and received < len(targets):
                     after_min = time.monotonic() + wait_after_min
@@ -195,7 +231,7 @@ class TaskBoard:
                 leftover = batch.results.get_nowait()
             except queue.Empty:
                 return
-            if leftover is not None:
+            if isinstance(leftover, TaskResult):
                 self._consumed(leftover)
 
     def _close(self, tasks: list[Task]) -> None:

@@ -1,15 +1,34 @@
-"""Moving envelopes between processes: framed channels over local sockets (gRPC later).
+"""Moving envelopes between processes: local channels, the gRPC transport, an in-memory one.
 
 The bytes of every message come from :mod:`fedra.wire`; this package only moves them.
+:class:`Connection` is the interface of a network connection; :class:`TransportServer` and
+:func:`connect` implement it over gRPC with mutual TLS, :class:`MemoryServer` and
+:func:`memory_connect` in memory.
 """
 
-from fedra.transport.errors import ChannelClosed
+from fedra.transport._stream import DEFAULT_MAX_MESSAGE, FRAME_SIZE
+from fedra.transport.connection import Connection, PeerIdentity
+from fedra.transport.errors import ChannelClosed, ConnectError, ListenError
+from fedra.transport.grpc_client import connect
+from fedra.transport.grpc_server import TransportServer
 from fedra.transport.local import LocalChannel, accept_channel, connect_unix, listen_unix
+from fedra.transport.memory import MemoryConnection, MemoryServer, memory_connect
 
 __all__ = [
+    "DEFAULT_MAX_MESSAGE",
+    "FRAME_SIZE",
     "ChannelClosed",
+    "ConnectError",
+    "Connection",
+    "ListenError",
     "LocalChannel",
+    "MemoryConnection",
+    "MemoryServer",
+    "PeerIdentity",
+    "TransportServer",
     "accept_channel",
+    "connect",
     "connect_unix",
     "listen_unix",
+    "memory_connect",
 ]

@@ -1,0 +1,358 @@
+"""The admin API in Python: one typed method per admin command, over one connection.
+
+::
+
+    with Session.connect(Path("poc/admin")) as s:
+        job_id = s.submit_job(Path("jobs/hello-numpy"))
+        s.wait(job_id, timeout=600)
+        s.download_job(job_id, Path("results"))
+
+Every method sends one ``admin`` envelope (``id``, ``cmd``, ``args``; a job travels as a zip
+in the model's ``zip`` array) and waits for the ``reply`` with the same id. A reply with
+``ok: false`` raises :class:`AdminError` carrying the server's message and hint. The console
+and the ``fedra job`` commands are thin faces over these methods.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import uuid
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+
+from fedra.admin.download import extract_result
+from fedra.admin.errors import AdminError, UsageError, WaitTimeout
+from fedra.admin.kit import TRANSFER_DIR, AdminKit
+from fedra.core import ConfigError, FLModel
+from fedra.wire import Envelope
+
+#: Targets of ``check_status``.
+STATUS_TARGETS = ("server", "client")
+#: Targets of ``shutdown`` and ``restart``.
+SYSTEM_TARGETS = ("client", "server", "all")
+#: Seconds to wait for a reply before giving up on a command.
+DEFAULT_REPLY_TIMEOUT = 120.0
+
+T = TypeVar("T")
+
+_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class Connection(Protocol):
+    """What the session needs from the transport: one envelope out, one envelope in."""
+
+    def send(self, envelope: Envelope) -> None:
+        """Send one envelope."""
+
+    def recv(self, timeout: float | None = None) -> Envelope:
+        """Receive one envelope; TimeoutError when none arrives within ``timeout`` seconds."""
+
+    def close(self) -> None:
+        """Close the connection."""
+
+
+def is_final(status: str) -> bool:
+    """Whether a job status is final (FINISHED:* or FAILED_TO_RUN)."""
+    return status.startswith("FINISHED") or status == "FAILED_TO_RUN"
+
+
+def check_job_folder(folder: Path) -> None:
+    """Validate a job folder locally; a malformed job raises naming the file and the key."""
+    from fedra.job import load_job
+
+    load_job(folder)
+
+
+def _zip_folder(folder: Path) -> bytes:
+    from fedra.job import zip_job
+
+    return zip_job(folder)
+
+
+class Session:
+    """A connection to the server's admin endpoint, with one method per admin command."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        *,
+        kit: AdminKit | None = None,
+        reply_timeout: float | None = DEFAULT_REPLY_TIMEOUT,
+    ) -> None:
+        self._conn = connection
+        self._lock = threading.Lock()
+        self._closed = False
+        self.kit = kit
+        self.reply_timeout = reply_timeout
+
+    @classmethod
+    def connect(cls, kit: str | Path | AdminKit | None = None, timeout: float = 10.0) -> Session:
+        """Open a session with the admin kit ``kit`` (default ``./poc/admin``).
+
+        Connects over mutual TLS with the kit's certificates to ``server_host:admin_port``.
+        """
+        admin_kit = kit if isinstance(kit, AdminKit) else AdminKit.find(kit)
+        ca_pem, cert_pem, key_pem = admin_kit.credentials()
+        from fedra.transport import connect
+
+        try:
+            connection = connect(
+                admin_kit.target,
+                ca_pem=ca_pem,
+                cert_pem=cert_pem,
+                key_pem=key_pem,
+                server_name=admin_kit.server_name,
+                timeout=timeout,
+            )
+        except ConfigError:
+            raise
+        except Exception as exc:
+            hint = getattr(exc, "hint", None) or (
+                "is the server running? check server_host and admin_port in "
+                f"{admin_kit.startup / 'fed_admin.json'}"
+            )
+            raise AdminError(f"cannot connect to server {admin_kit.target}: {exc}", hint) from exc
+        return cls(connection, kit=admin_kit)
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection; further commands raise AdminError."""
+        if not self._closed:
+            self._closed = True
+            self._conn.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    # ------------------------------------------------------------------ the one round trip
+
+    def _call(
+        self, cmd: str, args: dict[str, Any], zip: bytes | None = None
+    ) -> tuple[Any, bytes | None]:
+        """Send one command, wait for its reply; return (data, zip bytes or None)."""
+        model = None if zip is None else FLModel(params={"zip": np.frombuffer(zip, np.uint8)})
+        request_id = uuid.uuid4().hex
+        request = Envelope("admin", {"id": request_id, "cmd": cmd, "args": args}, model)
+        with self._lock:
+            if self._closed:
+                raise AdminError("the admin session is closed")
+            try:
+                self._conn.send(request)
+                reply = self._await_reply(cmd, request_id)
+            except AdminError:
+                raise
+            except TimeoutError as exc:
+                raise AdminError(
+                    f"no reply to '{cmd}' within {self.reply_timeout} s",
+                    "the server may be busy or gone; try again",
+                ) from exc
+            except Exception as exc:
+                raise AdminError(
+                    f"lost the connection to the server during '{cmd}': {exc}",
+                    "is the server still running? reconnect and try again",
+                ) from exc
+        return self._unpack(cmd, reply)
+
+    def _await_reply(self, cmd: str, request_id: str) -> Envelope:
+        """Receive until the reply to ``request_id``, skipping stale replies (after a timeout)."""
+        deadline = None if self.reply_timeout is None else time.monotonic() + self.reply_timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            reply = self._conn.recv(timeout=left)
+            if reply.kind == "reply" and reply.headers.get("id") == request_id:
+                return reply
+
+    @staticmethod
+    def _unpack(cmd: str, reply: Envelope) -> tuple[Any, bytes | None]:
+        ok = reply.headers.get("ok")
+        if not isinstance(ok, bool):
+            raise AdminError(f"malformed reply to '{cmd}': 'ok' is missing")
+        if not ok:
+            error = reply.headers.get("error")
+            hint = reply.headers.get("hint")
+            raise AdminError(
+                str(error) if error else f"the server refused '{cmd}'",
+                str(hint) if hint else None,
+            )
+        data: bytes | None = None
+        if reply.model is not None and reply.model.params and "zip" in reply.model.params:
+            array = reply.model.params["zip"]
+            if array.dtype != np.uint8 or array.ndim != 1:
+                raise AdminError(f"malformed reply to '{cmd}': 'zip' is not a byte array")
+            data = array.tobytes()
+        return reply.headers.get("data"), data
+
+    def _dict(self, cmd: str, args: dict[str, Any]) -> dict[str, Any]:
+        data, _ = self._call(cmd, args)
+        return _expect_dict(cmd, data)
+
+    # ------------------------------------------------------------------ system
+
+    def check_status(self, target: str = "server") -> dict[str, Any]:
+        """The server's status, jobs and sites (``server``), or each site's state (``client``)."""
+        return self._dict("check_status", {"target": _choice("target", target, STATUS_TARGETS)})
+
+    def get_system_info(self) -> dict[str, Any]:
+        """``check_status`` for both targets: ``{"server": {...}, "client": {...}}``."""
+        return {target: self.check_status(target) for target in STATUS_TARGETS}
+
+    def sys_info(self, target: str = "server") -> dict[str, Any]:
+        """Host information (platform, Python, resources) of the server or a site."""
+        return self._dict("sys_info", {"target": _name("target", target)})
+
+    def remove_client(self, name: str) -> None:
+        """Drop a site from the federation (it must register again)."""
+        self._call("remove_client", {"name": _name("name", name)})
+
+    def shutdown(self, target: str, names: list[str] | None = None) -> None:
+        """Shut down the server, sites (all, or ``names``), or everything."""
+        self._call("shutdown", _system_args(target, names))
+
+    def restart(self, target: str, names: list[str] | None = None) -> None:
+        """Restart the server, sites (all, or ``names``), or everything."""
+        self._call("restart", _system_args(target, names))
+
+    def tail(self, participant: str = "server", lines: int = 50) -> str:
+        """The last ``lines`` lines of a participant's log."""
+        if isinstance(lines, bool) or not isinstance(lines, int) or lines < 1:
+            raise UsageError(f"lines must be a positive integer, got {lines!r}")
+        data = self._dict(
+            "tail", {"participant": _name("participant", participant), "lines": lines}
+        )
+        return _expect(data, "text", str, "tail")
+
+    def cat(self, participant: str, file: str) -> str:
+        """A file of a participant's workspace (the server decides which files may be read)."""
+        args = {"participant": _name("participant", participant), "file": _name("file", file)}
+        return _expect(self._dict("cat", args), "text", str, "cat")
+
+    # ------------------------------------------------------------------ jobs
+
+    def submit_job(self, folder: Path) -> str:
+        """Validate the job folder locally, upload it, and return the new job's id."""
+        folder = Path(folder)
+        check_job_folder(folder)
+        data, _ = self._call("submit_job", {}, zip=_zip_folder(folder))
+        return _expect(_expect_dict("submit_job", data), "job_id", str, "submit_job")
+
+    def list_jobs(self, detailed: bool = False, prefix: str | None = None) -> list[dict[str, Any]]:
+        """Every job (or those whose id starts with ``prefix``), oldest first."""
+        data = self._dict("list_jobs", {"detailed": bool(detailed), "prefix": prefix or None})
+        jobs = _expect(data, "jobs", list, "list_jobs")
+        return [_expect_dict("list_jobs", job) for job in jobs]
+
+    def get_job(self, job_id: str) -> dict[str, Any]:
+        """One job in detail: status, history, what it waits for, why it failed."""
+        return self._dict("get_job", {"job_id": _job_id(job_id)})
+
+    def abort_job(self, job_id: str) -> dict[str, Any]:
+        """Abort a job; returns ``{"job_id", "status"}``."""
+        return self._dict("abort_job", {"job_id": _job_id(job_id)})
+
+    def clone_job(self, job_id: str) -> str:
+        """Submit a copy of a job; returns the new job's id."""
+        data = self._dict("clone_job", {"job_id": _job_id(job_id)})
+        return _expect(data, "job_id", str, "clone_job")
+
+    def delete_job(self, job_id: str) -> None:
+        """Delete a finished job and its workspace from the server."""
+        self._call("delete_job", {"job_id": _job_id(job_id)})
+
+    def download_job(self, job_id: str, dest: Path | None = None) -> Path:
+        """Download a job's folder and workspace into ``dest/<job_id>/``; return that folder.
+
+        ``dest`` defaults to the kit's ``transfer`` folder. The zip is checked entry by entry
+        before anything is written (see :mod:`fedra.admin.download`).
+        """
+        job_id = _job_id(job_id)
+        if not _JOB_ID.match(job_id):
+            raise UsageError(f"job id {job_id!r} cannot name a folder")
+        base = Path(dest) if dest is not None else self._transfer_dir()
+        target = base.expanduser() / job_id
+        if target.exists() or target.is_symlink():
+            raise ConfigError(f"cannot download into {target}: it already exists")
+        _, archive = self._call("download_job", {"job_id": job_id})
+        if archive is None:
+            raise AdminError(f"malformed reply to 'download_job': no zip for job {job_id}")
+        extract_result(archive, target)
+        return target
+
+    def wait(self, job_id: str, timeout: float | None = None, poll: float = 0.5) -> dict[str, Any]:
+        """Poll the job until its status is final; return it. WaitTimeout after ``timeout`` s."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.get_job(job_id)
+            status = str(job.get("status", ""))
+            if is_final(status):
+                return job
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                raise WaitTimeout(job_id, status, timeout or 0.0)
+            time.sleep(poll if deadline is None else min(poll, deadline - now))
+
+    def show_stats(self, job_id: str) -> dict[str, Any]:
+        """A running or finished job's progress: rounds, metrics, status."""
+        return self._dict("show_stats", {"job_id": _job_id(job_id)})
+
+    def show_errors(self, job_id: str) -> dict[str, Any]:
+        """Why a job failed: ``{"failure": {...} | None, "errors": [...]}``."""
+        return self._dict("show_errors", {"job_id": _job_id(job_id)})
+
+    def _transfer_dir(self) -> Path:
+        return self.kit.transfer_dir if self.kit is not None else Path(TRANSFER_DIR)
+
+
+# ---------------------------------------------------------------------- argument checks
+
+
+def _name(what: str, value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise UsageError(f"{what} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _job_id(value: object) -> str:
+    return _name("job id", value)
+
+
+def _choice(what: str, value: object, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise UsageError(f"{what} must be one of {', '.join(choices)}, got {value!r}")
+    return str(value)
+
+
+def _system_args(target: str, names: list[str] | None) -> dict[str, Any]:
+    target = _choice("target", target, SYSTEM_TARGETS)
+    if names and target != "client":
+        raise UsageError(f"site names only go with target 'client', not {target!r}")
+    return {"target": target, "names": [_name("site name", n) for n in names] if names else None}
+
+
+def _expect_dict(cmd: str, data: object) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise AdminError(f"malformed reply to '{cmd}': expected an object, got {data!r:.80}")
+    return data
+
+
+def _expect(data: dict[str, Any], key: str, kind: type[T], cmd: str) -> T:
+    value = data.get(key)
+    if not isinstance(value, kind):
+        raise AdminError(f"malformed reply to '{cmd}': '{key}' should be a {kind.__name__}")
+    return value

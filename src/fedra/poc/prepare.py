@@ -1,0 +1,111 @@
+"""``fedra poc prepare``: a proof-of-concept workspace, secure by default.
+
+Writes ``<workspace>/server``, ``site-1 … site-N`` and ``admin``, each with ``startup/`` (the
+project CA certificate, its own certificate and 0600 key, its connection settings and
+scripts) and ``local/`` (settings a participant may edit).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from fedra.core import ConfigError
+from fedra.pki import Identity, create_ca, write_participant
+from fedra.poc.scripts import write_admin_script, write_participant_scripts
+from fedra.runtime import RESTART_EXIT_CODE
+
+MARKER = ".fedra-poc"
+
+
+@dataclass(frozen=True)
+class PocLayout:
+    """Where a POC workspace's participants live."""
+
+    root: Path
+    sites: tuple[str, ...]
+
+    @property
+    def server(self) -> Path:
+        """The server's folder."""
+        return self.root / "server"
+
+    @property
+    def admin(self) -> Path:
+        """The admin's folder."""
+        return self.root / "admin"
+
+    def site(self, name: str) -> Path:
+        """A site's folder."""
+        return self.root / name
+
+    @classmethod
+    def load(cls, root: Path) -> PocLayout:
+        """Read a prepared workspace."""
+        marker = root / MARKER
+        if not marker.is_file():
+            raise ConfigError(f"{root} is not a POC workspace (run `fedra poc prepare` first)")
+        data = json.loads(marker.read_text())
+        return cls(root, tuple(data["sites"]))
+
+
+def _json(path: Path, data: dict[str, object]) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def prepare(
+    root: Path,
+    num_sites: int = 2,
+    *,
+    host: str = "localhost",
+    fed_port: int = 8002,
+    admin_port: int = 8003,
+    org: str = "fedra",
+    admin: str = "admin@fedra.local",
+    force: bool = False,
+    python: str | None = None,
+) -> PocLayout:
+    """Write the workspace; refuse to replace an existing one unless ``force``."""
+    if num_sites < 1:
+        raise ConfigError(f"-n must be at least 1, got {num_sites}")
+    if fed_port == admin_port:
+        raise ConfigError("the FL port and the admin port must differ")
+    if root.exists() and any(root.iterdir()):
+        if not force:
+            raise ConfigError(f"{root} already exists; use --force to replace it")
+        if not (root / MARKER).is_file():
+            raise ConfigError(f"{root} exists and is not a POC workspace: not replacing it")
+        shutil.rmtree(root)
+    root.mkdir(parents=True, exist_ok=True)
+    python = python or sys.executable
+    ca = create_ca("fedra-poc")
+    sites = tuple(f"site-{i}" for i in range(1, num_sites + 1))
+    layout = PocLayout(root, sites)
+
+    startup = layout.server / "startup"
+    write_participant(startup, ca, Identity("server", org, "server"), file_stem="server",
+                      hosts=sorted({host, "localhost", "127.0.0.1", "server"}))
+    server_config = {"name": "server", "org": org, "host": host, "fed_learn_port": fed_port,
+                     "admin_port": admin_port}
+    _json(startup / "fed_server.json", server_config)
+    write_participant_scripts(startup, "fedra.runtime.server_parent", python, RESTART_EXIT_CODE)
+    (layout.server / "local").mkdir()
+    for site in sites:
+        startup = layout.site(site) / "startup"
+        write_participant(startup, ca, Identity(site, org, "client"), file_stem="client")
+        _json(startup / "fed_client.json", {"name": site, "org": org, "server_host": host,
+                                            "server_name": "server", "fed_learn_port": fed_port})
+        write_participant_scripts(startup, "fedra.runtime.site_parent", python,
+                                  RESTART_EXIT_CODE)
+        (layout.site(site) / "local").mkdir()
+    startup = layout.admin / "startup"
+    write_participant(startup, ca, Identity(admin, org, "project_admin"), file_stem="client")
+    _json(startup / "fed_admin.json", {"name": admin, "org": org, "role": "project_admin",
+                                       "server_host": host, "server_name": "server",
+                                       "admin_port": admin_port})
+    write_admin_script(startup, python)
+    _json(root / MARKER, {"sites": list(sites), "fed_port": fed_port, "admin_port": admin_port})
+    return layout

@@ -1,0 +1,347 @@
+"""The admin service of the server parent: one handler per admin command.
+
+Requests and replies follow docs/admin-commands.md: ``Envelope("admin", {"id", "cmd",
+"args"})`` in, ``Envelope("reply", {"id", "ok", "data", "error", "hint"})`` out, archives as a
+``zip`` uint8 array. Handlers raise FedraError for anything the user got wrong; the reply
+then carries its one-line message.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+import time
+import uuid
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fedra.core import ConfigError, FedraError, JobStatus, parse_meta
+from fedra.runtime import protocol as p
+from fedra.runtime.procs import tail
+from fedra.store import JobRecord, meta_as_dict
+from fedra.transport import ChannelClosed, Connection
+from fedra.wire import Envelope
+
+if TYPE_CHECKING:
+    from fedra.runtime.server_parent import ServerParent
+
+log = logging.getLogger("fedra.admin")
+Handler = Callable[["ServerParent", dict[str, Any], bytes | None, str], tuple[Any, bytes | None]]
+_HANDLERS: dict[str, Handler] = {}
+_pending: dict[str, tuple[threading.Event, list[Envelope]]] = {}
+MAX_TEXT = 256 * 1024
+
+
+def command(name: str) -> Callable[[Handler], Handler]:
+    """Register a handler."""
+
+    def register(fn: Handler) -> Handler:
+        _HANDLERS[name] = fn
+        return fn
+
+    return register
+
+
+def serve_admin(server: ServerParent, conn: Connection) -> None:
+    """Answer one admin connection's requests until it closes."""
+    who = f"{conn.peer.name} ({conn.peer.role})"
+    if conn.peer.role in ("client", "server", "overseer"):
+        log.warning("refused %s on the admin port: not an admin certificate", who)
+        conn.close()
+        return
+    log.info("admin %s connected", who)
+    try:
+        while True:
+            env = conn.recv()
+            if env.kind != p.ADMIN:
+                continue
+            conn.send(_answer(server, env, conn.peer.name))
+    except (ChannelClosed, FedraError, OSError):
+        log.info("admin %s disconnected", who)
+
+
+def _answer(server: ServerParent, env: Envelope, user: str) -> Envelope:
+    h = env.headers
+    req_id, cmd = h.get("id"), str(h.get("cmd", ""))
+    args = h.get("args") or {}
+    handler = _HANDLERS.get(cmd)
+    try:
+        if handler is None:
+            raise ConfigError(f"unknown command '{cmd}'")
+        if not isinstance(args, dict):
+            raise ConfigError("args must be an object")
+        data, blob = handler(server, args, p.model_zip(env.model), user)
+    except FedraError as exc:
+        return Envelope(p.REPLY, {"id": req_id, "ok": False, "data": None, "error": str(exc),
+                                  "hint": exc.hint})
+    except Exception as exc:  # noqa: BLE001 - reported to the admin, logged here
+        log.exception("admin command %s failed", cmd)
+        return Envelope(p.REPLY, {"id": req_id, "ok": False, "data": None,
+                                  "error": f"internal error: {exc}", "hint": None})
+    model = p.zip_model(blob) if blob is not None else None
+    return Envelope(p.REPLY, {"id": req_id, "ok": True, "data": data, "error": None,
+                              "hint": None}, model)
+
+
+def _job_id(args: dict[str, Any]) -> str:
+    job_id = args.get("job_id")
+    if not isinstance(job_id, str) or not job_id:
+        raise ConfigError("missing job id", )
+    return job_id
+
+
+def job_dict(server: ServerParent, record: JobRecord, detailed: bool) -> dict[str, Any]:
+    """A job as the admin sees it."""
+    end = record.history[-1].at if record.status.is_final else time.time()
+    out: dict[str, Any] = {
+        "job_id": record.job_id,
+        "name": record.name,
+        "status": record.status.value,
+        "submitter": record.submitter,
+        "submitted_at": record.submitted_at,
+        "duration_s": round(end - record.submitted_at, 3),
+    }
+    if detailed:
+        out["history"] = [{"status": c.status.value, "at": c.at, "reason": c.reason}
+                          for c in record.history]
+        out["waiting"] = server.waiting.get(record.job_id) if not record.status.is_final else None
+        out["failure"] = record.failure
+        out["run_info"] = record.run_info
+    return out
+
+
+@command("check_status")
+def _check_status(server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+                  ) -> tuple[Any, None]:
+    target = args.get("target", "server")
+    now = time.monotonic()
+    if target == "client":
+        sites = [{"name": h.name, "org": h.org, "connected": True,
+                  "last_seen_s": round(now - h.last_seen, 3), "jobs": h.jobs}
+                 for h in sorted(server.sites.values(), key=lambda h: h.name)]
+        return {"sites": sites}, None
+    if target != "server":
+        raise ConfigError(f"check_status: target must be 'server' or 'client', got {target!r}")
+    jobs = [{"job_id": j, "name": server.store.get(j).name, "status": "RUNNING"}
+            for j in server.running]
+    return {"status": "started", "start_time": server.started, "jobs": jobs,
+            "sites": sorted(server.sites)}, None
+
+
+@command("submit_job")
+def _submit(server: ServerParent, _a: dict[str, Any], blob: bytes | None, user: str
+            ) -> tuple[Any, None]:
+    import json
+    import tempfile
+
+    from fedra.job import load_job
+    from fedra.job.archive import unzip_job
+
+    if blob is None:
+        raise ConfigError("submit_job needs the job folder (zipped)")
+    with tempfile.TemporaryDirectory(prefix="fedra-submit-") as tmp:
+        folder = Path(tmp) / "job"
+        unzip_job(blob, folder)
+        job = load_job(folder)  # fully validated before anything is stored
+        meta = json.loads((folder / "meta.json").read_text())
+    record = server.store.create(meta, blob, submitter=user)
+    log.info("job %s (%s) submitted by %s", record.job_id, job.meta.name, user)
+    server.wake()
+    return {"job_id": record.job_id}, None
+
+
+@command("list_jobs")
+def _list(server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+          ) -> tuple[Any, None]:
+    prefix = args.get("prefix") or None
+    records = server.store.list(prefix=prefix)
+    return {"jobs": [job_dict(server, r, bool(args.get("detailed"))) for r in records]}, None
+
+
+@command("get_job")
+def _get(server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+         ) -> tuple[Any, None]:
+    return job_dict(server, server.store.get(_job_id(args)), True), None
+
+
+@command("abort_job")
+def _abort(server: ServerParent, args: dict[str, Any], _b: bytes | None, user: str
+           ) -> tuple[Any, None]:
+    job_id = _job_id(args)
+    status = server.abort(job_id, f"aborted by {user}")
+    return {"job_id": job_id, "status": status.value}, None
+
+
+@command("clone_job")
+def _clone(server: ServerParent, args: dict[str, Any], _b: bytes | None, user: str
+           ) -> tuple[Any, None]:
+    record = server.store.get(_job_id(args))
+    clone = server.store.create(meta_as_dict(record.meta), server.store.job_zip(record.job_id),
+                                user)
+    server.wake()
+    return {"job_id": clone.job_id}, None
+
+
+@command("delete_job")
+def _delete(server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+            ) -> tuple[Any, None]:
+    server.store.delete(_job_id(args))
+    return {}, None
+
+
+@command("download_job")
+def _download(server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+              ) -> tuple[Any, bytes]:
+    job_id = _job_id(args)
+    server.store.get(job_id)
+    root = server.store.workspace(job_id)
+    buffer = io.BytesIO()
+    count = 0
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and not path.is_symlink():
+                zf.write(path, path.relative_to(root).as_posix())
+                count += 1
+    return {"files": count}, buffer.getvalue()
+
+
+@command("show_stats")
+def _stats(server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+           ) -> tuple[Any, None]:
+    record = server.store.get(_job_id(args))
+    return {"status": record.status.value, "rounds": record.run_info.get("rounds", []),
+            "sites": record.run_info.get("sites", [])}, None
+
+
+@command("show_errors")
+def _errors(server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+            ) -> tuple[Any, None]:
+    record = server.store.get(_job_id(args))
+    errors = [c.reason for c in record.history if c.status in
+              (JobStatus.FINISHED_EXECUTION_EXCEPTION, JobStatus.FAILED_TO_RUN)]
+    return {"failure": record.failure, "errors": errors}, None
+
+
+def _participant_file(server: ServerParent, participant: str, name: str) -> Path:
+    if participant != "server":
+        raise ConfigError("only the server's files can be read here; ask the site with sys_info")
+    root = server.kit.root.resolve()
+    path = (root / name).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        raise ConfigError(f"no file {name!r} in the server's folder")
+    return path
+
+
+def _relay(server: ServerParent, site: str, cmd: str, args: dict[str, Any]) -> Any:
+    req_id = uuid.uuid4().hex
+    event = threading.Event()
+    box: list[Envelope] = []
+    _pending[req_id] = (event, box)
+    try:
+        if not server.send_to_site(site, Envelope(p.REQUEST, {"id": req_id, "cmd": cmd,
+                                                              "args": args})):
+            raise ConfigError(f"site {site!r} is not connected")
+        if not event.wait(15.0):
+            raise FedraError(f"site {site} did not answer {cmd} within 15 s")
+    finally:
+        _pending.pop(req_id, None)
+    reply = box[0].headers
+    if not reply.get("ok"):
+        raise FedraError(f"site {site}: {reply.get('error')}")
+    return reply.get("data")
+
+
+def relay_reply(env: Envelope) -> None:
+    """A site answered a relayed request."""
+    entry = _pending.get(str(env.headers.get("id")))
+    if entry is not None:
+        entry[1].append(env)
+        entry[0].set()
+
+
+@command("tail")
+def _tail(server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+          ) -> tuple[Any, None]:
+    participant = str(args.get("participant", "server"))
+    lines = int(args.get("lines", 40))
+    if participant != "server":
+        return _relay(server, participant, "tail", {"lines": lines}), None
+    return {"text": tail(_participant_file(server, "server", "log.txt"), lines)}, None
+
+
+@command("cat")
+def _cat(server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+         ) -> tuple[Any, None]:
+    participant = str(args.get("participant", "server"))
+    name = str(args.get("file", "log.txt"))
+    if participant != "server":
+        return _relay(server, participant, "cat", {"file": name}), None
+    path = _participant_file(server, participant, name)
+    return {"text": path.read_bytes()[-MAX_TEXT:].decode("utf-8", errors="replace")}, None
+
+
+@command("sys_info")
+def _sys_info(server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+              ) -> tuple[Any, None]:
+    import os
+    import platform
+
+    target = str(args.get("target", "server"))
+    if target != "server":
+        return _relay(server, target, "sys_info", {}), None
+    return {"name": server.kit.name, "pid": os.getpid(), "python": platform.python_version(),
+            "platform": platform.platform(), "cpus": os.cpu_count(),
+            "fed_port": server.fed_port, "admin_port": server.admin_port}, None
+
+
+@command("remove_client")
+def _remove(server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+            ) -> tuple[Any, None]:
+    name = str(args.get("name", ""))
+    handle = server.sites.get(name)
+    if handle is None:
+        raise ConfigError(f"site {name!r} is not connected")
+    handle.conn.close()
+    return {}, None
+
+
+def _targets(server: ServerParent, args: dict[str, Any]) -> list[str]:
+    names = args.get("names") or sorted(server.sites)
+    return [str(n) for n in names]
+
+
+@command("shutdown")
+def _shutdown(server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+              ) -> tuple[Any, None]:
+    target = args.get("target")
+    if target not in ("client", "server", "all"):
+        raise ConfigError("shutdown: target must be client, server or all")
+    if target in ("client", "all"):
+        for site in _targets(server, args):
+            server.send_to_site(site, Envelope(p.REQUEST, {"id": "", "cmd": "shutdown"}))
+    if target in ("server", "all"):
+        threading.Timer(0.5, server.shutdown).start()
+    return {}, None
+
+
+@command("restart")
+def _restart(server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+             ) -> tuple[Any, None]:
+    target = args.get("target")
+    if target not in ("client", "server", "all"):
+        raise ConfigError("restart: target must be client, server or all")
+    if target in ("client", "all"):
+        for site in _targets(server, args):
+            server.send_to_site(site, Envelope(p.REQUEST, {"id": "", "cmd": "restart"}))
+    if target in ("server", "all"):
+        threading.Timer(0.5, server.shutdown, args=(p.RESTART_EXIT_CODE,)).start()
+    return {}, None
+
+
+def meta_sites(meta: dict[str, Any]) -> str:
+    """A short description of where a job deploys (for messages)."""
+    parsed = parse_meta(meta)
+    return ", ".join(f"{a}: {', '.join(t)}" for a, t in parsed.deploy_map.items())

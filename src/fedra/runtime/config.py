@@ -1,0 +1,114 @@
+"""The startup configuration of a server or a site, read from its kit's ``startup/`` folder.
+
+Layout of a kit (written by ``fedra poc prepare``, later by provisioning)::
+
+    <participant>/startup/fed_server.json | fed_client.json   connection settings
+    <participant>/startup/rootCA.pem, server.crt|client.crt, server.key|client.key
+    <participant>/startup/start.sh, sub_start.sh, stop_fl.sh
+    <participant>/local/                                       editable local settings
+    <participant>/log.txt                                      written by the process
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fedra.core import ConfigError
+
+SERVER_FILE = "fed_server.json"
+CLIENT_FILE = "fed_client.json"
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path} not found: is this a startup kit folder?") from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object")
+    return data
+
+
+def _get(data: dict[str, Any], path: Path, key: str, kind: type, default: Any = None) -> Any:
+    value = data.get(key, default)
+    if value is None or not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+        raise ConfigError(f"{path}: {key}: expected {kind.__name__}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class ServerKit:
+    """Settings of a server parent."""
+
+    root: Path
+    name: str
+    org: str
+    host: str
+    fed_port: int
+    admin_port: int
+    max_jobs: int
+    heartbeat_timeout: float
+
+    @property
+    def startup(self) -> Path:
+        """The kit's startup/ folder."""
+        return self.root / "startup"
+
+    @classmethod
+    def load(cls, root: Path) -> ServerKit:
+        """Read ``root/startup/fed_server.json``."""
+        path = root / "startup" / SERVER_FILE
+        data = _load(path)
+        return cls(
+            root=root,
+            name=_get(data, path, "name", str),
+            org=_get(data, path, "org", str, ""),
+            host=_get(data, path, "host", str, "0.0.0.0"),  # noqa: S104 - a server listens
+            fed_port=_get(data, path, "fed_learn_port", int, 8002),
+            admin_port=_get(data, path, "admin_port", int, 8003),
+            max_jobs=_get(data, path, "max_jobs", int, 4),
+            heartbeat_timeout=float(_get(data, path, "heartbeat_timeout", (int, float), 60)),  # type: ignore[arg-type]
+        )
+
+
+@dataclass(frozen=True)
+class SiteKit:
+    """Settings of a site parent."""
+
+    root: Path
+    name: str
+    org: str
+    server_host: str
+    server_name: str
+    fed_port: int
+    heartbeat_interval: float
+
+    @property
+    def startup(self) -> Path:
+        """The kit's startup/ folder."""
+        return self.root / "startup"
+
+    @property
+    def target(self) -> str:
+        """``host:port`` of the server."""
+        return f"{self.server_host}:{self.fed_port}"
+
+    @classmethod
+    def load(cls, root: Path) -> SiteKit:
+        """Read ``root/startup/fed_client.json``."""
+        path = root / "startup" / CLIENT_FILE
+        data = _load(path)
+        return cls(
+            root=root,
+            name=_get(data, path, "name", str),
+            org=_get(data, path, "org", str, ""),
+            server_host=_get(data, path, "server_host", str),
+            server_name=_get(data, path, "server_name", str, "server"),
+            fed_port=_get(data, path, "fed_learn_port", int, 8002),
+            heartbeat_interval=float(_get(data, path, "heartbeat_interval", (int, float), 5)),  # type: ignore[arg-type]
+        )

@@ -1,0 +1,59 @@
+"""Starting and ending child processes: each in its own process group, ended by group."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+#: Seconds a process gets between SIGTERM and SIGKILL.
+GRACE = 5.0
+
+
+def spawn(module: str, args: Sequence[str], log_path: Path, cwd: Path) -> subprocess.Popen[bytes]:
+    """Start ``python -m module args`` in a new session, output appended to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def end_group(proc: subprocess.Popen[bytes], grace: float = GRACE) -> int:
+    """SIGTERM the process group, SIGKILL it after ``grace`` seconds; return the exit code.
+
+    Ends everything the process started in its group (user scripts included), also when the
+    process itself already exited.
+    """
+    pgid = proc.pid  # start_new_session: the group id is the leader's pid
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        pass
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+    return proc.wait()
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    """The last ``lines`` lines of a text file ('' if unreadable)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 256 * 1024))
+            text = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])

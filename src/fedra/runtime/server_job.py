@@ -1,0 +1,146 @@
+"""The server job process (SJ): runs one job's workflows, talking only to its server parent.
+
+Started by the server parent as ``python -m fedra.runtime.server_job``; every task goes out
+and every result comes back through the parent over a Unix socket. With ``--resume`` the
+workflows continue from the last snapshot in the job's workspace. When the parent goes away
+the run is aborted and the process exits (the parent resumes it when it comes back).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from fedra.core import FedraError, FLModel, MetricValue, Task, TaskResult
+from fedra.job import activate_custom_dirs, build_persistor, build_workflows, load_custom_class, load_job
+from fedra.runtime import protocol as p
+from fedra.server import EventLog, MetricsSink, RunStore, ServerRun, TaskBoard
+from fedra.transport import ChannelClosed, LocalChannel, connect_unix
+from fedra.wire import Envelope
+
+log = logging.getLogger("fedra.server_job")
+
+
+class _Reporter:
+    """Forwards finished rounds to the parent (for show_stats and progress in the log)."""
+
+    def __init__(self, channel: LocalChannel) -> None:
+        self._channel = channel
+
+    def round_started(self, workflow: str, round_num: int, total_rounds: int, sites: int) -> None:
+        del workflow, round_num, total_rounds, sites
+
+    def result_received(self, workflow: str, round_num: int, site: str) -> None:
+        del workflow, round_num, site
+
+    def round_finished(
+        self, workflow: str, round_num: int, metrics: Mapping[str, MetricValue]
+    ) -> None:
+        self._channel.send(
+            Envelope(p.ROUND, {"workflow": workflow, "round": round_num, "metrics": dict(metrics)})
+        )
+
+
+def _read(channel: LocalChannel, board: TaskBoard, tracking: MetricsSink) -> None:
+    """Route what the parent sends: results, metrics, site changes, abort."""
+    try:
+        while True:
+            env = channel.recv()
+            h = env.headers
+            if env.kind == p.RESULT:
+                result = TaskResult(
+                    task_id=str(h["task_id"]),
+                    task_name=str(h["task_name"]),
+                    site=str(h["site"]),
+                    data=env.model if h.get("error") is None else None,
+                    error=h.get("error"),
+                )
+                verdict = board.submit(result)
+                if not verdict.accepted:
+                    log.info("result from %s refused: %s", result.site, verdict.reason)
+            elif env.kind == p.LOG:
+                step = h.get("step")
+                tracking.add(str(h["site"]), str(h["key"]), float(h["value"]),
+                             None if step is None else int(step))
+            elif env.kind == p.SITES:
+                board.set_sites([str(s) for s in h["sites"]])
+            elif env.kind == "lost":
+                if "task_id" in h:
+                    board.cancel_task(str(h["task_id"]))
+                else:
+                    count = board.cancel_site(str(h["site"]))
+                    log.info("site %s left: %d outstanding tasks given up", h["site"], count)
+            elif env.kind == p.ABORT:
+                board.abort(str(h.get("reason", "aborted")))
+                return
+    except (ChannelClosed, FedraError, OSError) as exc:
+        board.abort(f"the server parent went away ({exc})")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the job; report its outcome to the parent; return the process exit code."""
+    channel = connect_unix(args.socket, timeout=30.0)
+    job = load_job(Path(args.job_dir))
+    app = job.server_app
+    activate_custom_dirs(*(a.custom_dir for a in job.apps.values()))
+    workspace = Path(args.workspace)
+    persistor = build_persistor(app)
+    workflows = build_workflows(app)
+
+    def deliver(task: Task) -> None:
+        headers = {"job_id": args.job_id, "task_id": task.id, "task_name": task.name,
+                   "site": task.site}
+        channel.send(Envelope(p.TASK, headers, task.data))
+
+    sites = [s for s in args.sites.split(",") if s]
+    board = TaskBoard(sites, deliver, job_id=args.job_id)
+    tracking = MetricsSink(workspace / "tb_events")
+    reader = threading.Thread(target=_read, args=(channel, board, tracking), daemon=True)
+    reader.start()
+    initial: FLModel | None = None
+    if not args.resume:
+        initial = persistor.initial_model(app.custom_dir, lambda n: load_custom_class(app.custom_dir, n))
+    server_run = ServerRun(
+        workflows, board, RunStore(workspace), EventLog(display=_Reporter(channel)),
+        initial=initial, key_metric=persistor.key_metric,
+        higher_is_better=persistor.higher_is_better,
+    )
+    channel.send(Envelope(p.READY, {"job_id": args.job_id}))
+    outcome = server_run.run(resume=args.resume)
+    tracking.close()
+    done = {
+        "status": outcome.status.value,
+        "error": outcome.error,
+        "failed_site": outcome.failed_site,
+        "failed_task": outcome.failed_task,
+        "traceback": outcome.site_traceback,
+    }
+    try:
+        channel.send(Envelope(p.DONE, done))
+    except (ChannelClosed, OSError):
+        return 1
+    channel.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m fedra.runtime.server_job``."""
+    parser = argparse.ArgumentParser(description="Fedra server job process (started by the server)")
+    parser.add_argument("--job-id", required=True)
+    parser.add_argument("--job-dir", required=True, help="the extracted job folder")
+    parser.add_argument("--workspace", required=True, help="where the run's outputs go")
+    parser.add_argument("--socket", required=True, help="the server parent's Unix socket")
+    parser.add_argument("--sites", required=True, help="comma-separated sites of the job")
+    parser.add_argument("--resume", action="store_true", help="continue from the last snapshot")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

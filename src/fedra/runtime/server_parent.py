@@ -1,0 +1,441 @@
+"""The server parent process (SP): site registry, job store, scheduler, admin service, router.
+
+One SP per federation. Sites connect to its FL port, admin clients to its admin port (both
+gRPC with mutual TLS). Each running job gets a server job process (SJ) of its own; the SP
+routes tasks from the SJ to the sites and results back. A crash of an SJ fails that job with
+the reason recorded, never the SP. Jobs still RUNNING when the SP stops (or is killed) are
+resumed from their last snapshot when it starts again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fedra.core import FedraError, InvalidTransition, JobStatus
+from fedra.pki import TlsFiles
+from fedra.runtime import protocol as p
+from fedra.runtime.config import ServerKit
+from fedra.runtime.procs import end_group, spawn, tail
+from fedra.store import JobRecord, SqliteJobStore
+from fedra.transport import (
+    ChannelClosed,
+    Connection,
+    LocalChannel,
+    TransportServer,
+    accept_channel,
+    listen_unix,
+)
+from fedra.wire import Envelope
+
+log = logging.getLogger("fedra.server")
+FINAL = {s for s in JobStatus if s.is_final}
+
+
+@dataclass
+class SiteHandle:
+    """A connected site."""
+
+    name: str
+    org: str
+    conn: Connection
+    connected_at: float = field(default_factory=time.time)
+    last_seen: float = field(default_factory=time.monotonic)
+    jobs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunningJob:
+    """A job whose server job process is alive."""
+
+    job_id: str
+    proc: subprocess.Popen[bytes]
+    channel: LocalChannel
+    sites: list[str]
+    log_path: Path
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    aborting: bool = False
+    done: bool = False
+
+
+class ServerParent:
+    """The long-lived server process."""
+
+    def __init__(self, kit: ServerKit, *, fed_port: int | None = None,
+                 admin_port: int | None = None) -> None:
+        self.kit = kit
+        self.started = time.time()
+        self.store = SqliteJobStore(kit.root / "store")
+        self._lock = threading.RLock()
+        self._wake = threading.Condition(self._lock)
+        self.sites: dict[str, SiteHandle] = {}
+        self.running: dict[str, RunningJob] = {}
+        self.waiting: dict[str, str] = {}  # job id -> why it waits
+        self._to_resume: set[str] = set()
+        self._stopping = threading.Event()
+        self.exit_code = 0
+        ca, cert, key = TlsFiles.in_dir(kit.startup, "server").load()
+        self._fed = TransportServer(kit.host, kit.fed_port if fed_port is None else fed_port,
+                                    ca_pem=ca, cert_pem=cert, key_pem=key,
+                                    on_connect=self._site_connected)
+        self._admin = TransportServer(kit.host, kit.admin_port if admin_port is None else admin_port,
+                                      ca_pem=ca, cert_pem=cert, key_pem=key,
+                                      on_connect=self._admin_connected)
+        self.fed_port = 0
+        self.admin_port = 0
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> None:
+        """Open the ports, pick up interrupted jobs, start the scheduler."""
+        for record in self.store.list(statuses={JobStatus.RUNNING, JobStatus.DISPATCHED}):
+            self._to_resume.add(record.job_id)
+            log.info("job %s was %s when the server stopped: it will resume", record.job_id,
+                     record.status.value)
+        self.fed_port = self._fed.start()
+        self.admin_port = self._admin.start()
+        log.info("server %s listening: FL port %d, admin port %d", self.kit.name, self.fed_port,
+                 self.admin_port)
+        threading.Thread(target=self._schedule_loop, name="scheduler", daemon=True).start()
+
+    def wait(self) -> int:
+        """Block until shutdown; return the exit code."""
+        self._stopping.wait()
+        return self.exit_code
+
+    def shutdown(self, exit_code: int = 0) -> None:
+        """Stop serving. Running jobs stay RUNNING in the store and resume at the next start."""
+        if self._stopping.is_set():
+            return
+        log.info("server shutting down")
+        self.exit_code = exit_code
+        self._stopping.set()
+        with self._lock:
+            jobs = list(self.running.values())
+            self._wake.notify_all()
+        for job in jobs:
+            job.aborting = True
+            end_group(job.proc, grace=2.0)
+        self._fed.stop(0.5)
+        self._admin.stop(0.5)
+        self.store.close()
+
+    # -- sites --------------------------------------------------------------------------
+    def _site_connected(self, conn: Connection) -> None:
+        peer = conn.peer
+        if peer.role != "client":
+            log.warning("refused %s on the FL port: role %r is not a site", peer.name, peer.role)
+            conn.close()
+            return
+        threading.Thread(target=self._serve_site, args=(conn,), name=f"site-{peer.name}",
+                         daemon=True).start()
+
+    def _serve_site(self, conn: Connection) -> None:
+        name = conn.peer.name
+        handle = SiteHandle(name, conn.peer.org, conn)
+        with self._lock:
+            old = self.sites.get(name)
+            self.sites[name] = handle
+            rejoin = [j for j in self.running.values() if name in j.sites]
+        if old is not None:
+            old.conn.close()
+        log.info("site %s (%s) connected", name, conn.peer.org)
+        try:
+            conn.send(Envelope(p.WELCOME, {"server": self.kit.name}))
+            for job in rejoin:
+                self._send_start(job, [name])
+            self._sites_changed()
+            while True:
+                env = conn.recv()
+                handle.last_seen = time.monotonic()
+                self._from_site(handle, env)
+        except (ChannelClosed, FedraError, OSError) as exc:
+            log.info("site %s disconnected (%s)", name, exc)
+        finally:
+            with self._lock:
+                if self.sites.get(name) is handle:
+                    del self.sites[name]
+                    lost = [j for j in self.running.values() if name in j.sites]
+                else:
+                    lost = []
+            for job in lost:
+                self._to_job(job, Envelope("lost", {"site": name}))
+            self._sites_changed()
+
+    def _from_site(self, handle: SiteHandle, env: Envelope) -> None:
+        h = env.headers
+        if env.kind == p.HEARTBEAT:
+            handle.jobs = [str(j) for j in h.get("jobs", [])]
+        elif env.kind in (p.RESULT, p.LOG):
+            job = self.running.get(str(h.get("job_id")))
+            if job is not None:
+                self._to_job(job, Envelope(env.kind, {**h, "site": handle.name}, env.model))
+        elif env.kind == p.JOB_STATE:
+            log.info("site %s: job %s %s %s", handle.name, h.get("job_id"), h.get("state"),
+                     h.get("detail") or "")
+        elif env.kind == p.REPLY:
+            from fedra.runtime.admin_service import relay_reply
+
+            relay_reply(env)
+
+    def _sites_changed(self) -> None:
+        with self._lock:
+            connected = set(self.sites)
+            jobs = list(self.running.values())
+            self._wake.notify_all()
+        for job in jobs:
+            present = [s for s in job.sites if s in connected]
+            self._to_job(job, Envelope(p.SITES, {"sites": present}))
+
+    def send_to_site(self, name: str, env: Envelope) -> bool:
+        """Send to a connected site; False when it is not connected or the send failed."""
+        handle = self.sites.get(name)
+        if handle is None:
+            return False
+        try:
+            handle.conn.send(env)
+        except (ChannelClosed, FedraError, OSError):
+            return False
+        return True
+
+    # -- admin --------------------------------------------------------------------------
+    def _admin_connected(self, conn: Connection) -> None:
+        from fedra.runtime.admin_service import serve_admin
+
+        threading.Thread(target=serve_admin, args=(self, conn), name=f"admin-{conn.peer.name}",
+                         daemon=True).start()
+
+    # -- scheduling ---------------------------------------------------------------------
+    def wake(self) -> None:
+        """Re-run the scheduler now (a job was submitted, a site came or went)."""
+        with self._lock:
+            self._wake.notify_all()
+
+    def _schedule_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._schedule_once()
+                self._expire_silent_sites()
+            except Exception:  # noqa: BLE001 - the scheduler must outlive a bad job
+                log.exception("scheduler step failed")
+            with self._lock:
+                self._wake.wait(timeout=1.0)
+
+    def _expire_silent_sites(self) -> None:
+        limit = time.monotonic() - self.kit.heartbeat_timeout
+        with self._lock:
+            silent = [h for h in self.sites.values() if h.last_seen < limit]
+        for handle in silent:
+            log.warning("site %s sent nothing for %.0f s: dropping it", handle.name,
+                        self.kit.heartbeat_timeout)
+            handle.conn.close()
+
+    def job_sites(self, record: JobRecord) -> tuple[list[str], str | None]:
+        """The connected sites a job would run on, or why it cannot run now."""
+        meta = record.meta
+        with self._lock:
+            connected = sorted(self.sites)
+        wanted = [s for s in connected if meta.app_for_site(s) is not None]
+        missing = [s for s in meta.mandatory_clients if s not in wanted]
+        if missing:
+            return [], f"waiting: mandatory sites {missing} are not connected"
+        if len(wanted) < meta.min_clients:
+            return [], f"waiting: {len(wanted)} of min_clients={meta.min_clients} sites connected"
+        return wanted, None
+
+    def _schedule_once(self) -> None:
+        candidates = [r for r in self.store.list(statuses={JobStatus.SUBMITTED})]
+        candidates += [self.store.get(j) for j in sorted(self._to_resume)]
+        for record in candidates:
+            with self._lock:
+                if len(self.running) >= self.kit.max_jobs:
+                    self.waiting[record.job_id] = "waiting: the server runs max_jobs jobs"
+                    continue
+                if record.job_id in self.running:
+                    continue
+            sites, reason = self.job_sites(record)
+            if reason is not None:
+                self.waiting[record.job_id] = reason
+                continue
+            self.waiting.pop(record.job_id, None)
+            resume = record.job_id in self._to_resume
+            if record.status in FINAL:
+                self._to_resume.discard(record.job_id)
+                continue
+            if record.status == JobStatus.SUBMITTED:
+                try:
+                    self.store.transition(record.job_id, JobStatus.DISPATCHED,
+                                          f"dispatched to {', '.join(sites)}",
+                                          expected=JobStatus.SUBMITTED)
+                except InvalidTransition:
+                    continue  # aborted meanwhile: never started
+            self._to_resume.discard(record.job_id)
+            self._launch(record.job_id, sites, resume)
+
+    def _launch(self, job_id: str, sites: list[str], resume: bool) -> None:
+        from fedra.job.archive import unzip_job
+
+        workspace = self.store.workspace(job_id)
+        job_dir = workspace / "job"
+        try:
+            if not job_dir.exists():
+                unzip_job(self.store.job_zip(job_id), job_dir)
+            sock_dir = Path(tempfile.mkdtemp(prefix="fedra-sj-"))
+            listener = listen_unix(str(sock_dir / "sj.sock"))
+            log_path = workspace / "server_job.log"
+            args = ["--job-id", job_id, "--job-dir", str(job_dir), "--workspace", str(workspace),
+                    "--socket", str(sock_dir / "sj.sock"), "--sites", ",".join(sites)]
+            if resume:
+                args.append("--resume")
+            proc = spawn("fedra.runtime.server_job", args, log_path, cwd=workspace)
+            try:
+                channel = accept_channel(listener, timeout=60.0)
+                ready = channel.recv(timeout=120.0)
+            finally:
+                listener.close()
+            if ready.kind != p.READY:
+                raise FedraError(f"server job process sent {ready.kind!r} instead of ready")
+        except Exception as exc:  # noqa: BLE001 - recorded on the job
+            reason = f"could not start the job: {exc}"
+            log.error("job %s: %s", job_id, reason)
+            self._finish(job_id, JobStatus.FAILED_TO_RUN if not resume else
+                         JobStatus.FINISHED_EXECUTION_EXCEPTION, reason)
+            return
+        job = RunningJob(job_id, proc, channel, sites, log_path)
+        with self._lock:
+            self.running[job_id] = job
+        threading.Thread(target=self._serve_job, args=(job,), name=f"job-{job_id[:8]}",
+                         daemon=True).start()
+        self._send_start(job, sites)
+        record = self.store.get(job_id)
+        if record.status == JobStatus.DISPATCHED:
+            try:
+                self.store.transition(job_id, JobStatus.RUNNING, "started on " + ", ".join(sites))
+            except InvalidTransition:
+                self.abort(job_id, "aborted while starting")
+        self.store.update_run_info(job_id, {"sites": sites})
+        log.info("job %s %s on %s", job_id, "resumed" if resume else "started", ", ".join(sites))
+
+    def _send_start(self, job: RunningJob, targets: Sequence[str]) -> None:
+        data = self.store.job_zip(job.job_id)
+        for site in targets:
+            env = Envelope(p.START_JOB, {"job_id": job.job_id, "sites": job.sites},
+                           p.zip_model(data))
+            if not self.send_to_site(site, env):
+                log.warning("could not start job %s on %s", job.job_id, site)
+
+    # -- a running job ------------------------------------------------------------------
+    def _to_job(self, job: RunningJob, env: Envelope) -> None:
+        try:
+            job.channel.send(env)
+        except (ChannelClosed, FedraError, OSError):
+            pass  # the job process is gone; _serve_job records why
+
+    def _serve_job(self, job: RunningJob) -> None:
+        outcome: dict[str, Any] | None = None
+        try:
+            while True:
+                env = job.channel.recv()
+                h = env.headers
+                if env.kind == p.TASK:
+                    site = str(h["site"])
+                    if not self.send_to_site(site, env):
+                        self._to_job(job, Envelope("lost", {"task_id": h["task_id"]}))
+                elif env.kind == p.ROUND:
+                    job.rounds.append(dict(h))
+                    self.store.update_run_info(job.job_id, {"rounds": job.rounds})
+                elif env.kind == p.DONE:
+                    outcome = dict(h)
+                    break
+        except (ChannelClosed, FedraError, OSError) as exc:
+            log.info("job %s: channel closed (%s)", job.job_id, exc)
+        job.done = True
+        if self._stopping.is_set():
+            return  # the job stays RUNNING and resumes at the next start
+        code = end_group(job.proc, grace=5.0)
+        with self._lock:
+            self.running.pop(job.job_id, None)
+        kind = p.ABORT_JOB if job.aborting else p.END_JOB
+        for site in job.sites:
+            self.send_to_site(site, Envelope(kind, {"job_id": job.job_id}))
+        if outcome is not None:
+            status = JobStatus(str(outcome["status"]))
+            reason = str(outcome.get("error") or "all workflows finished")
+            if outcome.get("failed_site"):
+                self.store.set_failure(job.job_id, {
+                    "site": outcome.get("failed_site"), "task": outcome.get("failed_task"),
+                    "traceback": outcome.get("traceback"), "reason": reason,
+                })
+            self._finish(job.job_id, status, reason)
+        elif not job.aborting:
+            reason = f"the server job process exited with code {code}"
+            self.store.set_failure(job.job_id, {"site": "server", "task": None,
+                                                "traceback": tail(job.log_path), "reason": reason})
+            self._finish(job.job_id, JobStatus.FINISHED_EXECUTION_EXCEPTION, reason)
+        self.wake()
+
+    def _finish(self, job_id: str, status: JobStatus, reason: str) -> None:
+        try:
+            self.store.transition(job_id, status, reason)
+        except InvalidTransition:
+            pass  # already final (aborted first): the first word stands
+        log.info("job %s: %s (%s)", job_id, self.store.get(job_id).status.value, reason)
+
+    def abort(self, job_id: str, reason: str = "aborted by an admin") -> JobStatus:
+        """Abort a job: recorded first (nothing can start it after this), then stopped."""
+        record = self.store.get(job_id)
+        if record.status in FINAL:
+            return record.status
+        self.store.transition(job_id, JobStatus.FINISHED_ABORTED, reason)
+        self._to_resume.discard(job_id)
+        with self._lock:
+            job = self.running.get(job_id)
+        if job is not None:
+            job.aborting = True
+            self._to_job(job, Envelope(p.ABORT, {"reason": reason}))
+            threading.Thread(target=end_group, args=(job.proc,), daemon=True).start()
+            for site in job.sites:
+                self.send_to_site(site, Envelope(p.ABORT_JOB, {"job_id": job_id,
+                                                               "reason": reason}))
+        log.info("job %s aborted: %s", job_id, reason)
+        return JobStatus.FINISHED_ABORTED
+
+
+def setup_logging(log_path: Path) -> None:
+    """Log to ``log_path`` and stdout."""
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    for handler in (logging.FileHandler(log_path, encoding="utf-8"),
+                    logging.StreamHandler(sys.stdout)):
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: ``python -m fedra.runtime.server_parent --kit DIR``."""
+    parser = argparse.ArgumentParser(description="Fedra server (parent process)")
+    parser.add_argument("--kit", required=True, type=Path, help="the server's startup kit folder")
+    args = parser.parse_args(argv)
+    kit = ServerKit.load(args.kit.resolve())
+    setup_logging(kit.root / "log.txt")
+    server = ServerParent(kit)
+    signal.signal(signal.SIGTERM, lambda *_: server.shutdown())
+    signal.signal(signal.SIGINT, lambda *_: server.shutdown())
+    (kit.root / "pid.fl").write_text(str(os.getpid()))
+    server.start()
+    return server.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""The site job process (CJ): runs one job's executors on one site.
+
+Started by the site parent as ``python -m fedra.runtime.site_job``; tasks arrive and results
+leave through the parent over a Unix socket. User scripts it launches stay in its process
+group, so ending the group (abort) ends them too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from fedra.client import SiteContext, SiteRunner
+from fedra.core import FedraError, FLModel, Task
+from fedra.job import activate_custom_dirs, build_executors, load_job
+from fedra.runtime import protocol as p
+from fedra.transport import ChannelClosed, connect_unix
+from fedra.wire import Envelope
+
+log = logging.getLogger("fedra.site_job")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Answer tasks until told to stop or the parent goes away."""
+    channel = connect_unix(args.socket, timeout=30.0)
+    job = load_job(Path(args.job_dir))
+    app = job.client_app(args.site)
+    if app is None:
+        channel.send(Envelope(p.JOB_STATE, {"state": "failed",
+                                            "detail": f"the job has no app for {args.site}"}))
+        return 1
+    activate_custom_dirs(app.custom_dir)
+
+    def log_sink(site: str, key: str, value: float, step: int | None) -> None:
+        headers = {"job_id": args.job_id, "site": site, "key": key, "value": value, "step": step}
+        channel.send(Envelope(p.LOG, headers))
+
+    ctx = SiteContext(
+        site_name=args.site,
+        site_index=args.index,
+        num_sites=args.num_sites,
+        job_id=args.job_id,
+        workdir=Path(args.workdir),
+        custom_dir=app.custom_dir,
+        log_sink=log_sink,
+        default_launch="subprocess",
+        own_process_group=False,
+    )
+    runner = SiteRunner(ctx, build_executors(app))
+    channel.send(Envelope(p.READY, {"job_id": args.job_id}))
+    try:
+        while True:
+            env = channel.recv()
+            if env.kind == p.STOP:
+                break
+            if env.kind != p.TASK:
+                continue
+            h = env.headers
+            task = Task(name=str(h["task_name"]), data=env.model or FLModel(), site=args.site,
+                        id=str(h["task_id"]), job_id=args.job_id)
+            log.info("task %s (%s)", task.name, task.id)
+            result = runner.handle(task)
+            headers = {"job_id": args.job_id, "task_id": task.id, "task_name": task.name,
+                       "site": args.site, "error": result.error}
+            channel.send(Envelope(p.RESULT, headers, result.data))
+    except (ChannelClosed, FedraError, OSError) as exc:
+        log.info("stopping: %s", exc)
+        ctx.abort.set()
+    finally:
+        runner.stop()
+        channel.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m fedra.runtime.site_job``."""
+    parser = argparse.ArgumentParser(description="Fedra site job process (started by a site)")
+    parser.add_argument("--job-id", required=True)
+    parser.add_argument("--job-dir", required=True)
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--socket", required=True)
+    parser.add_argument("--site", required=True)
+    parser.add_argument("--index", type=int, required=True)
+    parser.add_argument("--num-sites", type=int, required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

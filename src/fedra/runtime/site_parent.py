@@ -1,0 +1,278 @@
+"""The site parent process (CP): connects out to the server, runs each job in its own process.
+
+It only ever opens outbound connections. After the server goes away it reconnects forever,
+with exponential backoff and jitter, logging each attempt at a sane rate. Each job runs in a
+site job process (CJ) in its own process group: an abort ends the whole group, training
+scripts included (SIGTERM, then SIGKILL after a grace period).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fedra.core import FedraError
+from fedra.pki import TlsFiles
+from fedra.runtime import protocol as p
+from fedra.runtime.config import SiteKit
+from fedra.runtime.procs import end_group, spawn, tail
+from fedra.runtime.server_parent import setup_logging
+from fedra.transport import (
+    ChannelClosed,
+    Connection,
+    LocalChannel,
+    accept_channel,
+    connect,
+    listen_unix,
+)
+from fedra.wire import Envelope
+
+log = logging.getLogger("fedra.site")
+BACKOFF_MIN, BACKOFF_MAX = 0.5, 30.0
+
+
+@dataclass
+class SiteJob:
+    """A job whose site job process is alive."""
+
+    job_id: str
+    proc: subprocess.Popen[bytes]
+    channel: LocalChannel
+    log_path: Path
+    stopping: bool = False
+
+
+class SiteParent:
+    """The long-lived site process."""
+
+    def __init__(self, kit: SiteKit) -> None:
+        self.kit = kit
+        self.tls = TlsFiles.in_dir(kit.startup, "client").load()
+        self.jobs: dict[str, SiteJob] = {}
+        self._lock = threading.Lock()
+        self._conn: Connection | None = None
+        self._stopping = threading.Event()
+        self.exit_code = 0
+
+    # -- connection ---------------------------------------------------------------------
+    def run(self) -> int:
+        """Connect, serve, reconnect with backoff; until shut down."""
+        backoff = BACKOFF_MIN
+        attempts = 0
+        while not self._stopping.is_set():
+            try:
+                ca, cert, key = self.tls
+                conn = connect(self.kit.target, ca_pem=ca, cert_pem=cert, key_pem=key,
+                               server_name=self.kit.server_name, timeout=10.0)
+            except FedraError as exc:
+                attempts += 1
+                if attempts <= 3 or attempts % 10 == 0:
+                    log.warning("cannot reach the server at %s (attempt %d): %s", self.kit.target,
+                                attempts, exc)
+                self._stopping.wait(backoff * random.uniform(0.5, 1.0))  # noqa: S311
+                backoff = min(backoff * 2, BACKOFF_MAX)
+                continue
+            attempts, backoff = 0, BACKOFF_MIN
+            log.info("connected to the server at %s", self.kit.target)
+            self._serve(conn)
+        self._end_all_jobs()
+        return self.exit_code
+
+    def _serve(self, conn: Connection) -> None:
+        self._conn = conn
+        stop_beat = threading.Event()
+        threading.Thread(target=self._heartbeat, args=(conn, stop_beat), daemon=True).start()
+        try:
+            conn.send(Envelope(p.HELLO, {"site": self.kit.name}))
+            while not self._stopping.is_set():
+                self._from_server(conn.recv())
+        except (ChannelClosed, FedraError, OSError) as exc:
+            if not self._stopping.is_set():
+                log.warning("lost the server connection (%s); reconnecting", exc)
+        finally:
+            stop_beat.set()
+            self._conn = None
+            conn.close()
+
+    def _heartbeat(self, conn: Connection, stop: threading.Event) -> None:
+        while not stop.wait(self.kit.heartbeat_interval):
+            try:
+                conn.send(Envelope(p.HEARTBEAT, {"jobs": sorted(self.jobs)}))
+            except (ChannelClosed, FedraError, OSError):
+                return
+
+    def _send(self, env: Envelope) -> None:
+        conn = self._conn
+        if conn is None:
+            log.warning("dropped a %s message: not connected", env.kind)
+            return
+        try:
+            conn.send(env)
+        except (ChannelClosed, FedraError, OSError) as exc:
+            log.warning("could not send %s: %s", env.kind, exc)
+
+    def _from_server(self, env: Envelope) -> None:
+        h = env.headers
+        job_id = str(h.get("job_id", ""))
+        if env.kind == p.START_JOB:
+            self._start_job(job_id, [str(s) for s in h.get("sites", [])], p.model_zip(env.model))
+        elif env.kind == p.TASK:
+            job = self.jobs.get(job_id)
+            if job is None:
+                self._send(Envelope(p.RESULT, {**h, "site": self.kit.name,
+                                               "error": f"job {job_id} is not running here"}))
+                return
+            try:
+                job.channel.send(env)
+            except (ChannelClosed, FedraError, OSError):
+                self._send(Envelope(p.RESULT, {**h, "site": self.kit.name,
+                                               "error": "the site job process is gone"}))
+        elif env.kind in (p.ABORT_JOB, p.END_JOB):
+            self._end_job(job_id, abort=env.kind == p.ABORT_JOB)
+        elif env.kind == p.REQUEST:
+            self._request(h)
+
+    # -- jobs ---------------------------------------------------------------------------
+    def _start_job(self, job_id: str, sites: list[str], data: bytes | None) -> None:
+        from fedra.job.archive import unzip_job
+
+        if job_id in self.jobs:
+            log.info("job %s restarted by the server: ending the old process", job_id)
+            self._end_job(job_id, abort=True)
+        if data is None or self.kit.name not in sites:
+            self._send(Envelope(p.JOB_STATE, {"job_id": job_id, "state": "failed",
+                                              "detail": "bad start_job message"}))
+            return
+        root = self.kit.root / "jobs" / job_id
+        try:
+            job_dir = root / "job"
+            if not job_dir.exists():
+                unzip_job(data, job_dir)
+            sock_dir = Path(tempfile.mkdtemp(prefix="fedra-cj-"))
+            listener = listen_unix(str(sock_dir / "cj.sock"))
+            log_path = root / "log.txt"
+            args = ["--job-id", job_id, "--job-dir", str(job_dir), "--workdir", str(root),
+                    "--socket", str(sock_dir / "cj.sock"), "--site", self.kit.name,
+                    "--index", str(sites.index(self.kit.name)), "--num-sites", str(len(sites))]
+            proc = spawn("fedra.runtime.site_job", args, log_path, cwd=root)
+            try:
+                channel = accept_channel(listener, timeout=60.0)
+                ready = channel.recv(timeout=120.0)
+            finally:
+                listener.close()
+            if ready.kind != p.READY:
+                raise FedraError(str(ready.headers.get("detail", ready.kind)))
+        except Exception as exc:  # noqa: BLE001 - reported to the server
+            log.error("job %s failed to start: %s", job_id, exc)
+            self._send(Envelope(p.JOB_STATE, {"job_id": job_id, "state": "failed",
+                                              "detail": str(exc)}))
+            return
+        job = SiteJob(job_id, proc, channel, log_path)
+        with self._lock:
+            self.jobs[job_id] = job
+        threading.Thread(target=self._serve_job, args=(job,), daemon=True).start()
+        log.info("job %s started (pid %d)", job_id, proc.pid)
+        self._send(Envelope(p.JOB_STATE, {"job_id": job_id, "state": "started"}))
+
+    def _serve_job(self, job: SiteJob) -> None:
+        try:
+            while True:
+                env = job.channel.recv()
+                if env.kind in (p.RESULT, p.LOG):
+                    self._send(env)
+        except (ChannelClosed, FedraError, OSError):
+            pass
+        code = end_group(job.proc, grace=2.0)
+        with self._lock:
+            if self.jobs.get(job.job_id) is job:
+                del self.jobs[job.job_id]
+        if not job.stopping:
+            detail = f"the site job process exited with code {code}\n{tail(job.log_path)}"
+            log.error("job %s: %s", job.job_id, detail)
+            self._send(Envelope(p.JOB_STATE, {"job_id": job.job_id, "state": "failed",
+                                              "detail": detail}))
+
+    def _end_job(self, job_id: str, abort: bool) -> None:
+        job = self.jobs.get(job_id)
+        if job is None:
+            return
+        job.stopping = True
+        if not abort:
+            try:
+                job.channel.send(Envelope(p.STOP, {}))
+                job.proc.wait(10.0)
+            except (ChannelClosed, FedraError, OSError, subprocess.TimeoutExpired):
+                pass
+        end_group(job.proc)  # whatever is left of the job's process group
+        job.channel.close()
+        log.info("job %s %s", job_id, "aborted" if abort else "ended")
+
+    def _end_all_jobs(self) -> None:
+        for job_id in list(self.jobs):
+            self._end_job(job_id, abort=True)
+
+    # -- requests relayed from admins ---------------------------------------------------
+    def _request(self, h: dict[str, Any]) -> None:
+        cmd = h.get("cmd")
+        args = h.get("args") or {}
+        ok, data, error = True, None, None
+        try:
+            if cmd == "sys_info":
+                data = {"name": self.kit.name, "pid": os.getpid(),
+                        "python": platform.python_version(), "platform": platform.platform(),
+                        "jobs": sorted(self.jobs)}
+            elif cmd == "tail":
+                data = {"text": tail(self.kit.root / "log.txt", int(args.get("lines", 40)))}
+            elif cmd == "cat":
+                root = self.kit.root.resolve()
+                path = (root / str(args.get("file", "log.txt"))).resolve()
+                if not path.is_relative_to(root) or not path.is_file():
+                    raise FedraError(f"no file {args.get('file')!r} in the site's folder")
+                data = {"text": path.read_bytes()[-256 * 1024:].decode("utf-8", "replace")}
+            elif cmd in ("shutdown", "restart"):
+                self.shutdown(p.RESTART_EXIT_CODE if cmd == "restart" else 0)
+            else:
+                raise FedraError(f"unknown request {cmd!r}")
+        except FedraError as exc:
+            ok, error = False, str(exc)
+        if h.get("id"):
+            self._send(Envelope(p.REPLY, {"id": h["id"], "ok": ok, "data": data, "error": error}))
+
+    def shutdown(self, exit_code: int = 0) -> None:
+        """Stop: end every job, close the connection."""
+        self.exit_code = exit_code
+        self._stopping.set()
+        conn = self._conn
+        if conn is not None:
+            conn.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: ``python -m fedra.runtime.site_parent --kit DIR``."""
+    parser = argparse.ArgumentParser(description="Fedra site (parent process)")
+    parser.add_argument("--kit", required=True, type=Path, help="the site's startup kit folder")
+    args = parser.parse_args(argv)
+    kit = SiteKit.load(args.kit.resolve())
+    setup_logging(kit.root / "log.txt")
+    site = SiteParent(kit)
+    signal.signal(signal.SIGTERM, lambda *_: site.shutdown())
+    signal.signal(signal.SIGINT, lambda *_: site.shutdown())
+    (kit.root / "pid.fl").write_text(str(os.getpid()))
+    return site.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""An in-memory job store: records in a dict, files under a folder. For tests and simulation."""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from fedra.core import JobStatus, StatusChange, parse_meta, transition
+from fedra.store.errors import JobExists, JobNotFound, JobStillActive, JobStoreError, StatusConflict
+from fedra.store.files import JobFiles
+from fedra.store.record import (
+    JobRecord,
+    check_job_id,
+    copy_json,
+    json_text,
+    merge,
+    new_job_id,
+)
+
+
+class MemoryJobStore:
+    """A :class:`~fedra.store.JobStore` keeping records in memory and files under ``root``.
+
+    One lock guards every record, so each operation (a transition's compare-and-set included)
+    is atomic. Records vanish with the process; files stay under ``root/jobs/<job_id>/``.
+    """
+
+    def __init__(self, root: Path, *, clock: Callable[[], float] = time.time) -> None:
+        self.root = Path(root)
+        self._files = JobFiles(self.root)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._records: dict[str, JobRecord] = {}
+        self._closed = False
+
+    def __enter__(self) -> MemoryJobStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def create(
+        self,
+        meta_json: dict[str, Any],
+        job_zip: bytes,
+        submitter: str,
+        job_id: str | None = None,
+    ) -> JobRecord:
+        """Store a new SUBMITTED job (``meta_json`` is validated); a uuid4 id unless given."""
+        meta = parse_meta(meta_json)
+        json_text(meta_json, "meta.json")
+        job_id = check_job_id(job_id) if job_id is not None else new_job_id()
+        with self._lock:
+            self._check_open()
+            if job_id in self._records:
+                raise JobExists(job_id)
+            self._files.write_zip(job_id, bytes(job_zip))
+            now = self._clock()
+            record = JobRecord(
+                job_id=job_id,
+                name=meta.name,
+                submitter=submitter,
+                submitted_at=now,
+                status=JobStatus.SUBMITTED,
+                history=(StatusChange(JobStatus.SUBMITTED, now, f"submitted by {submitter}"),),
+                meta=meta,
+            )
+            self._records[job_id] = record
+            return _copy(record)
+
+    def get(self, job_id: str) -> JobRecord:
+        """The job's record."""
+        with self._lock:
+            return _copy(self._get(job_id))
+
+    def list(
+        self, prefix: str | None = None, statuses: set[JobStatus] | None = None
+    ) -> builtins.list[JobRecord]:
+        """Jobs with an id starting with ``prefix`` and a status in ``statuses``, oldest first."""
+        with self._lock:
+            self._check_open()
+            found = [
+                _copy(r)
+                for r in self._records.values()
+                if (prefix is None or r.job_id.startswith(prefix))
+                and (statuses is None or r.status in statuses)
+            ]
+        return sorted(found, key=lambda r: r.submitted_at)
+
+    def transition(
+        self,
+        job_id: str,
+        new: JobStatus,
+        reason: str,
+        *,
+        expected: JobStatus | None = None,
+    ) -> JobRecord:
+        """Move the job to ``new`` as the table allows; with ``expected``, compare-and-set."""
+        with self._lock:
+            record = self._get(job_id)
+            if expected is not None and record.status != expected:
+                raise StatusConflict(job_id, record.status, expected, new)
+            transition(record.status, new)
+            change = StatusChange(new, self._clock(), reason)
+            record = dataclasses.replace(record, status=new, history=(*record.history, change))
+            self._records[job_id] = record
+            return _copy(record)
+
+    def set_failure(self, job_id: str, failure: dict[str, Any]) -> JobRecord:
+        """Record why the job failed, replacing any earlier failure."""
+        stored = copy_json(failure, f"failure of job {job_id!r}")
+        with self._lock:
+            record = dataclasses.replace(self._get(job_id), failure=stored)
+            self._records[job_id] = record
+            return _copy(record)
+
+    def update_run_info(self, job_id: str, info: dict[str, Any]) -> JobRecord:
+        """Merge ``info`` into the job's run info (nested objects merged key by key)."""
+        update = copy_json(info, f"run info of job {job_id!r}")
+        with self._lock:
+            record = self._get(job_id)
+            merged = merge(record.run_info, update)
+            record = dataclasses.replace(record, run_info=merged)
+            self._records[job_id] = record
+            return _copy(record)
+
+    def job_zip(self, job_id: str) -> bytes:
+        """The zip the job was submitted as."""
+        with self._lock:
+            self._get(job_id)
+            return self._files.read_zip(job_id)
+
+    def workspace(self, job_id: str) -> Path:
+        """The job's run folder, created if needed."""
+        with self._lock:
+            self._get(job_id)
+            return self._files.workspace(job_id)
+
+    def delete(self, job_id: str) -> None:
+        """Delete a finished job and its files."""
+        with self._lock:
+            record = self._get(job_id)
+            if not record.status.is_final:
+                raise JobStillActive(job_id, record.status)
+            del self._records[job_id]
+            self._files.remove(job_id)
+
+    def close(self) -> None:
+        """Forget the records (files stay); later calls raise JobStoreError."""
+        with self._lock:
+            self._closed = True
+            self._records.clear()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise JobStoreError("the job store is closed")
+
+    def _get(self, job_id: str) -> JobRecord:
+        self._check_open()
+        record = self._records.get(job_id)
+        if record is None:
+            raise JobNotFound(job_id)
+        return record
+
+
+def _copy(record: JobRecord) -> JobRecord:
+    """A copy sharing no mutable state with the store."""
+    return dataclasses.replace(
+        record,
+        failure=copy_json(record.failure) if record.failure is not None else None,
+        run_info=copy_json(record.run_info),
+    )

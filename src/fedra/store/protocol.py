@@ -1,0 +1,79 @@
+"""The job store interface, which every backend implements and one contract test checks."""
+
+from __future__ import annotations
+
+import builtins
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from fedra.core import JobStatus
+from fedra.store.record import JobRecord
+
+
+@runtime_checkable
+class JobStore(Protocol):
+    """Jobs, their status history, their zips and their run folders.
+
+    Every status change goes through the core transition table, atomically: of two callers
+    racing from the same status, with ``expected`` set, exactly one wins. Unknown ids raise
+    :class:`~fedra.store.JobNotFound`.
+    """
+
+    def create(
+        self,
+        meta_json: dict[str, Any],
+        job_zip: bytes,
+        submitter: str,
+        job_id: str | None = None,
+    ) -> JobRecord:
+        """Store a new SUBMITTED job (``meta_json`` is validated); a uuid4 id unless given."""
+        ...
+
+    def get(self, job_id: str) -> JobRecord:
+        """The job's record."""
+        ...
+
+    def list(
+        self, prefix: str | None = None, statuses: set[JobStatus] | None = None
+    ) -> builtins.list[JobRecord]:
+        """Jobs with an id starting with ``prefix`` and a status in ``statuses``, oldest first."""
+        ...
+
+    def transition(
+        self,
+        job_id: str,
+        new: JobStatus,
+        reason: str,
+        *,
+        expected: JobStatus | None = None,
+    ) -> JobRecord:
+        """Move the job to ``new`` (recorded with time and reason), as the table allows.
+
+        With ``expected``, the move happens only if the job is still in that status
+        (compare-and-set); otherwise :class:`~fedra.store.StatusConflict` is raised.
+        """
+        ...
+
+    def set_failure(self, job_id: str, failure: dict[str, Any]) -> JobRecord:
+        """Record why the job failed (site, task, traceback, reason), replacing any earlier one."""
+        ...
+
+    def update_run_info(self, job_id: str, info: dict[str, Any]) -> JobRecord:
+        """Merge ``info`` into the job's run info (nested objects merged key by key)."""
+        ...
+
+    def job_zip(self, job_id: str) -> bytes:
+        """The zip the job was submitted as."""
+        ...
+
+    def workspace(self, job_id: str) -> Path:
+        """The folder for the job's run outputs (models, tb_events, snapshots), made if needed."""
+        ...
+
+    def delete(self, job_id: str) -> None:
+        """Delete a finished job with its files; :class:`~fedra.store.JobStillActive` otherwise."""
+        ...
+
+    def close(self) -> None:
+        """Release the store's resources; later calls raise :class:`~fedra.store.JobStoreError`."""
+        ...

@@ -1,0 +1,286 @@
+"""What only the gRPC transport does: mutual TLS, size limits on the wire, the Frame encoding."""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import socket
+from collections.abc import Iterator
+
+import grpc
+import numpy as np
+import pytest
+from certs_helper import Federation, Pem, make_ca, make_cert
+from transport_helpers import SITE_ID, Worker, open_link
+
+from fedra.core import FedraError, FLModel, WireError
+from fedra.transport import (
+    ChannelClosed,
+    ConnectError,
+    Connection,
+    ListenError,
+    TransportServer,
+    connect,
+)
+from fedra.transport._proto import fedra_transport_pb2 as pb
+from fedra.transport._proto import fedra_transport_pb2_grpc as pb_grpc
+from fedra.transport._stream import FRAME_SIZE, METHOD, SERVICE, encode_frame
+from fedra.transport.grpc_client import split_target
+from fedra.wire import Envelope, encode_envelope
+
+
+class Served:
+    """A started TransportServer and the connections its on_connect received."""
+
+    def __init__(self, federation: Federation, **kwargs: int) -> None:
+        self.accepted: queue.Queue[Connection] = queue.Queue()
+        self.server = TransportServer(
+            "127.0.0.1",
+            0,
+            ca_pem=federation.ca.cert,
+            cert_pem=federation.server.cert,
+            key_pem=federation.server.key,
+            on_connect=self.accepted.put,
+            **kwargs,
+        )
+        self.port = self.server.start()
+        self.target = f"127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def served(federation: Federation) -> Iterator[Served]:
+    running = Served(federation)
+    yield running
+    running.server.stop(grace=0.2)
+
+
+def connect_as(served: Served, ca: Pem, client: Pem, **kwargs: object) -> Connection:
+    return connect(
+        served.target, ca_pem=ca.cert, cert_pem=client.cert, key_pem=client.key, **kwargs
+    )  # type: ignore[arg-type]
+
+
+def test_a_client_certificate_from_another_ca_is_refused(
+    served: Served, federation: Federation
+) -> None:
+    other_ca, other_key = make_ca("intruders")
+    intruder = make_cert(other_ca, other_key, "site-1", "org-1", "client")
+    with pytest.raises(ConnectError, match="refused this client's certificate"):
+        connect_as(served, federation.ca, intruder, timeout=1.5)
+    assert served.accepted.empty()
+    assert served.server.connections == []
+
+
+def test_a_client_without_a_certificate_is_refused(served: Served, federation: Federation) -> None:
+    credentials = grpc.ssl_channel_credentials(root_certificates=federation.ca.cert)
+    with grpc.secure_channel(served.target, credentials) as channel:
+        stub = pb_grpc.FedraStub(channel)
+        with pytest.raises(grpc.RpcError) as caught:
+            list(stub.Connect(iter([pb.Frame(total=1, data=b"x", last=True)]), timeout=2))
+    assert caught.value.code() in (
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+    )
+    assert served.accepted.empty()
+
+
+def test_a_server_certificate_from_another_ca_is_refused(
+    served: Served, federation: Federation
+) -> None:
+    other_ca, _ = make_ca("elsewhere")
+    with pytest.raises(ConnectError, match="certificate is not trusted"):
+        connect_as(served, other_ca, federation.site, timeout=1.5)
+    assert served.accepted.empty()
+
+
+def test_server_name_overrides_the_name_checked(served: Served, federation: Federation) -> None:
+    conn = connect_as(served, federation.ca, federation.site, server_name="localhost")
+    assert conn.peer.name == "server"
+    conn.close()
+    with pytest.raises(ConnectError, match=r"not valid for 'elsewhere\.example'"):
+        connect_as(
+            served, federation.ca, federation.site, server_name="elsewhere.example", timeout=1.5
+        )
+
+
+def test_an_unreachable_server_is_reported(federation: Federation) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(ConnectError, match="cannot reach"):
+        connect(
+            f"127.0.0.1:{port}",
+            ca_pem=federation.ca.cert,
+            cert_pem=federation.site.cert,
+            key_pem=federation.site.key,
+            timeout=1,
+        )
+
+
+def test_on_connect_can_refuse(federation: Federation) -> None:
+    def refuse(conn: Connection) -> None:
+        raise FedraError(f"{conn.peer.name} is not a member of this project")
+
+    server = TransportServer(
+        "127.0.0.1",
+        0,
+        ca_pem=federation.ca.cert,
+        cert_pem=federation.server.cert,
+        key_pem=federation.server.key,
+        on_connect=refuse,
+    )
+    port = server.start()
+    try:
+        with pytest.raises(ConnectError, match="site-1 is not a member of this project"):
+            connect(
+                f"localhost:{port}",
+                ca_pem=federation.ca.cert,
+                cert_pem=federation.site.cert,
+                key_pem=federation.site.key,
+            )
+        assert server.connections == []
+    finally:
+        server.stop(grace=0.2)
+
+
+def test_a_port_in_use_is_a_listen_error(served: Served, federation: Federation) -> None:
+    second = TransportServer(
+        "127.0.0.1",
+        served.port,
+        ca_pem=federation.ca.cert,
+        cert_pem=federation.server.cert,
+        key_pem=federation.server.key,
+        on_connect=lambda conn: None,
+    )
+    with pytest.raises(ListenError, match=str(served.port)):
+        second.start()
+
+
+def test_an_oversize_message_is_refused_and_the_stream_closed(federation: Federation) -> None:
+    link = open_link("grpc", federation, max_message=FRAME_SIZE + 100)
+    try:
+        big = Envelope("big", {}, FLModel(params={"w": np.ones(2 * FRAME_SIZE, np.uint8)}))
+        sending = Worker(lambda: link.client.send(big))
+        with pytest.raises(WireError, match="above the limit"):
+            link.server_end.recv(timeout=30)
+        assert link.server_end.closed
+        with pytest.raises(ChannelClosed, match="above the limit"):
+            link.client.recv(timeout=30)
+        with contextlib.suppress(ChannelClosed):  # the frames may all have been queued
+            sending.join()
+        with pytest.raises(ChannelClosed):
+            link.client.send(Envelope("more"))
+    finally:
+        link.client.close()
+        link.server.stop(grace=0.2)
+
+
+def test_a_huge_announced_size_is_refused_before_allocating(
+    served: Served, federation: Federation
+) -> None:
+    credentials = grpc.ssl_channel_credentials(
+        federation.ca.cert, federation.site.key, federation.site.cert
+    )
+    requests: queue.Queue[pb.Frame | None] = queue.Queue()
+    requests.put(pb.Frame(total=1 << 60, data=b"FDRA"))
+    with grpc.secure_channel(served.target, credentials) as channel:
+        call = pb_grpc.FedraStub(channel).Connect(iter(requests.get, None))
+        server_end = served.accepted.get(timeout=10)
+        with pytest.raises(WireError, match=f"{1 << 60} bytes is above the limit"):
+            server_end.recv(timeout=10)
+        with pytest.raises(grpc.RpcError) as caught:
+            list(call)
+        requests.put(None)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "above the limit" in caught.value.details()
+
+
+@pytest.mark.parametrize(
+    "frames",
+    [
+        [pb.Frame(total=0, data=b"abc", last=True)],  # no size announced
+        [pb.Frame(total=3, data=b"abcd", last=True)],  # longer than announced
+        [pb.Frame(total=8, data=b"abcd", last=True)],  # ended early
+        [pb.Frame(total=8, data=b"abcd"), pb.Frame(total=8, data=b"efgh", last=True)],
+    ],
+)
+def test_malformed_frame_sequences_are_wire_errors(
+    served: Served, federation: Federation, frames: list[pb.Frame]
+) -> None:
+    credentials = grpc.ssl_channel_credentials(
+        federation.ca.cert, federation.site.key, federation.site.cert
+    )
+    requests: queue.Queue[pb.Frame | None] = queue.Queue()
+    for frame in frames:
+        requests.put(frame)
+    with grpc.secure_channel(served.target, credentials) as channel:
+        call = pb_grpc.FedraStub(channel).Connect(iter(requests.get, None))
+        server_end = served.accepted.get(timeout=10)
+        with pytest.raises(WireError):
+            server_end.recv(timeout=10)
+        assert server_end.closed
+        with pytest.raises(grpc.RpcError) as caught:
+            list(call)
+        requests.put(None)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_the_generated_stub_interoperates(served: Served, federation: Federation) -> None:
+    envelope = Envelope("hello", {"from": "stub"})
+    data = encode_envelope(envelope)
+    credentials = grpc.ssl_channel_credentials(
+        federation.ca.cert, federation.site.key, federation.site.cert
+    )
+    requests: queue.Queue[pb.Frame | None] = queue.Queue()
+    requests.put(pb.Frame(total=len(data), data=data[:5]))
+    requests.put(pb.Frame(data=data[5:], last=True))
+    with grpc.secure_channel(served.target, credentials) as channel:
+        call = pb_grpc.FedraStub(channel).Connect(iter(requests.get, None))
+        server_end = served.accepted.get(timeout=10)
+        assert server_end.peer == SITE_ID
+        assert server_end.recv(timeout=10) == envelope
+        server_end.send(Envelope("welcome"))
+        reply = next(call)
+        welcome = encode_envelope(Envelope("welcome"))
+        assert (reply.total, reply.data, reply.last) == (len(welcome), welcome, True)
+        requests.put(None)
+        assert list(call) == []
+
+
+@pytest.mark.parametrize(
+    ("total", "data", "last"),
+    [(0, b"", False), (5, b"hello", True), (1 << 40, b"x" * 300, False), (0, bytes(200), True)],
+)
+def test_encode_frame_is_the_protobuf_encoding(total: int, data: bytes, last: bool) -> None:
+    expected = pb.Frame(total=total, data=data, last=last).SerializeToString()
+    assert encode_frame(memoryview(data), total=total, last=last) == expected
+
+
+def test_the_method_is_the_one_in_the_proto() -> None:
+    service = pb.DESCRIPTOR.services_by_name["Fedra"]
+    assert service.full_name == SERVICE
+    assert f"/{service.full_name}/{service.methods_by_name['Connect'].name}" == METHOD
+
+
+def test_stop_closes_the_open_connections(federation: Federation) -> None:
+    link = open_link("grpc", federation)
+    waiting = Worker(link.client.recv)
+    link.server.stop(grace=0.5)
+    with pytest.raises(ChannelClosed):
+        waiting.join()
+    assert link.server_end.closed
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("localhost:8002", ("localhost", 8002)),
+        ("127.0.0.1:1", ("127.0.0.1", 1)),
+        ("[::1]:8002", ("::1", 8002)),
+        ("dns:///fl.example.org:443", ("fl.example.org", 443)),
+        ("unix:/tmp/x.sock", None),
+        ("localhost", None),
+    ],
+)
+def test_split_target(target: str, expected: tuple[str, int] | None) -> None:
+    assert split_target(target) == expected
