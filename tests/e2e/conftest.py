@@ -69,12 +69,13 @@ class Federation:
         """Start the server ('server') or a site's parent process."""
         folder = self.layout.server if name == "server" else self.layout.site(name)
         module = "fedra.runtime.server_parent" if name == "server" else "fedra.runtime.site_parent"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", module, "--kit", str(folder)],
-            stdout=subprocess.DEVNULL,
-            stderr=open(folder / "stderr.txt", "ab"),  # noqa: SIM115 - owned by the process
-            start_new_session=True,
-        )
+        with open(folder / "stderr.txt", "ab") as stderr:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", module, "--kit", str(folder)],
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                start_new_session=True,
+            )
         self.procs[name] = proc
         return proc
 
@@ -98,6 +99,7 @@ class Federation:
 
     def wait_sites(self, sites: list[str], timeout: float = 60.0) -> None:
         """Until the server lists exactly these sites as connected."""
+
         def connected() -> bool:
             with self.session() as s:
                 return sorted(x["name"] for x in s.check_status("client")["sites"]) == sorted(sites)

@@ -37,6 +37,7 @@ READY = "ready"  # {"job_id"}
 ROUND = "round"  # {"workflow", "round", "metrics", "seconds"}
 DONE = "done"  # {"status", "error", "failed_site", "failed_task", "traceback"}
 SITES = "sites"  # {"sites": [connected sites of the job]}
+GO = "go"  # {}: the sites have been told to start the job; the workflow may begin
 ABORT = "abort"  # {"reason"}
 STOP = "stop"  # {}
 

@@ -45,7 +45,9 @@ class _Reporter:
         )
 
 
-def _read(channel: LocalChannel, board: TaskBoard, tracking: MetricsSink) -> None:
+def _read(
+    channel: LocalChannel, board: TaskBoard, tracking: MetricsSink, go: threading.Event
+) -> None:
     """Route what the parent sends: results, metrics, site changes, abort."""
     try:
         while True:
@@ -66,6 +68,8 @@ def _read(channel: LocalChannel, board: TaskBoard, tracking: MetricsSink) -> Non
                 step = h.get("step")
                 tracking.add(str(h["site"]), str(h["key"]), float(h["value"]),
                              None if step is None else int(step))
+            elif env.kind == p.GO:
+                go.set()
             elif env.kind == p.SITES:
                 board.set_sites([str(s) for s in h["sites"]])
             elif env.kind == "lost":
@@ -76,9 +80,11 @@ def _read(channel: LocalChannel, board: TaskBoard, tracking: MetricsSink) -> Non
                     log.info("site %s left: %d outstanding tasks given up", h["site"], count)
             elif env.kind == p.ABORT:
                 board.abort(str(h.get("reason", "aborted")))
+                go.set()
                 return
     except (ChannelClosed, FedraError, OSError) as exc:
         board.abort(f"the server parent went away ({exc})")
+        go.set()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -99,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
     sites = [s for s in args.sites.split(",") if s]
     board = TaskBoard(sites, deliver, job_id=args.job_id)
     tracking = MetricsSink(workspace / "tb_events")
-    reader = threading.Thread(target=_read, args=(channel, board, tracking), daemon=True)
+    go = threading.Event()
+    reader = threading.Thread(target=_read, args=(channel, board, tracking, go), daemon=True)
     reader.start()
     initial: FLModel | None = None
     if not args.resume:
@@ -110,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
         higher_is_better=persistor.higher_is_better,
     )
     channel.send(Envelope(p.READY, {"job_id": args.job_id}))
+    go.wait()  # the parent has told the sites to start the job (or the run was aborted)
     outcome = server_run.run(resume=args.resume)
     tracking.close()
     done = {

@@ -317,6 +317,7 @@ class ServerParent:
         threading.Thread(target=self._serve_job, args=(job,), name=f"job-{job_id[:8]}",
                          daemon=True).start()
         self._send_start(job, sites)
+        self._to_job(job, Envelope(p.GO, {}))  # after start_job: sites see it before any task
         record = self.store.get(job_id)
         if record.status == JobStatus.DISPATCHED:
             try:

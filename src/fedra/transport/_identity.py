@@ -34,15 +34,24 @@ def identity_of_pem(cert_pem: bytes) -> PeerIdentity:
     return identity_of_cert(x509.load_pem_x509_certificate(cert_pem))
 
 
+def _dns_match(pattern: str, host: str) -> bool:
+    pattern, host = pattern.lower().rstrip("."), host.lower().rstrip(".")
+    if pattern.startswith("*."):
+        first, _, rest = host.partition(".")
+        return bool(first) and rest == pattern[2:]
+    return pattern == host
+
+
 def _names_host(cert: x509.Certificate, host: str) -> bool:
+    """Whether ``cert`` is valid for ``host``, as a TLS client checks it (SAN, else CN)."""
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
-        return False
+        return _dns_match(_attribute(cert, NameOID.COMMON_NAME), host)
     try:
         address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
-        return host.lower() in (name.lower() for name in san.get_values_for_type(x509.DNSName))
+        return any(_dns_match(name, host) for name in san.get_values_for_type(x509.DNSName))
     return address in san.get_values_for_type(x509.IPAddress)
 
 

@@ -6,8 +6,8 @@ pipe of :data:`QUEUED_FRAMES` frames that the gRPC stream drains
 (:meth:`StreamConnection.outgoing`): a slow peer blocks the sender and the envelope is never
 built whole. Receiving: a reader thread moves incoming frames into another bounded pipe
 (:meth:`StreamConnection.pump`); ``recv`` copies them into one buffer of the size announced by
-the first frame (checked against the limit before it is allocated) and decodes the envelope
-over that buffer without another copy.
+the first frame (a bytearray, allocated once the size is checked against the limit) and decodes
+the envelope over that buffer without another copy.
 
 Frames are sent already encoded (:func:`encode_frame`, the protobuf encoding of ``Frame``) and
 received as ``Frame`` messages, so a client built from the generated stub interoperates.
@@ -112,7 +112,7 @@ class StreamConnection(Connection):
         self._closed = False
         #: Why this side aborted the stream (a protocol error of the peer), if it did.
         self.abort_reason: str | None = None
-        self._buffer: bytearray | None = None
+        self._buffer: memoryview | None = None
         self._got = 0
 
     @property
@@ -169,7 +169,7 @@ class StreamConnection(Connection):
                     break
         finally:
             self._recv_lock.release()
-        return decode_envelope(memoryview(buffer), max_size=self._max_message)
+        return decode_envelope(buffer, max_size=self._max_message)
 
     def _raise_end(self) -> NoReturn:
         if self._closed:
@@ -180,7 +180,7 @@ class StreamConnection(Connection):
             raise ChannelClosed(f"{reason} in the middle of a message")
         raise ChannelClosed(reason)
 
-    def _take(self, frame: pb.Frame) -> bytearray | None:
+    def _take(self, frame: pb.Frame) -> memoryview | None:
         """Add ``frame`` to the envelope being received; the buffer once it is complete."""
         buffer = self._buffer
         if buffer is None:
@@ -192,7 +192,7 @@ class StreamConnection(Connection):
                     f"incoming message of {total} bytes is above the limit of "
                     f"{self._max_message}; connection closed"
                 )
-            buffer = self._buffer = bytearray(total)
+            buffer = self._buffer = memoryview(bytearray(total))
             self._got = 0
         elif frame.total:
             self._protocol_error("a message began before the previous one ended")

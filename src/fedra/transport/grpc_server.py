@@ -69,7 +69,7 @@ class _Servicer:
         if refused is not None:
             conn.close()
             context.abort(grpc.StatusCode.PERMISSION_DENIED, refused)
-        context.add_callback(lambda: conn.stream_terminated("the connection ended"))
+        context.add_callback(lambda: self._server.ended(conn))
         reader = threading.Thread(
             target=conn.pump,
             args=(request_iterator,),
@@ -81,13 +81,10 @@ class _Servicer:
 
     def _respond(self, conn: StreamConnection, context: Any) -> Iterator[bytes]:
         context.send_initial_metadata(((SERVER_CERT_KEY, self._server.cert_pem),))
-        try:
-            yield from conn.outgoing()
-            if conn.abort_reason is not None:
-                context.set_code(grpc.StatusCode.INVALID_ARGUMENT)
-                context.set_details(conn.abort_reason)
-        finally:
-            self._server.forget(conn)
+        yield from conn.outgoing()
+        if conn.abort_reason is not None:
+            context.set_code(grpc.StatusCode.INVALID_ARGUMENT)
+            context.set_details(conn.abort_reason)
 
 
 class TransportServer:
@@ -185,6 +182,11 @@ class TransportServer:
         """Drop ``conn`` from the open connections."""
         with self._lock:
             self._connections.discard(conn)
+
+    def ended(self, conn: StreamConnection) -> None:
+        """The stream of ``conn`` is over (for any reason): nothing more can be sent on it."""
+        conn.stream_terminated("the connection ended")
+        self.forget(conn)
 
     def stop(self, grace: float = 1.0) -> None:
         """Close every connection and stop; streams still open after ``grace`` s are cut."""

@@ -6,6 +6,7 @@ import contextlib
 import queue
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import numpy as np
@@ -22,6 +23,7 @@ from fedra.transport import (
     TransportServer,
     connect,
 )
+from fedra.transport._identity import check_server_cert
 from fedra.transport._proto import fedra_transport_pb2 as pb
 from fedra.transport._proto import fedra_transport_pb2_grpc as pb_grpc
 from fedra.transport._stream import FRAME_SIZE, METHOD, SERVICE, encode_frame
@@ -54,10 +56,22 @@ def served(federation: Federation) -> Iterator[Served]:
     running.server.stop(grace=0.2)
 
 
-def connect_as(served: Served, ca: Pem, client: Pem, **kwargs: object) -> Connection:
+def connect_as(
+    served: Served,
+    ca: Pem,
+    client: Pem,
+    *,
+    server_name: str | None = None,
+    timeout: float = 10.0,
+) -> Connection:
     return connect(
-        served.target, ca_pem=ca.cert, cert_pem=client.cert, key_pem=client.key, **kwargs
-    )  # type: ignore[arg-type]
+        served.target,
+        ca_pem=ca.cert,
+        cert_pem=client.cert,
+        key_pem=client.key,
+        server_name=server_name,
+        timeout=timeout,
+    )
 
 
 def test_a_client_certificate_from_another_ca_is_refused(
@@ -284,3 +298,75 @@ def test_stop_closes_the_open_connections(federation: Federation) -> None:
 )
 def test_split_target(target: str, expected: tuple[str, int] | None) -> None:
     assert split_target(target) == expected
+
+
+def _stub_stream(
+    served: Served, federation: Federation
+) -> tuple[Any, Any, queue.Queue[pb.Frame | None]]:
+    """A channel and a Connect call made with the generated stub, fed from the queue."""
+    credentials = grpc.ssl_channel_credentials(
+        federation.ca.cert, federation.site.key, federation.site.cert
+    )
+    channel = grpc.secure_channel(served.target, credentials)
+    requests: queue.Queue[pb.Frame | None] = queue.Queue()
+    call = pb_grpc.FedraStub(channel).Connect(iter(requests.get, None))
+    return channel, call, requests
+
+
+def test_a_timeout_in_the_middle_of_a_message_keeps_what_arrived(
+    served: Served, federation: Federation
+) -> None:
+    channel, call, requests = _stub_stream(served, federation)
+    with channel:
+        data = encode_envelope(Envelope("split", {"x": 1}))
+        requests.put(pb.Frame(total=len(data), data=data[:10]))
+        server_end = served.accepted.get(timeout=10)
+        with pytest.raises(TimeoutError):
+            server_end.recv(timeout=0.1)
+        requests.put(pb.Frame(data=data[10:], last=True))
+        assert server_end.recv(timeout=10) == Envelope("split", {"x": 1})
+        requests.put(None)
+        assert list(call) == []
+
+
+def test_a_malformed_envelope_is_a_wire_error_and_the_connection_goes_on(
+    served: Served, federation: Federation
+) -> None:
+    channel, call, requests = _stub_stream(served, federation)
+    with channel:
+        requests.put(pb.Frame(total=16, data=b"NOPE" * 4, last=True))
+        server_end = served.accepted.get(timeout=10)
+        with pytest.raises(WireError, match="magic"):
+            server_end.recv(timeout=10)
+        assert not server_end.closed
+        data = encode_envelope(Envelope("fine"))
+        requests.put(pb.Frame(total=len(data), data=data, last=True))
+        assert server_end.recv(timeout=10) == Envelope("fine")
+        requests.put(None)
+        assert list(call) == []
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("localhost", True),
+        ("LOCALHOST", True),
+        ("127.0.0.1", True),
+        ("127.0.0.2", False),
+        ("fl.example.org", False),
+    ],
+)
+def test_server_certificate_names(federation: Federation, host: str, expected: bool) -> None:
+    if expected:
+        identity = check_server_cert(federation.server.cert, federation.ca.cert, host)
+        assert identity.name == "server"
+    else:
+        with pytest.raises(ValueError, match="does not name"):
+            check_server_cert(federation.server.cert, federation.ca.cert, host)
+
+
+def test_an_announced_certificate_from_another_ca_is_refused(federation: Federation) -> None:
+    other_ca, other_key = make_ca("elsewhere")
+    impostor = make_cert(other_ca, other_key, "server", "org-0", "server", server=True)
+    with pytest.raises(ValueError, match="not issued by the CA"):
+        check_server_cert(impostor.cert, federation.ca.cert, "localhost")

@@ -1,0 +1,87 @@
+"""Small jobs for the end-to-end tests, built with the Python job API."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+
+from fedra.job import FedJob
+
+# Site i (0-based) adds i+1 to every weight and reports num_samples = i+1. Optional hooks:
+# a pid file per site, SIGTERM ignored, and a gate: in round GATE_ROUND the site waits until
+# the gate file exists (so a test can act while a round is in flight).
+SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    from pathlib import Path
+    import numpy as np
+    import fedra
+    import fedra.client as flare
+
+    opts = dict(a.split("=", 1) for a in sys.argv[1:])
+    if opts.get("ignore_sigterm") == "1":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    flare.init()
+    site, index = flare.get_site_name(), flare.get_site_index()
+    marks = Path(opts["marks"])
+    (marks / f"{site}.pid").write_text(str(os.getpid()))
+    while flare.is_running():
+        model = flare.receive()
+        params = model.params
+        if not flare.is_train():
+            flare.send(fedra.FLModel(metrics={"mean": float(np.mean(params["w"]))}))
+            continue
+        gate_round = int(opts.get("gate_round", "0"))
+        gate_sites = opts.get("gate_sites", "").split(",")
+        if model.current_round == gate_round and site in gate_sites:
+            (marks / f"{site}.waiting").write_text(str(os.getpid()))
+            while not (marks / "gate").exists():
+                time.sleep(0.05)
+        flare.log("mean_received", float(np.mean(params["w"])), model.current_round)
+        updated = {"w": params["w"] + (index + 1)}
+        flare.send(fedra.FLModel(params=updated, metrics={"mean": float(np.mean(params["w"]))},
+                                 meta={"num_samples": index + 1}))
+    """
+)
+
+
+def arithmetic_job(
+    folder: Path,
+    marks: Path,
+    *,
+    rounds: int = 3,
+    min_clients: int = 2,
+    launch: str | None = None,
+    wait_after_min: float = 30.0,
+    **options: str,
+) -> Path:
+    """Export a job whose final model has a closed form (see :func:`expected_weights`)."""
+    src = folder.parent / (folder.name + "-src")
+    src.mkdir(parents=True, exist_ok=True)
+    (src / "train.py").write_text(SCRIPT)
+    np.savez(src / "init.npz", w=np.zeros(4))
+    marks.mkdir(parents=True, exist_ok=True)
+    args = [f"marks={marks}"] + [f"{k}={v}" for k, v in options.items()]
+    job = FedJob(folder.name, min_clients=min_clients)
+    job.add_workflow(
+        "FedAvg",
+        num_rounds=rounds,
+        min_clients=min_clients,
+        wait_time_after_min_received=wait_after_min,
+    )
+    job.set_persistor(initial_npz="init.npz", key_metric="mean")
+    executor_args: dict[str, object] = {"script": "train.py", "args": args}
+    if launch is not None:
+        executor_args["launch"] = launch
+    job.add_executor("ScriptExecutor", **executor_args)
+    job.add_file(src / "train.py").add_file(src / "init.npz")
+    job.export(folder)
+    return folder
+
+
+def expected_weights(num_sites: int, rounds: int) -> float:
+    """Every weight after ``rounds`` FedAvg rounds of the arithmetic job with all sites."""
+    weights = np.arange(1, num_sites + 1, dtype=np.float64)
+    return rounds * float((weights**2).sum() / weights.sum())

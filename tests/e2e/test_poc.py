@@ -1,0 +1,264 @@
+"""The POC journey for real: server and sites as processes over gRPC with mutual TLS."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fedra.server import load_npz
+from tests.e2e.conftest import Federation, make_federation, pid_alive, read, wait_for
+from tests.e2e.jobs import arithmetic_job, expected_weights
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def test_submit_wait_download_through_the_session(federation: Federation, tmp_path: Path) -> None:
+    job = arithmetic_job(tmp_path / "arith", tmp_path / "marks", rounds=3)
+    with federation.session() as session:
+        job_id = session.submit_job(job)
+        listed = {j["job_id"]: j for j in session.list_jobs()}
+        assert job_id in listed
+        final = session.wait(job_id, timeout=120)
+        assert final["status"] == "FINISHED:COMPLETED", final
+        statuses = [h["status"] for h in final["history"]]
+        assert statuses == ["SUBMITTED", "DISPATCHED", "RUNNING", "FINISHED:COMPLETED"]
+        stats = session.show_stats(job_id)
+        assert [r["round"] for r in stats["rounds"] if r["workflow"] == "FedAvg"] == [1, 2, 3]
+        out = session.download_job(job_id, tmp_path / "download")
+        weights = load_npz(out / "models" / "final.npz")["w"]
+        np.testing.assert_allclose(weights, expected_weights(2, 3))
+        assert (out / "tb_events").is_dir()
+        assert "FINISHED:COMPLETED" in session.tail("server", 50)
+        info = session.sys_info("site-1")
+        assert info["name"] == "site-1"
+
+
+@pytest.mark.slow
+def test_hello_pt_trains_to_the_bar(federation: Federation, tmp_path: Path) -> None:
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    with federation.session() as session:
+        job_id = session.submit_job(examples / "hello-pt")
+        final = session.wait(job_id, timeout=200)
+        assert final["status"] == "FINISHED:COMPLETED", final
+        last = final["run_info"]["rounds"][-1]
+        assert last["metrics"]["accuracy"] >= 0.90
+        out = session.download_job(job_id, tmp_path / "dl")
+        assert list((out / "tb_events" / "site-1").glob("events.out.tfevents.*"))
+
+
+def test_abort_ends_a_script_that_ignores_sigterm(federation: Federation, tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    job = arithmetic_job(
+        tmp_path / "stubborn",
+        marks,
+        rounds=3,
+        launch="subprocess",
+        ignore_sigterm="1",
+        gate_round="1",
+        gate_sites="site-1,site-2",
+    )
+    with federation.session() as session:
+        job_id = session.submit_job(job)
+        wait_for(
+            lambda: (marks / "site-1.waiting").exists() and (marks / "site-2.waiting").exists(),
+            90,
+            "both scripts to be training",
+        )
+        pids = [int((marks / f"{s}.pid").read_text()) for s in ("site-1", "site-2")]
+        assert all(pid_alive(p) for p in pids)
+        assert session.abort_job(job_id)["status"] == "FINISHED:ABORTED"
+        wait_for(lambda: not any(pid_alive(p) for p in pids), 30, "the scripts to be gone")
+        record = session.get_job(job_id)
+        assert record["status"] == "FINISHED:ABORTED"
+        assert record["history"][-1]["reason"].startswith("aborted by admin@")
+        # Nothing restarts an aborted job: still aborted after the scheduler ran again.
+        session.submit_job(arithmetic_job(tmp_path / "after", tmp_path / "m2", rounds=1))
+        assert session.get_job(job_id)["status"] == "FINISHED:ABORTED"
+
+
+def test_server_killed_mid_job_resumes_to_the_same_model(tmp_path: Path) -> None:
+    fed = make_federation(tmp_path / "poc", 2)
+    marks = tmp_path / "marks"
+    job = arithmetic_job(
+        tmp_path / "resume",
+        marks,
+        rounds=5,
+        launch="in_process",
+        gate_round="3",
+        gate_sites="site-1,site-2",
+    )
+    try:
+        fed.start("server")
+        for site in fed.layout.sites:
+            fed.start(site)
+        fed.wait_sites(["site-1", "site-2"])
+        with fed.session() as session:
+            job_id = session.submit_job(job)
+            wait_for((marks / "site-1.waiting").exists, 90, "round 3 to start")
+            done_rounds = [r["round"] for r in session.get_job(job_id)["run_info"]["rounds"]]
+            assert done_rounds == [1, 2]
+        fed.kill("server")  # kill -9, mid-round
+        (marks / "gate").write_text("open")
+        fed.start("server")
+        fed.wait_sites(["site-1", "site-2"], timeout=90)
+        with fed.session() as session:
+            final = session.wait(job_id, timeout=120)
+            assert final["status"] == "FINISHED:COMPLETED", final
+            out = session.download_job(job_id, tmp_path / "dl")
+        np.testing.assert_allclose(
+            load_npz(out / "models" / "final.npz")["w"], expected_weights(2, 5)
+        )
+        assert "resume" in fed.log("server")
+    finally:
+        fed.stop_all()
+
+
+def test_site_killed_mid_round_round_completes_and_site_rejoins(tmp_path: Path) -> None:
+    fed = make_federation(tmp_path / "poc", 3)
+    marks = tmp_path / "marks"
+    job = arithmetic_job(
+        tmp_path / "lossy",
+        marks,
+        rounds=3,
+        min_clients=2,
+        launch="in_process",
+        wait_after_min=60.0,
+        gate_round="2",
+        gate_sites="site-3",
+    )
+    try:
+        fed.start("server")
+        for site in fed.layout.sites:
+            fed.start(site)
+        fed.wait_sites(["site-1", "site-2", "site-3"])
+        with fed.session() as session:
+            job_id = session.submit_job(job)
+            wait_for((marks / "site-3.waiting").exists, 90, "site-3 in round 2")
+            fed.kill("site-3")
+            wait_for(
+                lambda: len(session.get_job(job_id)["run_info"].get("rounds", [])) >= 2,
+                60,
+                "round 2 to complete without site-3",
+            )
+            fed.start("site-3")
+            fed.wait_sites(["site-1", "site-2", "site-3"], timeout=90)
+            (marks / "gate").write_text("open")
+            final = session.wait(job_id, timeout=120)
+        assert final["status"] == "FINISHED:COMPLETED", final
+        assert "site site-3 disconnected" in fed.log("server")
+    finally:
+        fed.stop_all()
+
+
+def test_a_site_from_another_ca_is_refused_and_logged(
+    federation: Federation, tmp_path: Path
+) -> None:
+    other = make_federation(tmp_path / "other", 1)
+    config = other.layout.site("site-1") / "startup" / "fed_client.json"
+    data = json.loads(config.read_text())
+    data["fed_learn_port"] = federation.fed_port
+    data["name"] = "intruder"
+    config.write_text(json.dumps(data))
+    try:
+        other.start("site-1")
+        wait_for(
+            lambda: "cannot reach the server" in other.log("site-1"),
+            60,
+            "the intruder to be refused",
+        )
+        stderr = federation.layout.server / "stderr.txt"
+        wait_for(lambda: "Handshake failed" in read(stderr), 30, "the refusal in the server log")
+        with federation.session() as session:
+            names = [s["name"] for s in session.check_status("client")["sites"]]
+        assert "site-1" in names and len(names) == 2
+    finally:
+        other.stop_all()
+
+
+def _admin_cli(fed: Federation, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fedra.cli", *args, "--kit", str(fed.layout.admin)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=dict(os.environ, COLUMNS="200"),
+    )
+
+
+def test_admin_errors_are_clear_one_liners(federation: Federation, tmp_path: Path) -> None:
+    done = _admin_cli(federation, "job", "status", "no-such-job")
+    assert done.returncode != 0
+    assert "no-such-job" in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) <= 2
+    bad = tmp_path / "bad"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "examples" / "hello-numpy", bad)
+    (bad / "meta.json").write_text(
+        '{"name": "bad", "deploy_map": {"app": ["@ALL"]}, "min_clients": 0}'
+    )
+    done = _admin_cli(federation, "job", "submit", str(bad))
+    assert done.returncode == 2
+    assert "meta.json: min_clients" in done.stderr
+    done = _admin_cli(federation, "job", "list", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == []
+    console = subprocess.run(
+        [sys.executable, "-m", "fedra.cli", "admin", "--kit", str(federation.layout.admin)],
+        input="frobnicate\ncheck_status client\nbye\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "unknown command 'frobnicate'" in console.stdout + console.stderr
+    assert "site-2" in console.stdout
+
+
+CONSOLE_DRIVER = """
+import sys
+import pexpect
+
+script, job = sys.argv[1], sys.argv[2]
+child = pexpect.spawn(script, encoding="utf-8", timeout=30, dimensions=(40, 200))
+child.expect("Connected to server")
+child.expect("> ")
+child.sendline("check_status client")
+child.expect("site-1")
+child.expect("> ")
+child.sendline("? submit_job")
+child.expect("submit_job")
+child.expect("> ")
+child.sendline("submit_job " + job)
+child.expect(r"[0-9a-f]{8}-[0-9a-f]{4}")
+child.expect("> ")
+child.sendline("bye")
+child.expect(pexpect.EOF)
+child.close()
+print("console ok", child.exitstatus)
+"""
+
+
+@pytest.mark.slow
+def test_console_in_a_terminal(federation: Federation, tmp_path: Path) -> None:
+    pytest.importorskip("pexpect")
+    # pexpect forks; this test process has gRPC threads, so the driver runs in a fresh one.
+    job = arithmetic_job(tmp_path / "console-job", tmp_path / "marks", rounds=1)
+    script = federation.layout.admin / "startup" / "fl_admin.sh"
+    done = subprocess.run(
+        [sys.executable, "-c", CONSOLE_DRIVER, str(script), str(job)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "console ok 0" in done.stdout
+    with federation.session() as session:
+        assert [j["name"] for j in session.list_jobs()] == ["console-job"]
