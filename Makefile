@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PIP_FLAGS := -q --disable-pip-version-check
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo demo-simulate test lint format bench clean
 
 install: $(STAMP)
 
@@ -17,7 +17,10 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/fedra simulate examples/hello-pt -n 2 -t 2 -w demo-workspace
+	bash scripts/demo.sh
+
+demo-simulate: install
+	$(BIN)/fedra simulate examples/hello-pt -n 2 -t 2 -w demo-workspace/simulate
 
 lint: install
 	$(BIN)/ruff check src tests bench examples

@@ -21,12 +21,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from fedra.admin.commands import BY_NAME, COMMANDS, CONSOLE_WORDS, execute, find, present
 from fedra.admin.errors import AdminError, UsageError
+from fedra.admin.render import make_console
 from fedra.admin.session import Session
 from fedra.admin.syntax import parse_args, split_format
 from fedra.core import FedraError
@@ -38,7 +38,6 @@ PROMPT = "> "
 WELCOME = 'Type ? to list commands; type "? cmdName" to show usage of a command.'
 _EXIT_WORDS = {"bye", "exit", "quit"}
 _HELP_WORDS = {"?", "help"}
-_PIPE_WIDTH = 200
 
 
 def history_path() -> Path:
@@ -84,9 +83,8 @@ class AdminConsole:
         self._stdout = stdout if stdout is not None else sys.stdout
         stderr = stderr if stderr is not None else sys.stderr
         self.interactive = _isatty(self._stdin) and _isatty(self._stdout)
-        width = None if self.interactive else _PIPE_WIDTH
-        self.out = Console(file=self._stdout, width=width, highlight=False)
-        self.err = Console(file=stderr, width=width, highlight=False)
+        self.out = make_console(self._stdout)
+        self.err = make_console(stderr)
         self._history = history
         #: Job ids seen in results, newest last; the completer offers them.
         self.job_ids: list[str] = []
@@ -148,7 +146,8 @@ class AdminConsole:
 
     def report(self, exc: FedraError) -> None:
         """Print an error as one line (and its hint), and remember the first exit code."""
-        self.err.print(Text.assemble(("error:", "bold red"), " ", str(exc)))
+        # One style for the whole line: no escape codes inside it for pexpect to trip on.
+        self.err.print(Text(f"error: {exc}", style="red"))
         if exc.hint:
             self.err.print(Text(f"hint: {exc.hint}"))
         if not self.exit_code and not self.interactive:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, TextIO, TypeAlias
 
 from rich.console import Console
 from rich.table import Table
@@ -27,6 +28,24 @@ class OutputFormat(enum.StrEnum):
 
     TEXT = "text"
     JSON = "json"
+
+
+#: Width of tables written to a pipe or a file (a terminal's own width is used otherwise).
+PIPE_WIDTH = 200
+
+
+def make_console(file: TextIO) -> Console:
+    """A rich console for ``file``: the terminal's width, or :data:`PIPE_WIDTH` when piped.
+
+    Piped output is not cut to 80 columns, so job ids and statuses stay whole for scripts.
+    ``COLUMNS`` in the environment still wins.
+    """
+    try:
+        terminal = file.isatty()
+    except (AttributeError, ValueError):
+        terminal = False
+    width = None if terminal or "COLUMNS" in os.environ else PIPE_WIDTH
+    return Console(file=file, width=width, highlight=False)
 
 
 def print_json(out: Console, value: Any) -> None:
@@ -60,7 +79,7 @@ def say(template: str) -> Renderer:
         fields = _Fields(value if isinstance(value, dict) else {})
         fields.update(args, names=" ".join(args.get("names") or []), value=value)
         line = template.format_map(fields)
-        out.print(" ".join(line.split()), highlight=False, markup=False)
+        out.print(" ".join(line.split()), highlight=False, markup=False, soft_wrap=True)
 
     return render
 

@@ -8,15 +8,15 @@ prints its result as text or, with ``--format json``, as JSON.
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from fedra.admin.commands import COMMANDS, Command, Param
-from fedra.admin.render import OutputFormat
+from fedra.admin.render import OutputFormat, make_console
 from fedra.cli.admin import KIT_HELP
 
 app = typer.Typer(
@@ -72,7 +72,7 @@ def _command(command: Command) -> Callable[..., None]:
             check_job_folder(kwargs["folder"])  # a malformed job fails before connecting
         with Session.connect(kit) as session:
             value = execute(session, command, kwargs)
-        present(Console(), command, kwargs, value, fmt)
+        present(make_console(sys.stdout), command, kwargs, value, fmt)
         if command.name == "wait":
             _fail_unless_completed(value)
 

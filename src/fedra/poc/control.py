@@ -64,6 +64,11 @@ def start(layout: PocLayout, *, timeout: float = 60.0, quiet: bool = False,
     ports = json.loads((layout.root / ".fedra-poc").read_text())
     if _alive(_pid(layout.server)):
         raise FedraError(f"the server of {layout.root} is already running")
+    for key in ("fed_port", "admin_port"):
+        if _port_open(int(ports[key])):
+            error = FedraError(f"port {ports[key]} is already in use on this machine")
+            error.hint = "another federation may be running: stop it, or prepare with --port/--admin-port"
+            raise error
     _run(layout.server / "startup" / "start.sh", quiet)
     _wait(lambda: _port_open(int(ports["admin_port"])), timeout, "the server's admin port")
     for site in layout.sites:

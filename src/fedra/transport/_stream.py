@@ -92,7 +92,11 @@ def describe_rpc_error(err: BaseException) -> str:
     name = getattr(code, "name", str(code))
     details = details_of() or ""
     if name == "CANCELLED":
-        return f"the connection was cancelled ({details})" if details else "cancelled"
+        return (
+            f"the connection was cancelled ({details})"
+            if details
+            else "the connection was cancelled"
+        )
     if name == "UNAVAILABLE":
         return f"the network connection was lost: {details}"
     return f"the peer ended the connection with {name}: {details}"

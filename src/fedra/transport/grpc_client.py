@@ -45,18 +45,24 @@ def split_target(target: str) -> tuple[str, int] | None:
     return host, int(port)
 
 
-def _diagnose(target: str, ca_pem: bytes, server_name: str | None, timeout: float) -> str:
-    """Why a channel did not become ready: nothing listens there, or which side TLS failed."""
+def _diagnose(
+    target: str, ca_pem: bytes, server_name: str | None, timeout: float
+) -> tuple[str, bool]:
+    """Why a channel is not ready, and whether that is final (TLS) rather than transient.
+
+    Probes the address: a TCP connection, then a TLS handshake without a client certificate
+    (the server's certificate is checked the way gRPC checks it).
+    """
     address = split_target(target)
     if address is None:
-        return f"cannot connect to {target} within {timeout:g} s"
+        return f"cannot connect to {target}", False
     name = server_name or address[0]
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.load_verify_locations(cadata=ca_pem.decode("ascii", "replace"))
     context.set_alpn_protocols(["h2"])
     try:
         with (
-            socket.create_connection(address, timeout=_PROBE_TIMEOUT) as raw,
+            socket.create_connection(address, timeout=timeout) as raw,
             context.wrap_socket(raw, server_hostname=name),
         ):
             pass
@@ -65,18 +71,54 @@ def _diagnose(target: str, ca_pem: bytes, server_name: str | None, timeout: floa
             f"reached {target} but its certificate is not trusted: {err.verify_message} "
             f"(is ca_pem the project's root CA, and does the server's certificate name {name!r}? "
             "pass server_name= when it names another host)"
-        )
+        ), True
     except ssl.SSLError as err:
-        return f"reached {target} but the TLS handshake failed: {err}"
+        return f"reached {target} but the TLS handshake failed: {err}", True
     except OSError as err:
         return (
             f"cannot reach {target}: {err.strerror or err} "
             "(is the server running, and are the host and port right?)"
-        )
+        ), False
     return (
         f"{target} refused this client's certificate (is it issued by the server's CA, and "
         "still valid?)"
-    )
+    ), True
+
+
+def _wait_ready(
+    channel: Any, target: str, ca_pem: bytes, server_name: str | None, timeout: float
+) -> None:
+    """Wait until ``channel`` is ready; ConnectError at once on a TLS failure, else on timeout."""
+    deadline = time.monotonic() + timeout
+    states: list[Any] = []
+    changed = threading.Condition()
+
+    def watch(state: Any) -> None:
+        with changed:
+            states.append(state)
+            changed.notify_all()
+
+    channel.subscribe(watch, try_to_connect=True)
+    try:
+        seen = 0
+        while True:
+            with changed:
+                remaining = deadline - time.monotonic()
+                if len(states) == seen and remaining > 0:
+                    changed.wait(remaining)  # a new state or the deadline; rechecked below
+                new, seen = states[seen:], len(states)
+            if grpc.ChannelConnectivity.READY in new:
+                return
+            probe = min(_PROBE_TIMEOUT, max(0.1, deadline - time.monotonic()))
+            if not new:
+                message, _ = _diagnose(target, ca_pem, server_name, probe)
+                raise ConnectError(f"{message} (gave up after {timeout:g} s)")
+            if grpc.ChannelConnectivity.TRANSIENT_FAILURE in new:
+                message, final = _diagnose(target, ca_pem, server_name, probe)
+                if final:
+                    raise ConnectError(message)
+    finally:
+        channel.unsubscribe(watch)
 
 
 def _refusal(call: Any) -> str:
@@ -178,8 +220,9 @@ def connect(
     ``ca_pem`` issued for the host in ``target``, or for ``server_name`` when given (for when
     the address differs from the name in the server's certificate). Returns once the server
     accepted the connection (its ``on_connect`` ran); the connection's ``peer`` is the
-    server's identity. Raises ConnectError within about ``timeout`` seconds when the server
-    cannot be reached, the TLS handshake fails either way, or the server refuses.
+    server's identity. Raises ConnectError when the server refuses, at once when the TLS
+    handshake fails either way (a certificate problem does not go away by waiting), and after
+    ``timeout`` seconds when the server cannot be reached.
     """
     deadline = time.monotonic() + timeout
     options: list[tuple[str, int | str]] = [
@@ -192,17 +235,15 @@ def connect(
         root_certificates=ca_pem, private_key=key_pem, certificate_chain=cert_pem
     )
     channel = grpc.secure_channel(target, credentials, options=options)
-    ready = grpc.channel_ready_future(channel)
     try:
-        ready.result(timeout=timeout)
-    except grpc.FutureTimeoutError:
-        ready.cancel()
+        _wait_ready(channel, target, ca_pem, server_name, timeout)
+    except BaseException:
         channel.close()
-        raise ConnectError(_diagnose(target, ca_pem, server_name, timeout)) from None
+        raise
     address = split_target(target)
     conn = _ClientConnection(channel, max_message=max_message)
     conn.start(ca_pem=ca_pem, host=server_name or (address[0] if address else None))
-    if not conn.wait_ready(max(0.0, deadline - time.monotonic())):
+    if not conn.wait_ready(max(1.0, deadline - time.monotonic())):
         conn.cancel()
         raise ConnectError(f"{target} accepted the connection but did not answer in {timeout:g} s")
     if conn.connect_error is not None:

@@ -92,11 +92,12 @@ class TransportServer:
 
     Every Connect stream from a client whose certificate the CA ``ca_pem`` issued becomes a
     :class:`Connection` passed to ``on_connect``, in a thread of the server, before the
-    client's ``connect`` returns. ``on_connect`` must return quickly and must not ``send`` or
-    ``recv`` itself: it hands the connection to the application, which reads from it in its
-    own thread (the server thread carries the connection's outgoing frames once ``on_connect``
-    returned). If ``on_connect`` raises, the connection is refused and the client's ``connect``
-    raises ConnectError.
+    client's ``connect`` returns. ``on_connect`` must return quickly and must not wait on the
+    connection: it hands the connection to the application, which reads from it in its own
+    thread. (The server thread that called it carries the connection's outgoing frames once it
+    returned, so a ``recv`` there never returns, and a ``send`` of more than a few frames
+    blocks for good.) If ``on_connect`` raises, the connection is refused and the client's
+    ``connect`` raises ConnectError (with the message of a FedraError).
 
     Each open connection holds one of ``max_workers`` server threads; further clients are
     refused while all are busy.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import socket
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,12 +23,11 @@ from fedra.transport import (
     ListenError,
     TransportServer,
     connect,
+    grpc_client,
 )
-from fedra.transport._identity import check_server_cert
 from fedra.transport._proto import fedra_transport_pb2 as pb
 from fedra.transport._proto import fedra_transport_pb2_grpc as pb_grpc
-from fedra.transport._stream import FRAME_SIZE, METHOD, SERVICE, encode_frame
-from fedra.transport.grpc_client import split_target
+from fedra.transport._stream import FRAME_SIZE
 from fedra.wire import Envelope, encode_envelope
 
 
@@ -261,21 +261,6 @@ def test_the_generated_stub_interoperates(served: Served, federation: Federation
         assert list(call) == []
 
 
-@pytest.mark.parametrize(
-    ("total", "data", "last"),
-    [(0, b"", False), (5, b"hello", True), (1 << 40, b"x" * 300, False), (0, bytes(200), True)],
-)
-def test_encode_frame_is_the_protobuf_encoding(total: int, data: bytes, last: bool) -> None:
-    expected = pb.Frame(total=total, data=data, last=last).SerializeToString()
-    assert encode_frame(memoryview(data), total=total, last=last) == expected
-
-
-def test_the_method_is_the_one_in_the_proto() -> None:
-    service = pb.DESCRIPTOR.services_by_name["Fedra"]
-    assert service.full_name == SERVICE
-    assert f"/{service.full_name}/{service.methods_by_name['Connect'].name}" == METHOD
-
-
 def test_stop_closes_the_open_connections(federation: Federation) -> None:
     link = open_link("grpc", federation)
     waiting = Worker(link.client.recv)
@@ -283,21 +268,6 @@ def test_stop_closes_the_open_connections(federation: Federation) -> None:
     with pytest.raises(ChannelClosed):
         waiting.join()
     assert link.server_end.closed
-
-
-@pytest.mark.parametrize(
-    ("target", "expected"),
-    [
-        ("localhost:8002", ("localhost", 8002)),
-        ("127.0.0.1:1", ("127.0.0.1", 1)),
-        ("[::1]:8002", ("::1", 8002)),
-        ("dns:///fl.example.org:443", ("fl.example.org", 443)),
-        ("unix:/tmp/x.sock", None),
-        ("localhost", None),
-    ],
-)
-def test_split_target(target: str, expected: tuple[str, int] | None) -> None:
-    assert split_target(target) == expected
 
 
 def _stub_stream(
@@ -346,27 +316,45 @@ def test_a_malformed_envelope_is_a_wire_error_and_the_connection_goes_on(
         assert list(call) == []
 
 
-@pytest.mark.parametrize(
-    ("host", "expected"),
-    [
-        ("localhost", True),
-        ("LOCALHOST", True),
-        ("127.0.0.1", True),
-        ("127.0.0.2", False),
-        ("fl.example.org", False),
-    ],
-)
-def test_server_certificate_names(federation: Federation, host: str, expected: bool) -> None:
-    if expected:
-        identity = check_server_cert(federation.server.cert, federation.ca.cert, host)
-        assert identity.name == "server"
-    else:
-        with pytest.raises(ValueError, match="does not name"):
-            check_server_cert(federation.server.cert, federation.ca.cert, host)
+def test_connect_waits_for_a_server_that_starts_later(
+    federation: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    failed_once = threading.Event()
+    diagnose = grpc_client._diagnose
 
+    def diagnose_and_tell(*args: Any) -> tuple[str, bool]:
+        result = diagnose(*args)
+        failed_once.set()
+        return result
 
-def test_an_announced_certificate_from_another_ca_is_refused(federation: Federation) -> None:
-    other_ca, other_key = make_ca("elsewhere")
-    impostor = make_cert(other_ca, other_key, "server", "org-0", "server", server=True)
-    with pytest.raises(ValueError, match="not issued by the CA"):
-        check_server_cert(impostor.cert, federation.ca.cert, "localhost")
+    monkeypatch.setattr(grpc_client, "_diagnose", diagnose_and_tell)
+    connecting = Worker(
+        lambda: connect(
+            f"127.0.0.1:{port}",
+            ca_pem=federation.ca.cert,
+            cert_pem=federation.site.cert,
+            key_pem=federation.site.key,
+            timeout=30,
+        )
+    )
+    assert failed_once.wait(30), "the first attempt never failed"
+    accepted: queue.Queue[Connection] = queue.Queue()
+    server = TransportServer(
+        "127.0.0.1",
+        port,
+        ca_pem=federation.ca.cert,
+        cert_pem=federation.server.cert,
+        key_pem=federation.server.key,
+        on_connect=accepted.put,
+    )
+    assert server.start() == port
+    try:
+        client = connecting.join()
+        assert client.peer.name == "server"
+        assert accepted.get_nowait().peer == SITE_ID
+        client.close()
+    finally:
+        server.stop(grace=0.2)
