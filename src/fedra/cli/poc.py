@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="Prepare, start and stop a proof-of-concept federation.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Prepare, start and stop a proof-of-concept federation.", no_args_is_help=True
+)
 
 Workspace = Annotated[Path, typer.Option("-w", "--workspace", help="The POC folder.")]
 
@@ -25,8 +26,9 @@ def prepare(
     """Write server/, site-1…site-N/ and admin/, each with certificates and startup scripts."""
     from fedra.poc import prepare as do_prepare
 
-    layout = do_prepare(workspace, n_clients, host=host, fed_port=port, admin_port=admin_port,
-                        force=force)
+    layout = do_prepare(
+        workspace, n_clients, host=host, fed_port=port, admin_port=admin_port, force=force
+    )
     typer.echo(f"prepared {layout.root}: server, {', '.join(layout.sites)}, admin")
     typer.echo(f"start:  fedra poc start -w {layout.root}   (or each */startup/start.sh)")
     typer.echo(f"admin:  {layout.admin}/startup/fl_admin.sh")

@@ -56,8 +56,9 @@ def _connected(layout: PocLayout, site: str) -> bool:
     return log.is_file() and "connected to the server" in log.read_text(errors="replace")
 
 
-def start(layout: PocLayout, *, timeout: float = 60.0, quiet: bool = False,
-          wait_for_sites: bool = True) -> None:
+def start(
+    layout: PocLayout, *, timeout: float = 60.0, quiet: bool = False, wait_for_sites: bool = True
+) -> None:
     """Start the server, wait for its ports, start the sites, wait until they connect."""
     import json
 
@@ -67,7 +68,9 @@ def start(layout: PocLayout, *, timeout: float = 60.0, quiet: bool = False,
     for key in ("fed_port", "admin_port"):
         if _port_open(int(ports[key])):
             error = FedraError(f"port {ports[key]} is already in use on this machine")
-            error.hint = "another federation may be running: stop it, or prepare with --port/--admin-port"
+            error.hint = (
+                "another federation may be running: stop it, or prepare with --port/--admin-port"
+            )
             raise error
     _run(layout.server / "startup" / "start.sh", quiet)
     _wait(lambda: _port_open(int(ports["admin_port"])), timeout, "the server's admin port")

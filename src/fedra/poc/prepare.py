@@ -86,26 +86,51 @@ def prepare(
     layout = PocLayout(root, sites)
 
     startup = layout.server / "startup"
-    write_participant(startup, ca, Identity("server", org, "server"), file_stem="server",
-                      hosts=sorted({host, "localhost", "127.0.0.1", "server"}))
-    server_config = {"name": "server", "org": org, "host": host, "fed_learn_port": fed_port,
-                     "admin_port": admin_port}
+    write_participant(
+        startup,
+        ca,
+        Identity("server", org, "server"),
+        file_stem="server",
+        hosts=sorted({host, "localhost", "127.0.0.1", "server"}),
+    )
+    server_config = {
+        "name": "server",
+        "org": org,
+        "host": host,
+        "fed_learn_port": fed_port,
+        "admin_port": admin_port,
+    }
     _json(startup / "fed_server.json", server_config)
     write_participant_scripts(startup, "fedra.runtime.server_parent", python, RESTART_EXIT_CODE)
     (layout.server / "local").mkdir()
     for site in sites:
         startup = layout.site(site) / "startup"
         write_participant(startup, ca, Identity(site, org, "client"), file_stem="client")
-        _json(startup / "fed_client.json", {"name": site, "org": org, "server_host": host,
-                                            "server_name": "server", "fed_learn_port": fed_port})
-        write_participant_scripts(startup, "fedra.runtime.site_parent", python,
-                                  RESTART_EXIT_CODE)
+        _json(
+            startup / "fed_client.json",
+            {
+                "name": site,
+                "org": org,
+                "server_host": host,
+                "server_name": "server",
+                "fed_learn_port": fed_port,
+            },
+        )
+        write_participant_scripts(startup, "fedra.runtime.site_parent", python, RESTART_EXIT_CODE)
         (layout.site(site) / "local").mkdir()
     startup = layout.admin / "startup"
     write_participant(startup, ca, Identity(admin, org, "project_admin"), file_stem="client")
-    _json(startup / "fed_admin.json", {"name": admin, "org": org, "role": "project_admin",
-                                       "server_host": host, "server_name": "server",
-                                       "admin_port": admin_port})
+    _json(
+        startup / "fed_admin.json",
+        {
+            "name": admin,
+            "org": org,
+            "role": "project_admin",
+            "server_host": host,
+            "server_name": "server",
+            "admin_port": admin_port,
+        },
+    )
     write_admin_script(startup, python)
     _json(root / MARKER, {"sites": list(sites), "fed_port": fed_port, "admin_port": admin_port})
     return layout

@@ -53,14 +53,15 @@ def write_script(path: Path, text: str) -> None:
     """Write an executable script."""
     path.write_text(text, encoding="utf-8")
     mode = os.stat(path).st_mode
-    os.chmod(path, mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    os.chmod(path, mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)  # noqa: S103 - scripts
 
 
 def write_participant_scripts(startup: Path, module: str, python: str, restart: int) -> None:
     """start.sh, sub_start.sh and stop_fl.sh for a server or a site."""
     write_script(startup / "start.sh", START)
-    write_script(startup / "sub_start.sh",
-                 SUB_START.format(python=python, module=module, restart=restart))
+    write_script(
+        startup / "sub_start.sh", SUB_START.format(python=python, module=module, restart=restart)
+    )
     write_script(startup / "stop_fl.sh", STOP)
 
 

@@ -75,21 +75,33 @@ def _answer(server: ServerParent, env: Envelope, user: str) -> Envelope:
             raise ConfigError("args must be an object")
         data, blob = handler(server, args, p.model_zip(env.model), user)
     except FedraError as exc:
-        return Envelope(p.REPLY, {"id": req_id, "ok": False, "data": None, "error": str(exc),
-                                  "hint": exc.hint})
-    except Exception as exc:  # noqa: BLE001 - reported to the admin, logged here
+        return Envelope(
+            p.REPLY, {"id": req_id, "ok": False, "data": None, "error": str(exc), "hint": exc.hint}
+        )
+    except Exception as exc:
         log.exception("admin command %s failed", cmd)
-        return Envelope(p.REPLY, {"id": req_id, "ok": False, "data": None,
-                                  "error": f"internal error: {exc}", "hint": None})
+        return Envelope(
+            p.REPLY,
+            {
+                "id": req_id,
+                "ok": False,
+                "data": None,
+                "error": f"internal error: {exc}",
+                "hint": None,
+            },
+        )
     model = p.zip_model(blob) if blob is not None else None
-    return Envelope(p.REPLY, {"id": req_id, "ok": True, "data": data, "error": None,
-                              "hint": None}, model)
+    return Envelope(
+        p.REPLY, {"id": req_id, "ok": True, "data": data, "error": None, "hint": None}, model
+    )
 
 
 def _job_id(args: dict[str, Any]) -> str:
     job_id = args.get("job_id")
     if not isinstance(job_id, str) or not job_id:
-        raise ConfigError("missing job id", )
+        raise ConfigError(
+            "missing job id",
+        )
     return job_id
 
 
@@ -105,8 +117,9 @@ def job_dict(server: ServerParent, record: JobRecord, detailed: bool) -> dict[st
         "duration_s": round(end - record.submitted_at, 3),
     }
     if detailed:
-        out["history"] = [{"status": c.status.value, "at": c.at, "reason": c.reason}
-                          for c in record.history]
+        out["history"] = [
+            {"status": c.status.value, "at": c.at, "reason": c.reason} for c in record.history
+        ]
         out["waiting"] = server.waiting.get(record.job_id) if not record.status.is_final else None
         out["failure"] = record.failure
         out["run_info"] = record.run_info
@@ -114,26 +127,40 @@ def job_dict(server: ServerParent, record: JobRecord, detailed: bool) -> dict[st
 
 
 @command("check_status")
-def _check_status(server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
-                  ) -> tuple[Any, None]:
+def _check_status(
+    server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+) -> tuple[Any, None]:
     target = args.get("target", "server")
     now = time.monotonic()
     if target == "client":
-        sites = [{"name": h.name, "org": h.org, "connected": True,
-                  "last_seen_s": round(now - h.last_seen, 3), "jobs": h.jobs}
-                 for h in sorted(server.sites.values(), key=lambda h: h.name)]
+        sites = [
+            {
+                "name": h.name,
+                "org": h.org,
+                "connected": True,
+                "last_seen_s": round(now - h.last_seen, 3),
+                "jobs": h.jobs,
+            }
+            for h in sorted(server.sites.values(), key=lambda h: h.name)
+        ]
         return {"sites": sites}, None
     if target != "server":
         raise ConfigError(f"check_status: target must be 'server' or 'client', got {target!r}")
-    jobs = [{"job_id": j, "name": server.store.get(j).name, "status": "RUNNING"}
-            for j in server.running]
-    return {"status": "started", "start_time": server.started, "jobs": jobs,
-            "sites": sorted(server.sites)}, None
+    jobs = [
+        {"job_id": j, "name": server.store.get(j).name, "status": "RUNNING"} for j in server.running
+    ]
+    return {
+        "status": "started",
+        "start_time": server.started,
+        "jobs": jobs,
+        "sites": sorted(server.sites),
+    }, None
 
 
 @command("submit_job")
-def _submit(server: ServerParent, _a: dict[str, Any], blob: bytes | None, user: str
-            ) -> tuple[Any, None]:
+def _submit(
+    server: ServerParent, _a: dict[str, Any], blob: bytes | None, user: str
+) -> tuple[Any, None]:
     import json
     import tempfile
 
@@ -154,47 +181,52 @@ def _submit(server: ServerParent, _a: dict[str, Any], blob: bytes | None, user: 
 
 
 @command("list_jobs")
-def _list(server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
-          ) -> tuple[Any, None]:
+def _list(
+    server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+) -> tuple[Any, None]:
     prefix = args.get("prefix") or None
     records = server.store.list(prefix=prefix)
     return {"jobs": [job_dict(server, r, bool(args.get("detailed"))) for r in records]}, None
 
 
 @command("get_job")
-def _get(server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
-         ) -> tuple[Any, None]:
+def _get(server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str) -> tuple[Any, None]:
     return job_dict(server, server.store.get(_job_id(args)), True), None
 
 
 @command("abort_job")
-def _abort(server: ServerParent, args: dict[str, Any], _b: bytes | None, user: str
-           ) -> tuple[Any, None]:
+def _abort(
+    server: ServerParent, args: dict[str, Any], _b: bytes | None, user: str
+) -> tuple[Any, None]:
     job_id = _job_id(args)
     status = server.abort(job_id, f"aborted by {user}")
     return {"job_id": job_id, "status": status.value}, None
 
 
 @command("clone_job")
-def _clone(server: ServerParent, args: dict[str, Any], _b: bytes | None, user: str
-           ) -> tuple[Any, None]:
+def _clone(
+    server: ServerParent, args: dict[str, Any], _b: bytes | None, user: str
+) -> tuple[Any, None]:
     record = server.store.get(_job_id(args))
-    clone = server.store.create(meta_as_dict(record.meta), server.store.job_zip(record.job_id),
-                                user)
+    clone = server.store.create(
+        meta_as_dict(record.meta), server.store.job_zip(record.job_id), user
+    )
     server.wake()
     return {"job_id": clone.job_id}, None
 
 
 @command("delete_job")
-def _delete(server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
-            ) -> tuple[Any, None]:
+def _delete(
+    server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+) -> tuple[Any, None]:
     server.store.delete(_job_id(args))
     return {}, None
 
 
 @command("download_job")
-def _download(server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
-              ) -> tuple[Any, bytes]:
+def _download(
+    server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+) -> tuple[Any, bytes]:
     job_id = _job_id(args)
     server.store.get(job_id)
     root = server.store.workspace(job_id)
@@ -209,19 +241,27 @@ def _download(server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: 
 
 
 @command("show_stats")
-def _stats(server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
-           ) -> tuple[Any, None]:
+def _stats(
+    server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+) -> tuple[Any, None]:
     record = server.store.get(_job_id(args))
-    return {"status": record.status.value, "rounds": record.run_info.get("rounds", []),
-            "sites": record.run_info.get("sites", [])}, None
+    return {
+        "status": record.status.value,
+        "rounds": record.run_info.get("rounds", []),
+        "sites": record.run_info.get("sites", []),
+    }, None
 
 
 @command("show_errors")
-def _errors(server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
-            ) -> tuple[Any, None]:
+def _errors(
+    server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+) -> tuple[Any, None]:
     record = server.store.get(_job_id(args))
-    errors = [c.reason for c in record.history if c.status in
-              (JobStatus.FINISHED_EXECUTION_EXCEPTION, JobStatus.FAILED_TO_RUN)]
+    errors = [
+        c.reason
+        for c in record.history
+        if c.status in (JobStatus.FINISHED_EXECUTION_EXCEPTION, JobStatus.FAILED_TO_RUN)
+    ]
     return {"failure": record.failure, "errors": errors}, None
 
 
@@ -241,8 +281,9 @@ def _relay(server: ServerParent, site: str, cmd: str, args: dict[str, Any]) -> A
     box: list[Envelope] = []
     _pending[req_id] = (event, box)
     try:
-        if not server.send_to_site(site, Envelope(p.REQUEST, {"id": req_id, "cmd": cmd,
-                                                              "args": args})):
+        if not server.send_to_site(
+            site, Envelope(p.REQUEST, {"id": req_id, "cmd": cmd, "args": args})
+        ):
             raise ConfigError(f"site {site!r} is not connected")
         if not event.wait(15.0):
             raise FedraError(f"site {site} did not answer {cmd} within 15 s")
@@ -263,8 +304,9 @@ def relay_reply(env: Envelope) -> None:
 
 
 @command("tail")
-def _tail(server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
-          ) -> tuple[Any, None]:
+def _tail(
+    server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+) -> tuple[Any, None]:
     participant = str(args.get("participant", "server"))
     lines = int(args.get("lines", 40))
     if participant != "server":
@@ -273,8 +315,7 @@ def _tail(server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
 
 
 @command("cat")
-def _cat(server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
-         ) -> tuple[Any, None]:
+def _cat(server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str) -> tuple[Any, None]:
     participant = str(args.get("participant", "server"))
     name = str(args.get("file", "log.txt"))
     if participant != "server":
@@ -284,22 +325,30 @@ def _cat(server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
 
 
 @command("sys_info")
-def _sys_info(server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
-              ) -> tuple[Any, None]:
+def _sys_info(
+    server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+) -> tuple[Any, None]:
     import os
     import platform
 
     target = str(args.get("target", "server"))
     if target != "server":
         return _relay(server, target, "sys_info", {}), None
-    return {"name": server.kit.name, "pid": os.getpid(), "python": platform.python_version(),
-            "platform": platform.platform(), "cpus": os.cpu_count(),
-            "fed_port": server.fed_port, "admin_port": server.admin_port}, None
+    return {
+        "name": server.kit.name,
+        "pid": os.getpid(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "fed_port": server.fed_port,
+        "admin_port": server.admin_port,
+    }, None
 
 
 @command("remove_client")
-def _remove(server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
-            ) -> tuple[Any, None]:
+def _remove(
+    server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+) -> tuple[Any, None]:
     name = str(args.get("name", ""))
     handle = server.sites.get(name)
     if handle is None:
@@ -314,8 +363,9 @@ def _targets(server: ServerParent, args: dict[str, Any]) -> list[str]:
 
 
 @command("shutdown")
-def _shutdown(server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
-              ) -> tuple[Any, None]:
+def _shutdown(
+    server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+) -> tuple[Any, None]:
     target = args.get("target")
     if target not in ("client", "server", "all"):
         raise ConfigError("shutdown: target must be client, server or all")
@@ -328,8 +378,9 @@ def _shutdown(server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: 
 
 
 @command("restart")
-def _restart(server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
-             ) -> tuple[Any, None]:
+def _restart(
+    server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+) -> tuple[Any, None]:
     target = args.get("target")
     if target not in ("client", "server", "all"):
         raise ConfigError("restart: target must be client, server or all")

@@ -36,7 +36,7 @@ def _load(path: Path) -> dict[str, Any]:
 
 def _get(data: dict[str, Any], path: Path, key: str, kind: type, default: Any = None) -> Any:
     value = data.get(key, default)
-    if value is None or not isinstance(value, kind) or isinstance(value, bool) and kind is int:
+    if value is None or not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
         raise ConfigError(f"{path}: {key}: expected {kind.__name__}, got {value!r}")
     return value
 

@@ -37,10 +37,8 @@ def end_group(proc: subprocess.Popen[bytes], grace: float = GRACE) -> int:
     pgid = proc.pid  # start_new_session: the group id is the leader's pid
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGTERM)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        pass
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
     return proc.wait()

@@ -16,7 +16,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from fedra.core import FedraError, FLModel, MetricValue, Task, TaskResult
-from fedra.job import activate_custom_dirs, build_persistor, build_workflows, load_custom_class, load_job
+from fedra.job import (
+    activate_custom_dirs,
+    build_persistor,
+    build_workflows,
+    load_custom_class,
+    load_job,
+)
 from fedra.runtime import protocol as p
 from fedra.server import EventLog, MetricsSink, RunStore, ServerRun, TaskBoard
 from fedra.transport import ChannelClosed, LocalChannel, connect_unix
@@ -66,8 +72,12 @@ def _read(
                     log.info("result from %s refused: %s", result.site, verdict.reason)
             elif env.kind == p.LOG:
                 step = h.get("step")
-                tracking.add(str(h["site"]), str(h["key"]), float(h["value"]),
-                             None if step is None else int(step))
+                tracking.add(
+                    str(h["site"]),
+                    str(h["key"]),
+                    float(h["value"]),
+                    None if step is None else int(step),
+                )
             elif env.kind == p.GO:
                 go.set()
             elif env.kind == p.SITES:
@@ -98,8 +108,12 @@ def run(args: argparse.Namespace) -> int:
     workflows = build_workflows(app)
 
     def deliver(task: Task) -> None:
-        headers = {"job_id": args.job_id, "task_id": task.id, "task_name": task.name,
-                   "site": task.site}
+        headers = {
+            "job_id": args.job_id,
+            "task_id": task.id,
+            "task_name": task.name,
+            "site": task.site,
+        }
         channel.send(Envelope(p.TASK, headers, task.data))
 
     sites = [s for s in args.sites.split(",") if s]
@@ -110,10 +124,16 @@ def run(args: argparse.Namespace) -> int:
     reader.start()
     initial: FLModel | None = None
     if not args.resume:
-        initial = persistor.initial_model(app.custom_dir, lambda n: load_custom_class(app.custom_dir, n))
+        initial = persistor.initial_model(
+            app.custom_dir, lambda n: load_custom_class(app.custom_dir, n)
+        )
     server_run = ServerRun(
-        workflows, board, RunStore(workspace), EventLog(display=_Reporter(channel)),
-        initial=initial, key_metric=persistor.key_metric,
+        workflows,
+        board,
+        RunStore(workspace),
+        EventLog(display=_Reporter(channel)),
+        initial=initial,
+        key_metric=persistor.key_metric,
         higher_is_better=persistor.higher_is_better,
     )
     channel.send(Envelope(p.READY, {"job_id": args.job_id}))
@@ -145,8 +165,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sites", required=True, help="comma-separated sites of the job")
     parser.add_argument("--resume", action="store_true", help="continue from the last snapshot")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stdout,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     return run(args)
 
 

@@ -10,6 +10,7 @@ resumed from their last snapshot when it starts again.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -72,8 +73,9 @@ class RunningJob:
 class ServerParent:
     """The long-lived server process."""
 
-    def __init__(self, kit: ServerKit, *, fed_port: int | None = None,
-                 admin_port: int | None = None) -> None:
+    def __init__(
+        self, kit: ServerKit, *, fed_port: int | None = None, admin_port: int | None = None
+    ) -> None:
         self.kit = kit
         self.started = time.time()
         self.store = SqliteJobStore(kit.root / "store")
@@ -86,12 +88,22 @@ class ServerParent:
         self._stopping = threading.Event()
         self.exit_code = 0
         ca, cert, key = TlsFiles.in_dir(kit.startup, "server").load()
-        self._fed = TransportServer(kit.host, kit.fed_port if fed_port is None else fed_port,
-                                    ca_pem=ca, cert_pem=cert, key_pem=key,
-                                    on_connect=self._site_connected)
-        self._admin = TransportServer(kit.host, kit.admin_port if admin_port is None else admin_port,
-                                      ca_pem=ca, cert_pem=cert, key_pem=key,
-                                      on_connect=self._admin_connected)
+        self._fed = TransportServer(
+            kit.host,
+            kit.fed_port if fed_port is None else fed_port,
+            ca_pem=ca,
+            cert_pem=cert,
+            key_pem=key,
+            on_connect=self._site_connected,
+        )
+        self._admin = TransportServer(
+            kit.host,
+            kit.admin_port if admin_port is None else admin_port,
+            ca_pem=ca,
+            cert_pem=cert,
+            key_pem=key,
+            on_connect=self._admin_connected,
+        )
         self.fed_port = 0
         self.admin_port = 0
 
@@ -100,12 +112,19 @@ class ServerParent:
         """Open the ports, pick up interrupted jobs, start the scheduler."""
         for record in self.store.list(statuses={JobStatus.RUNNING, JobStatus.DISPATCHED}):
             self._to_resume.add(record.job_id)
-            log.info("job %s was %s when the server stopped: it will resume", record.job_id,
-                     record.status.value)
+            log.info(
+                "job %s was %s when the server stopped: it will resume",
+                record.job_id,
+                record.status.value,
+            )
         self.fed_port = self._fed.start()
         self.admin_port = self._admin.start()
-        log.info("server %s listening: FL port %d, admin port %d", self.kit.name, self.fed_port,
-                 self.admin_port)
+        log.info(
+            "server %s listening: FL port %d, admin port %d",
+            self.kit.name,
+            self.fed_port,
+            self.admin_port,
+        )
         threading.Thread(target=self._schedule_loop, name="scheduler", daemon=True).start()
 
     def wait(self) -> int:
@@ -137,8 +156,9 @@ class ServerParent:
             log.warning("refused %s on the FL port: role %r is not a site", peer.name, peer.role)
             conn.close()
             return
-        threading.Thread(target=self._serve_site, args=(conn,), name=f"site-{peer.name}",
-                         daemon=True).start()
+        threading.Thread(
+            target=self._serve_site, args=(conn,), name=f"site-{peer.name}", daemon=True
+        ).start()
 
     def _serve_site(self, conn: Connection) -> None:
         name = conn.peer.name
@@ -181,8 +201,13 @@ class ServerParent:
             if job is not None:
                 self._to_job(job, Envelope(env.kind, {**h, "site": handle.name}, env.model))
         elif env.kind == p.JOB_STATE:
-            log.info("site %s: job %s %s %s", handle.name, h.get("job_id"), h.get("state"),
-                     h.get("detail") or "")
+            log.info(
+                "site %s: job %s %s %s",
+                handle.name,
+                h.get("job_id"),
+                h.get("state"),
+                h.get("detail") or "",
+            )
         elif env.kind == p.REPLY:
             from fedra.runtime.admin_service import relay_reply
 
@@ -212,8 +237,9 @@ class ServerParent:
     def _admin_connected(self, conn: Connection) -> None:
         from fedra.runtime.admin_service import serve_admin
 
-        threading.Thread(target=serve_admin, args=(self, conn), name=f"admin-{conn.peer.name}",
-                         daemon=True).start()
+        threading.Thread(
+            target=serve_admin, args=(self, conn), name=f"admin-{conn.peer.name}", daemon=True
+        ).start()
 
     # -- scheduling ---------------------------------------------------------------------
     def wake(self) -> None:
@@ -226,7 +252,7 @@ class ServerParent:
             try:
                 self._schedule_once()
                 self._expire_silent_sites()
-            except Exception:  # noqa: BLE001 - the scheduler must outlive a bad job
+            except Exception:
                 log.exception("scheduler step failed")
             with self._lock:
                 self._wake.wait(timeout=1.0)
@@ -236,8 +262,11 @@ class ServerParent:
         with self._lock:
             silent = [h for h in self.sites.values() if h.last_seen < limit]
         for handle in silent:
-            log.warning("site %s sent nothing for %.0f s: dropping it", handle.name,
-                        self.kit.heartbeat_timeout)
+            log.warning(
+                "site %s sent nothing for %.0f s: dropping it",
+                handle.name,
+                self.kit.heartbeat_timeout,
+            )
             handle.conn.close()
 
     def job_sites(self, record: JobRecord) -> tuple[list[str], str | None]:
@@ -274,9 +303,12 @@ class ServerParent:
                 continue
             if record.status == JobStatus.SUBMITTED:
                 try:
-                    self.store.transition(record.job_id, JobStatus.DISPATCHED,
-                                          f"dispatched to {', '.join(sites)}",
-                                          expected=JobStatus.SUBMITTED)
+                    self.store.transition(
+                        record.job_id,
+                        JobStatus.DISPATCHED,
+                        f"dispatched to {', '.join(sites)}",
+                        expected=JobStatus.SUBMITTED,
+                    )
                 except InvalidTransition:
                     continue  # aborted meanwhile: never started
             self._to_resume.discard(record.job_id)
@@ -293,8 +325,18 @@ class ServerParent:
             sock_dir = Path(tempfile.mkdtemp(prefix="fedra-sj-"))
             listener = listen_unix(str(sock_dir / "sj.sock"))
             log_path = workspace / "server_job.log"
-            args = ["--job-id", job_id, "--job-dir", str(job_dir), "--workspace", str(workspace),
-                    "--socket", str(sock_dir / "sj.sock"), "--sites", ",".join(sites)]
+            args = [
+                "--job-id",
+                job_id,
+                "--job-dir",
+                str(job_dir),
+                "--workspace",
+                str(workspace),
+                "--socket",
+                str(sock_dir / "sj.sock"),
+                "--sites",
+                ",".join(sites),
+            ]
             if resume:
                 args.append("--resume")
             proc = spawn("fedra.runtime.server_job", args, log_path, cwd=workspace)
@@ -305,17 +347,21 @@ class ServerParent:
                 listener.close()
             if ready.kind != p.READY:
                 raise FedraError(f"server job process sent {ready.kind!r} instead of ready")
-        except Exception as exc:  # noqa: BLE001 - recorded on the job
+        except Exception as exc:
             reason = f"could not start the job: {exc}"
             log.error("job %s: %s", job_id, reason)
-            self._finish(job_id, JobStatus.FAILED_TO_RUN if not resume else
-                         JobStatus.FINISHED_EXECUTION_EXCEPTION, reason)
+            self._finish(
+                job_id,
+                JobStatus.FAILED_TO_RUN if not resume else JobStatus.FINISHED_EXECUTION_EXCEPTION,
+                reason,
+            )
             return
         job = RunningJob(job_id, proc, channel, sites, log_path)
         with self._lock:
             self.running[job_id] = job
-        threading.Thread(target=self._serve_job, args=(job,), name=f"job-{job_id[:8]}",
-                         daemon=True).start()
+        threading.Thread(
+            target=self._serve_job, args=(job,), name=f"job-{job_id[:8]}", daemon=True
+        ).start()
         self._send_start(job, sites)
         self._to_job(job, Envelope(p.GO, {}))  # after start_job: sites see it before any task
         record = self.store.get(job_id)
@@ -330,17 +376,17 @@ class ServerParent:
     def _send_start(self, job: RunningJob, targets: Sequence[str]) -> None:
         data = self.store.job_zip(job.job_id)
         for site in targets:
-            env = Envelope(p.START_JOB, {"job_id": job.job_id, "sites": job.sites},
-                           p.zip_model(data))
+            env = Envelope(
+                p.START_JOB, {"job_id": job.job_id, "sites": job.sites}, p.zip_model(data)
+            )
             if not self.send_to_site(site, env):
                 log.warning("could not start job %s on %s", job.job_id, site)
 
     # -- a running job ------------------------------------------------------------------
     def _to_job(self, job: RunningJob, env: Envelope) -> None:
-        try:
+        # If the job process is gone, _serve_job records why.
+        with contextlib.suppress(ChannelClosed, FedraError, OSError):
             job.channel.send(env)
-        except (ChannelClosed, FedraError, OSError):
-            pass  # the job process is gone; _serve_job records why
 
     def _serve_job(self, job: RunningJob) -> None:
         outcome: dict[str, Any] | None = None
@@ -373,23 +419,29 @@ class ServerParent:
             status = JobStatus(str(outcome["status"]))
             reason = str(outcome.get("error") or "all workflows finished")
             if outcome.get("failed_site"):
-                self.store.set_failure(job.job_id, {
-                    "site": outcome.get("failed_site"), "task": outcome.get("failed_task"),
-                    "traceback": outcome.get("traceback"), "reason": reason,
-                })
+                self.store.set_failure(
+                    job.job_id,
+                    {
+                        "site": outcome.get("failed_site"),
+                        "task": outcome.get("failed_task"),
+                        "traceback": outcome.get("traceback"),
+                        "reason": reason,
+                    },
+                )
             self._finish(job.job_id, status, reason)
         elif not job.aborting:
             reason = f"the server job process exited with code {code}"
-            self.store.set_failure(job.job_id, {"site": "server", "task": None,
-                                                "traceback": tail(job.log_path), "reason": reason})
+            self.store.set_failure(
+                job.job_id,
+                {"site": "server", "task": None, "traceback": tail(job.log_path), "reason": reason},
+            )
             self._finish(job.job_id, JobStatus.FINISHED_EXECUTION_EXCEPTION, reason)
         self.wake()
 
     def _finish(self, job_id: str, status: JobStatus, reason: str) -> None:
-        try:
+        # Already final (aborted first): the first word stands.
+        with contextlib.suppress(InvalidTransition):
             self.store.transition(job_id, status, reason)
-        except InvalidTransition:
-            pass  # already final (aborted first): the first word stands
         log.info("job %s: %s (%s)", job_id, self.store.get(job_id).status.value, reason)
 
     def abort(self, job_id: str, reason: str = "aborted by an admin") -> JobStatus:
@@ -406,8 +458,7 @@ class ServerParent:
             self._to_job(job, Envelope(p.ABORT, {"reason": reason}))
             threading.Thread(target=end_group, args=(job.proc,), daemon=True).start()
             for site in job.sites:
-                self.send_to_site(site, Envelope(p.ABORT_JOB, {"job_id": job_id,
-                                                               "reason": reason}))
+                self.send_to_site(site, Envelope(p.ABORT_JOB, {"job_id": job_id, "reason": reason}))
         log.info("job %s aborted: %s", job_id, reason)
         return JobStatus.FINISHED_ABORTED
 
@@ -417,8 +468,10 @@ def setup_logging(log_path: Path) -> None:
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     root = logging.getLogger()
     root.setLevel(logging.INFO)
-    for handler in (logging.FileHandler(log_path, encoding="utf-8"),
-                    logging.StreamHandler(sys.stdout)):
+    for handler in (
+        logging.FileHandler(log_path, encoding="utf-8"),
+        logging.StreamHandler(sys.stdout),
+    ):
         handler.setFormatter(fmt)
         root.addHandler(handler)
 

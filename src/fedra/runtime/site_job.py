@@ -29,8 +29,11 @@ def run(args: argparse.Namespace) -> int:
     job = load_job(Path(args.job_dir))
     app = job.client_app(args.site)
     if app is None:
-        channel.send(Envelope(p.JOB_STATE, {"state": "failed",
-                                            "detail": f"the job has no app for {args.site}"}))
+        channel.send(
+            Envelope(
+                p.JOB_STATE, {"state": "failed", "detail": f"the job has no app for {args.site}"}
+            )
+        )
         return 1
     activate_custom_dirs(app.custom_dir)
 
@@ -59,12 +62,22 @@ def run(args: argparse.Namespace) -> int:
             if env.kind != p.TASK:
                 continue
             h = env.headers
-            task = Task(name=str(h["task_name"]), data=env.model or FLModel(), site=args.site,
-                        id=str(h["task_id"]), job_id=args.job_id)
+            task = Task(
+                name=str(h["task_name"]),
+                data=env.model or FLModel(),
+                site=args.site,
+                id=str(h["task_id"]),
+                job_id=args.job_id,
+            )
             log.info("task %s (%s)", task.name, task.id)
             result = runner.handle(task)
-            headers = {"job_id": args.job_id, "task_id": task.id, "task_name": task.name,
-                       "site": args.site, "error": result.error}
+            headers = {
+                "job_id": args.job_id,
+                "task_id": task.id,
+                "task_name": task.name,
+                "site": args.site,
+                "error": result.error,
+            }
             channel.send(Envelope(p.RESULT, headers, result.data))
     except (ChannelClosed, FedraError, OSError) as exc:
         log.info("stopping: %s", exc)
@@ -86,8 +99,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--index", type=int, required=True)
     parser.add_argument("--num-sites", type=int, required=True)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stdout,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     return run(args)
 
 

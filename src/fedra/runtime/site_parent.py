@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,14 +74,24 @@ class SiteParent:
         while not self._stopping.is_set():
             try:
                 ca, cert, key = self.tls
-                conn = connect(self.kit.target, ca_pem=ca, cert_pem=cert, key_pem=key,
-                               server_name=self.kit.server_name, timeout=10.0)
+                conn = connect(
+                    self.kit.target,
+                    ca_pem=ca,
+                    cert_pem=cert,
+                    key_pem=key,
+                    server_name=self.kit.server_name,
+                    timeout=10.0,
+                )
             except FedraError as exc:
                 attempts += 1
                 if attempts <= 3 or attempts % 10 == 0:
-                    log.warning("cannot reach the server at %s (attempt %d): %s", self.kit.target,
-                                attempts, exc)
-                self._stopping.wait(backoff * random.uniform(0.5, 1.0))  # noqa: S311
+                    log.warning(
+                        "cannot reach the server at %s (attempt %d): %s",
+                        self.kit.target,
+                        attempts,
+                        exc,
+                    )
+                self._stopping.wait(backoff * random.uniform(0.5, 1.0))
                 backoff = min(backoff * 2, BACKOFF_MAX)
                 continue
             attempts, backoff = 0, BACKOFF_MIN
@@ -132,14 +141,22 @@ class SiteParent:
         elif env.kind == p.TASK:
             job = self.jobs.get(job_id)
             if job is None:
-                self._send(Envelope(p.RESULT, {**h, "site": self.kit.name,
-                                               "error": f"job {job_id} is not running here"}))
+                self._send(
+                    Envelope(
+                        p.RESULT,
+                        {**h, "site": self.kit.name, "error": f"job {job_id} is not running here"},
+                    )
+                )
                 return
             try:
                 job.channel.send(env)
             except (ChannelClosed, FedraError, OSError):
-                self._send(Envelope(p.RESULT, {**h, "site": self.kit.name,
-                                               "error": "the site job process is gone"}))
+                self._send(
+                    Envelope(
+                        p.RESULT,
+                        {**h, "site": self.kit.name, "error": "the site job process is gone"},
+                    )
+                )
         elif env.kind in (p.ABORT_JOB, p.END_JOB):
             self._end_job(job_id, abort=env.kind == p.ABORT_JOB)
         elif env.kind == p.REQUEST:
@@ -153,8 +170,12 @@ class SiteParent:
             log.info("job %s restarted by the server: ending the old process", job_id)
             self._end_job(job_id, abort=True)
         if data is None or self.kit.name not in sites:
-            self._send(Envelope(p.JOB_STATE, {"job_id": job_id, "state": "failed",
-                                              "detail": "bad start_job message"}))
+            self._send(
+                Envelope(
+                    p.JOB_STATE,
+                    {"job_id": job_id, "state": "failed", "detail": "bad start_job message"},
+                )
+            )
             return
         root = self.kit.root / "jobs" / job_id
         try:
@@ -164,9 +185,22 @@ class SiteParent:
             sock_dir = Path(tempfile.mkdtemp(prefix="fedra-cj-"))
             listener = listen_unix(str(sock_dir / "cj.sock"))
             log_path = root / "log.txt"
-            args = ["--job-id", job_id, "--job-dir", str(job_dir), "--workdir", str(root),
-                    "--socket", str(sock_dir / "cj.sock"), "--site", self.kit.name,
-                    "--index", str(sites.index(self.kit.name)), "--num-sites", str(len(sites))]
+            args = [
+                "--job-id",
+                job_id,
+                "--job-dir",
+                str(job_dir),
+                "--workdir",
+                str(root),
+                "--socket",
+                str(sock_dir / "cj.sock"),
+                "--site",
+                self.kit.name,
+                "--index",
+                str(sites.index(self.kit.name)),
+                "--num-sites",
+                str(len(sites)),
+            ]
             proc = spawn("fedra.runtime.site_job", args, log_path, cwd=root)
             try:
                 channel = accept_channel(listener, timeout=60.0)
@@ -175,10 +209,11 @@ class SiteParent:
                 listener.close()
             if ready.kind != p.READY:
                 raise FedraError(str(ready.headers.get("detail", ready.kind)))
-        except Exception as exc:  # noqa: BLE001 - reported to the server
+        except Exception as exc:
             log.error("job %s failed to start: %s", job_id, exc)
-            self._send(Envelope(p.JOB_STATE, {"job_id": job_id, "state": "failed",
-                                              "detail": str(exc)}))
+            self._send(
+                Envelope(p.JOB_STATE, {"job_id": job_id, "state": "failed", "detail": str(exc)})
+            )
             return
         job = SiteJob(job_id, proc, channel, log_path)
         with self._lock:
@@ -202,8 +237,9 @@ class SiteParent:
         if not job.stopping:
             detail = f"the site job process exited with code {code}\n{tail(job.log_path)}"
             log.error("job %s: %s", job.job_id, detail)
-            self._send(Envelope(p.JOB_STATE, {"job_id": job.job_id, "state": "failed",
-                                              "detail": detail}))
+            self._send(
+                Envelope(p.JOB_STATE, {"job_id": job.job_id, "state": "failed", "detail": detail})
+            )
 
     def _end_job(self, job_id: str, abort: bool) -> None:
         job = self.jobs.get(job_id)
@@ -231,9 +267,13 @@ class SiteParent:
         ok, data, error = True, None, None
         try:
             if cmd == "sys_info":
-                data = {"name": self.kit.name, "pid": os.getpid(),
-                        "python": platform.python_version(), "platform": platform.platform(),
-                        "jobs": sorted(self.jobs)}
+                data = {
+                    "name": self.kit.name,
+                    "pid": os.getpid(),
+                    "python": platform.python_version(),
+                    "platform": platform.platform(),
+                    "jobs": sorted(self.jobs),
+                }
             elif cmd == "tail":
                 data = {"text": tail(self.kit.root / "log.txt", int(args.get("lines", 40)))}
             elif cmd == "cat":
@@ -241,7 +281,7 @@ class SiteParent:
                 path = (root / str(args.get("file", "log.txt"))).resolve()
                 if not path.is_relative_to(root) or not path.is_file():
                     raise FedraError(f"no file {args.get('file')!r} in the site's folder")
-                data = {"text": path.read_bytes()[-256 * 1024:].decode("utf-8", "replace")}
+                data = {"text": path.read_bytes()[-256 * 1024 :].decode("utf-8", "replace")}
             elif cmd in ("shutdown", "restart"):
                 self.shutdown(p.RESTART_EXIT_CODE if cmd == "restart" else 0)
             else:

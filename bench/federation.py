@@ -1,0 +1,835 @@
+"""Federation benchmark: a real POC federation over gRPC + mutual TLS on localhost.
+
+Run with ``.venv/bin/python -m bench.federation``. It prepares a POC workspace in a temporary
+folder on free ports, starts the server parent (SP) and two site parents as processes, each
+in a session of its own (as ``tests/e2e`` does), and submits FedAvg jobs built with
+:class:`fedra.job.FedJob` through the admin :class:`fedra.admin.Session`:
+
+* the site code is ``bench/job_files/federation_executor.py``, a plain ``Executor`` in
+  ``custom/`` (no script): ``params + 1`` with ``num_samples = site index + 1``;
+* the initial model is an ``.npz`` given to the persistor (``set_persistor(initial_npz=...)``):
+  one 3x3 float32 array, or several float32 arrays for the big models (decimal sizes:
+  100 MB = 10^8 bytes, 1 GB = 10^9 bytes; the job archive accepts at most 1 GiB unpacked);
+* FedAvg's final validation is **off** for the round figures (``final_validation=False``), so
+  that the job is rounds only; one extra 5-round 3x3 job runs with the defaults (final
+  validation on) for the submit-to-finished time.
+
+What is measured:
+
+* **start to ready**: from starting the three processes to both sites listed by
+  ``check_status("client")`` (and, on the way, to the admin port accepting TCP);
+* **seconds per round**: the server job's (SJ's) own round records. The admin's
+  ``get_job(...)["run_info"]["rounds"]`` entries carry workflow/round/metrics but no duration,
+  so the benchmark reads the SJ's log (``<server>/store/jobs/<id>/workspace/server_job.log``):
+  ``FedAvg round N/M: sent to 2 sites`` (the broadcast begins) and ``FedAvg round N done in
+  X s`` (after aggregation and saving ``round-NNN.npz``; the snapshot is written after it).
+  ``s/round`` is the median of rounds 2..N (round 1 alone when there is one);
+* **per direction**: the executor writes when each task reached it and when its result left
+  (``bench_marks.jsonl`` in each site's job folder). ``down`` = from "sent to" to the last
+  site holding the model; ``up`` = from the first result leaving a site to "done" (so it
+  includes folding both results in and writing ``round-NNN.npz``). Effective MB/s per
+  direction = model bytes x 2 sites / that time; "both" = model bytes x 2 sites x 2
+  directions / round seconds;
+* **server peak RSS**: a thread samples the RSS of the SP and of the job's SJ (found as a child
+  of the SP with psutil) every 50 ms; ``SP+SJ`` is the peak of their sum at the same sample.
+  The SJ's ``VmHWM`` and the SP's (reset through ``/proc/<pid>/clear_refs`` before each job)
+  are read too, so peaks between samples are not missed. The window is the whole job, from
+  submit to finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+from bench.machine import machine_info
+from fedra.admin import Session
+from fedra.job import FedJob
+from fedra.poc import PocLayout, prepare
+from fedra.server.store import write_npz
+
+REPO = Path(__file__).resolve().parents[1]
+JOB_FILES = Path(__file__).resolve().parent / "job_files"
+EXECUTOR = "federation_executor.TimedAddOneExecutor"
+MARKS_FILE = "bench_marks.jsonl"
+SITES = 2
+MB = 10**6
+MiB = 2**20
+SAMPLE_S = 0.05
+#: Arrays of a big model (float32 each).
+BIG_ARRAYS = {100 * MB: 4, 1000 * MB: 8}
+
+#: Targets from the issue.
+TARGET_ROUND_S = 0.050  # seconds per round, 3x3 model, 2 sites
+TARGET_MBPS = 500.0  # effective MB/s per direction, big models
+TARGET_RSS_RATIO = 3.0  # server peak RSS / model size
+
+#: Figures quoted by the issue, measured earlier on this machine type.
+COMPARISON = (
+    "Flower 1.42 deployment mode (SuperLink + 2 SuperNodes, no TLS): about 6 s per round even "
+    "for a 3x3 model.",
+    "NVIDIA FLARE 2.9 POC: about 11 s from start to ready; 18-21 s from submit to finished for "
+    "a 5-round 3x3 job (about 2 s per round); its server process peaked at 8-9x the model "
+    "size with a 1 GB model.",
+)
+
+
+# -- the federation -----------------------------------------------------------------------
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int) -> bool:
+    """Whether something accepts TCP connections on localhost:``port``."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``condition`` every 20 ms until it holds; raise after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.02)
+
+
+@dataclass
+class Federation:
+    """A prepared POC workspace and the processes started from it."""
+
+    layout: PocLayout
+    fed_port: int
+    admin_port: int
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @classmethod
+    def prepare(cls, root: Path, sites: int) -> Federation:
+        """Write a POC workspace with ``sites`` sites on two free ports."""
+        fed_port, admin_port = free_port(), free_port()
+        while admin_port == fed_port:
+            admin_port = free_port()
+        layout = prepare(root, sites, host="localhost", fed_port=fed_port, admin_port=admin_port)
+        return cls(layout, fed_port, admin_port)
+
+    def folder(self, name: str) -> Path:
+        """A participant's kit folder ('server' or a site name)."""
+        return self.layout.server if name == "server" else self.layout.site(name)
+
+    def start(self, name: str) -> subprocess.Popen[bytes]:
+        """Start the server parent ('server') or a site parent, in a session of its own."""
+        module = "fedra.runtime.server_parent" if name == "server" else "fedra.runtime.site_parent"
+        folder = self.folder(name)
+        with open(folder / "stderr.txt", "ab") as stderr:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", module, "--kit", str(folder)],
+                cwd=REPO,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                start_new_session=True,
+            )
+        self.procs[name] = proc
+        return proc
+
+    def session(self, timeout: float = 15.0) -> Session:
+        """An admin session with the POC admin kit."""
+        return Session.connect(self.layout.admin, timeout=timeout)
+
+    def stop_all(self) -> None:
+        """End every process this federation started, by process group (TERM, then KILL).
+
+        The server and the sites start their job processes in sessions of their own; any
+        that outlive their parent are killed by their own process group at the end.
+        """
+        descendants: list[psutil.Process] = []
+        for proc in self.procs.values():
+            with contextlib.suppress(psutil.Error):
+                descendants += psutil.Process(proc.pid).children(recursive=True)
+        for proc in self.procs.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for name in list(self.procs):
+            proc = self.procs.pop(name)
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        for child in descendants:
+            with contextlib.suppress(psutil.Error, ProcessLookupError, PermissionError):
+                if child.is_running() and child.status() != psutil.STATUS_ZOMBIE:
+                    os.killpg(os.getpgid(child.pid), signal.SIGKILL)
+
+
+@dataclass
+class Startup:
+    """How long the federation took to come up."""
+
+    listening_s: float
+    ready_s: float
+
+
+def start_federation(fed: Federation) -> Startup:
+    """Start the server and the sites at once; time until both sites are connected."""
+    started = time.perf_counter()
+    fed.start("server")
+    for site in fed.layout.sites:
+        fed.start(site)
+    wait_for(lambda: port_open(fed.admin_port), 60, "the admin port")
+    listening = time.perf_counter() - started
+    wanted = sorted(fed.layout.sites)
+    with fed.session() as session:
+
+        def connected() -> bool:
+            sites = session.check_status("client")["sites"]
+            return sorted(s["name"] for s in sites) == wanted
+
+        wait_for(connected, 60, f"sites {wanted} to connect")
+    return Startup(listening, time.perf_counter() - started)
+
+
+# -- memory sampling ----------------------------------------------------------------------
+def vm_hwm(pid: int) -> int:
+    """A process's peak RSS (``VmHWM``) in bytes, 0 when unknown."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def reset_hwm(pid: int) -> bool:
+    """Reset a process's ``VmHWM`` to its current RSS (Linux ``clear_refs`` 5)."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def is_server_job(proc: psutil.Process) -> bool:
+    """Whether ``proc`` is a server job process (``python -m fedra.runtime.server_job``)."""
+    try:
+        return "fedra.runtime.server_job" in proc.cmdline()
+    except psutil.Error:
+        return False
+
+
+@dataclass
+class Peaks:
+    """Peak RSS figures of one job, in bytes."""
+
+    sp_base: int = 0
+    sp: int = 0
+    sj: int = 0
+    total: int = 0
+    sp_hwm: int = 0
+    sj_hwm: int = 0
+    sites: int = 0
+    samples: int = 0
+    sj_seen: bool = False
+    peak_at: float = 0.0
+
+
+class RssSampler(threading.Thread):
+    """Samples the RSS of the SP, the SJ (a child of the SP) and the sites every 50 ms."""
+
+    def __init__(self, sp_pid: int, site_pids: Sequence[int]) -> None:
+        super().__init__(name="rss-sampler", daemon=True)
+        self.sp = psutil.Process(sp_pid)
+        self.sites = [psutil.Process(pid) for pid in site_pids]
+        self.peaks = Peaks()
+        self._stop_event = threading.Event()
+        self._lock = threading.Lock()
+        self._sj: psutil.Process | None = None
+
+    def reset(self) -> None:
+        """Start a new measurement window (before a job is submitted)."""
+        with self._lock:
+            self._sj = None
+            self.peaks = Peaks()
+            reset_hwm(self.sp.pid)
+            rss = self._rss(self.sp)
+            self.peaks.sp_base = rss
+            self.peaks.sp = rss
+
+    def take(self) -> Peaks:
+        """The peaks since :meth:`reset`, with the SP's ``VmHWM`` read now."""
+        with self._lock:
+            self.peaks.sp_hwm = vm_hwm(self.sp.pid)
+            return self.peaks
+
+    def stop(self) -> None:
+        """End the sampling thread."""
+        self._stop_event.set()
+        self.join(5)
+
+    @staticmethod
+    def _rss(proc: psutil.Process) -> int:
+        try:
+            return int(proc.memory_info().rss)
+        except psutil.Error:
+            return 0
+
+    def _find_sj(self) -> psutil.Process | None:
+        if self._sj is not None and self._sj.is_running():
+            return self._sj
+        try:
+            children = self.sp.children()
+        except psutil.Error:
+            return None
+        self._sj = next((c for c in children if is_server_job(c)), None)
+        return self._sj
+
+    def _site_rss(self, site: psutil.Process) -> int:
+        try:
+            procs = [site, *site.children(recursive=True)]
+        except psutil.Error:
+            return 0
+        return sum(self._rss(p) for p in procs)
+
+    def sample(self) -> None:
+        """Take one sample and update the peaks."""
+        with self._lock:
+            sp = self._rss(self.sp)
+            sj_proc = self._find_sj()
+            sj = self._rss(sj_proc) if sj_proc is not None else 0
+            peaks = self.peaks
+            peaks.samples += 1
+            peaks.sp = max(peaks.sp, sp)
+            if sj_proc is not None:
+                peaks.sj_seen = True
+                peaks.sj = max(peaks.sj, sj)
+                peaks.sj_hwm = max(peaks.sj_hwm, vm_hwm(sj_proc.pid))
+            if sp + sj > peaks.total:
+                peaks.total = sp + sj
+                peaks.peak_at = time.time()
+            peaks.sites = max([peaks.sites, *(self._site_rss(s) for s in self.sites)])
+
+    def run(self) -> None:
+        """Sample until stopped."""
+        while not self._stop_event.wait(SAMPLE_S):
+            self.sample()
+
+
+# -- jobs ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model size given on the command line: ``3x3`` or ``100MB`` / ``1GB``."""
+
+    label: str
+    shape: tuple[int, ...] | None = None
+    total_bytes: int = 0
+
+    @property
+    def big(self) -> bool:
+        """Whether this is a big (byte-sized) model."""
+        return self.shape is None
+
+
+def parse_size(text: str) -> ModelSpec:
+    """``"3x3"`` -> a shape; ``"100MB"``, ``"1GB"`` -> decimal byte sizes."""
+    text = text.strip()
+    if re.fullmatch(r"\d+(x\d+)*", text):
+        return ModelSpec(text, shape=tuple(int(x) for x in text.split("x")))
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(MB|GB)", text, re.IGNORECASE)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"bad size {text!r}: use e.g. 3x3, 100MB, 1GB")
+    scale = MB if match.group(2).upper() == "MB" else 1000 * MB
+    return ModelSpec(text, total_bytes=int(float(match.group(1)) * scale))
+
+
+def write_model(spec: ModelSpec, path: Path) -> int:
+    """Write the initial ``.npz`` (float32 zeros); return the model's bytes.
+
+    Zeros from ``np.zeros`` are pages never written, so this does not grow the benchmark
+    process. The job archive is deflated, so zeros also keep the job upload small: the model
+    itself travels only in the rounds.
+    """
+    if spec.shape is not None:
+        params = {"weights": np.zeros(spec.shape, dtype=np.float32)}
+    else:
+        arrays = BIG_ARRAYS.get(spec.total_bytes, max(1, spec.total_bytes // (125 * MB)))
+        count = spec.total_bytes // 4 // arrays
+        params = {f"layer{i}": np.zeros(count, dtype=np.float32) for i in range(arrays)}
+    with open(path, "wb") as handle:
+        write_npz(handle, params)
+    return sum(a.nbytes for a in params.values())
+
+
+def build_job(folder: Path, name: str, rounds: int, npz: Path, final_validation: bool) -> Path:
+    """Export a FedAvg job for 2 sites with the timed executor and ``npz`` as initial model."""
+    job = FedJob(name, min_clients=SITES)
+    job.add_workflow(
+        "FedAvg", num_rounds=rounds, min_clients=SITES, final_validation=final_validation
+    )
+    job.add_executor(custom=EXECUTOR)
+    job.add_file(JOB_FILES / "federation_executor.py")
+    job.set_persistor(initial_npz="initial.npz")
+    job.add_file(npz, "initial.npz")
+    job.export(folder)
+    return folder
+
+
+# -- reading what a job did ---------------------------------------------------------------
+LOG_LINE = re.compile(
+    r"^(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO fedra\.server\.runner: "
+    r"(?P<wf>.+?) round (?P<round>\d+)"
+    r"(?:/\d+: sent to (?P<sites>\d+) sites| done in (?P<secs>[\d.]+) s)"
+)
+
+
+@dataclass
+class Round:
+    """One FedAvg round as the SJ's log and the sites' marks tell it."""
+
+    round: int
+    sent: float
+    done: float
+    seconds: float
+    enter: list[float] = field(default_factory=list)
+    exit: list[float] = field(default_factory=list)
+
+    @property
+    def down_s(self) -> float:
+        """From the broadcast to the last site holding the model."""
+        return max(self.enter) - self.sent if self.enter else float("nan")
+
+    @property
+    def up_s(self) -> float:
+        """From the first result leaving a site to the end of the round."""
+        return self.done - min(self.exit) if self.exit else float("nan")
+
+
+def log_time(stamp: str) -> float:
+    """A logging time stamp (local time, ms) as seconds since the epoch."""
+    return dt.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+def parse_rounds(log_text: str, workflow: str = "FedAvg") -> list[Round]:
+    """The rounds of ``workflow`` from a server job log."""
+    sent: dict[int, float] = {}
+    rounds: list[Round] = []
+    for line in log_text.splitlines():
+        match = LOG_LINE.match(line)
+        if match is None or match.group("wf") != workflow:
+            continue
+        num = int(match.group("round"))
+        when = log_time(match.group("ts"))
+        if match.group("sites") is not None:
+            sent[num] = when
+        elif num in sent:
+            rounds.append(Round(num, sent[num], when, float(match.group("secs"))))
+    return rounds
+
+
+def add_marks(rounds: list[Round], marks: Sequence[Path]) -> None:
+    """Attach the sites' enter/exit times to the rounds."""
+    by_round = {r.round: r for r in rounds}
+    for path in marks:
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            mark = json.loads(line)
+            entry = by_round.get(int(mark["round"]))
+            if entry is not None:
+                entry.enter.append(float(mark["enter"]))
+                entry.exit.append(float(mark["exit"]))
+
+
+@dataclass
+class JobResult:
+    """Figures of one job."""
+
+    label: str
+    model_bytes: int
+    rounds: list[Round]
+    final_validation: bool
+    wall_s: float
+    server_s: float
+    submit_s: float
+    status: str
+    peaks: Peaks
+    rounds_have_seconds: bool
+
+    def later(self) -> list[Round]:
+        """Rounds 2..N (round 1 alone when there is one)."""
+        return self.rounds[1:] or self.rounds
+
+    @property
+    def round_s(self) -> float:
+        """Median seconds per round over rounds 2..N (the SJ's own figure)."""
+        return statistics.median(r.seconds for r in self.later())
+
+    @property
+    def cycle_s(self) -> float:
+        """Median time from one broadcast to the next (adds the snapshot between rounds)."""
+        starts = [r.sent for r in self.rounds]
+        gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+        return statistics.median(gaps) if gaps else float("nan")
+
+    @property
+    def down_s(self) -> float:
+        """Median broadcast time over rounds 2..N."""
+        return statistics.median(r.down_s for r in self.later())
+
+    @property
+    def up_s(self) -> float:
+        """Median gather time (aggregation and saving included) over rounds 2..N."""
+        return statistics.median(r.up_s for r in self.later())
+
+    def mbps(self, seconds: float, directions: int = 1) -> float:
+        """Effective MB/s: model bytes x sites x directions / ``seconds``."""
+        return self.model_bytes * SITES * directions / seconds / MB
+
+
+def run_job(
+    fed: Federation,
+    sampler: RssSampler,
+    folder: Path,
+    label: str,
+    model_bytes: int,
+    final_validation: bool,
+    timeout: float,
+) -> JobResult:
+    """Submit a job folder, wait for it, and gather its figures."""
+    sampler.reset()
+    sampler.sample()
+    with fed.session() as session:
+        started = time.perf_counter()
+        job_id = session.submit_job(folder)
+        submitted = time.perf_counter()
+        record = session.wait(job_id, timeout=timeout, poll=0.05)
+        wall = time.perf_counter() - started
+        sampler.sample()
+        peaks = sampler.take()
+        run_info = record.get("run_info") or {}
+        entries = [r for r in run_info.get("rounds", []) if r.get("workflow") == "FedAvg"]
+    status = str(record["status"])
+    if status != "FINISHED:COMPLETED":
+        raise RuntimeError(f"job {label} ended {status}: {json.dumps(record, default=str)}")
+    workspace = fed.layout.server / "store" / "jobs" / job_id / "workspace"
+    rounds = parse_rounds((workspace / "server_job.log").read_text(errors="replace"))
+    add_marks(rounds, [fed.layout.site(s) / "jobs" / job_id / MARKS_FILE for s in fed.layout.sites])
+    if len(rounds) != len(entries):
+        raise RuntimeError(f"job {label}: {len(entries)} rounds recorded, {len(rounds)} logged")
+    return JobResult(
+        label=label,
+        model_bytes=model_bytes,
+        rounds=rounds,
+        final_validation=final_validation,
+        wall_s=wall,
+        server_s=float(record.get("duration_s", float("nan"))),
+        submit_s=submitted - started,
+        status=status,
+        peaks=peaks,
+        rounds_have_seconds=bool(entries) and all("seconds" in r for r in entries),
+    )
+
+
+# -- report -------------------------------------------------------------------------------
+def verdict(ok: bool) -> str:
+    """PASS or MISS."""
+    return "PASS" if ok else "MISS"
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain-text table: the first column left-aligned, the others right-aligned."""
+    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [
+            str(c).ljust(w) if i == 0 else str(c).rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "  ".join(parts).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
+
+
+def size_text(nbytes: int) -> str:
+    """Bytes as a short decimal size."""
+    if nbytes >= 1000 * MB:
+        return f"{nbytes / (1000 * MB):.2f} GB"
+    if nbytes >= MB:
+        return f"{nbytes / MB:.0f} MB"
+    return f"{nbytes} B"
+
+
+@dataclass
+class Report:
+    """Everything one benchmark run measured."""
+
+    machine: dict[str, str]
+    startup: Startup | None = None
+    jobs: list[JobResult] = field(default_factory=list)
+    load_end: str = ""
+
+    @property
+    def targets(self) -> list[tuple[str, str, bool]]:
+        """(target, measured, met) for each target the run covered."""
+        out: list[tuple[str, str, bool]] = []
+        for job in self.jobs:
+            if job.final_validation:
+                continue
+            if job.model_bytes < MB:
+                out.append((
+                    f"{job.label}: <= {TARGET_ROUND_S * 1000:.0f} ms/round",
+                    f"{job.round_s * 1000:.1f} ms",
+                    job.round_s <= TARGET_ROUND_S,
+                ))  # fmt: skip
+                continue
+            down, up = job.mbps(job.down_s), job.mbps(job.up_s)
+            out.append((
+                f"{job.label}: >= {TARGET_MBPS:.0f} MB/s down (server -> sites)",
+                f"{down:.0f} MB/s", down >= TARGET_MBPS,
+            ))  # fmt: skip
+            out.append((
+                f"{job.label}: >= {TARGET_MBPS:.0f} MB/s up (sites -> server, incl. aggregation)",
+                f"{up:.0f} MB/s", up >= TARGET_MBPS,
+            ))  # fmt: skip
+            both = job.mbps(job.round_s, 2)
+            out.append((
+                f"{job.label}: >= {TARGET_MBPS:.0f} MB/s both directions over the round",
+                f"{both:.0f} MB/s", both >= TARGET_MBPS,
+            ))  # fmt: skip
+            ratio = job.peaks.total / job.model_bytes
+            out.append((
+                f"{job.label}: server peak RSS (SP+SJ) <= {TARGET_RSS_RATIO:.0f}x model",
+                f"{ratio:.2f}x", ratio <= TARGET_RSS_RATIO,
+            ))  # fmt: skip
+        return out
+
+
+ROUND_HEADERS = (
+    "model", "bytes", "rounds", "final val", "round 1 s", "s/round", "cycle s", "submit s",
+    "submit->finished s", "server s",
+)  # fmt: skip
+BIG_HEADERS = (
+    "model", "down s", "down MB/s", "up s", "up MB/s", "both MB/s", "SP base MiB", "SP MiB",
+    "SJ MiB", "SP+SJ MiB", "SP+SJ/model", "SP/model", "SJ/model", "site MiB",
+)  # fmt: skip
+
+
+def round_rows(jobs: Sequence[JobResult]) -> list[list[str]]:
+    """Rows of the seconds-per-round table."""
+    return [
+        [
+            j.label, size_text(j.model_bytes), str(len(j.rounds)),
+            "on" if j.final_validation else "off", f"{j.rounds[0].seconds:.3f}",
+            f"{j.round_s:.3f}", f"{j.cycle_s:.3f}", f"{j.submit_s:.2f}", f"{j.wall_s:.2f}",
+            f"{j.server_s:.2f}",
+        ]
+        for j in jobs
+    ]  # fmt: skip
+
+
+def big_rows(jobs: Sequence[JobResult]) -> list[list[str]]:
+    """Rows of the throughput and memory table."""
+    rows = []
+    for j in jobs:
+        p = j.peaks
+        sp = max(p.sp, p.sp_hwm)
+        sj = max(p.sj, p.sj_hwm)
+        rows.append([
+            j.label, f"{j.down_s:.3f}", f"{j.mbps(j.down_s):.0f}", f"{j.up_s:.3f}",
+            f"{j.mbps(j.up_s):.0f}", f"{j.mbps(j.round_s, 2):.0f}", f"{p.sp_base / MiB:.0f}",
+            f"{sp / MiB:.0f}", f"{sj / MiB:.0f}", f"{p.total / MiB:.0f}",
+            f"{p.total / j.model_bytes:.2f}x", f"{sp / j.model_bytes:.2f}x",
+            f"{sj / j.model_bytes:.2f}x", f"{p.sites / MiB:.0f}",
+        ])  # fmt: skip
+    return rows
+
+
+def render(report: Report) -> str:
+    """The report as text."""
+    out = ["Fedra federation benchmark (POC: server + 2 sites, gRPC + mutual TLS, localhost)", ""]
+    out += [f"  {key}: {value}" for key, value in report.machine.items()]
+    out += [f"  load average at the end (1/5/15 min): {report.load_end}", ""]
+    if report.startup is not None:
+        out += [
+            f"start to ready: {report.startup.ready_s:.2f} s (three processes started at once; "
+            f"admin port open after {report.startup.listening_s:.2f} s; ready = both sites "
+            "listed by check_status('client'))",
+            "",
+        ]
+    round_jobs = [j for j in report.jobs]
+    if round_jobs:
+        source = (
+            "get_job run_info.rounds 'seconds'"
+            if all(j.rounds_have_seconds for j in round_jobs)
+            else "the SJ's log (run_info.rounds has no duration)"
+        )
+        out += [
+            f"Seconds per round from {source}: 'sent to' -> 'done in' (broadcast to the end of "
+            "aggregation incl. writing round-NNN.npz); s/round = median of rounds 2..N; cycle = "
+            "median 'sent' -> next 'sent' (adds the snapshot); submit = zip + upload; "
+            "submit->finished = client wall time from submit_job() to wait() seeing the final "
+            "status (polled every 50 ms); server s = the server's duration_s",
+            format_table(ROUND_HEADERS, round_rows(round_jobs)),
+            "",
+        ]
+    big = [j for j in report.jobs if j.model_bytes >= MB]
+    if big:
+        out += [
+            "Big models (medians of rounds 2..N): down = 'sent' -> the last site's executor "
+            "has the model; up = the first result leaving a site -> 'done' (incl. folding in "
+            "and writing round-NNN.npz); MB/s = model x 2 sites / s ('both': x 2 directions / "
+            "s/round). Peak RSS over the whole job (submit -> finished): SP = server parent, "
+            "SJ = server job process (max of 50 ms samples and VmHWM), SP+SJ = peak of the sum; "
+            "site = peak of one site's parent + job process",
+            format_table(BIG_HEADERS, big_rows(big)),
+            "",
+        ]
+    targets = report.targets
+    if targets:
+        out += [
+            "Targets",
+            format_table(
+                ("target", "measured", "result"),
+                [[t, m, verdict(ok)] for t, m, ok in targets],
+            ),
+            "",
+        ]
+    out += ["For comparison (figures quoted by the issue, same machine type, not rerun here):"]
+    out += [f"  {line}" for line in COMPARISON]
+    return "\n".join(out)
+
+
+def report_json(report: Report) -> dict[str, Any]:
+    """The figures as plain data (for --json)."""
+    jobs = []
+    for j in report.jobs:
+        jobs.append({
+            "label": j.label, "model_bytes": j.model_bytes, "final_validation": j.final_validation,
+            "round_s": [r.seconds for r in j.rounds], "down_s": [r.down_s for r in j.rounds],
+            "up_s": [r.up_s for r in j.rounds], "wall_s": j.wall_s, "server_s": j.server_s,
+            "submit_s": j.submit_s, "peaks": vars(j.peaks),
+        })  # fmt: skip
+    startup = vars(report.startup) if report.startup is not None else None
+    return {"machine": report.machine, "startup": startup, "jobs": jobs, "load_end": report.load_end}
+
+
+# -- entry point --------------------------------------------------------------------------
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.federation",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--sizes",
+        default="3x3,100MB,1GB",
+        help="comma-separated model sizes: a shape (3x3) or decimal MB/GB (default 3x3,100MB,1GB)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=10, help="FedAvg rounds of the 3x3 job (default 10)"
+    )
+    parser.add_argument(
+        "--big-rounds", type=int, default=3, help="FedAvg rounds of the big jobs (default 3)"
+    )
+    parser.add_argument(
+        "--skip-big", action="store_true", help="only the shape-sized models (no 100MB / 1GB)"
+    )
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument(
+        "--keep", type=Path, help="keep the POC workspace in this (new) folder, for inspection"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and print the report; return the exit status."""
+    args = parse_args(argv)
+    specs = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
+    if args.skip_big:
+        specs = [s for s in specs if not s.big]
+
+    def progress(text: str) -> None:
+        print(f"  {text} ...", file=sys.stderr, flush=True)
+
+    report = Report(machine_info())
+    with contextlib.ExitStack() as stack:
+        if args.keep is not None:
+            args.keep.mkdir(parents=True)
+            workdir = args.keep
+        else:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fedra-fed-")))
+        fed = Federation.prepare(workdir / "poc", SITES)
+        sampler: RssSampler | None = None
+        try:
+            progress(f"starting the server and {SITES} sites (ports {fed.fed_port}, "
+                     f"{fed.admin_port})")  # fmt: skip
+            report.startup = start_federation(fed)
+            sampler = RssSampler(
+                fed.procs["server"].pid, [fed.procs[s].pid for s in fed.layout.sites]
+            )
+            sampler.start()
+            small = [s for s in specs if not s.big]
+            for spec in specs:
+                npz = workdir / f"initial-{spec.label}.npz"
+                model_bytes = write_model(spec, npz)
+                rounds = args.big_rounds if spec.big else args.rounds
+                timeout = 120 + rounds * (60 if spec.big else 5)
+                progress(f"{spec.label}: {rounds} rounds, final validation off")
+                folder = build_job(
+                    workdir / f"job-{spec.label}", f"bench-{spec.label}", rounds, npz, False
+                )
+                report.jobs.append(
+                    run_job(fed, sampler, folder, spec.label, model_bytes, False, timeout)
+                )
+                if spec is (small[0] if small else None):
+                    progress(f"{spec.label}: 5 rounds, final validation on (FedAvg defaults)")
+                    folder = build_job(
+                        workdir / f"job-{spec.label}-fv", f"bench-{spec.label}-fv", 5, npz, True
+                    )
+                    report.jobs.append(
+                        run_job(fed, sampler, folder, spec.label, model_bytes, True, 120)
+                    )
+                npz.unlink()
+        finally:
+            if sampler is not None:
+                sampler.stop()
+            fed.stop_all()
+    report.load_end = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(render(report), flush=True)
+    if args.json is not None:
+        args.json.write_text(json.dumps(report_json(report), indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
