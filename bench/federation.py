@@ -244,6 +244,36 @@ def is_server_job(proc: psutil.Process) -> bool:
         return False
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def proc_stat(pid: int) -> tuple[float, float, int] | None:
+    """(user s, system s, minor page faults) of a process from ``/proc/<pid>/stat``."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()
+    # Fields after the command: state(3) ... minflt(10) ... utime(14) stime(15), 1-based.
+    return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS, int(fields[7])
+
+
+@dataclass
+class CpuUse:
+    """CPU seconds and minor page faults of one group of processes during a job."""
+
+    user_s: float = 0.0
+    sys_s: float = 0.0
+    minflt: int = 0
+
+    def add(self, user: float, system: float, minflt: int) -> None:
+        """Add one process's share."""
+        self.user_s += user
+        self.sys_s += system
+        self.minflt += minflt
+
+
 @dataclass
 class Peaks:
     """Peak RSS figures of one job, in bytes."""
@@ -258,6 +288,7 @@ class Peaks:
     samples: int = 0
     sj_seen: bool = False
     peak_at: float = 0.0
+    cpu: dict[str, CpuUse] = field(default_factory=dict)
 
 
 class RssSampler(threading.Thread):
@@ -271,11 +302,24 @@ class RssSampler(threading.Thread):
         self._stop_event = threading.Event()
         self._lock = threading.Lock()
         self._sj: psutil.Process | None = None
+        # pid -> (role, stat at the start of the window, last stat seen)
+        self._stats: dict[int, tuple[str, tuple[float, float, int], tuple[float, float, int]]] = {}
+
+    def _track(self, role: str, pid: int) -> None:
+        stat = proc_stat(pid)
+        if stat is None:
+            return
+        if pid in self._stats:
+            self._stats[pid] = (role, self._stats[pid][1], stat)
+        else:
+            start = (0.0, 0.0, 0) if role in ("SJ", "site job") else stat
+            self._stats[pid] = (role, start, stat)
 
     def reset(self) -> None:
         """Start a new measurement window (before a job is submitted)."""
         with self._lock:
             self._sj = None
+            self._stats = {}
             self.peaks = Peaks()
             reset_hwm(self.sp.pid)
             rss = self._rss(self.sp)
@@ -286,6 +330,11 @@ class RssSampler(threading.Thread):
         """The peaks since :meth:`reset`, with the SP's ``VmHWM`` read now."""
         with self._lock:
             self.peaks.sp_hwm = vm_hwm(self.sp.pid)
+            cpu: dict[str, CpuUse] = {}
+            for role, start, last in self._stats.values():
+                use = cpu.setdefault(role, CpuUse())
+                use.add(last[0] - start[0], last[1] - start[1], last[2] - start[2])
+            self.peaks.cpu = cpu
             return self.peaks
 
     def stop(self) -> None:
@@ -312,10 +361,13 @@ class RssSampler(threading.Thread):
 
     def _site_rss(self, site: psutil.Process) -> int:
         try:
-            procs = [site, *site.children(recursive=True)]
+            children = site.children(recursive=True)
         except psutil.Error:
             return 0
-        return sum(self._rss(p) for p in procs)
+        self._track("site parent", site.pid)
+        for child in children:
+            self._track("site job", child.pid)
+        return sum(self._rss(p) for p in [site, *children])
 
     def sample(self) -> None:
         """Take one sample and update the peaks."""
@@ -326,7 +378,9 @@ class RssSampler(threading.Thread):
             peaks = self.peaks
             peaks.samples += 1
             peaks.sp = max(peaks.sp, sp)
+            self._track("SP", self.sp.pid)
             if sj_proc is not None:
+                self._track("SJ", sj_proc.pid)
                 peaks.sj_seen = True
                 peaks.sj = max(peaks.sj, sj)
                 peaks.sj_hwm = max(peaks.sj_hwm, vm_hwm(sj_proc.pid))
@@ -673,6 +727,30 @@ def big_rows(jobs: Sequence[JobResult]) -> list[list[str]]:
     return rows
 
 
+ROLES = ("SP", "SJ", "site parent", "site job")
+
+
+def cpu_rows(jobs: Sequence[JobResult]) -> list[list[str]]:
+    """Rows of the CPU table: user+sys seconds (sys) and fresh pages per process role."""
+    rows = []
+    for j in jobs:
+        row = [j.label, "on" if j.final_validation else "off"]
+        for role in ROLES:
+            use = j.peaks.cpu.get(role, CpuUse())
+            row += [
+                f"{use.user_s + use.sys_s:.2f} ({use.sys_s:.2f})",
+                f"{use.minflt * PAGE / MiB:.0f}",
+            ]
+        rows.append(row)
+    return rows
+
+
+CPU_HEADERS = (
+    "model", "final val", "SP cpu s (sys)", "SP faults MiB", "SJ cpu s (sys)", "SJ faults MiB",
+    "site parents cpu s (sys)", "faults MiB", "site jobs cpu s (sys)", "faults MiB",
+)  # fmt: skip
+
+
 def render(report: Report) -> str:
     """The report as text."""
     out = ["Fedra federation benchmark (POC: server + 2 sites, gRPC + mutual TLS, localhost)", ""]
@@ -713,6 +791,13 @@ def render(report: Report) -> str:
             format_table(BIG_HEADERS, big_rows(big)),
             "",
         ]
+    if report.jobs:
+        out += [
+            "CPU seconds (user+sys, sys in brackets) and minor page faults (in MiB of pages) "
+            "per process role over each job, from /proc/<pid>/stat; both sites summed",
+            format_table(CPU_HEADERS, cpu_rows(report.jobs)),
+            "",
+        ]
     targets = report.targets
     if targets:
         out += [
@@ -736,7 +821,9 @@ def report_json(report: Report) -> dict[str, Any]:
             "label": j.label, "model_bytes": j.model_bytes, "final_validation": j.final_validation,
             "round_s": [r.seconds for r in j.rounds], "down_s": [r.down_s for r in j.rounds],
             "up_s": [r.up_s for r in j.rounds], "wall_s": j.wall_s, "server_s": j.server_s,
-            "submit_s": j.submit_s, "peaks": vars(j.peaks),
+            "submit_s": j.submit_s,
+            "peaks": {k: v for k, v in vars(j.peaks).items() if k != "cpu"},
+            "cpu": {k: vars(v) for k, v in j.peaks.cpu.items()},
         })  # fmt: skip
     startup = vars(report.startup) if report.startup is not None else None
     return {"machine": report.machine, "startup": startup, "jobs": jobs, "load_end": report.load_end}

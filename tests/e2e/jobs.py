@@ -33,6 +33,9 @@ SCRIPT = textwrap.dedent(
         if not flare.is_train():
             flare.send(fedra.FLModel(metrics={"mean": float(np.mean(params["w"]))}))
             continue
+        if (model.current_round == int(opts.get("crash_round", "0"))
+                and site == opts.get("crash_site")):
+            os._exit(3)  # the whole site job process dies, as on a segfault
         gate_round = int(opts.get("gate_round", "0"))
         gate_sites = opts.get("gate_sites", "").split(",")
         if model.current_round == gate_round and site in gate_sites:

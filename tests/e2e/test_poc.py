@@ -262,3 +262,33 @@ def test_console_in_a_terminal(federation: Federation, tmp_path: Path) -> None:
     assert "console ok 0" in done.stdout
     with federation.session() as session:
         assert [j["name"] for j in session.list_jobs()] == ["console-job"]
+
+
+def test_a_crashing_site_job_process_fails_the_job_with_its_cause(
+    federation: Federation, tmp_path: Path
+) -> None:
+    marks = tmp_path / "marks"
+    job = arithmetic_job(
+        tmp_path / "crash",
+        marks,
+        rounds=3,
+        launch="in_process",
+        crash_round="2",
+        crash_site="site-2",
+    )
+    with federation.session() as session:
+        job_id = session.submit_job(job)
+        final = session.wait(job_id, timeout=120)
+        assert final["status"] == "FINISHED:EXECUTION_EXCEPTION", final
+        failure = final["failure"]
+        assert failure["site"] == "site-2"
+        assert "exited with code 3" in failure["traceback"]
+        errors = session.show_errors(job_id)
+        assert errors["failure"]["site"] == "site-2"
+        # The federation is unharmed: the next job runs to the end.
+        again = session.submit_job(arithmetic_job(tmp_path / "next", tmp_path / "m2", rounds=1))
+        assert session.wait(again, timeout=120)["status"] == "FINISHED:COMPLETED"
+        clone = session.clone_job(again)
+        assert session.wait(clone, timeout=120)["status"] == "FINISHED:COMPLETED"
+        session.delete_job(clone)
+        assert clone not in [j["job_id"] for j in session.list_jobs()]

@@ -78,6 +78,8 @@ def _read(
                     float(h["value"]),
                     None if step is None else int(step),
                 )
+            elif env.kind == "site_failed":
+                board.fail_site(str(h["site"]), str(h.get("detail", "")))
             elif env.kind == p.GO:
                 go.set()
             elif env.kind == p.SITES:

@@ -208,6 +208,11 @@ class ServerParent:
                 h.get("state"),
                 h.get("detail") or "",
             )
+            job = self.running.get(str(h.get("job_id")))
+            if job is not None and h.get("state") == "failed":
+                detail = f"the site's job process failed:\n{h.get('detail') or ''}"
+                failed = Envelope("site_failed", {"site": handle.name, "detail": detail})
+                self._to_job(job, failed)
         elif env.kind == p.REPLY:
             from fedra.runtime.admin_service import relay_reply
 

@@ -127,6 +127,15 @@ class TaskBoard:
         """
         return self._cancel(lambda task_site, _task_id: task_site == site)
 
+    def fail_site(self, site: str, detail: str) -> int:
+        """Answer every outstanding task of ``site`` with an error (its job process died)."""
+        with self._lock:
+            doomed = [(tid, e) for tid, e in self._outstanding.items() if e[1] == site]
+            for task_id, (batch, _site) in doomed:
+                del self._outstanding[task_id]
+                batch.results.put(TaskResult(task_id, "", site, error=detail))
+        return len(doomed)
+
     def cancel_task(self, task_id: str) -> bool:
         """Give up on one task (its site cannot be reached)."""
         return self._cancel(lambda _site, tid: tid == task_id) > 0
