@@ -89,6 +89,9 @@ class Snapshot:
     workflow: str
     state: dict[str, Any] = field(default_factory=dict)
     arrays: dict[str, Array] = field(default_factory=dict)
+    #: The name of a model already saved in the ModelStore that holds exactly ``arrays``:
+    #: a store may keep the reference instead of writing the arrays a second time.
+    arrays_ref: str | None = None
 
 
 class SnapshotSink(Protocol):

@@ -12,10 +12,11 @@ import argparse
 import logging
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from fedra.core import FedraError, FLModel, MetricValue, Task, TaskResult
+from fedra.core import FedraError, MetricValue, Task, TaskResult, release_large_buffers
 from fedra.job import (
     activate_custom_dirs,
     build_persistor,
@@ -36,9 +37,11 @@ class _Reporter:
 
     def __init__(self, channel: LocalChannel) -> None:
         self._channel = channel
+        self._started = time.monotonic()
 
     def round_started(self, workflow: str, round_num: int, total_rounds: int, sites: int) -> None:
         del workflow, round_num, total_rounds, sites
+        self._started = time.monotonic()
 
     def result_received(self, workflow: str, round_num: int, site: str) -> None:
         del workflow, round_num, site
@@ -46,18 +49,35 @@ class _Reporter:
     def round_finished(
         self, workflow: str, round_num: int, metrics: Mapping[str, MetricValue]
     ) -> None:
-        self._channel.send(
-            Envelope(p.ROUND, {"workflow": workflow, "round": round_num, "metrics": dict(metrics)})
-        )
+        seconds = round(time.monotonic() - self._started, 4)
+        headers = {
+            "workflow": workflow,
+            "round": round_num,
+            "metrics": dict(metrics),
+            "seconds": seconds,
+        }
+        self._channel.send(Envelope(p.ROUND, headers))
 
 
 def _read(
-    channel: LocalChannel, board: TaskBoard, tracking: MetricsSink, go: threading.Event
+    channel: LocalChannel,
+    board: TaskBoard,
+    tracking: MetricsSink,
+    go: threading.Event,
+    slot: threading.Semaphore,
 ) -> None:
-    """Route what the parent sends: results, metrics, site changes, abort."""
+    """Route what the parent sends: results, metrics, site changes, abort.
+
+    Back-pressure: a result is read only once the workflow has consumed the previous one
+    (``slot``), so at most one site result is in this process at a time; the rest wait in
+    the transport, whose flow control holds them back at the sites.
+    """
     try:
         while True:
+            slot.acquire()
             env = channel.recv()
+            if env.kind != p.RESULT:
+                slot.release()
             h = env.headers
             if env.kind == p.RESULT:
                 result = TaskResult(
@@ -68,8 +88,10 @@ def _read(
                     error=h.get("error"),
                 )
                 verdict = board.submit(result)
+                del result
                 if not verdict.accepted:
-                    log.info("result from %s refused: %s", result.site, verdict.reason)
+                    slot.release()
+                    log.info("result refused: %s", verdict.reason)
             elif env.kind == p.LOG:
                 step = h.get("step")
                 tracking.add(
@@ -94,6 +116,7 @@ def _read(
                 board.abort(str(h.get("reason", "aborted")))
                 go.set()
                 return
+            del env, h  # hold nothing while waiting for the next message
     except (ChannelClosed, FedraError, OSError) as exc:
         board.abort(f"the server parent went away ({exc})")
         go.set()
@@ -119,22 +142,23 @@ def run(args: argparse.Namespace) -> int:
         channel.send(Envelope(p.TASK, headers, task.data))
 
     sites = [s for s in args.sites.split(",") if s]
-    board = TaskBoard(sites, deliver, job_id=args.job_id)
+    slot = threading.Semaphore(1)
+    board = TaskBoard(sites, deliver, job_id=args.job_id, consumed=lambda _r: slot.release())
     tracking = MetricsSink(workspace / "tb_events")
     go = threading.Event()
-    reader = threading.Thread(target=_read, args=(channel, board, tracking, go), daemon=True)
+    reader = threading.Thread(target=_read, args=(channel, board, tracking, go, slot), daemon=True)
     reader.start()
-    initial: FLModel | None = None
-    if not args.resume:
-        initial = persistor.initial_model(
-            app.custom_dir, lambda n: load_custom_class(app.custom_dir, n)
-        )
+
+    def load_class(name: str) -> object:
+        return load_custom_class(app.custom_dir, name)
+
     server_run = ServerRun(
         workflows,
         board,
         RunStore(workspace),
         EventLog(display=_Reporter(channel)),
-        initial=initial,
+        # Not kept in a local: the workflow owns the initial model and drops it after round 1.
+        initial=None if args.resume else persistor.initial_model(app.custom_dir, load_class),
         key_metric=persistor.key_metric,
         higher_is_better=persistor.higher_is_better,
     )
@@ -172,6 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stdout,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    release_large_buffers()
     return run(args)
 
 

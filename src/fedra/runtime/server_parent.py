@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fedra.core import FedraError, InvalidTransition, JobStatus
+from fedra.core import FedraError, InvalidTransition, JobStatus, release_large_buffers
 from fedra.pki import TlsFiles
 from fedra.runtime import protocol as p
 from fedra.runtime.config import ServerKit
@@ -179,6 +179,7 @@ class ServerParent:
                 env = conn.recv()
                 handle.last_seen = time.monotonic()
                 self._from_site(handle, env)
+                del env  # hold no model while waiting for the next message
         except (ChannelClosed, FedraError, OSError) as exc:
             log.info("site %s disconnected (%s)", name, exc)
         finally:
@@ -409,6 +410,7 @@ class ServerParent:
                 elif env.kind == p.DONE:
                     outcome = dict(h)
                     break
+                del env  # hold no model while waiting for the next message
         except (ChannelClosed, FedraError, OSError) as exc:
             log.info("job %s: channel closed (%s)", job.job_id, exc)
         job.done = True
@@ -488,6 +490,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     kit = ServerKit.load(args.kit.resolve())
     setup_logging(kit.root / "log.txt")
+    release_large_buffers()
     server = ServerParent(kit)
     signal.signal(signal.SIGTERM, lambda *_: server.shutdown())
     signal.signal(signal.SIGINT, lambda *_: server.shutdown())

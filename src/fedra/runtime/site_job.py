@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fedra.client import SiteContext, SiteRunner
-from fedra.core import FedraError, FLModel, Task
+from fedra.core import FedraError, FLModel, Task, release_large_buffers
 from fedra.job import activate_custom_dirs, build_executors, load_job
 from fedra.runtime import protocol as p
 from fedra.transport import ChannelClosed, connect_unix
@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
                 "error": result.error,
             }
             channel.send(Envelope(p.RESULT, headers, result.data))
+            del env, task, result  # hold no model while waiting for the next task
     except (ChannelClosed, FedraError, OSError) as exc:
         log.info("stopping: %s", exc)
         ctx.abort.set()
@@ -104,6 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stdout,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    release_large_buffers()
     return run(args)
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fedra.core import FedraError
+from fedra.core import FedraError, release_large_buffers
 from fedra.pki import TlsFiles
 from fedra.runtime import protocol as p
 from fedra.runtime.config import SiteKit
@@ -228,6 +228,7 @@ class SiteParent:
                 env = job.channel.recv()
                 if env.kind in (p.RESULT, p.LOG):
                     self._send(env)
+                del env  # hold no model while waiting for the next message
         except (ChannelClosed, FedraError, OSError):
             pass
         code = end_group(job.proc, grace=2.0)
@@ -307,6 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     kit = SiteKit.load(args.kit.resolve())
     setup_logging(kit.root / "log.txt")
+    release_large_buffers()
     site = SiteParent(kit)
     signal.signal(signal.SIGTERM, lambda *_: site.shutdown())
     signal.signal(signal.SIGINT, lambda *_: site.shutdown())

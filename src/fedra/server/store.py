@@ -94,9 +94,18 @@ class RunStore:
 
     def save_snapshot(self, index: int, snapshot: Snapshot) -> None:
         """Keep the latest snapshot of workflow number ``index`` (arrays, then state)."""
-        arrays = snapshot.arrays
+        ref = snapshot.arrays_ref
+        if ref is not None and not (self.models / f"{_check_name(ref)}.npz").is_file():
+            ref = None
+        arrays = {} if ref is not None else snapshot.arrays
+        # With a reference, the arrays are already on disk as models/<ref>.npz: not again.
         _atomic_write(self.snapshots / f"{_SNAPSHOT}.npz", lambda h: write_npz(h, arrays))
-        state = {"index": index, "workflow": snapshot.workflow, "state": snapshot.state}
+        state = {
+            "index": index,
+            "workflow": snapshot.workflow,
+            "state": snapshot.state,
+            "arrays_ref": ref,
+        }
         write_json(self.snapshots / f"{_SNAPSHOT}.json", state)
 
     def load_snapshot(self) -> tuple[int, Snapshot] | None:
@@ -105,7 +114,11 @@ class RunStore:
         if not meta_path.exists():
             return None
         meta = json.loads(meta_path.read_text())
-        arrays = load_npz(self.snapshots / f"{_SNAPSHOT}.npz")
+        ref = meta.get("arrays_ref")
+        if ref:
+            arrays = load_npz(self.models / f"{_check_name(str(ref))}.npz")
+        else:
+            arrays = load_npz(self.snapshots / f"{_SNAPSHOT}.npz")
         return int(meta["index"]), Snapshot(meta["workflow"], dict(meta["state"]), arrays)
 
     def load_model(self, name: str) -> FLModel | None:

@@ -20,6 +20,8 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import NoReturn
 
+import numpy as np
+
 from fedra.core import WireError
 from fedra.transport._pipe import Pipe
 from fedra.transport._proto import fedra_transport_pb2 as pb
@@ -196,7 +198,8 @@ class StreamConnection(Connection):
                     f"incoming message of {total} bytes is above the limit of "
                     f"{self._max_message}; connection closed"
                 )
-            buffer = self._buffer = memoryview(bytearray(total))
+            # Uninitialised memory: every byte is overwritten by the frames that follow.
+            buffer = self._buffer = np.empty(total, dtype=np.uint8).data
             self._got = 0
         elif frame.total:
             self._protocol_error("a message began before the previous one ended")

@@ -17,6 +17,8 @@ import threading
 import time
 from types import TracebackType
 
+import numpy as np
+
 from fedra.core import WireError
 from fedra.transport.errors import ChannelClosed
 from fedra.wire import DEFAULT_MAX_FRAME, Envelope, decode_envelope, prepare_envelope
@@ -103,8 +105,9 @@ class LocalChannel:
                     f"incoming message of {size} bytes is above the limit of {self._max_frame}; "
                     "channel closed"
                 )
-            buffer = bytearray(size)
-            self._read_into(memoryview(buffer), deadline, first=False)
+            # Uninitialised (not zero-filled) memory: every byte is overwritten by the read.
+            buffer = np.empty(size, dtype=np.uint8).data
+            self._read_into(buffer, deadline, first=False)
         return decode_envelope(buffer, max_size=self._max_frame)
 
     def _read_into(self, view: memoryview, deadline: float | None, *, first: bool) -> None:

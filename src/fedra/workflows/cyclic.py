@@ -85,7 +85,10 @@ class Cyclic:
     def snapshot(self) -> Snapshot:
         """Round reached and the model."""
         return Snapshot(
-            workflow=self.name, state={"round": self._round}, arrays=dict(self._model or {})
+            workflow=self.name,
+            state={"round": self._round},
+            arrays=dict(self._model or {}),
+            arrays_ref=f"round-{self._round:03d}" if self._round else None,
         )
 
     def restore(self, snapshot: Snapshot) -> None:

@@ -166,6 +166,7 @@ class FedAvg:
             workflow=self.name,
             state={"round": self._round, "best": self._best, "num_rounds": self.num_rounds},
             arrays=dict(self._global or {}),
+            arrays_ref=f"round-{self._round:03d}" if self._round else None,
         )
 
     def restore(self, snapshot: Snapshot) -> None:
