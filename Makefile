@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PIP_FLAGS := -q --disable-pip-version-check
 
-.PHONY: install demo demo-simulate test lint format bench clean
+.PHONY: install demo demo-simulate test lint format bench bench-federation clean
 
 install: $(STAMP)
 
@@ -36,6 +36,9 @@ test: lint
 
 bench: install
 	$(BIN)/python -m bench.simulator
+
+bench-federation: install
+	$(BIN)/python -m bench.federation
 
 clean:
 	rm -rf $(VENV) demo-workspace .pytest_cache .mypy_cache .ruff_cache

@@ -37,7 +37,8 @@ ALLOWED: dict[str, set[str]] = {
     },
     "admin": {"core", "pki", "wire", "transport", "job"},
     "poc": {"core", "pki", "runtime"},
-    "cli": {"core", "job", "simulator", "admin", "poc", "runtime", "pki"},
+    "provision": {"core", "pki", "poc", "runtime"},
+    "cli": {"core", "job", "simulator", "admin", "poc", "provision", "runtime", "pki"},
 }
 TOP_LEVEL = {"__init__"}
 

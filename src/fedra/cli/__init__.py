@@ -11,6 +11,7 @@ from fedra import __version__
 from fedra.cli import admin as admin_cli
 from fedra.cli import job as job_cli
 from fedra.cli import poc as poc_cli
+from fedra.cli import provision as provision_cli
 from fedra.cli import simulate as simulate_cli
 from fedra.core import FedraError
 
@@ -25,6 +26,7 @@ app.command("simulate")(simulate_cli.simulate)
 app.add_typer(job_cli.app, name="job")
 app.command("admin")(admin_cli.admin)
 app.add_typer(poc_cli.app, name="poc")
+app.command("provision")(provision_cli.provision)
 
 
 @app.command("version")

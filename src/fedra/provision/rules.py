@@ -50,7 +50,10 @@ def check_rules(project: Project, file: str, nodes: Sequence[Located]) -> None:
     if len(overseers) > 1:
         index = overseers[1]
         raise ProjectError(
-            file, _line(nodes[index], "type"), f"participants[{index}].type", "expected at most one overseer"
+            file,
+            _line(nodes[index], "type"),
+            f"participants[{index}].type",
+            "expected at most one overseer",
         )
     _check_ports(project, file, nodes)
 
@@ -58,8 +61,8 @@ def check_rules(project: Project, file: str, nodes: Sequence[Located]) -> None:
 def _line(node: Located, key: str) -> int:
     """The line of ``key`` in the mapping ``node``, or of the mapping when the key is absent."""
     values = node.value
-    if isinstance(values, dict) and key in values:
-        return values[key].line
+    if isinstance(values, dict) and isinstance(found := values.get(key), Located):
+        return found.line
     return node.line
 
 

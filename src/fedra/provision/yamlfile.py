@@ -1,8 +1,8 @@
 """Read a YAML file safely into plain values that remember their line numbers.
 
 Only the safe subset is read: the text is composed with :class:`yaml.SafeLoader` (no Python
-tags, nothing constructed but strings, numbers, booleans, nulls, lists and mappings). Anchors
-and aliases are refused (a project file needs none, and they are how "billion laughs" files
+tags, nothing constructed but strings, numbers, booleans, nulls, lists and mappings).
+Aliases are refused (a project file needs none, and they are how "billion laughs" files
 explode), and so are duplicate keys, which YAML would otherwise resolve silently to the last.
 """
 
@@ -36,7 +36,7 @@ def parse_yaml(text: str, file: str) -> Located | None:
     if len(text.encode("utf-8", errors="replace")) > MAX_BYTES:
         raise ProjectError(file, None, "", f"expected at most {MAX_BYTES} bytes")
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_NoAliasLoader)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -49,6 +49,18 @@ def parse_yaml(text: str, file: str) -> Located | None:
     return _Walker(file).walk(node)
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """:class:`yaml.SafeLoader` that refuses aliases where they stand."""
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, "anchors and aliases are not supported", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
 class _Walker:
     """Turns a composed node tree into :class:`Located` values, once per node."""
 
@@ -59,7 +71,7 @@ class _Walker:
 
     def walk(self, node: yaml.Node) -> Located:
         line = node.start_mark.line + 1
-        if id(node) in self.seen or getattr(node, "anchor", None):
+        if id(node) in self.seen:
             raise ProjectError(self.file, line, "", "anchors and aliases are not supported")
         self.seen.add(id(node))
         if isinstance(node, yaml.MappingNode):

@@ -13,6 +13,11 @@ from pathlib import Path
 #: Seconds a process gets between SIGTERM and SIGKILL.
 GRACE = 5.0
 
+#: Allocations from this size up go straight to mmap and back to the system when freed
+#: (model-sized buffers); smaller ones, such as the transport's 4 MiB frames, are reused
+#: from the heap. A lower threshold made every frame an mmap + page faults + munmap.
+ROUTER_MMAP_THRESHOLD = 16 << 20
+
 
 def spawn(module: str, args: Sequence[str], log_path: Path, cwd: Path) -> subprocess.Popen[bytes]:
     """Start ``python -m module args`` in a new session, output appended to ``log_path``."""

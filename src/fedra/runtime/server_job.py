@@ -25,6 +25,7 @@ from fedra.job import (
     load_job,
 )
 from fedra.runtime import protocol as p
+from fedra.runtime.procs import ROUTER_MMAP_THRESHOLD
 from fedra.server import EventLog, MetricsSink, RunStore, ServerRun, TaskBoard
 from fedra.transport import ChannelClosed, LocalChannel, connect_unix
 from fedra.wire import Envelope
@@ -196,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stdout,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    release_large_buffers()
+    release_large_buffers(ROUTER_MMAP_THRESHOLD)
     return run(args)
 
 

@@ -28,7 +28,7 @@ from fedra.core import FedraError, InvalidTransition, JobStatus, release_large_b
 from fedra.pki import TlsFiles
 from fedra.runtime import protocol as p
 from fedra.runtime.config import ServerKit
-from fedra.runtime.procs import end_group, spawn, tail
+from fedra.runtime.procs import ROUTER_MMAP_THRESHOLD, end_group, spawn, tail
 from fedra.store import JobRecord, SqliteJobStore
 from fedra.transport import (
     ChannelClosed,
@@ -490,7 +490,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     kit = ServerKit.load(args.kit.resolve())
     setup_logging(kit.root / "log.txt")
-    release_large_buffers()
+    release_large_buffers(ROUTER_MMAP_THRESHOLD)
     server = ServerParent(kit)
     signal.signal(signal.SIGTERM, lambda *_: server.shutdown())
     signal.signal(signal.SIGINT, lambda *_: server.shutdown())

@@ -17,6 +17,7 @@ from fedra.client import SiteContext, SiteRunner
 from fedra.core import FedraError, FLModel, Task, release_large_buffers
 from fedra.job import activate_custom_dirs, build_executors, load_job
 from fedra.runtime import protocol as p
+from fedra.runtime.procs import ROUTER_MMAP_THRESHOLD
 from fedra.transport import ChannelClosed, connect_unix
 from fedra.wire import Envelope
 
@@ -105,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stdout,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    release_large_buffers()
+    release_large_buffers(ROUTER_MMAP_THRESHOLD)
     return run(args)
 
 

@@ -27,7 +27,7 @@ from fedra.core import FedraError, release_large_buffers
 from fedra.pki import TlsFiles
 from fedra.runtime import protocol as p
 from fedra.runtime.config import SiteKit
-from fedra.runtime.procs import end_group, spawn, tail
+from fedra.runtime.procs import ROUTER_MMAP_THRESHOLD, end_group, spawn, tail
 from fedra.runtime.server_parent import setup_logging
 from fedra.transport import (
     ChannelClosed,
@@ -308,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     kit = SiteKit.load(args.kit.resolve())
     setup_logging(kit.root / "log.txt")
-    release_large_buffers()
+    release_large_buffers(ROUTER_MMAP_THRESHOLD)
     site = SiteParent(kit)
     signal.signal(signal.SIGTERM, lambda *_: site.shutdown())
     signal.signal(signal.SIGINT, lambda *_: site.shutdown())

@@ -1,0 +1,194 @@
+"""Write one participant's startup kit: certificates, connection config, scripts, local/.
+
+Kit layout (the runtime reads the same files from a POC kit)::
+
+    <name>/startup/  rootCA.pem  <server|client|overseer>.crt  .key (0600)
+                     fed_server.json | fed_client.json | fed_admin.json | fed_overseer.json
+                     start.sh  sub_start.sh  stop_fl.sh        (servers and sites)
+                     fl_admin.sh                              (admins)
+                     docker.sh  Dockerfile  requirements.txt  (when docker_image is set)
+                     signature.json                           (written last, by signing)
+    <name>/local/    authorization, privacy, resources and logging *.default (never signed)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from fedra.pki import CertKey, Identity, write_participant
+from fedra.poc.scripts import write_admin_script, write_participant_scripts
+from fedra.provision.docker import write_docker_files
+from fedra.provision.local import write_local
+from fedra.provision.project import Admin, Client, Overseer, Participant, Project, Server
+from fedra.provision.signing import STARTUP_DIR, sign_kit
+from fedra.runtime import RESTART_EXIT_CODE
+
+#: Config file of each participant type, in ``startup/``.
+CONFIG_FILES = {
+    "server": "fed_server.json",
+    "client": "fed_client.json",
+    "admin": "fed_admin.json",
+    "overseer": "fed_overseer.json",
+}
+#: Host names every server certificate also carries, for single-machine deployments.
+LOCAL_HOSTS = ("localhost", "127.0.0.1")
+
+_OVERSEER_README = """This is the startup kit of the overseer {name} of project {project}.
+The overseer's process comes with high availability (a later Fedra release): this kit holds
+its certificate and settings (startup/fed_overseer.json) so that the rest of the project
+need not be provisioned again when it arrives. There is nothing to start yet.
+"""
+
+
+def write_kit(
+    folder: Path, participant: Participant, project: Project, ca: CertKey, *, python: str
+) -> Path:
+    """Write and sign the kit of ``participant`` into ``folder`` (created); return ``folder``.
+
+    ``python`` is the interpreter the scripts run (``$FEDRA_PYTHON`` overrides it at start).
+    """
+    folder.mkdir(mode=0o755)
+    startup = folder / STARTUP_DIR
+    if isinstance(participant, Server):
+        _server(startup, participant, project, ca, python)
+        write_local(
+            folder,
+            participant.name,
+            participant.org,
+            server=True,
+            enable_byoc=participant.enable_byoc,
+        )
+    elif isinstance(participant, Client):
+        _client(startup, participant, project, ca, python)
+        write_local(
+            folder,
+            participant.name,
+            participant.org,
+            server=False,
+            enable_byoc=participant.enable_byoc,
+        )
+    elif isinstance(participant, Admin):
+        _admin(startup, participant, project, ca, python)
+    else:
+        _overseer(startup, participant, project, ca)
+        (folder / "README.txt").write_text(
+            _OVERSEER_README.format(name=participant.name, project=project.name),
+            encoding="utf-8",
+        )
+    sign_kit(folder, ca)
+    return folder
+
+
+def servers_list(project: Project) -> list[dict[str, Any]]:
+    """Every server of the project, as the clients' and admins' configs list them."""
+    return [
+        {
+            "name": s.name,
+            "host": s.address,
+            "fed_learn_port": s.fed_learn_port,
+            "admin_port": s.admin_port,
+        }
+        for s in project.servers
+    ]
+
+
+def overseer_entry(project: Project) -> dict[str, Any] | None:
+    """Where the overseer is, for configs that will use it (HA); ``None`` without one."""
+    o = project.overseer
+    if o is None:
+        return None
+    return {
+        "name": o.name,
+        "host": o.address,
+        "protocol": o.protocol,
+        "api_root": o.api_root,
+        "port": o.port,
+    }
+
+
+def _server(startup: Path, s: Server, project: Project, ca: CertKey, python: str) -> None:
+    hosts = sorted({s.name, s.address, *LOCAL_HOSTS})
+    write_participant(
+        startup, ca, Identity(s.name, s.org, "server"), file_stem="server", hosts=hosts
+    )
+    _json(
+        startup / CONFIG_FILES["server"],
+        {
+            "project": project.name,
+            "name": s.name,
+            "org": s.org,
+            "host": s.address,
+            "fed_learn_port": s.fed_learn_port,
+            "admin_port": s.admin_port,
+        },
+    )
+    write_participant_scripts(startup, "fedra.runtime.server_parent", python, RESTART_EXIT_CODE)
+    _docker(startup, s.name, project)
+
+
+def _client(startup: Path, c: Client, project: Project, ca: CertKey, python: str) -> None:
+    write_participant(startup, ca, Identity(c.name, c.org, "client"), file_stem="client")
+    primary = project.primary
+    config: dict[str, Any] = {
+        "project": project.name,
+        "name": c.name,
+        "org": c.org,
+        "server_host": primary.address,
+        "server_name": primary.name,
+        "fed_learn_port": primary.fed_learn_port,
+        "servers": servers_list(project),
+    }
+    if (overseer := overseer_entry(project)) is not None:
+        config["overseer"] = overseer
+    _json(startup / CONFIG_FILES["client"], config)
+    write_participant_scripts(startup, "fedra.runtime.site_parent", python, RESTART_EXIT_CODE)
+    _docker(startup, c.name, project)
+
+
+def _admin(startup: Path, a: Admin, project: Project, ca: CertKey, python: str) -> None:
+    write_participant(startup, ca, Identity(a.name, a.org, a.role), file_stem="client")
+    primary = project.primary
+    config: dict[str, Any] = {
+        "project": project.name,
+        "name": a.name,
+        "org": a.org,
+        "role": a.role,
+        "server_host": primary.address,
+        "server_name": primary.name,
+        "admin_port": primary.admin_port,
+        "servers": servers_list(project),
+    }
+    if (overseer := overseer_entry(project)) is not None:
+        config["overseer"] = overseer
+    _json(startup / CONFIG_FILES["admin"], config)
+    write_admin_script(startup, python)
+
+
+def _overseer(startup: Path, o: Overseer, project: Project, ca: CertKey) -> None:
+    hosts = sorted({o.name, o.address, *LOCAL_HOSTS})
+    write_participant(
+        startup, ca, Identity(o.name, o.org, "overseer"), file_stem="overseer", hosts=hosts
+    )
+    _json(
+        startup / CONFIG_FILES["overseer"],
+        {
+            "project": project.name,
+            "name": o.name,
+            "org": o.org,
+            "host": o.address,
+            "protocol": o.protocol,
+            "api_root": o.api_root,
+            "port": o.port,
+        },
+    )
+
+
+def _docker(startup: Path, name: str, project: Project) -> None:
+    if project.docker_image is not None:
+        write_docker_files(startup, name, project.name, project.docker_image)
+
+
+def _json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,129 @@
+"""The editable ``local/*.default`` files of a server's or a site's startup kit.
+
+They are written as ``*.default`` so that a participant's own edits (saved without the
+suffix, e.g. ``local/authorization.json``) survive the next provisioning. ``local/`` is never
+signed. The authorization policy says, per admin role, how far each right reaches on this
+participant:
+
+=============  ===========================================================================
+right          what it allows
+=============  ===========================================================================
+submit_job     send a job here                 scope: ``any`` (any org) | ``own_org`` | ``none``
+manage_job     abort, clone, delete a job      scope: ``any`` | ``own_org`` (jobs submitted by
+               the admin's org) | ``own`` (jobs the admin submitted) | ``none``
+download_job   download a job's results        scope: as ``manage_job``
+view           list jobs, status, logs         scope: as ``manage_job``
+operate        restart or shut this site down  scope: ``any`` | ``own_org`` (the site's org is
+               the admin's) | ``none``
+byoc           run a job's own code (custom/)  scope: ``any`` | ``own_org`` | ``none``
+=============  ===========================================================================
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+#: The rights of an authorization policy, and the scopes a right may have.
+RIGHTS = ("submit_job", "manage_job", "download_job", "view", "operate", "byoc")
+SCOPES = ("any", "own_org", "own", "none")
+
+_BASE: dict[str, dict[str, str]] = {
+    "project_admin": {
+        "submit_job": "any",
+        "manage_job": "any",
+        "download_job": "any",
+        "view": "any",
+        "operate": "any",
+        "byoc": "any",
+    },
+    "org_admin": {
+        "submit_job": "none",
+        "manage_job": "own_org",
+        "download_job": "own_org",
+        "view": "any",
+        "operate": "own_org",
+        "byoc": "none",
+    },
+    "lead": {
+        "submit_job": "any",
+        "manage_job": "own",
+        "download_job": "own",
+        "view": "any",
+        "operate": "own_org",
+        "byoc": "any",
+    },
+    "member": {
+        "submit_job": "none",
+        "manage_job": "none",
+        "download_job": "none",
+        "view": "any",
+        "operate": "none",
+        "byoc": "none",
+    },
+}
+
+
+def authorization(name: str, org: str, *, enable_byoc: bool) -> dict[str, Any]:
+    """The default policy of participant ``name``; ``byoc`` is ``none`` for every role unless
+    ``enable_byoc``."""
+    roles = {
+        role: {**rights, "byoc": rights["byoc"] if enable_byoc else "none"}
+        for role, rights in _BASE.items()
+    }
+    return {
+        "format_version": 1,
+        "comment": "Copy to authorization.json to change. Scopes: any, own_org, own, none.",
+        "site": name,
+        "org": org,
+        "enable_byoc": enable_byoc,
+        "roles": roles,
+    }
+
+
+def privacy() -> dict[str, Any]:
+    """No privacy filters: results leave the site as the job computes them."""
+    return {
+        "format_version": 1,
+        "comment": "Copy to privacy.json to change. Filters run on this site on task data "
+        "coming in and results going out.",
+        "default_scope": "public",
+        "scopes": [{"name": "public", "task_data_filters": [], "task_result_filters": []}],
+    }
+
+
+def resources(*, server: bool) -> dict[str, Any]:
+    """What this participant offers to jobs; the scheduler never exceeds it."""
+    return {
+        "format_version": 1,
+        "comment": "Copy to resources.json to change.",
+        "max_concurrent_jobs": 4 if server else 2,
+        "num_of_gpus": 0,
+        "mem_per_gpu_in_GiB": 0,
+    }
+
+
+def log_config() -> dict[str, Any]:
+    """A :func:`logging.config.dictConfig` applied on top of the process's log.txt handler."""
+    return {
+        "version": 1,
+        "incremental": True,
+        "root": {"level": "INFO"},
+        "loggers": {"fedra": {"level": "INFO"}, "grpc": {"level": "WARNING"}},
+    }
+
+
+def write_local(kit: Path, name: str, org: str, *, server: bool, enable_byoc: bool) -> Path:
+    """Write ``kit/local/*.default``; return the ``local/`` folder."""
+    local = kit / "local"
+    local.mkdir(mode=0o755, exist_ok=True)
+    files = {
+        "authorization.json.default": authorization(name, org, enable_byoc=enable_byoc),
+        "privacy.json.default": privacy(),
+        "resources.json.default": resources(server=server),
+        "log_config.json.default": log_config(),
+    }
+    for file, data in files.items():
+        (local / file).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    return local

@@ -1,0 +1,85 @@
+"""The sample ``project.yml`` that ``fedra provision`` offers to write when there is none."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fedra.core import ConfigError
+
+#: The file ``fedra provision`` reads by default, in the current folder.
+PROJECT_FILE = "project.yml"
+
+SAMPLE_PROJECT = """\
+# Fedra project file: who takes part in the federation. `fedra provision -p project.yml`
+# turns it into one signed startup kit per participant (see docs/provisioning.md).
+api_version: 1
+# The project's name: the workspace folder and the root CA are named after it.
+name: example_project
+description: An example federation with two servers and two sites.
+# When set, every server and site kit gets docker.sh (runs this image with the kit mounted),
+# a Dockerfile and requirements.txt to build it.
+# docker_image: fedra-example:latest
+
+participants:
+  # The overseer watches the servers for high availability (its process comes in a later
+  # release). Its name is the host name everyone connects to: change overseer to its FQDN.
+  - name: overseer
+    type: overseer
+    org: example
+    protocol: https
+    api_root: /api/v1
+    port: 8443
+  # Servers: the name is the host name sites and admins connect to (an FQDN, or a name in
+  # /etc/hosts). Sites connect to fed_learn_port, admins to admin_port. Servers on the same
+  # host need distinct ports; fed_learn_port and admin_port always differ.
+  - name: server1
+    type: server
+    org: example
+    fed_learn_port: 8002
+    admin_port: 8003
+    # enable_byoc lets jobs run their own code (custom/) here. Default: false.
+    enable_byoc: true
+    # host: 127.0.0.1   # optional: the address to listen on and connect to, when the name
+    #                   # does not resolve (tests); the name stays the certificate's name.
+  - name: server2
+    type: server
+    org: example
+    fed_learn_port: 8102
+    admin_port: 8103
+    enable_byoc: true
+  # Sites (FL clients): each trains on its own data.
+  - name: site-1
+    type: client
+    org: example
+    enable_byoc: true
+  - name: site-2
+    type: client
+    org: another-org
+    enable_byoc: true
+  # Admins are named by e-mail; the role says what they may do:
+  # project_admin (everything), org_admin (their org's sites and jobs), lead (submit and
+  # manage their own jobs), member (view only).
+  - name: admin@example.org
+    type: admin
+    org: example
+    role: project_admin
+  - name: lead@example.org
+    type: admin
+    org: example
+    role: lead
+"""
+
+
+def write_sample(path: Path = Path(PROJECT_FILE)) -> Path:
+    """Write the sample project file to ``path``; never replace an existing file."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError as err:
+        raise ConfigError(f"{path} already exists: not replacing it") from err
+    except OSError as err:
+        raise ConfigError(f"cannot write {path}: {err.strerror or err}") from err
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(SAMPLE_PROJECT)
+    return path

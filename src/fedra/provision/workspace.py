@@ -1,0 +1,115 @@
+"""``fedra provision``: a project's startup kits, one folder and one zip per participant.
+
+Layout of a provisioning workspace::
+
+    <workspace>/<project>/state/        rootCA.pem, rootCA.key (0600): the project's CA
+    <workspace>/<project>/prod_00/      the first provisioning: <participant>/ and .zip each
+    <workspace>/<project>/prod_01/      the next one, from the same CA (older kits stay valid)
+
+The CA is created on the first run and reused ever after, so a participant added later can
+join a federation whose other kits were provisioned earlier.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from fedra.core import ConfigError
+from fedra.pki import ROOT_CA_FILE, CertKey, create_ca, verify_issued_by, write_key
+from fedra.provision.kits import write_kit
+from fedra.provision.project import Project
+
+#: Where ``fedra provision`` writes unless told otherwise, relative to the current folder.
+DEFAULT_WORKSPACE = Path("workspace")
+STATE_DIR = "state"
+CA_KEY_FILE = "rootCA.key"
+#: The name of a provisioning's folder inside the project's workspace folder.
+PROD_PREFIX = "prod_"
+
+_PROD = re.compile(rf"{PROD_PREFIX}(\d+)")
+
+
+@dataclass(frozen=True)
+class ProvisionResult:
+    """What a provisioning wrote: its folder, and each participant's kit folder and zip."""
+
+    project: Project
+    prod: Path
+    kits: dict[str, Path]
+    zips: dict[str, Path]
+
+
+def provision(
+    project: Project, workspace: Path = DEFAULT_WORKSPACE, *, python: str = "python3"
+) -> ProvisionResult:
+    """Write ``workspace/<project>/prod_NN/`` (the next free NN) with every participant's kit.
+
+    ``python`` is the interpreter the kits' scripts run unless ``$FEDRA_PYTHON`` says another.
+    A provisioning that fails leaves no ``prod_NN`` folder behind.
+    """
+    root = Path(workspace) / project.name
+    root.mkdir(parents=True, exist_ok=True)
+    ca = load_or_create_ca(root / STATE_DIR, project.name)
+    prod = _next_prod(root)
+    try:
+        kits: dict[str, Path] = {}
+        zips: dict[str, Path] = {}
+        for participant in project.participants:
+            folder = write_kit(prod / participant.name, participant, project, ca, python=python)
+            kits[participant.name] = folder
+            zips[participant.name] = zip_kit(folder)
+        if project.source is not None and project.source.is_file():
+            shutil.copyfile(project.source, prod / "project.yml")
+    except BaseException:
+        shutil.rmtree(prod, ignore_errors=True)
+        raise
+    return ProvisionResult(project=project, prod=prod, kits=kits, zips=zips)
+
+
+def load_or_create_ca(state: Path, project: str) -> CertKey:
+    """The project's CA from ``state/`` (created there, key 0600, when it is not yet)."""
+    cert_file, key_file = state / ROOT_CA_FILE, state / CA_KEY_FILE
+    if cert_file.exists() or key_file.exists():
+        try:
+            ca = CertKey(cert_pem=cert_file.read_bytes(), key_pem=key_file.read_bytes())
+        except OSError as err:
+            raise ConfigError(
+                f"{state}: cannot read the project CA ({err.strerror or err}); both "
+                f"{ROOT_CA_FILE} and {CA_KEY_FILE} must be there"
+            ) from err
+        verify_issued_by(ca.cert_pem, ca.cert_pem)
+        return ca
+    state.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(state, 0o700)
+    ca = create_ca(project)
+    write_key(key_file, ca.key_pem)
+    cert_file.write_bytes(ca.cert_pem)
+    return ca
+
+
+def zip_kit(folder: Path) -> Path:
+    """``folder.zip`` next to ``folder``, holding ``<name>/…`` with the files' permissions."""
+    target = folder.with_name(folder.name + ".zip")
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.write(folder, folder.name)
+        for path in sorted(folder.rglob("*")):
+            archive.write(path, str(Path(folder.name) / path.relative_to(folder)))
+    return target
+
+
+def _next_prod(root: Path) -> Path:
+    numbers = [int(m.group(1)) for p in root.iterdir() if (m := _PROD.fullmatch(p.name))]
+    number = max(numbers, default=-1) + 1
+    while True:
+        prod = root / f"{PROD_PREFIX}{number:02d}"
+        try:
+            prod.mkdir()
+        except FileExistsError:
+            number += 1
+            continue
+        return prod
