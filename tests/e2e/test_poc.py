@@ -292,3 +292,32 @@ def test_a_crashing_site_job_process_fails_the_job_with_its_cause(
         assert session.wait(clone, timeout=120)["status"] == "FINISHED:COMPLETED"
         session.delete_job(clone)
         assert clone not in [j["job_id"] for j in session.list_jobs()]
+
+
+@pytest.mark.parametrize("participant", ["server", "site-1", "admin"])
+def test_a_changed_kit_is_refused_naming_the_file(tmp_path: Path, participant: str) -> None:
+    fed = make_federation(tmp_path / "poc", 1)
+    folder = fed.layout.root / participant
+    config = next((folder / "startup").glob("fed_*.json"))
+    config.write_text(config.read_text().replace("localhost", "evil.example.org"))
+    if participant == "admin":
+        from fedra.admin import Session
+        from fedra.pki import KitTampered
+
+        with pytest.raises(KitTampered, match=config.name):
+            Session.connect(folder, timeout=5)
+        return
+    module = (
+        "fedra.runtime.server_parent" if participant == "server" else "fedra.runtime.site_parent"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", module, "--kit", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 9, done.stderr
+    assert f"startup/{config.name}" in done.stderr
+    assert "changed since the kit was signed" in done.stderr
+    assert not (folder / "log.txt").exists()  # refused before doing anything

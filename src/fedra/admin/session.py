@@ -97,6 +97,9 @@ class Session:
         Connects over mutual TLS with the kit's certificates to ``server_host:admin_port``.
         """
         admin_kit = kit if isinstance(kit, AdminKit) else AdminKit.find(kit)
+        from fedra.pki import verify_kit
+
+        verify_kit(admin_kit.root)  # refuse a changed kit, naming the file
         ca_pem, cert_pem, key_pem = admin_kit.credentials()
         from fedra.transport import connect
 

@@ -13,7 +13,7 @@ from fedra.pki.certs import (
     issue,
     verify_issued_by,
 )
-from fedra.pki.errors import CertificateError
+from fedra.pki.errors import CertificateError, KitTampered
 from fedra.pki.files import ROOT_CA_FILE, TlsFiles, write_key, write_participant
 from fedra.pki.identity import (
     ADMIN_ROLES,
@@ -22,22 +22,29 @@ from fedra.pki.identity import (
     SERVER_AUTH_ROLES,
     Identity,
 )
+from fedra.pki.signing import LOCAL_DIR, SIGNATURE_FILE, STARTUP_DIR, sign_kit, verify_kit
 
 __all__ = [
     "ADMIN_ROLES",
     "CLOCK_SKEW",
+    "LOCAL_DIR",
     "PARTICIPANT_ROLES",
     "ROLES",
     "ROOT_CA_FILE",
     "SERVER_AUTH_ROLES",
+    "SIGNATURE_FILE",
+    "STARTUP_DIR",
     "CertKey",
     "CertificateError",
     "Identity",
+    "KitTampered",
     "TlsFiles",
     "create_ca",
     "identity_of",
     "issue",
+    "sign_kit",
     "verify_issued_by",
+    "verify_kit",
     "write_key",
     "write_participant",
 ]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fedra.core import ConfigError
-from fedra.pki import Identity, create_ca, write_participant
+from fedra.pki import Identity, create_ca, sign_kit, write_participant
 from fedra.poc.scripts import write_admin_script, write_participant_scripts
 from fedra.runtime import RESTART_EXIT_CODE
 
@@ -132,5 +132,7 @@ def prepare(
         },
     )
     write_admin_script(startup, python)
+    for folder in (layout.server, *(layout.site(s) for s in sites), layout.admin):
+        sign_kit(folder, ca)
     _json(root / MARKER, {"sites": list(sites), "fed_port": fed_port, "admin_port": admin_port})
     return layout

@@ -7,7 +7,8 @@ kit folder and zip per participant, all issued by the project's root CA (kept in
 (:func:`sign_kit`; :func:`verify_kit` checks it and raises :class:`KitTampered`).
 """
 
-from fedra.provision.errors import KitTampered, ProjectError
+from fedra.pki import LOCAL_DIR, SIGNATURE_FILE, STARTUP_DIR, KitTampered, sign_kit, verify_kit
+from fedra.provision.errors import ProjectError
 from fedra.provision.kits import CONFIG_FILES, write_kit
 from fedra.provision.local import RIGHTS, SCOPES
 from fedra.provision.project import (
@@ -22,7 +23,6 @@ from fedra.provision.project import (
 )
 from fedra.provision.sample import PROJECT_FILE, SAMPLE_PROJECT, write_sample
 from fedra.provision.schema import load_project, parse_project
-from fedra.provision.signing import LOCAL_DIR, SIGNATURE_FILE, STARTUP_DIR, sign_kit, verify_kit
 from fedra.provision.workspace import (
     DEFAULT_WORKSPACE,
     ProvisionResult,

@@ -17,12 +17,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fedra.pki import CertKey, Identity, write_participant
+from fedra.pki import STARTUP_DIR, CertKey, Identity, sign_kit, write_participant
 from fedra.poc.scripts import write_admin_script, write_participant_scripts
 from fedra.provision.docker import write_docker_files
 from fedra.provision.local import write_local
 from fedra.provision.project import Admin, Client, Overseer, Participant, Project, Server
-from fedra.provision.signing import STARTUP_DIR, sign_kit
 from fedra.runtime import RESTART_EXIT_CODE
 
 #: Config file of each participant type, in ``startup/``.

@@ -49,6 +49,23 @@ def end_group(proc: subprocess.Popen[bytes], grace: float = GRACE) -> int:
     return proc.wait()
 
 
+def kit_refused(root: Path) -> int | None:
+    """Verify a startup kit's signature; on failure print why and return the exit code.
+
+    Every parent process calls this before anything else: a kit whose signed files were
+    changed, removed or added is refused, naming the file.
+    """
+    from fedra.core import FedraError
+    from fedra.pki import verify_kit
+
+    try:
+        verify_kit(root)
+    except FedraError as exc:
+        print(f"error: refusing to start from the kit {root}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return None
+
+
 def tail(path: Path, lines: int = 40) -> str:
     """The last ``lines`` lines of a text file ('' if unreadable)."""
     try:

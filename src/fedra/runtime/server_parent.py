@@ -28,7 +28,7 @@ from fedra.core import FedraError, InvalidTransition, JobStatus, release_large_b
 from fedra.pki import TlsFiles
 from fedra.runtime import protocol as p
 from fedra.runtime.config import ServerKit
-from fedra.runtime.procs import ROUTER_MMAP_THRESHOLD, end_group, spawn, tail
+from fedra.runtime.procs import ROUTER_MMAP_THRESHOLD, end_group, kit_refused, spawn, tail
 from fedra.store import JobRecord, SqliteJobStore
 from fedra.transport import (
     ChannelClosed,
@@ -488,6 +488,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Fedra server (parent process)")
     parser.add_argument("--kit", required=True, type=Path, help="the server's startup kit folder")
     args = parser.parse_args(argv)
+    refused = kit_refused(args.kit.resolve())
+    if refused is not None:
+        return refused
     kit = ServerKit.load(args.kit.resolve())
     setup_logging(kit.root / "log.txt")
     release_large_buffers(ROUTER_MMAP_THRESHOLD)

@@ -27,7 +27,7 @@ from fedra.core import FedraError, release_large_buffers
 from fedra.pki import TlsFiles
 from fedra.runtime import protocol as p
 from fedra.runtime.config import SiteKit
-from fedra.runtime.procs import ROUTER_MMAP_THRESHOLD, end_group, spawn, tail
+from fedra.runtime.procs import ROUTER_MMAP_THRESHOLD, end_group, kit_refused, spawn, tail
 from fedra.runtime.server_parent import setup_logging
 from fedra.transport import (
     ChannelClosed,
@@ -306,6 +306,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Fedra site (parent process)")
     parser.add_argument("--kit", required=True, type=Path, help="the site's startup kit folder")
     args = parser.parse_args(argv)
+    refused = kit_refused(args.kit.resolve())
+    if refused is not None:
+        return refused
     kit = SiteKit.load(args.kit.resolve())
     setup_logging(kit.root / "log.txt")
     release_large_buffers(ROUTER_MMAP_THRESHOLD)

@@ -25,8 +25,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from fedra.pki import ROOT_CA_FILE, CertificateError, CertKey, verify_issued_by
-from fedra.provision.errors import KitTampered
+from fedra.pki.certs import CertKey, verify_issued_by
+from fedra.pki.errors import CertificateError, KitTampered
+from fedra.pki.files import ROOT_CA_FILE
 
 #: The signature file of a startup kit, in ``startup/``.
 SIGNATURE_FILE = "signature.json"
