@@ -160,12 +160,12 @@ def test_site_killed_mid_round_round_completes_and_site_rejoins(tmp_path: Path) 
 def test_a_site_from_another_ca_is_refused_and_logged(
     federation: Federation, tmp_path: Path
 ) -> None:
-    other = make_federation(tmp_path / "other", 1)
-    config = other.layout.site("site-1") / "startup" / "fed_client.json"
-    data = json.loads(config.read_text())
-    data["fed_learn_port"] = federation.fed_port
-    data["name"] = "intruder"
-    config.write_text(json.dumps(data))
+    # Another project's CA, pointed at our server's FL port (kits are signed: not edited).
+    from fedra.poc import prepare
+    from tests.e2e.conftest import free_port
+
+    layout = prepare(tmp_path / "other", 1, fed_port=federation.fed_port, admin_port=free_port())
+    other = Federation(layout, federation.fed_port, 0)
     try:
         other.start("site-1")
         wait_for(
