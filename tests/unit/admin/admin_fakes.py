@@ -29,13 +29,29 @@ KIT_CONFIG: dict[str, Any] = {
 PEM = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
 
 
+_CA: list[Any] = []
+
+
 def write_kit(root: Path, **changes: Any) -> Path:
+    """A real, signed admin kit (certificates from a test CA) with ``changes`` to its config."""
+    from fedra.pki import Identity, create_ca, sign_kit, write_participant
+
+    if not _CA:
+        _CA.append(create_ca("admin-tests"))
+    ca = _CA[0]
     startup = root / "startup"
     startup.mkdir(parents=True, exist_ok=True)
     config = {k: v for k, v in {**KIT_CONFIG, **changes}.items() if v is not None}
     (startup / "fed_admin.json").write_text(json.dumps(config))
-    for name in ("rootCA.pem", "client.crt", "client.key"):
-        (startup / name).write_bytes(PEM)
+    identity = Identity(
+        str(config.get("name") or "admin@example.org"),
+        str(config.get("org") or "org"),
+        str(config.get("role") or "project_admin")
+        if config.get("role") in ("project_admin", "org_admin", "lead", "member")
+        else "project_admin",
+    )
+    write_participant(startup, ca, identity, file_stem="client")
+    sign_kit(root, ca)
     return root
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from admin_fakes import PEM, FakeConnection, FakeServer, result_zip
+from admin_fakes import FakeConnection, FakeServer, result_zip
 
 from fedra.admin import AdminError, AdminKit, Session, UsageError, WaitTimeout
 from fedra.core import ConfigError, FedraError, JobValidationError, WireError
@@ -141,16 +141,27 @@ def test_closed_session_refuses_commands(connection: FakeConnection) -> None:
 def test_connect_uses_the_kit(kit_dir: Path, fake_connect: list[dict[str, Any]]) -> None:
     with Session.connect(kit_dir, timeout=3.0) as session:
         assert session.kit == AdminKit.load(kit_dir)
+    startup = kit_dir / "startup"
     assert fake_connect == [
         {
             "target": "localhost:8003",
-            "ca_pem": PEM,
-            "cert_pem": PEM,
-            "key_pem": PEM,
+            "ca_pem": (startup / "rootCA.pem").read_bytes(),
+            "cert_pem": (startup / "client.crt").read_bytes(),
+            "key_pem": (startup / "client.key").read_bytes(),
             "server_name": "server",
             "timeout": 3.0,
         }
     ]
+
+
+def test_connect_refuses_a_changed_kit(kit_dir: Path, fake_connect: list[dict[str, Any]]) -> None:
+    from fedra.pki import KitTampered
+
+    config = kit_dir / "startup" / "fed_admin.json"
+    config.write_text(config.read_text().replace("8003", "9003"))
+    with pytest.raises(KitTampered, match=r"fed_admin\.json"):
+        Session.connect(kit_dir, timeout=3.0)
+    assert fake_connect == []
 
 
 def test_connect_failure_is_one_admin_error(kit_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
