@@ -321,3 +321,51 @@ def test_a_changed_kit_is_refused_naming_the_file(tmp_path: Path, participant: s
     assert f"startup/{config.name}" in done.stderr
     assert "changed since the kit was signed" in done.stderr
     assert not (folder / "log.txt").exists()  # refused before doing anything
+
+
+def test_site_policy_refuses_jobs_and_custom_code(federation: Federation, tmp_path: Path) -> None:
+    policy = {"roles": {"project_admin": {"submit_job": "any", "byoc": "none"}}}
+    local = federation.layout.site("site-2") / "local"
+    local.mkdir(exist_ok=True)
+    (local / "authorization.json").write_text(json.dumps(policy))
+    with federation.session() as session:
+        job_id = session.submit_job(arithmetic_job(tmp_path / "byoc", tmp_path / "marks"))
+        final = session.wait(job_id, timeout=120)
+    assert final["status"] == "FINISHED:EXECUTION_EXCEPTION"
+    assert final["failure"]["site"] == "site-2"
+    assert "may not run custom code on this site" in final["failure"]["traceback"]
+    assert "local/authorization.json: byoc" in final["failure"]["traceback"]
+    policy["roles"]["project_admin"] = {"submit_job": "none", "byoc": "any"}
+    (local / "authorization.json").write_text(json.dumps(policy))
+    with federation.session() as session:
+        job_id = session.submit_job(arithmetic_job(tmp_path / "nosubmit", tmp_path / "m2"))
+        final = session.wait(job_id, timeout=120)
+    assert "may not submit jobs to this site" in final["failure"]["traceback"]
+
+
+def test_unsigned_or_wrongly_signed_jobs_are_refused(
+    federation: Federation, tmp_path: Path
+) -> None:
+    from fedra.admin import AdminError
+    from fedra.job import zip_job
+    from fedra.pki import sign_job
+
+    archive = zip_job(arithmetic_job(tmp_path / "raw", tmp_path / "marks"))
+    site_startup = federation.layout.site("site-1") / "startup"
+    with federation.session() as session:
+        with pytest.raises(AdminError, match="the job is not signed"):
+            session._call("submit_job", {}, zip=archive)
+        forged = {
+            "signature": sign_job(archive, (site_startup / "client.key").read_bytes()),
+            "certificate": (site_startup / "client.crt").read_text(),
+        }
+        with pytest.raises(AdminError, match="signed by admins"):
+            session._call("submit_job", forged, zip=archive)
+        admin_startup = federation.layout.admin / "startup"
+        tampered = {
+            "signature": sign_job(archive, (admin_startup / "client.key").read_bytes()),
+            "certificate": (admin_startup / "client.crt").read_text(),
+        }
+        with pytest.raises(AdminError, match="does not match the signature"):
+            session._call("submit_job", tampered, zip=archive + b"\0")
+        assert session.list_jobs() == []

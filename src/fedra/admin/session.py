@@ -252,7 +252,15 @@ class Session:
         """Validate the job folder locally, upload it, and return the new job's id."""
         folder = Path(folder)
         check_job_folder(folder)
-        data, _ = self._call("submit_job", {}, zip=_zip_folder(folder))
+        archive = _zip_folder(folder)
+        args: dict[str, Any] = {}
+        if self.kit is not None:
+            from fedra.pki import sign_job
+
+            _ca, cert_pem, key_pem = self.kit.credentials()
+            # Signed by this admin: the server and every site check it before running it.
+            args = {"signature": sign_job(archive, key_pem), "certificate": cert_pem.decode()}
+        data, _ = self._call("submit_job", args, zip=archive)
         return _expect(_expect_dict("submit_job", data), "job_id", str, "submit_job")
 
     def list_jobs(self, detailed: bool = False, prefix: str | None = None) -> list[dict[str, Any]]:

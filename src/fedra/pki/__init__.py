@@ -22,6 +22,7 @@ from fedra.pki.identity import (
     SERVER_AUTH_ROLES,
     Identity,
 )
+from fedra.pki.jobsign import sign_job, verify_job
 from fedra.pki.signing import LOCAL_DIR, SIGNATURE_FILE, STARTUP_DIR, sign_kit, verify_kit
 
 __all__ = [
@@ -42,8 +43,10 @@ __all__ = [
     "create_ca",
     "identity_of",
     "issue",
+    "sign_job",
     "sign_kit",
     "verify_issued_by",
+    "verify_job",
     "verify_kit",
     "write_key",
     "write_participant",

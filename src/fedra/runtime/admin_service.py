@@ -157,9 +157,35 @@ def _check_status(
     }, None
 
 
+def check_submission(
+    server: ServerParent, blob: bytes, args: dict[str, Any], user: str
+) -> dict[str, Any]:
+    """Verify the admin's signature of a job archive; the record of who submitted it."""
+    from fedra.pki import CertificateError, verify_job
+
+    signature, certificate = args.get("signature"), args.get("certificate")
+    if not isinstance(signature, str) or not isinstance(certificate, str):
+        error = ConfigError("the job is not signed: submit it with fedra (admin Session/CLI)")
+        error.hint = "jobs are signed with the admin kit's key; unsigned jobs are refused"
+        raise error
+    try:
+        signer = verify_job(blob, signature, certificate.encode(), server.ca_pem)
+    except CertificateError as exc:
+        raise ConfigError(f"job signature refused: {exc}") from exc
+    if signer.name != user:
+        raise ConfigError(f"the job is signed by {signer.name}, but {user} submits it")
+    return {
+        "name": signer.name,
+        "org": signer.org,
+        "role": signer.role,
+        "signature": signature,
+        "certificate": certificate,
+    }
+
+
 @command("submit_job")
 def _submit(
-    server: ServerParent, _a: dict[str, Any], blob: bytes | None, user: str
+    server: ServerParent, args: dict[str, Any], blob: bytes | None, user: str
 ) -> tuple[Any, None]:
     import json
     import tempfile
@@ -169,13 +195,15 @@ def _submit(
 
     if blob is None:
         raise ConfigError("submit_job needs the job folder (zipped)")
+    submission = check_submission(server, blob, args, user)
     with tempfile.TemporaryDirectory(prefix="fedra-submit-") as tmp:
         folder = Path(tmp) / "job"
         unzip_job(blob, folder)
         job = load_job(folder)  # fully validated before anything is stored
         meta = json.loads((folder / "meta.json").read_text())
     record = server.store.create(meta, blob, submitter=user)
-    log.info("job %s (%s) submitted by %s", record.job_id, job.meta.name, user)
+    server.store.update_run_info(record.job_id, {"submission": submission})
+    log.info("job %s (%s) submitted by %s (signature checked)", record.job_id, job.meta.name, user)
     server.wake()
     return {"job_id": record.job_id}, None
 
@@ -211,6 +239,10 @@ def _clone(
     clone = server.store.create(
         meta_as_dict(record.meta), server.store.job_zip(record.job_id), user
     )
+    # The archive is the same bytes: the original signature (and signer) still vouch for it.
+    submission = record.run_info.get("submission")
+    if submission is not None:
+        server.store.update_run_info(clone.job_id, {"submission": submission})
     server.wake()
     return {"job_id": clone.job_id}, None
 

@@ -88,6 +88,7 @@ class ServerParent:
         self._stopping = threading.Event()
         self.exit_code = 0
         ca, cert, key = TlsFiles.in_dir(kit.startup, "server").load()
+        self.ca_pem = ca
         self._fed = TransportServer(
             kit.host,
             kit.fed_port if fed_port is None else fed_port,
@@ -381,10 +382,16 @@ class ServerParent:
 
     def _send_start(self, job: RunningJob, targets: Sequence[str]) -> None:
         data = self.store.job_zip(job.job_id)
+        submission = self.store.get(job.job_id).run_info.get("submission") or {}
+        headers = {
+            "job_id": job.job_id,
+            "sites": job.sites,
+            # The submitter's signature and certificate: each site checks them itself.
+            "signature": submission.get("signature"),
+            "certificate": submission.get("certificate"),
+        }
         for site in targets:
-            env = Envelope(
-                p.START_JOB, {"job_id": job.job_id, "sites": job.sites}, p.zip_model(data)
-            )
+            env = Envelope(p.START_JOB, headers, p.zip_model(data))
             if not self.send_to_site(site, env):
                 log.warning("could not start job %s on %s", job.job_id, site)
 

@@ -61,6 +61,7 @@ class SiteParent:
         self.kit = kit
         self.tls = TlsFiles.in_dir(kit.startup, "client").load()
         self.jobs: dict[str, SiteJob] = {}
+        self.refused: dict[str, str] = {}  # job id -> why this site will not run it
         self._lock = threading.Lock()
         self._conn: Connection | None = None
         self._stopping = threading.Event()
@@ -137,9 +138,15 @@ class SiteParent:
         h = env.headers
         job_id = str(h.get("job_id", ""))
         if env.kind == p.START_JOB:
-            self._start_job(job_id, [str(s) for s in h.get("sites", [])], p.model_zip(env.model))
+            sites = [str(s) for s in h.get("sites", [])]
+            self._start_job(job_id, sites, p.model_zip(env.model), h)
         elif env.kind == p.TASK:
             job = self.jobs.get(job_id)
+            if job is None and job_id in self.refused:
+                self._send(
+                    Envelope(p.RESULT, {**h, "site": self.kit.name, "error": self.refused[job_id]})
+                )
+                return
             if job is None:
                 self._send(
                     Envelope(
@@ -163,8 +170,11 @@ class SiteParent:
             self._request(h)
 
     # -- jobs ---------------------------------------------------------------------------
-    def _start_job(self, job_id: str, sites: list[str], data: bytes | None) -> None:
+    def _start_job(
+        self, job_id: str, sites: list[str], data: bytes | None, headers: dict[str, Any]
+    ) -> None:
         from fedra.job.archive import unzip_job
+        from fedra.runtime.authz import JobRefused, check_job
 
         if job_id in self.jobs:
             log.info("job %s restarted by the server: ending the old process", job_id)
@@ -182,6 +192,27 @@ class SiteParent:
             job_dir = root / "job"
             if not job_dir.exists():
                 unzip_job(data, job_dir)
+            try:
+                submitter = check_job(
+                    self.kit.root, self.kit.org, self.tls[0], data, headers, job_dir
+                )
+            except JobRefused as exc:
+                self.refused[job_id] = f"{self.kit.name} refuses job {job_id}: {exc}"
+                log.warning("%s", self.refused[job_id])
+                self._send(
+                    Envelope(
+                        p.JOB_STATE,
+                        {"job_id": job_id, "state": "failed", "detail": self.refused[job_id]},
+                    )
+                )
+                return
+            log.info(
+                "job %s submitted by %s (%s, %s): signature and policy checked",
+                job_id,
+                submitter.name,
+                submitter.role,
+                submitter.org,
+            )
             sock_dir = Path(tempfile.mkdtemp(prefix="fedra-cj-"))
             listener = listen_unix(str(sock_dir / "cj.sock"))
             log_path = root / "log.txt"

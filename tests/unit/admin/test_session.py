@@ -186,7 +186,19 @@ def test_submit_job_uploads_a_zip(
     job_id = session.submit_job(EXAMPLES / "hello-numpy")
     assert job_id == "new1"
     request = last(server)
-    assert request.headers["cmd"] == "submit_job" and request.headers["args"] == {}
+    assert request.headers["cmd"] == "submit_job"
+    # Signed with the kit's key: the signature verifies against the kit's certificate.
+    from fedra.pki import verify_job
+
+    args = request.headers["args"]
+    startup = session.kit.root / "startup"  # type: ignore[union-attr]
+    signer = verify_job(
+        b"PK-fake-zip",
+        args["signature"],
+        args["certificate"].encode(),
+        (startup / "rootCA.pem").read_bytes(),
+    )
+    assert signer.name == session.kit.name  # type: ignore[union-attr]
     assert request.model is not None and request.model.params is not None
     array = request.model.params["zip"]
     assert array.dtype.name == "uint8" and array.ndim == 1

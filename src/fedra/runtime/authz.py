@@ -1,0 +1,91 @@
+"""A site's own say over which jobs run on it: ``local/authorization.json``.
+
+The site checks every job before starting it: the submitter's signature over the job archive
+(the signer's certificate must come from the project CA), the signer's right to submit jobs
+here, and, when the job brings code of its own (``custom/``), the right to run it (BYOC).
+The policy file maps each admin role to a scope per right: ``any``, ``own_org`` (the
+submitter's org is the site's), ``own`` or ``none``. Without ``authorization.json`` the site
+uses ``authorization.json.default`` and, failing that, the built-in default below.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from fedra.core import ConfigError, FedraError
+from fedra.pki import CertificateError, Identity, verify_job
+
+#: Without a policy file: project admins and leads may submit jobs and run their code.
+DEFAULT_POLICY: dict[str, dict[str, str]] = {
+    "project_admin": {"submit_job": "any", "byoc": "any"},
+    "org_admin": {"submit_job": "none", "byoc": "none"},
+    "lead": {"submit_job": "any", "byoc": "any"},
+    "member": {"submit_job": "none", "byoc": "none"},
+}
+
+
+class JobRefused(FedraError):
+    """This site will not run the job; the message says why."""
+
+
+def load_policy(kit_root: Path) -> tuple[dict[str, dict[str, str]], str]:
+    """The site's policy by role, and where it came from."""
+    local = kit_root / "local"
+    for name in ("authorization.json", "authorization.json.default"):
+        path = local / name
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from exc
+            roles = data.get("roles") if isinstance(data, dict) else None
+            if not isinstance(roles, dict):
+                raise ConfigError(f"{path}: roles: expected an object of role -> rights")
+            return roles, f"local/{name}"
+    return DEFAULT_POLICY, "the built-in default policy"
+
+
+def _allowed(scope: object, submitter: Identity, site_org: str) -> bool:
+    if scope == "any":
+        return True
+    if scope in ("own_org", "own"):
+        return submitter.org == site_org
+    return False
+
+
+def has_custom_code(job_dir: Path) -> bool:
+    """Whether any app of the job ships Python code in its custom/ folder."""
+    return any(p.is_file() for p in job_dir.glob("*/custom/**/*.py"))
+
+
+def check_job(
+    kit_root: Path,
+    site_org: str,
+    ca_pem: bytes,
+    archive: bytes,
+    headers: dict[str, Any],
+    job_dir: Path,
+) -> Identity:
+    """Raise JobRefused unless this site accepts the job; return the verified submitter."""
+    signature, certificate = headers.get("signature"), headers.get("certificate")
+    if not isinstance(signature, str) or not isinstance(certificate, str):
+        raise JobRefused("the job carries no submitter signature")
+    try:
+        submitter = verify_job(archive, signature, certificate.encode(), ca_pem)
+    except CertificateError as exc:
+        raise JobRefused(f"the job's signature is not valid: {exc}") from exc
+    policy, source = load_policy(kit_root)
+    rights = policy.get(submitter.role, {})
+    if not _allowed(rights.get("submit_job", "none"), submitter, site_org):
+        raise JobRefused(
+            f"{submitter.name} ({submitter.role}, {submitter.org}) may not submit jobs to this "
+            f"site ({source})"
+        )
+    if has_custom_code(job_dir) and not _allowed(rights.get("byoc", "none"), submitter, site_org):
+        raise JobRefused(
+            f"the job brings its own code (custom/) and {submitter.role} may not run custom "
+            f"code on this site ({source}: byoc)"
+        )
+    return submitter
