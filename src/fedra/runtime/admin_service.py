@@ -58,12 +58,32 @@ def serve_admin(server: ServerParent, conn: Connection) -> None:
             env = conn.recv()
             if env.kind != p.ADMIN:
                 continue
-            conn.send(_answer(server, env, conn.peer.name))
+            conn.send(_answer(server, env, conn.peer.name, conn.peer))
     except (ChannelClosed, FedraError, OSError):
         log.info("admin %s disconnected", who)
 
 
-def _answer(server: ServerParent, env: Envelope, user: str) -> Envelope:
+def _authorize(server: ServerParent, peer: Any, cmd: str, args: dict[str, Any]) -> None:
+    """Refuse a command the admin's role does not allow (NotAllowed, one line)."""
+    from fedra.runtime.admin_rights import RIGHT_OF, check, load_server_policy
+
+    policy, source = load_server_policy(server.kit.root)
+    job_id = args.get("job_id")
+    if cmd in RIGHT_OF and RIGHT_OF[cmd] in ("manage_job", "download_job") and job_id:
+        record = server.store.get(str(job_id))
+        owner = dict(record.run_info.get("submission") or {"name": record.submitter})
+        check(policy, source, peer, cmd, owner=owner)
+    elif cmd in ("remove_client", "shutdown", "restart"):
+        names = args.get("names") or ([args["name"]] if args.get("name") else sorted(server.sites))
+        orgs = [server.sites[n].org for n in names if n in server.sites]
+        if cmd != "remove_client" and args.get("target") in ("server", "all"):
+            orgs.append(server.kit.org)
+        check(policy, source, peer, cmd, site_orgs=orgs or [server.kit.org])
+    else:
+        check(policy, source, peer, cmd)
+
+
+def _answer(server: ServerParent, env: Envelope, user: str, peer: Any = None) -> Envelope:
     h = env.headers
     req_id, cmd = h.get("id"), str(h.get("cmd", ""))
     args = h.get("args") or {}
@@ -73,6 +93,8 @@ def _answer(server: ServerParent, env: Envelope, user: str) -> Envelope:
             raise ConfigError(f"unknown command '{cmd}'")
         if not isinstance(args, dict):
             raise ConfigError("args must be an object")
+        if peer is not None:
+            _authorize(server, peer, cmd, args)
         data, blob = handler(server, args, p.model_zip(env.model), user)
     except FedraError as exc:
         return Envelope(

@@ -1,0 +1,295 @@
+"""A provisioned federation for real: kits from project.yml, admins with roles, signed kits.
+
+One federation serves the whole module: ``server1`` (reached at 127.0.0.1 through the
+``host`` override, TLS name still ``server1``), ``site-1`` (hospital-a) and ``site-2``
+(hospital-b), and two admins of hospital-a: a ``lead`` and a ``member``. The server enforces
+each admin command by role (the defaults of the kit's ``local/authorization.json.default``):
+a lead submits jobs and manages its own, a member only views.
+
+Every process runs in a session of its own and is ended by process group (SIGTERM, then
+SIGKILL) when the module ends, also when a test fails. Nothing waits by sleeping: each wait
+polls a condition against a deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from fedra.admin import AdminError, Session
+from fedra.provision import load_project, provision, verify_kit
+from tests.e2e.conftest import free_port, read, wait_for
+from tests.e2e.jobs import arithmetic_job
+
+pytestmark = pytest.mark.timeout(300)
+
+SERVER = "server1"
+SITES = ("site-1", "site-2")
+LEAD = "lead@hospital-a.org"
+MEMBER = "member@hospital-a.org"
+SERVER_MODULE = "fedra.runtime.server_parent"
+SITE_MODULE = "fedra.runtime.site_parent"
+
+
+def spawn(kit: Path, module: str) -> subprocess.Popen[bytes]:
+    """``python -m module --kit kit`` in a session of its own, stderr to kit/stderr.txt."""
+    with open(kit / "stderr.txt", "ab") as stderr:
+        return subprocess.Popen(
+            [sys.executable, "-m", module, "--kit", str(kit)],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
+        )
+
+
+def end_group(proc: subprocess.Popen[bytes]) -> None:
+    """End ``proc``'s process group: SIGTERM, then SIGKILL after a grace period; reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(15)
+
+
+def free_ports() -> tuple[int, int]:
+    """Two distinct free TCP ports."""
+    first, second = free_port(), free_port()
+    while second == first:
+        second = free_port()
+    return first, second
+
+
+@dataclass
+class ProvisionedFederation:
+    """The provisioned kits of the module's federation and the processes started from them."""
+
+    kits: dict[str, Path]
+    fed_port: int
+    admin_port: int
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, name: str) -> subprocess.Popen[bytes]:
+        """Start the server or a site from its provisioned kit."""
+        module = SERVER_MODULE if name == SERVER else SITE_MODULE
+        proc = spawn(self.kits[name], module)
+        self.procs[name] = proc
+        return proc
+
+    def stop(self, name: str) -> None:
+        """End one participant's process group."""
+        end_group(self.procs.pop(name))
+
+    def stop_all(self) -> None:
+        """End every process this federation started, sites first."""
+        for name in sorted(self.procs, key=lambda n: n == SERVER):
+            self.stop(name)
+
+    def diagnose(self, name: str) -> str:
+        """A participant's stderr and log, for assertion messages."""
+        kit = self.kits[name]
+        return read(kit / "stderr.txt") + read(kit / "log.txt")
+
+    def check_alive(self) -> None:
+        """Fail, with its output, when a started process has exited."""
+        for name, proc in self.procs.items():
+            assert proc.poll() is None, f"{name} exited {proc.returncode}\n{self.diagnose(name)}"
+
+    def session(self, admin: str) -> Session:
+        """An admin Session with the provisioned kit of ``admin``."""
+        return Session.connect(self.kits[admin], timeout=15.0)
+
+    def connected(self) -> list[tuple[str, str]]:
+        """(name, org) of every site the server lists as connected."""
+        with self.session(LEAD) as session:
+            return [(s["name"], s["org"]) for s in session.check_status("client")["sites"]]
+
+    def wait_sites(self, names: tuple[str, ...] = SITES, timeout: float = 60.0) -> None:
+        """Until the server lists exactly the sites ``names`` as connected."""
+
+        def listed() -> bool:
+            self.check_alive()
+            return sorted(name for name, _ in self.connected()) == sorted(names)
+
+        wait_for(listed, timeout, f"the server to list exactly {list(names)}")
+
+
+PROJECT = """\
+api_version: 1
+name: {name}
+participants:
+  - name: server1
+    type: server
+    org: central
+    host: 127.0.0.1
+    fed_learn_port: {fed_port}
+    admin_port: {admin_port}
+{others}
+"""
+
+MAIN_PARTICIPANTS = f"""\
+  - {{name: site-1, type: client, org: hospital-a, enable_byoc: true}}
+  - {{name: site-2, type: client, org: hospital-b, enable_byoc: true}}
+  - {{name: {LEAD}, type: admin, org: hospital-a, role: lead}}
+  - {{name: {MEMBER}, type: admin, org: hospital-a, role: member}}"""
+
+
+def provision_project(
+    folder: Path, name: str, fed_port: int, admin_port: int, others: str
+) -> dict[str, Path]:
+    """Provision ``folder/project.yml`` into ``folder/workspace``; each participant's kit."""
+    folder.mkdir(parents=True, exist_ok=True)
+    project_file = folder / "project.yml"
+    project_file.write_text(
+        PROJECT.format(name=name, fed_port=fed_port, admin_port=admin_port, others=others)
+    )
+    result = provision(load_project(project_file), folder / "workspace", python=sys.executable)
+    return result.kits
+
+
+@pytest.fixture(scope="module")
+def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProvisionedFederation]:
+    """The module's federation: server1, site-1 and site-2 running and connected."""
+    fed_port, admin_port = free_ports()
+    root = tmp_path_factory.mktemp("provisioned")
+    kits = provision_project(root, "e2e-project", fed_port, admin_port, MAIN_PARTICIPANTS)
+    federation = ProvisionedFederation(kits, fed_port, admin_port)
+    try:
+        federation.start(SERVER)
+        server_log = kits[SERVER] / "log.txt"
+
+        def listening() -> bool:
+            federation.check_alive()
+            return "listening" in read(server_log)
+
+        wait_for(listening, 60, "server1 to listen")
+        for site in SITES:
+            federation.start(site)
+        federation.wait_sites()
+        yield federation
+    finally:
+        federation.stop_all()
+
+
+def test_the_lead_submits_a_job_that_completes(fed: ProvisionedFederation, tmp_path: Path) -> None:
+    fed.wait_sites()
+    job = arithmetic_job(tmp_path / "lead-job", tmp_path / "marks", rounds=2)
+    with fed.session(LEAD) as lead:
+        job_id = lead.submit_job(job)
+        final = lead.wait(job_id, timeout=120)
+    assert final["status"] == "FINISHED:COMPLETED", final
+    assert final["submitter"] == LEAD
+    with fed.session(MEMBER) as member:  # a member may view any job
+        assert member.get_job(job_id)["status"] == "FINISHED:COMPLETED"
+
+
+def test_the_member_may_neither_submit_nor_abort_the_leads_job(
+    fed: ProvisionedFederation, tmp_path: Path
+) -> None:
+    fed.wait_sites()
+    with fed.session(MEMBER) as member:
+        before = [j["job_id"] for j in member.list_jobs()]
+        with pytest.raises(AdminError, match="not allowed") as refused:
+            member.submit_job(arithmetic_job(tmp_path / "member-job", tmp_path / "m0", rounds=1))
+        assert "member" in str(refused.value) and "submit_job" in str(refused.value)
+        assert [j["job_id"] for j in member.list_jobs()] == before
+
+    marks = tmp_path / "marks"
+    job = arithmetic_job(
+        tmp_path / "gated",
+        marks,
+        rounds=2,
+        gate_round="1",
+        gate_sites="site-1",
+        launch="in_process",
+    )
+    try:
+        with fed.session(LEAD) as lead, fed.session(MEMBER) as member:
+            job_id = lead.submit_job(job)
+            wait_for((marks / "site-1.waiting").exists, 90, "site-1 to wait at the gate")
+            assert lead.get_job(job_id)["status"] == "RUNNING"
+            with pytest.raises(AdminError, match="not allowed") as refused:
+                member.abort_job(job_id)
+            assert "member" in str(refused.value) and "abort_job" in str(refused.value)
+            assert member.get_job(job_id)["status"] == "RUNNING"
+            assert lead.abort_job(job_id)["status"] == "FINISHED:ABORTED"
+            assert lead.get_job(job_id)["status"] == "FINISHED:ABORTED"
+    finally:
+        marks.mkdir(parents=True, exist_ok=True)
+        (marks / "gate").write_text("open")
+
+
+def test_local_edits_are_fine_but_a_changed_startup_file_is_refused(
+    fed: ProvisionedFederation, tmp_path: Path
+) -> None:
+    fed.wait_sites()
+    # local/ is the site's own to edit: site-2 restarts from its kit and reconnects.
+    fed.stop("site-2")
+    wait_for(lambda: fed.connected() == [("site-1", "hospital-a")], 60, "site-2 to be gone")
+    local = fed.kits["site-2"] / "local"
+    resources = json.loads((local / "resources.json.default").read_text())
+    resources["max_concurrent_jobs"] = 1
+    (local / "resources.json").write_text(json.dumps(resources))
+    verify_kit(fed.kits["site-2"])
+    fed.start("site-2")
+    fed.wait_sites()
+    assert fed.connected() == [("site-1", "hospital-a"), ("site-2", "hospital-b")]
+
+    # startup/ is signed: a copy of site-1's kit with fed_client.json changed is refused.
+    copy = tmp_path / "site-1-copy"
+    shutil.copytree(
+        fed.kits["site-1"], copy, ignore=shutil.ignore_patterns("log.txt", "stderr.txt", "*.fl")
+    )
+    config = copy / "startup" / "fed_client.json"
+    settings = json.loads(config.read_text())
+    settings["server_host"] = "evil.example.org"
+    config.write_text(json.dumps(settings))
+    proc = spawn(copy, SITE_MODULE)
+    try:
+        code = proc.wait(60)
+    finally:
+        end_group(proc)
+    stderr = read(copy / "stderr.txt")
+    assert code == 9, stderr
+    assert "startup/fed_client.json" in stderr
+    assert not (copy / "log.txt").exists()  # refused before doing anything
+
+
+def test_a_site_kit_of_another_project_never_connects(
+    fed: ProvisionedFederation, tmp_path: Path
+) -> None:
+    fed.wait_sites()
+    # Another project (so another CA) with a site-1 of its own, aimed at our server's FL port.
+    kits = provision_project(
+        tmp_path / "other",
+        "other-project",
+        fed.fed_port,
+        free_port(),
+        "  - {name: site-1, type: client, org: hospital-x, enable_byoc: true}",
+    )
+    intruder = kits["site-1"]
+    proc = spawn(intruder, SITE_MODULE)
+    try:
+
+        def refused() -> bool:
+            assert proc.poll() is None, read(intruder / "stderr.txt") + read(intruder / "log.txt")
+            return "cannot reach the server" in read(intruder / "log.txt")
+
+        wait_for(refused, 60, "the intruder to be refused")
+        assert "connected to the server" not in read(intruder / "log.txt")
+        assert fed.connected() == [("site-1", "hospital-a"), ("site-2", "hospital-b")]
+    finally:
+        end_group(proc)
+    fed.check_alive()
