@@ -369,3 +369,33 @@ def test_unsigned_or_wrongly_signed_jobs_are_refused(
         with pytest.raises(AdminError, match="does not match the signature"):
             session._call("submit_job", tampered, zip=archive + b"\0")
         assert session.list_jobs() == []
+
+
+def test_a_job_altered_in_the_server_store_is_refused_by_the_sites(
+    federation: Federation, tmp_path: Path
+) -> None:
+    import zipfile
+
+    federation.kill("site-2")  # the job (min_clients 2) waits in the store
+    federation.wait_sites(["site-1"])
+    with federation.session() as session:
+        job_id = session.submit_job(arithmetic_job(tmp_path / "victim", tmp_path / "marks"))
+        wait_for(
+            lambda: "waiting" in str(session.get_job(job_id).get("waiting")),
+            30,
+            "the job to wait for sites",
+        )
+        stored = next(federation.layout.server.glob(f"store/jobs/{job_id}/job.zip"))
+        altered = tmp_path / "altered.zip"
+        with zipfile.ZipFile(stored) as src, zipfile.ZipFile(altered, "w") as dst:
+            for item in src.infolist():
+                data = src.read(item)
+                if item.filename.endswith("train.py"):
+                    data += b"\nimport os  # a line someone slipped in\n"
+                dst.writestr(item, data)
+        stored.write_bytes(altered.read_bytes())
+        federation.start("site-2")
+        final = session.wait(job_id, timeout=120)
+    assert final["status"] == "FINISHED:EXECUTION_EXCEPTION"
+    assert "signature is not valid" in final["failure"]["traceback"]
+    assert "refuses job" in federation.log("site-1")

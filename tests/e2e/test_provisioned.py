@@ -293,3 +293,86 @@ def test_a_site_kit_of_another_project_never_connects(
     finally:
         end_group(proc)
     fed.check_alive()
+
+
+def test_a_site_missing_from_the_project_and_an_expired_kit_are_refused(
+    fed: ProvisionedFederation, tmp_path: Path
+) -> None:
+    import datetime as dt
+    import shutil
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    from fedra.pki import sign_kit
+    from fedra.pki.certs import CertKey
+
+    fed.wait_sites()
+    server_kit = fed.kits[SERVER]
+    project_root = server_kit.parents[3]  # <root>/workspace/e2e-project/prod_00/server1
+    # prod_01 of the same project (same CA) adds site-3; the running server (prod_00) does not
+    # list it, so its valid certificate is still refused.
+    extra = MAIN_PARTICIPANTS + "\n  - {name: site-3, type: client, org: hospital-c}"
+    (project_root / "project.yml").write_text(
+        PROJECT.format(
+            name="e2e-project", fed_port=fed.fed_port, admin_port=fed.admin_port, others=extra
+        )
+    )
+    result = provision(
+        load_project(project_root / "project.yml"),
+        project_root / "workspace",
+        python=sys.executable,
+    )
+    newcomer = result.kits["site-3"]
+    assert "prod_01" in str(newcomer)
+    proc = spawn(newcomer, SITE_MODULE)
+    try:
+        wait_for(
+            lambda: "not a site of this project" in read(newcomer / "log.txt"),
+            60,
+            "site-3 to be refused",
+        )
+        assert "refused site site-3" in read(server_kit / "log.txt")
+        assert [n for n, _ in fed.connected()] == ["site-1", "site-2"]
+    finally:
+        end_group(proc)
+
+    # A copy of site-1's kit whose certificate has expired (re-signed by the project CA, so
+    # only the date is wrong): the site refuses to start and says why.
+    state = project_root / "workspace" / "e2e-project" / "state"
+    ca = CertKey(
+        cert_pem=(state / "rootCA.pem").read_bytes(),
+        key_pem=next(p for p in state.iterdir() if p.suffix == ".key").read_bytes(),
+    )
+    expired_kit = tmp_path / "expired-site-1"
+    shutil.copytree(
+        fed.kits["site-1"],
+        expired_kit,
+        ignore=shutil.ignore_patterns("log.txt", "jobs", "*.fl", "stderr.txt"),
+    )
+    startup = expired_kit / "startup"
+    old = x509.load_pem_x509_certificate((startup / "client.crt").read_bytes())
+    ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
+    ca_cert = x509.load_pem_x509_certificate(ca.cert_pem)
+    now = dt.datetime.now(dt.UTC)
+    expired = (
+        x509.CertificateBuilder()
+        .subject_name(old.subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(old.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=30))
+        .not_valid_after(now - dt.timedelta(days=1))
+        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    (startup / "client.crt").write_bytes(expired.public_bytes(serialization.Encoding.PEM))
+    sign_kit(expired_kit, ca)
+    done = subprocess.run(
+        [sys.executable, "-m", SITE_MODULE, "--kit", str(expired_kit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "expired" in done.stderr, done.stderr

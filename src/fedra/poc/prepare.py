@@ -99,6 +99,7 @@ def prepare(
         "host": host,
         "fed_learn_port": fed_port,
         "admin_port": admin_port,
+        "sites": list(sites),  # only these may join, even with the project CA's certificate
     }
     _json(startup / "fed_server.json", server_config)
     write_participant_scripts(startup, "fedra.runtime.server_parent", python, RESTART_EXIT_CODE)

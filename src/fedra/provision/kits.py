@@ -121,6 +121,8 @@ def _server(startup: Path, s: Server, project: Project, ca: CertKey, python: str
             "host": s.address,
             "fed_learn_port": s.fed_learn_port,
             "admin_port": s.admin_port,
+            # Only these sites may join, even with a certificate from the project's CA.
+            "sites": sorted(c.name for c in project.clients),
         },
     )
     write_participant_scripts(startup, "fedra.runtime.server_parent", python, RESTART_EXIT_CODE)

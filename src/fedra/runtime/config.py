@@ -41,6 +41,15 @@ def _get(data: dict[str, Any], path: Path, key: str, kind: type, default: Any = 
     return value
 
 
+def _sites(data: dict[str, Any], path: Path) -> tuple[str, ...] | None:
+    sites = data.get("sites")
+    if sites is None:
+        return None
+    if not isinstance(sites, list) or not all(isinstance(x, str) for x in sites):
+        raise ConfigError(f"{path}: sites: expected a list of site names, got {sites!r}")
+    return tuple(sites)
+
+
 @dataclass(frozen=True)
 class ServerKit:
     """Settings of a server parent."""
@@ -53,6 +62,8 @@ class ServerKit:
     admin_port: int
     max_jobs: int
     heartbeat_timeout: float
+    #: The sites of the project; None: any site with a certificate from the project's CA.
+    sites: tuple[str, ...] | None = None
 
     @property
     def startup(self) -> Path:
@@ -73,6 +84,7 @@ class ServerKit:
             admin_port=_get(data, path, "admin_port", int, 8003),
             max_jobs=_get(data, path, "max_jobs", int, 4),
             heartbeat_timeout=float(_get(data, path, "heartbeat_timeout", (int, float), 60)),  # type: ignore[arg-type]
+            sites=_sites(data, path),
         )
 
 

@@ -155,8 +155,12 @@ class ServerParent:
         peer = conn.peer
         if peer.role != "client":
             log.warning("refused %s on the FL port: role %r is not a site", peer.name, peer.role)
-            conn.close()
-            return
+            raise FedraError(f"refused: {peer.name} has a {peer.role!r} certificate, not a site's")
+        if self.kit.sites is not None and peer.name not in self.kit.sites:
+            log.warning(
+                "refused site %s (%s): it is not a site of this project", peer.name, peer.org
+            )
+            raise FedraError(f"refused: {peer.name} is not a site of this project")
         threading.Thread(
             target=self._serve_site, args=(conn,), name=f"site-{peer.name}", daemon=True
         ).start()
