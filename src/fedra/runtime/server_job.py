@@ -143,8 +143,21 @@ def run(args: argparse.Namespace) -> int:
         channel.send(Envelope(p.TASK, headers, task.data))
 
     sites = [s for s in args.sites.split(",") if s]
+
+    def deliver_many(tasks: list[Task]) -> None:
+        # One message for a broadcast: the parent fans the model out to the sites.
+        targets = [{"site": t.site, "task_id": t.id} for t in tasks]
+        headers = {"job_id": args.job_id, "task_name": tasks[0].name, "targets": targets}
+        channel.send(Envelope(p.TASK, headers, tasks[0].data))
+
     slot = threading.Semaphore(1)
-    board = TaskBoard(sites, deliver, job_id=args.job_id, consumed=lambda _r: slot.release())
+    board = TaskBoard(
+        sites,
+        deliver,
+        job_id=args.job_id,
+        consumed=lambda _r: slot.release(),
+        deliver_many=deliver_many,
+    )
     tracking = MetricsSink(workspace / "tb_events")
     go = threading.Event()
     reader = threading.Thread(target=_read, args=(channel, board, tracking, go, slot), daemon=True)

@@ -411,7 +411,9 @@ class ServerParent:
             while True:
                 env = job.channel.recv()
                 h = env.headers
-                if env.kind == p.TASK:
+                if env.kind == p.TASK and "targets" in h:
+                    self._fan_out(job, env)
+                elif env.kind == p.TASK:
                     site = str(h["site"])
                     if not self.send_to_site(site, env):
                         self._to_job(job, Envelope("lost", {"task_id": h["task_id"]}))
@@ -455,6 +457,22 @@ class ServerParent:
             )
             self._finish(job.job_id, JobStatus.FINISHED_EXECUTION_EXCEPTION, reason)
         self.wake()
+
+    def _fan_out(self, job: RunningJob, env: Envelope) -> None:
+        """Send one broadcast to its sites in parallel; the model is decoded here once."""
+        h = env.headers
+        common = {k: v for k, v in h.items() if k != "targets"}
+
+        def send(target: dict[str, Any]) -> None:
+            headers = {**common, "site": target["site"], "task_id": target["task_id"]}
+            if not self.send_to_site(str(target["site"]), Envelope(p.TASK, headers, env.model)):
+                self._to_job(job, Envelope("lost", {"task_id": target["task_id"]}))
+
+        threads = [threading.Thread(target=send, args=(t,), daemon=True) for t in h["targets"]]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
 
     def _finish(self, job_id: str, status: JobStatus, reason: str) -> None:
         # Already final (aborted first): the first word stands.

@@ -49,11 +49,15 @@ class TaskBoard:
         deliver: Deliver,
         job_id: str = "",
         consumed: Callable[[TaskResult], None] | None = None,
+        deliver_many: Callable[[list[Task]], None] | None = None,
     ) -> None:
         """``consumed`` is told when the workflow is done with a result it was given (or when
         an accepted result is dropped unread): the caller's back-pressure hook."""
         self._sites = list(sites)
         self._deliver = deliver
+        #: Optional: hand all tasks of one broadcast over at once (they share their data), so
+        #: a transport can send the model once and fan it out.
+        self._deliver_many = deliver_many
         self._consumed = consumed
         self._job_id = job_id
         self._lock = threading.Lock()
@@ -184,8 +188,11 @@ class TaskBoard:
                 self._outstanding[task.id] = (batch, task.site)
         handed: TaskResult | None = None  # yielded, not yet known to be consumed
         try:
-            for task in tasks:
-                self._deliver(task)
+            if self._deliver_many is not None and len(tasks) > 1:
+                self._deliver_many(tasks)
+            else:
+                for task in tasks:
+                    self._deliver(task)
             now = time.monotonic()
             deadline = None if timeout is None else now + timeout
             received = 0  # real results

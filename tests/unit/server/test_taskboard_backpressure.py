@@ -49,3 +49,17 @@ def test_refused_results_are_not_reported() -> None:
     late = TaskResult(sites.delivered[0].id, "train", "a", data=FLModel())
     assert not sites.board.submit(late).accepted
     assert sites.consumed == []
+
+
+def test_deliver_many_gets_a_whole_broadcast_at_once() -> None:
+    batches: list[list[Task]] = []
+    singles: list[Task] = []
+    board = TaskBoard(SITES, singles.append, deliver_many=batches.append)
+    shared = FLModel(metrics={"x": 1})
+    assert list(board.broadcast("train", shared, timeout=0.0)) == []
+    assert len(batches) == 1 and not singles
+    assert [t.site for t in batches[0]] == SITES
+    assert all(t.data is shared for t in batches[0])
+    assert len({t.id for t in batches[0]}) == 3
+    list(board.broadcast("train", shared, ["b"], timeout=0.0))
+    assert [t.site for t in singles] == ["b"]  # one target: the plain path
