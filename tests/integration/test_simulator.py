@@ -288,3 +288,20 @@ def test_resume_from_snapshot_finishes_with_the_same_model(examples: Path, tmp_p
         load_npz(partial / "models" / "final.npz")["weights"],
         load_npz(tmp_path / "a" / "models" / "final.npz")["weights"],
     )
+
+
+def test_fedadam_from_a_job_config_takes_fedavg_arguments(examples: Path, tmp_path: Path) -> None:
+    job = FedJob("numpy-fedadam", min_clients=2)
+    job.add_workflow("FedAdam", num_rounds=2, min_clients=2, server_lr=0.5, aggregator="median")
+    job.set_persistor(initial_npz="initial.npz", key_metric="mean_weight")
+    job.add_executor("ScriptExecutor", script="train.py")
+    custom = examples / "hello-numpy" / "app" / "custom"
+    job.add_file(custom / "initial.npz").add_file(custom / "train.py")
+    summary = fedra.simulate(job, n_clients=2, workspace=tmp_path, show_progress=False)
+    assert summary.status == JobStatus.FINISHED_COMPLETED, summary.error
+    before = np.arange(9, dtype=np.float32).reshape(3, 3)
+    after = load_npz(tmp_path / "models" / "final.npz")["weights"]
+    assert np.all(after > before)  # the server optimizer moved every weight up
+    job.workflows[0]["args"]["num_round"] = 2
+    with pytest.raises(JobValidationError, match=r"workflows\[0\]\.args\.num_round"):
+        job.export(tmp_path / "bad")

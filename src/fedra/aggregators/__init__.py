@@ -1,5 +1,24 @@
 """Aggregators: how the results of a round become one model (pure: no I/O)."""
 
+from fedra.aggregators.robust import (
+    AGGREGATORS,
+    Aggregator,
+    KrumAggregator,
+    MedianAggregator,
+    TrimmedMeanAggregator,
+    krum_scores,
+    make_aggregator,
+)
 from fedra.aggregators.weighted import WeightedAggregator, apply_update
 
-__all__ = ["WeightedAggregator", "apply_update"]
+__all__ = [
+    "AGGREGATORS",
+    "Aggregator",
+    "KrumAggregator",
+    "MedianAggregator",
+    "TrimmedMeanAggregator",
+    "WeightedAggregator",
+    "apply_update",
+    "krum_scores",
+    "make_aggregator",
+]

@@ -23,6 +23,7 @@ from fedra.client.api import (
     send,
 )
 from fedra.client.executor import Executor, SiteContext, SiteRunner
+from fedra.client.fedprox import proximal_term
 from fedra.client.script import ScriptExecutor
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "is_submit_model",
     "is_train",
     "log",
+    "proximal_term",
     "receive",
     "send",
 ]

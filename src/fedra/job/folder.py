@@ -174,9 +174,7 @@ def _check_spec(app: App, spec: ComponentSpec, kind: Kind) -> None:
 
 def check_args(cls: type[Any], args: typing.Mapping[str, Any], file: str, key: str) -> None:
     """Check ``args`` against ``cls.__init__``: known names, required ones present, simple types."""
-    signature = inspect.signature(cls)
-    hints = typing.get_type_hints(cls.__init__)
-    params = {n: p for n, p in signature.parameters.items() if p.kind == p.POSITIONAL_OR_KEYWORD}
+    params, hints = _init_params(cls)
     for name, value in args.items():
         if name not in params:
             raise JobValidationError(
@@ -188,6 +186,26 @@ def check_args(cls: type[Any], args: typing.Mapping[str, Any], file: str, key: s
     for name, param in params.items():
         if param.default is param.empty and name not in args:
             raise JobValidationError(file, f"{key}.{name}", "this required argument")
+
+
+def _init_params(cls: type[Any]) -> tuple[dict[str, inspect.Parameter], dict[str, Any]]:
+    """Named constructor parameters and their hints, following ``**kwargs`` to the base class
+    (a FedAvg variant takes FedAvg's arguments through ``**fedavg_args``)."""
+    params: dict[str, inspect.Parameter] = {}
+    hints: dict[str, Any] = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        signature = inspect.signature(init)
+        for name, param in signature.parameters.items():
+            named = param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)
+            if named and name != "self" and name not in params:
+                params[name] = param
+        hints = {**typing.get_type_hints(init), **hints}
+        if not any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values()):
+            break
+    return params, hints
 
 
 def _matches(value: object, hint: Any) -> bool:

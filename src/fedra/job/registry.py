@@ -10,12 +10,30 @@ from typing import Any, Literal
 
 from fedra.client import ScriptExecutor
 from fedra.server import ModelPersistor
-from fedra.workflows import CrossSiteEval, Cyclic, FedAvg
+from fedra.workflows import (
+    CrossSiteEval,
+    Cyclic,
+    FedAdagrad,
+    FedAdam,
+    FedAvg,
+    FedAvgM,
+    FedOpt,
+    FedYogi,
+)
 
 Kind = Literal["workflow", "executor", "persistor"]
 
 BUILTINS: dict[Kind, dict[str, type[Any]]] = {
-    "workflow": {"FedAvg": FedAvg, "CrossSiteEval": CrossSiteEval, "Cyclic": Cyclic},
+    "workflow": {
+        "FedAvg": FedAvg,
+        "FedOpt": FedOpt,
+        "FedAvgM": FedAvgM,
+        "FedAdam": FedAdam,
+        "FedYogi": FedYogi,
+        "FedAdagrad": FedAdagrad,
+        "CrossSiteEval": CrossSiteEval,
+        "Cyclic": Cyclic,
+    },
     "executor": {"ScriptExecutor": ScriptExecutor},
     "persistor": {"ModelPersistor": ModelPersistor},
 }

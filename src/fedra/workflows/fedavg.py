@@ -4,11 +4,18 @@ Each result is folded into a running weighted sum as it arrives (weights: the nu
 samples each site reports), so server memory does not grow with the number of sites.
 After the last round the final model is validated on every site, so the run ends with the
 accuracy of the model it actually produced.
+
+Optionally each round's results go through a robust rule instead (``aggregator``: see
+:data:`fedra.aggregators.AGGREGATORS`), and each round trains only a reproducible random
+sample of the sites (``sample_fraction``, ``sample_seed``).
 """
 
 from __future__ import annotations
 
-from fedra.aggregators import WeightedAggregator, apply_update
+import random
+from typing import Any
+
+from fedra.aggregators import AGGREGATORS, WeightedAggregator, apply_update, make_aggregator
 from fedra.core import (
     TASK_TRAIN,
     TASK_VALIDATE,
@@ -44,6 +51,10 @@ class FedAvg:
         higher_is_better: bool | None = None,
         final_validation: bool = True,
         train_task_name: str = TASK_TRAIN,
+        aggregator: str = "weighted",
+        aggregator_args: dict[str, Any] | None = None,
+        sample_fraction: float = 1.0,
+        sample_seed: int = 0,
     ) -> None:
         self.num_rounds = positive_int("num_rounds", num_rounds)
         self.min_clients = positive_int("min_clients", min_clients)
@@ -55,6 +66,19 @@ class FedAvg:
         self.higher_is_better = higher_is_better
         self.final_validation = final_validation
         self.train_task_name = train_task_name
+        if aggregator not in AGGREGATORS:
+            raise ValueError(
+                f"unknown aggregator {aggregator!r}; choose one of {sorted(AGGREGATORS)}"
+            )
+        self.aggregator = aggregator
+        self.aggregator_args = dict(aggregator_args or {})
+        make_aggregator(self.aggregator, **self.aggregator_args)  # bad args fail here, not later
+        if isinstance(sample_fraction, bool) or not 0 < sample_fraction <= 1:
+            raise ValueError(f"sample_fraction must be in (0, 1], got {sample_fraction!r}")
+        self.sample_fraction = float(sample_fraction)
+        if isinstance(sample_seed, bool) or not isinstance(sample_seed, int):
+            raise ValueError(f"sample_seed must be an integer, got {sample_seed!r}")
+        self.sample_seed = sample_seed
         self._round = 0
         self._global: Params | None = None
         self._best: float | None = None
@@ -91,13 +115,14 @@ class FedAvg:
                 f"round {round_num}: {len(targets)} sites connected, "
                 f"min_clients is {self.min_clients}"
             )
+        targets = self._sample(targets, round_num)
         sent = FLModel(
             params=readonly(self._global) if self._global is not None else None,
             current_round=round_num,
             total_rounds=self.num_rounds,
         )
         ctx.events.round_started(self.name, round_num, self.num_rounds, len(targets))
-        aggregator = WeightedAggregator()
+        aggregator = make_aggregator(self.aggregator, **self.aggregator_args)
         results = ctx.fleet.broadcast(
             self.train_task_name,
             sent,
@@ -124,7 +149,7 @@ class FedAvg:
             self._best = float(metrics[self.key_metric or ""])
             best = FLModel(params=sent.params, metrics=metrics, current_round=round_num - 1)
             ctx.store.save("best", best)
-        self._global = apply_update(self._global or {}, update)
+        self._global = self._next_global(update)
         # The metrics of this round describe the model the sites received, not the new one.
         received = f"round-{round_num - 1:03d}" if round_num > 1 else "initial"
         ctx.store.save(
@@ -138,6 +163,20 @@ class FedAvg:
         self._round = round_num
         ctx.events.round_finished(self.name, round_num, metrics)
         ctx.checkpoint(self.snapshot())
+
+    def _sample(self, sites: list[str], round_num: int) -> list[str]:
+        """The sites that train in ``round_num``: all of them unless ``sample_fraction < 1``,
+        else ``round(max(min_clients, fraction * len(sites)))`` drawn by a generator seeded
+        from ``sample_seed`` and the round (reproducible, whatever the order of the sites)."""
+        if self.sample_fraction >= 1:
+            return sites
+        count = min(len(sites), round(max(self.min_clients, self.sample_fraction * len(sites))))
+        rng = random.Random(self.sample_seed * 1_000_003 + round_num)
+        return sorted(rng.sample(sorted(sites), count))
+
+    def _next_global(self, update: FLModel) -> Params:
+        """The global model after a round: the aggregate (a server optimizer overrides this)."""
+        return apply_update(self._global or {}, update)
 
     def _validate(self, ctx: WorkflowContext, model: FLModel) -> dict[str, float | int | str]:
         assert model.params is not None
