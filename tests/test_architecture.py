@@ -19,6 +19,7 @@ ALLOWED: dict[str, set[str]] = {
     "store": {"core"},
     "transport": {"core", "wire", "pki"},
     "aggregators": {"core"},
+    "filters": {"core"},
     "workflows": {"core", "aggregators"},
     "server": {"core", "wire", "transport", "aggregators", "workflows"},
     "client": {"core", "wire", "transport"},

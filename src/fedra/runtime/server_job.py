@@ -66,6 +66,7 @@ def _read(
     tracking: MetricsSink,
     go: threading.Event,
     slot: threading.Semaphore,
+    parent_gone: threading.Event,
 ) -> None:
     """Route what the parent sends: results, metrics, site changes, abort.
 
@@ -121,6 +122,8 @@ def _read(
     except (ChannelClosed, FedraError, OSError) as exc:
         board.abort(f"the server parent went away ({exc})")
         go.set()
+    finally:
+        parent_gone.set()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -160,7 +163,10 @@ def run(args: argparse.Namespace) -> int:
     )
     tracking = MetricsSink(workspace / "tb_events")
     go = threading.Event()
-    reader = threading.Thread(target=_read, args=(channel, board, tracking, go, slot), daemon=True)
+    parent_gone = threading.Event()
+    reader = threading.Thread(
+        target=_read, args=(channel, board, tracking, go, slot, parent_gone), daemon=True
+    )
     reader.start()
 
     def load_class(name: str) -> object:
@@ -191,6 +197,9 @@ def run(args: argparse.Namespace) -> int:
         channel.send(Envelope(p.DONE, done))
     except (ChannelClosed, OSError):
         return 1
+    # Let the parent read DONE and end us first: closing a socket that still has unread
+    # incoming data resets the connection, and the parent could lose DONE with it.
+    parent_gone.wait(30.0)
     channel.close()
     return 0
 
