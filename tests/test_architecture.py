@@ -22,9 +22,9 @@ ALLOWED: dict[str, set[str]] = {
     "filters": {"core"},
     "workflows": {"core", "aggregators"},
     "server": {"core", "wire", "transport", "aggregators", "workflows"},
-    "client": {"core", "wire", "transport"},
-    "job": {"core", "client", "server", "workflows"},
-    "simulator": {"core", "client", "server", "job"},
+    "client": {"core", "wire", "transport", "filters"},
+    "job": {"core", "client", "server", "workflows", "filters"},
+    "simulator": {"core", "client", "server", "job", "filters"},
     "runtime": {
         "core",
         "pki",

@@ -399,3 +399,19 @@ def test_a_job_altered_in_the_server_store_is_refused_by_the_sites(
     assert final["status"] == "FINISHED:EXECUTION_EXCEPTION"
     assert "signature is not valid" in final["failure"]["traceback"]
     assert "refuses job" in federation.log("site-1")
+
+
+def test_a_sites_mandatory_privacy_policy_wraps_every_job(
+    federation: Federation, tmp_path: Path
+) -> None:
+    # site-2's own policy strips the weights from whatever it sends: the server can no longer
+    # average, and the job says which site's results differ.
+    policy = {"task_result_filters": [{"class": "ExcludeVars", "args": {"names": ["w"]}}]}
+    local = federation.layout.site("site-2") / "local"
+    local.mkdir(exist_ok=True)
+    (local / "privacy.json").write_text(json.dumps(policy))
+    with federation.session() as session:
+        job_id = session.submit_job(arithmetic_job(tmp_path / "strip", tmp_path / "marks"))
+        final = session.wait(job_id, timeout=120)
+    assert final["status"] == "FINISHED:EXECUTION_EXCEPTION", final
+    assert "params" in final["history"][-1]["reason"]

@@ -305,3 +305,48 @@ def test_fedadam_from_a_job_config_takes_fedavg_arguments(examples: Path, tmp_pa
     job.workflows[0]["args"]["num_round"] = 2
     with pytest.raises(JobValidationError, match=r"workflows\[0\]\.args\.num_round"):
         job.export(tmp_path / "bad")
+
+
+DEBUG_SCRIPT = textwrap.dedent(
+    """
+    import numpy as np
+    import fedra
+    import fedra.client as flare
+
+    flare.init()
+    while flare.is_running():
+        model = flare.receive()
+        w = model.params["w"]
+        if flare.get_site_name() == "site-2" and model.current_round == 2:
+            w = w * np.nan
+        flare.send(fedra.FLModel(params={"w": w + 1, "debug": np.arange(3.0)}))
+    """
+)
+
+
+def _debug_job(tmp_path: Path, *filters: tuple[str, dict[str, object]]) -> FedJob:
+    src = tmp_path / "src"
+    src.mkdir(exist_ok=True)
+    (src / "train.py").write_text(DEBUG_SCRIPT)
+    np.savez(src / "init.npz", w=np.zeros(2))
+    job = FedJob("filtered", min_clients=2)
+    job.add_workflow("FedAvg", num_rounds=2, min_clients=2, final_validation=False)
+    job.set_persistor(initial_npz="init.npz")
+    job.add_executor("ScriptExecutor", script="train.py")
+    job.add_file(src / "train.py").add_file(src / "init.npz")
+    for name, args in filters:
+        job.add_filter(name, **args)
+    return job
+
+
+def test_result_filters_run_on_every_site(tmp_path: Path) -> None:
+    job = _debug_job(tmp_path, ("ExcludeVars", {"names": ["debug"]}), ("RejectNonFinite", {}))
+    summary = fedra.simulate(job, n_clients=2, workspace=tmp_path / "ws", show_progress=False)
+    # site-2 sends NaN in round 2: the filter chain stops it there, naming the param.
+    assert summary.status == JobStatus.FINISHED_EXECUTION_EXCEPTION
+    assert summary.failed_site == "site-2"
+    assert "'w'" in (summary.site_traceback or "")
+    round1 = load_npz(tmp_path / "ws" / "models" / "round-001.npz")
+    assert set(round1) == {"w"}  # "debug" never left the sites
+    with pytest.raises(JobValidationError, match=r"task_result_filters\[0\]\.class"):
+        _debug_job(tmp_path, ("NoSuchFilter", {})).export(tmp_path / "bad")

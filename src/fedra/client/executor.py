@@ -13,6 +13,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
 
 from fedra.core import FLModel, SiteError, Task, TaskResult
 
@@ -65,8 +68,19 @@ class Executor(ABC):
 class SiteRunner:
     """Dispatches tasks to the executor configured for their name."""
 
-    def __init__(self, ctx: SiteContext, executors: Sequence[tuple[Sequence[str], Executor]]):
+    def __init__(
+        self,
+        ctx: SiteContext,
+        executors: Sequence[tuple[Sequence[str], Executor]],
+        data_chain: Callable[[FLModel, Any], FLModel] | None = None,
+        result_chain: Callable[[FLModel, Any], FLModel] | None = None,
+    ):
+        """``data_chain`` filters what the site receives, ``result_chain`` what it sends back
+        (the job's filters wrapped by the site's mandatory ones; see fedra.filters)."""
         self.ctx = ctx
+        self._data_chain = data_chain
+        self._result_chain = result_chain
+        self._rng = np.random.default_rng()
         self._routes = [(tuple(tasks), executor) for tasks, executor in executors]
         self._started: list[Executor] = []
         self._lock = threading.Lock()
@@ -88,11 +102,16 @@ class SiteRunner:
                 if executor not in self._started:
                     self._started.append(executor)
                     executor.start(self.ctx)
-                data = executor.execute(task.name, task.data, self.ctx)
+                received = task.data
+                if self._data_chain is not None:
+                    received = self._data_chain(received, self._filter_ctx(task, "task_data"))
+                data = executor.execute(task.name, received, self.ctx)
                 if not isinstance(data, FLModel):
                     raise TypeError(
                         f"executor returned {type(data).__name__}, expected fedra.FLModel"
                     )
+                if self._result_chain is not None:
+                    data = self._result_chain(data, self._filter_ctx(task, "task_result"))
                 return TaskResult(task.id, task.name, self.ctx.site_name, data=data)
             except BaseException as exc:
                 if isinstance(exc, KeyboardInterrupt | SystemExit) and not self.ctx.abort.is_set():
@@ -102,6 +121,13 @@ class SiteRunner:
                 else:
                     detail = "".join(traceback.format_exception(exc))
                 return TaskResult(task.id, task.name, self.ctx.site_name, error=detail)
+
+    def _filter_ctx(self, task: Task, direction: Literal["task_data", "task_result"]) -> Any:
+        from fedra.filters import FilterContext
+
+        return FilterContext(
+            self.ctx.site_name, task.name, direction, task.data.current_round, self._rng
+        )
 
     def stop(self) -> list[str]:
         """Stop every started executor; returns the tracebacks of those that failed to stop."""

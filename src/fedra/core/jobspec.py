@@ -85,6 +85,9 @@ class ClientConfig:
     """Contents of config_fed_client.json."""
 
     executors: tuple[ComponentSpec, ...]
+    #: The job's own filters on what a site receives and on what it sends back.
+    task_data_filters: tuple[ComponentSpec, ...] = ()
+    task_result_filters: tuple[ComponentSpec, ...] = ()
 
 
 def _expect_dict(value: object, file: str, key: str) -> Mapping[str, Any]:
@@ -218,7 +221,8 @@ def parse_server_config(data: object, file: str = SERVER_CONFIG) -> ServerConfig
 def parse_client_config(data: object, file: str = CLIENT_CONFIG) -> ClientConfig:
     """Validate the contents of config_fed_client.json."""
     obj = _expect_dict(data, file, "")
-    _known_keys(obj, {"format_version", "executors"}, file, "")
+    keys = {"format_version", "executors", "task_data_filters", "task_result_filters"}
+    _known_keys(obj, keys, file, "")
     _format_version(obj, file)
     raw = obj.get("executors")
     if not isinstance(raw, list) or not raw:
@@ -226,4 +230,10 @@ def parse_client_config(data: object, file: str = CLIENT_CONFIG) -> ClientConfig
     executors = tuple(
         parse_component(e, file, f"executors[{i}]", executor=True) for i, e in enumerate(raw)
     )
-    return ClientConfig(executors=executors)
+    chains: dict[str, tuple[ComponentSpec, ...]] = {}
+    for key in ("task_data_filters", "task_result_filters"):
+        items = obj.get(key, [])
+        if not isinstance(items, list):
+            raise JobValidationError(file, key, "a list of filters", items)
+        chains[key] = tuple(parse_component(f, file, f"{key}[{i}]") for i, f in enumerate(items))
+    return ClientConfig(executors=executors, **chains)

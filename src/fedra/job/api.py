@@ -49,6 +49,10 @@ class FedJob:
         self.workflows: list[dict[str, Any]] = []
         self.executors: list[dict[str, Any]] = []
         self.persistor: dict[str, Any] | None = None
+        self.filters: dict[str, list[dict[str, Any]]] = {
+            "task_data_filters": [],
+            "task_result_filters": [],
+        }
         self.files: list[tuple[Path, str]] = []
 
     def add_workflow(
@@ -70,6 +74,14 @@ class FedJob:
         entry = _component(class_name, custom, args)
         entry["tasks"] = list(tasks)
         self.executors.append(entry)
+        return self
+
+    def add_filter(self, class_name: str, *, direction: str = "task_result", **args: Any) -> FedJob:
+        """Add a filter (fedra.filters) on what sites receive (``task_data``) or send back."""
+        key = f"{direction}_filters"
+        if key not in self.filters:
+            raise ConfigError("direction must be 'task_data' or 'task_result'")
+        self.filters[key].append(_component(class_name, None, args))
         return self
 
     def set_persistor(self, class_name: str = "ModelPersistor", **args: Any) -> FedJob:
@@ -99,7 +111,8 @@ class FedJob:
         server: dict[str, Any] = {"format_version": 1, "workflows": self.workflows}
         if self.persistor is not None:
             server["persistor"] = self.persistor
-        client = {"format_version": 1, "executors": self.executors}
+        client: dict[str, Any] = {"format_version": 1, "executors": self.executors}
+        client.update({k: v for k, v in self.filters.items() if v})
         return {
             META_FILE: meta,
             f"{APP}/{SERVER_CONFIG}": server,

@@ -134,6 +134,8 @@ def _specs(app: App) -> list[tuple[ComponentSpec, Kind]]:
             specs.append((app.server.persistor, "persistor"))
     if app.client is not None:
         specs += [(e, "executor") for e in app.client.executors]
+        specs += [(f, "filter") for f in app.client.task_data_filters]
+        specs += [(f, "filter") for f in app.client.task_result_filters]
     return specs
 
 
@@ -269,6 +271,14 @@ def build_persistor(app: App, allow_custom: bool = True) -> ModelPersistor:
     if not isinstance(persistor, ModelPersistor):
         raise ConfigError(f"{app.server.persistor.name} is not a ModelPersistor")
     return persistor
+
+
+def build_filters(app: App, allow_custom: bool = True) -> tuple[list[Any], list[Any]]:
+    """The job's own filter chains of a client app: (task data filters, task result filters)."""
+    assert app.client is not None
+    data = [_instantiate(app, f, "filter", allow_custom) for f in app.client.task_data_filters]
+    result = [_instantiate(app, f, "filter", allow_custom) for f in app.client.task_result_filters]
+    return data, result
 
 
 def build_executors(app: App, allow_custom: bool = True) -> list[tuple[tuple[str, ...], Executor]]:

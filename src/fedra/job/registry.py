@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fedra.client import ScriptExecutor
+from fedra.filters import FILTERS
 from fedra.server import ModelPersistor
 from fedra.workflows import (
     CrossSiteEval,
@@ -21,7 +22,7 @@ from fedra.workflows import (
     FedYogi,
 )
 
-Kind = Literal["workflow", "executor", "persistor"]
+Kind = Literal["workflow", "executor", "persistor", "filter"]
 
 BUILTINS: dict[Kind, dict[str, type[Any]]] = {
     "workflow": {
@@ -36,6 +37,7 @@ BUILTINS: dict[Kind, dict[str, type[Any]]] = {
     },
     "executor": {"ScriptExecutor": ScriptExecutor},
     "persistor": {"ModelPersistor": ModelPersistor},
+    "filter": dict(FILTERS),
 }
 
 

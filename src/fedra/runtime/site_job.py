@@ -15,7 +15,7 @@ from pathlib import Path
 
 from fedra.client import SiteContext, SiteRunner
 from fedra.core import FedraError, FLModel, Task, release_large_buffers
-from fedra.job import activate_custom_dirs, build_executors, load_job
+from fedra.job import activate_custom_dirs, build_executors, build_filters, load_job
 from fedra.runtime import protocol as p
 from fedra.runtime.procs import ROUTER_MMAP_THRESHOLD
 from fedra.transport import ChannelClosed, connect_unix
@@ -53,7 +53,17 @@ def run(args: argparse.Namespace) -> int:
         default_launch="subprocess",
         own_process_group=False,
     )
-    runner = SiteRunner(ctx, build_executors(app))
+    from fedra.filters import wrap_chains
+    from fedra.runtime.privacy import load_site_filters
+
+    job_data, job_result = build_filters(app)
+    site_data, site_result = load_site_filters(Path(args.kit)) if args.kit else ([], [])
+    runner = SiteRunner(
+        ctx,
+        build_executors(app),
+        data_chain=wrap_chains(site_data, job_data, "task_data"),
+        result_chain=wrap_chains(site_result, job_result, "task_result"),
+    )
     channel.send(Envelope(p.READY, {"job_id": args.job_id}))
     try:
         while True:
@@ -100,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--site", required=True)
     parser.add_argument("--index", type=int, required=True)
     parser.add_argument("--num-sites", type=int, required=True)
+    parser.add_argument("--kit", default="", help="the site's kit (for local/privacy.json)")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,

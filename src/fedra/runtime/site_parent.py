@@ -231,6 +231,8 @@ class SiteParent:
                 str(sites.index(self.kit.name)),
                 "--num-sites",
                 str(len(sites)),
+                "--kit",
+                str(self.kit.root),
             ]
             proc = spawn("fedra.runtime.site_job", args, log_path, cwd=root)
             try:

@@ -29,11 +29,13 @@ from fedra.core import (
     new_id,
     release_large_buffers,
 )
+from fedra.filters import wrap_chains
 from fedra.job import (
     FedJob,
     JobDefinition,
     activate_custom_dirs,
     build_executors,
+    build_filters,
     build_persistor,
     build_workflows,
     load_custom_class,
@@ -249,7 +251,13 @@ def _simulate(
             custom_dir=app.custom_dir,
             log_sink=tracking.add,
         )
-        runners[site] = SiteRunner(ctx, build_executors(app))
+        job_data, job_result = build_filters(app)
+        runners[site] = SiteRunner(
+            ctx,
+            build_executors(app),
+            data_chain=wrap_chains([], job_data, "task_data") if job_data else None,
+            result_chain=wrap_chains([], job_result, "task_result") if job_result else None,
+        )
     board_ref: list[TaskBoard] = []
     workers = _Workers(runners, board_ref, threads)
     board = TaskBoard(sites, workers.deliver, job_id=job_id, consumed=workers.consumed)
