@@ -35,6 +35,7 @@ ALLOWED: dict[str, set[str]] = {
         "client",
         "job",
         "workflows",
+        "filters",
     },
     "admin": {"core", "pki", "wire", "transport", "job"},
     "poc": {"core", "pki", "runtime"},
