@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 #: Seconds a process gets between SIGTERM and SIGKILL.
@@ -77,3 +77,37 @@ def tail(path: Path, lines: int = 40) -> str:
     except OSError:
         return ""
     return "\n".join(text.splitlines()[-lines:])
+
+
+def parent_kit(argv: Sequence[str] | None, description: str) -> Path | int:
+    """Parse ``--kit DIR`` and verify the kit: its folder, or the exit code of a refusal."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--kit", required=True, type=Path, help="the startup kit folder")
+    root = parser.parse_args(argv).kit.resolve()
+    refused = kit_refused(root)
+    return root if refused is None else refused
+
+
+def parent_ready(root: Path, shutdown: Callable[[], None]) -> None:
+    """What every parent process does once its kit is loaded: log to ``log.txt`` and stdout,
+    return model-sized buffers to the system, stop cleanly on SIGTERM/SIGINT, write pid.fl."""
+    import logging
+    import signal as signals
+
+    from fedra.core import release_large_buffers
+
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logger = logging.getLogger()
+    logger.setLevel(logging.INFO)
+    for handler in (
+        logging.FileHandler(root / "log.txt", encoding="utf-8"),
+        logging.StreamHandler(sys.stdout),
+    ):
+        handler.setFormatter(fmt)
+        logger.addHandler(handler)
+    release_large_buffers(ROUTER_MMAP_THRESHOLD)
+    signals.signal(signals.SIGTERM, lambda *_: shutdown())
+    signals.signal(signals.SIGINT, lambda *_: shutdown())
+    (root / "pid.fl").write_text(str(os.getpid()))

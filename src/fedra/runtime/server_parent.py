@@ -9,11 +9,8 @@ resumed from their last snapshot when it starts again.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
-import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -24,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fedra.core import FedraError, InvalidTransition, JobStatus, release_large_buffers
+from fedra.core import FedraError, InvalidTransition, JobStatus
 from fedra.pki import TlsFiles
 from fedra.runtime import protocol as p
 from fedra.runtime.config import ServerKit
-from fedra.runtime.procs import ROUTER_MMAP_THRESHOLD, end_group, kit_refused, spawn, tail
+from fedra.runtime.procs import end_group, parent_kit, parent_ready, spawn, tail
 from fedra.store import JobRecord, SqliteJobStore
 from fedra.transport import (
     ChannelClosed,
@@ -499,34 +496,13 @@ class ServerParent:
         return JobStatus.FINISHED_ABORTED
 
 
-def setup_logging(log_path: Path) -> None:
-    """Log to ``log_path`` and stdout."""
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    root = logging.getLogger()
-    root.setLevel(logging.INFO)
-    for handler in (
-        logging.FileHandler(log_path, encoding="utf-8"),
-        logging.StreamHandler(sys.stdout),
-    ):
-        handler.setFormatter(fmt)
-        root.addHandler(handler)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: ``python -m fedra.runtime.server_parent --kit DIR``."""
-    parser = argparse.ArgumentParser(description="Fedra server (parent process)")
-    parser.add_argument("--kit", required=True, type=Path, help="the server's startup kit folder")
-    args = parser.parse_args(argv)
-    refused = kit_refused(args.kit.resolve())
-    if refused is not None:
-        return refused
-    kit = ServerKit.load(args.kit.resolve())
-    setup_logging(kit.root / "log.txt")
-    release_large_buffers(ROUTER_MMAP_THRESHOLD)
-    server = ServerParent(kit)
-    signal.signal(signal.SIGTERM, lambda *_: server.shutdown())
-    signal.signal(signal.SIGINT, lambda *_: server.shutdown())
-    (kit.root / "pid.fl").write_text(str(os.getpid()))
+    root = parent_kit(argv, "Fedra server (parent process)")
+    if isinstance(root, int):
+        return root
+    server = ServerParent(ServerKit.load(root))
+    parent_ready(root, server.shutdown)
     server.start()
     return server.wait()
 

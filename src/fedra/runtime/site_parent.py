@@ -8,12 +8,10 @@ scripts included (SIGTERM, then SIGKILL after a grace period).
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import platform
 import random
-import signal
 import subprocess
 import sys
 import tempfile
@@ -23,12 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fedra.core import FedraError, release_large_buffers
+from fedra.core import FedraError
 from fedra.pki import TlsFiles
 from fedra.runtime import protocol as p
 from fedra.runtime.config import SiteKit
-from fedra.runtime.procs import ROUTER_MMAP_THRESHOLD, end_group, kit_refused, spawn, tail
-from fedra.runtime.server_parent import setup_logging
+from fedra.runtime.procs import end_group, parent_kit, parent_ready, spawn, tail
 from fedra.transport import (
     ChannelClosed,
     Connection,
@@ -336,19 +333,11 @@ class SiteParent:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: ``python -m fedra.runtime.site_parent --kit DIR``."""
-    parser = argparse.ArgumentParser(description="Fedra site (parent process)")
-    parser.add_argument("--kit", required=True, type=Path, help="the site's startup kit folder")
-    args = parser.parse_args(argv)
-    refused = kit_refused(args.kit.resolve())
-    if refused is not None:
-        return refused
-    kit = SiteKit.load(args.kit.resolve())
-    setup_logging(kit.root / "log.txt")
-    release_large_buffers(ROUTER_MMAP_THRESHOLD)
-    site = SiteParent(kit)
-    signal.signal(signal.SIGTERM, lambda *_: site.shutdown())
-    signal.signal(signal.SIGINT, lambda *_: site.shutdown())
-    (kit.root / "pid.fl").write_text(str(os.getpid()))
+    root = parent_kit(argv, "Fedra site (parent process)")
+    if isinstance(root, int):
+        return root
+    site = SiteParent(SiteKit.load(root))
+    parent_ready(root, site.shutdown)
     return site.run()
 
 
