@@ -21,6 +21,7 @@ ALLOWED: dict[str, set[str]] = {
     "aggregators": {"core"},
     "filters": {"core"},
     "workflows": {"core", "aggregators"},
+    "scheduler": {"core"},
     "server": {"core", "wire", "transport", "aggregators", "workflows"},
     "client": {"core", "wire", "transport", "filters"},
     "job": {"core", "client", "server", "workflows", "filters"},
