@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install $(PIP_FLAGS) --upgrade pip
-	$(BIN)/python -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[torch,tensorboard,dev]'
+	$(BIN)/python -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[torch,tensorboard,he,ray,postgres,plot,dev]'
 	touch $(STAMP)
 
 demo: install

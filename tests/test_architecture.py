@@ -37,6 +37,7 @@ ALLOWED: dict[str, set[str]] = {
         "job",
         "workflows",
         "filters",
+        "scheduler",
     },
     "admin": {"core", "pki", "wire", "transport", "job"},
     "poc": {"core", "pki", "runtime"},

@@ -27,8 +27,11 @@ SCRIPT = textwrap.dedent(
     site, index = flare.get_site_name(), flare.get_site_index()
     marks = Path(opts["marks"])
     (marks / f"{site}.pid").write_text(str(os.getpid()))
+    (marks / f"{site}.cuda").write_text(os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"))
     while flare.is_running():
         model = flare.receive()
+        with open(marks / f"{site}.tasks", "a") as tasks:  # when each task began, for tests
+            tasks.write(f"{time.time()}\\n")
         params = model.params
         if not flare.is_train():
             flare.send(fedra.FLModel(metrics={"mean": float(np.mean(params["w"]))}))
@@ -58,6 +61,8 @@ def arithmetic_job(
     min_clients: int = 2,
     launch: str | None = None,
     wait_after_min: float = 30.0,
+    resource_spec: dict[str, dict[str, float]] | None = None,
+    priority: int = 0,
     **options: str,
 ) -> Path:
     """Export a job whose final model has a closed form (see :func:`expected_weights`)."""
@@ -67,7 +72,9 @@ def arithmetic_job(
     np.savez(src / "init.npz", w=np.zeros(4))
     marks.mkdir(parents=True, exist_ok=True)
     args = [f"marks={marks}"] + [f"{k}={v}" for k, v in options.items()]
-    job = FedJob(folder.name, min_clients=min_clients)
+    job = FedJob(
+        folder.name, min_clients=min_clients, resource_spec=resource_spec, priority=priority
+    )
     job.add_workflow(
         "FedAvg",
         num_rounds=rounds,

@@ -240,7 +240,7 @@ def test_local_edits_are_fine_but_a_changed_startup_file_is_refused(
     wait_for(lambda: fed.connected() == [("site-1", "hospital-a")], 60, "site-2 to be gone")
     local = fed.kits["site-2"] / "local"
     resources = json.loads((local / "resources.json.default").read_text())
-    resources["max_concurrent_jobs"] = 1
+    resources["num_gpus"] = 1
     (local / "resources.json").write_text(json.dumps(resources))
     verify_kit(fed.kits["site-2"])
     fed.start("site-2")

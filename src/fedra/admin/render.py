@@ -223,7 +223,9 @@ def _details(out: Console, job: dict[str, Any]) -> None:
             line = f"  {_when(change.get('at'))}  {change.get('status', '?')}"
             out.print(f"{line}  {reason}".rstrip(), highlight=False, markup=False)
     if job.get("waiting"):
-        out.print(f"  waiting: {job['waiting']}", highlight=False, markup=False)
+        why = str(job["waiting"])
+        why = why if why.startswith("waiting") else f"waiting: {why}"
+        out.print(f"  {why}", highlight=False, markup=False)
     failure = job.get("failure")
     if failure:
         out.print(Text("  failure:", style="bold red"))

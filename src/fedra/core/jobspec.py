@@ -47,6 +47,8 @@ class JobMeta:
     min_clients: int = 1
     mandatory_clients: tuple[str, ...] = ()
     resource_spec: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: Higher runs first among queued jobs (see fedra.scheduler); default 0.
+    priority: int = 0
 
     def server_app(self) -> str:
         """The name of the app the server runs."""
@@ -128,6 +130,7 @@ def parse_meta(data: object, file: str = META_FILE) -> JobMeta:
             "min_clients",
             "mandatory_clients",
             "resource_spec",
+            "priority",
             "format_version",
         },
         file,
@@ -157,12 +160,16 @@ def parse_meta(data: object, file: str = META_FILE) -> JobMeta:
     resources = _expect_dict(obj.get("resource_spec", {}), file, "resource_spec")
     for site, spec in resources.items():
         _expect_dict(spec, file, f"resource_spec.{site}")
+    priority = obj.get("priority", 0)
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise JobValidationError(file, "priority", "an integer (higher runs first)", priority)
     meta = JobMeta(
         name=name,
         deploy_map=deploy_map,
         min_clients=meta_min,
         mandatory_clients=mandatory,
         resource_spec={k: dict(v) for k, v in resources.items()},
+        priority=priority,
     )
     servers = server_apps(deploy_map)
     if len(servers) != 1:

@@ -41,11 +41,13 @@ class FedJob:
         min_clients: int = 1,
         mandatory_clients: Sequence[str] = (),
         resource_spec: dict[str, dict[str, Any]] | None = None,
+        priority: int = 0,
     ) -> None:
         self.name = name
         self.min_clients = min_clients
         self.mandatory_clients = list(mandatory_clients)
         self.resource_spec = dict(resource_spec or {})
+        self.priority = priority
         self.workflows: list[dict[str, Any]] = []
         self.executors: list[dict[str, Any]] = []
         self.persistor: dict[str, Any] | None = None
@@ -108,6 +110,8 @@ class FedJob:
             meta["mandatory_clients"] = self.mandatory_clients
         if self.resource_spec:
             meta["resource_spec"] = self.resource_spec
+        if self.priority:
+            meta["priority"] = self.priority
         server: dict[str, Any] = {"format_version": 1, "workflows": self.workflows}
         if self.persistor is not None:
             server["persistor"] = self.persistor

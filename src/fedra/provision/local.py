@@ -95,12 +95,20 @@ def privacy() -> dict[str, Any]:
 
 def resources(*, server: bool) -> dict[str, Any]:
     """What this participant offers to jobs; the scheduler never exceeds it."""
+    if server:
+        return {
+            "format_version": 1,
+            "comment": "The server's job limit is max_jobs in startup/fed_server.json.",
+        }
     return {
         "format_version": 1,
-        "comment": "Copy to resources.json to change.",
-        "max_concurrent_jobs": 4 if server else 2,
-        "num_of_gpus": 0,
-        "mem_per_gpu_in_GiB": 0,
+        "comment": (
+            "Copy to resources.json to change. num_cpus and memory (GiB) default to what the "
+            'machine has; site-specific resources go under extra, e.g. {"fpga": 1}.'
+        ),
+        "num_gpus": 0,
+        "mem_per_gpu": 0,
+        "extra": {},
     }
 
 

@@ -12,13 +12,12 @@ import io
 import logging
 import threading
 import time
-import uuid
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fedra.core import ConfigError, FedraError, JobStatus, parse_meta
+from fedra.core import ConfigError, FedraError, JobMeta, JobStatus, parse_meta
 from fedra.runtime import protocol as p
 from fedra.runtime.procs import tail
 from fedra.store import JobRecord, meta_as_dict
@@ -31,7 +30,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("fedra.admin")
 Handler = Callable[["ServerParent", dict[str, Any], bytes | None, str], tuple[Any, bytes | None]]
 _HANDLERS: dict[str, Handler] = {}
-_pending: dict[str, tuple[threading.Event, list[Envelope]]] = {}
 MAX_TEXT = 256 * 1024
 
 
@@ -162,6 +160,10 @@ def _check_status(
                 "connected": True,
                 "last_seen_s": round(now - h.last_seen, 3),
                 "jobs": h.jobs,
+                "resources": {
+                    "total": h.total.as_dict() if h.total else None,
+                    "free": h.free.as_dict() if h.free else None,
+                },
             }
             for h in sorted(server.sites.values(), key=lambda h: h.name)
         ]
@@ -205,6 +207,27 @@ def check_submission(
     }
 
 
+def check_resources(server: ServerParent, meta: JobMeta) -> None:
+    """Refuse a resource_spec no site could ever hold (checked against connected sites)."""
+    from fedra.scheduler import ResourceError, shortfall
+
+    for site, spec in meta.resource_spec.items():
+        if server.kit.sites is not None and site not in server.kit.sites:
+            raise ConfigError(f"resource_spec names {site!r}, which is not a site of this project")
+        handle = server.sites.get(site)
+        if handle is None or handle.total is None:
+            continue  # checked by the scheduler once the site connects
+        try:
+            reason = shortfall(site, spec, handle.total)
+        except ResourceError as exc:
+            raise ConfigError(f"resource_spec: {exc}") from exc
+        if reason is not None:
+            raise ConfigError(
+                f"the job can never run: resource_spec asks {site} for more than it has "
+                f"({reason} when idle)"
+            )
+
+
 @command("submit_job")
 def _submit(
     server: ServerParent, args: dict[str, Any], blob: bytes | None, user: str
@@ -223,6 +246,7 @@ def _submit(
         unzip_job(blob, folder)
         job = load_job(folder)  # fully validated before anything is stored
         meta = json.loads((folder / "meta.json").read_text())
+    check_resources(server, job.meta)
     record = server.store.create(meta, blob, submitter=user)
     server.store.update_run_info(record.job_id, {"submission": submission})
     log.info("job %s (%s) submitted by %s (signature checked)", record.job_id, job.meta.name, user)
@@ -330,31 +354,9 @@ def _participant_file(server: ServerParent, participant: str, name: str) -> Path
 
 
 def _relay(server: ServerParent, site: str, cmd: str, args: dict[str, Any]) -> Any:
-    req_id = uuid.uuid4().hex
-    event = threading.Event()
-    box: list[Envelope] = []
-    _pending[req_id] = (event, box)
-    try:
-        if not server.send_to_site(
-            site, Envelope(p.REQUEST, {"id": req_id, "cmd": cmd, "args": args})
-        ):
-            raise ConfigError(f"site {site!r} is not connected")
-        if not event.wait(15.0):
-            raise FedraError(f"site {site} did not answer {cmd} within 15 s")
-    finally:
-        _pending.pop(req_id, None)
-    reply = box[0].headers
-    if not reply.get("ok"):
-        raise FedraError(f"site {site}: {reply.get('error')}")
-    return reply.get("data")
-
-
-def relay_reply(env: Envelope) -> None:
-    """A site answered a relayed request."""
-    entry = _pending.get(str(env.headers.get("id")))
-    if entry is not None:
-        entry[1].append(env)
-        entry[0].set()
+    if site not in server.sites:
+        raise ConfigError(f"site {site!r} is not connected")
+    return server.ask(site, cmd, args)
 
 
 @command("tail")

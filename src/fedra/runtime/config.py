@@ -64,6 +64,8 @@ class ServerKit:
     heartbeat_timeout: float
     #: The sites of the project; None: any site with a certificate from the project's CA.
     sites: tuple[str, ...] | None = None
+    #: Seconds after which a queued job moves to the front and claims its resources.
+    job_aging_s: float = 300.0
 
     @property
     def startup(self) -> Path:
@@ -85,6 +87,7 @@ class ServerKit:
             max_jobs=_get(data, path, "max_jobs", int, 4),
             heartbeat_timeout=float(_get(data, path, "heartbeat_timeout", (int, float), 60)),  # type: ignore[arg-type]
             sites=_sites(data, path),
+            job_aging_s=float(_get(data, path, "job_aging_s", (int, float), 300)),  # type: ignore[arg-type]
         )
 
 

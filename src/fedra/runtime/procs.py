@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 #: Seconds a process gets between SIGTERM and SIGKILL.
@@ -19,8 +19,17 @@ GRACE = 5.0
 ROUTER_MMAP_THRESHOLD = 16 << 20
 
 
-def spawn(module: str, args: Sequence[str], log_path: Path, cwd: Path) -> subprocess.Popen[bytes]:
-    """Start ``python -m module args`` in a new session, output appended to ``log_path``."""
+def spawn(
+    module: str,
+    args: Sequence[str],
+    log_path: Path,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``python -m module args`` in a new session, output appended to ``log_path``.
+
+    ``env``: the whole environment of the new process (default: this one's).
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         return subprocess.Popen(
@@ -30,6 +39,7 @@ def spawn(module: str, args: Sequence[str], log_path: Path, cwd: Path) -> subpro
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=env,
         )
 
 

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from fedra.pki import TlsFiles
 from fedra.runtime import protocol as p
 from fedra.runtime.config import ServerKit
 from fedra.runtime.procs import end_group, parent_kit, parent_ready, spawn, tail
+from fedra.scheduler import QueuedJob, ResourceError, SiteResources, Wait, schedule
 from fedra.store import JobRecord, SqliteJobStore
 from fedra.transport import (
     ChannelClosed,
@@ -39,6 +41,10 @@ from fedra.wire import Envelope
 
 log = logging.getLogger("fedra.server")
 FINAL = {s for s in JobStatus if s.is_final}
+#: Seconds a site holds resources reserved for a job that the server is about to start.
+RESERVATION_TTL_S = 60.0
+#: Seconds to wait for a site's answer to a request (reserve, free, sys_info ...).
+REQUEST_TIMEOUT_S = 15.0
 
 
 @dataclass
@@ -51,6 +57,21 @@ class SiteHandle:
     connected_at: float = field(default_factory=time.time)
     last_seen: float = field(default_factory=time.monotonic)
     jobs: list[str] = field(default_factory=list)
+    #: What the site declared (``local/resources.json``) and, as last reported, has free.
+    total: SiteResources | None = None
+    free: SiteResources | None = None
+
+    def update_resources(self, report: object) -> None:
+        """Take a site's resource report (from hello, heartbeat or a reserve answer)."""
+        if not isinstance(report, dict):
+            return
+        try:
+            total = SiteResources.from_dict(report.get("total"), f"{self.name} total")
+            free = SiteResources.from_dict(report.get("free"), f"{self.name} free")
+        except ResourceError as exc:
+            log.warning("site %s sent a bad resource report: %s", self.name, exc)
+            return
+        self.total, self.free = total, free
 
 
 @dataclass
@@ -82,6 +103,7 @@ class ServerParent:
         self.running: dict[str, RunningJob] = {}
         self.waiting: dict[str, str] = {}  # job id -> why it waits
         self._to_resume: set[str] = set()
+        self._requests: dict[str, tuple[threading.Event, list[Envelope]]] = {}
         self._stopping = threading.Event()
         self.exit_code = 0
         ca, cert, key = TlsFiles.in_dir(kit.startup, "server").load()
@@ -197,8 +219,12 @@ class ServerParent:
 
     def _from_site(self, handle: SiteHandle, env: Envelope) -> None:
         h = env.headers
-        if env.kind == p.HEARTBEAT:
+        if env.kind in (p.HELLO, p.HEARTBEAT):
+            handle.update_resources(h.get("resources"))
             handle.jobs = [str(j) for j in h.get("jobs", [])]
+            self._end_stale_jobs(handle)
+            if env.kind == p.HELLO:
+                self.wake()  # its resources are known now: maybe a queued job fits
         elif env.kind in (p.RESULT, p.LOG):
             job = self.running.get(str(h.get("job_id")))
             if job is not None:
@@ -217,9 +243,40 @@ class ServerParent:
                 failed = Envelope("site_failed", {"site": handle.name, "detail": detail})
                 self._to_job(job, failed)
         elif env.kind == p.REPLY:
-            from fedra.runtime.admin_service import relay_reply
+            entry = self._requests.get(str(h.get("id")))
+            if entry is not None:
+                entry[1].append(env)
+                entry[0].set()
 
-            relay_reply(env)
+    def _end_stale_jobs(self, handle: SiteHandle) -> None:
+        """Abort jobs a site still runs that the server no longer runs (missed end_job)."""
+        with self._lock:
+            stale = [j for j in handle.jobs if j not in self.running and j not in self._to_resume]
+        for job_id in stale:
+            log.info("site %s still runs job %s, which has ended: aborting it", handle.name, job_id)
+            self.send_to_site(handle.name, Envelope(p.ABORT_JOB, {"job_id": job_id}))
+
+    def ask(
+        self, site: str, cmd: str, args: dict[str, Any], timeout: float = REQUEST_TIMEOUT_S
+    ) -> Any:
+        """Send a request to a site and wait for its answer; FedraError when it fails."""
+        req_id = uuid.uuid4().hex
+        event = threading.Event()
+        box: list[Envelope] = []
+        self._requests[req_id] = (event, box)
+        try:
+            if not self.send_to_site(
+                site, Envelope(p.REQUEST, {"id": req_id, "cmd": cmd, "args": args})
+            ):
+                raise FedraError(f"site {site!r} is not connected")
+            if not event.wait(timeout):
+                raise FedraError(f"site {site} did not answer {cmd} within {timeout:.0f} s")
+        finally:
+            self._requests.pop(req_id, None)
+        reply = box[0].headers
+        if not reply.get("ok"):
+            raise FedraError(f"{reply.get('error')}")
+        return reply.get("data")
 
     def _sites_changed(self) -> None:
         with self._lock:
@@ -277,50 +334,109 @@ class ServerParent:
             )
             handle.conn.close()
 
-    def job_sites(self, record: JobRecord) -> tuple[list[str], str | None]:
-        """The connected sites a job would run on, or why it cannot run now."""
-        meta = record.meta
-        with self._lock:
-            connected = sorted(self.sites)
-        wanted = [s for s in connected if meta.app_for_site(s) is not None]
-        missing = [s for s in meta.mandatory_clients if s not in wanted]
-        if missing:
-            return [], f"waiting: mandatory sites {missing} are not connected"
-        if len(wanted) < meta.min_clients:
-            return [], f"waiting: {len(wanted)} of min_clients={meta.min_clients} sites connected"
-        return wanted, None
-
     def _schedule_once(self) -> None:
-        candidates = [r for r in self.store.list(statuses={JobStatus.SUBMITTED})]
-        candidates += [self.store.get(j) for j in sorted(self._to_resume)]
-        for record in candidates:
-            with self._lock:
-                if len(self.running) >= self.kit.max_jobs:
-                    self.waiting[record.job_id] = "waiting: the server runs max_jobs jobs"
-                    continue
-                if record.job_id in self.running:
-                    continue
-            sites, reason = self.job_sites(record)
-            if reason is not None:
-                self.waiting[record.job_id] = reason
+        for job_id in sorted(self._to_resume):
+            self._resume(job_id)
+        records = {r.job_id: r for r in self.store.list(statuses={JobStatus.SUBMITTED})}
+        for gone in set(self.waiting) - set(records):
+            self.waiting.pop(gone, None)
+        if not records:
+            return
+        queue = [
+            QueuedJob(r.job_id, r.meta, r.meta.priority, r.submitted_at) for r in records.values()
+        ]
+        with self._lock:
+            free = {n: h.free for n, h in self.sites.items() if h.free is not None}
+            running = len(self.running) + len(self._to_resume)
+        decisions = schedule(
+            queue, free, running, self.kit.max_jobs, time.time(), self.kit.job_aging_s
+        )
+        for decision in decisions:
+            if isinstance(decision, Wait):
+                self.waiting[decision.job_id] = f"waiting: {decision.reason}"
+            else:
+                self._dispatch(records[decision.job_id], list(decision.sites))
+
+    def _dispatch(self, record: JobRecord, sites: list[str]) -> None:
+        """Reserve the job's resources on its sites, then move it to DISPATCHED and start it.
+
+        An optional site that refuses the reservation is left out while the job still has
+        its mandatory sites and min_clients; otherwise every reservation is released and the
+        job waits with the site's reason. The transition expects SUBMITTED, so a job aborted
+        meanwhile is never started.
+        """
+        job_id, meta = record.job_id, record.meta
+        reserved: list[str] = []
+        refusals: list[str] = []
+        for site in sites:
+            spec = dict(meta.resource_spec.get(site, {}))
+            args = {"job_id": job_id, "spec": spec, "ttl": RESERVATION_TTL_S}
+            try:
+                report = self.ask(site, "reserve", args)
+            except FedraError as exc:
+                refusals.append(str(exc))
+                if site in meta.mandatory_clients:
+                    break
                 continue
-            self.waiting.pop(record.job_id, None)
-            resume = record.job_id in self._to_resume
-            if record.status in FINAL:
-                self._to_resume.discard(record.job_id)
+            reserved.append(site)
+            handle = self.sites.get(site)
+            if handle is not None:
+                handle.update_resources(report)
+        enough = len(reserved) >= meta.min_clients
+        if not enough or any(s not in reserved for s in meta.mandatory_clients):
+            self._release(job_id, reserved)
+            self.waiting[job_id] = f"waiting: {'; '.join(refusals) or 'sites refused'}"
+            return
+        try:
+            self.store.transition(
+                job_id,
+                JobStatus.DISPATCHED,
+                f"dispatched to {', '.join(reserved)}",
+                expected=JobStatus.SUBMITTED,
+            )
+        except InvalidTransition:
+            self._release(job_id, reserved)  # aborted meanwhile: never started
+            return
+        self.waiting.pop(job_id, None)
+        self._launch(job_id, reserved, resume=False)
+
+    def _release(self, job_id: str, sites: Sequence[str]) -> None:
+        """Give back reservations made for a job that will not start (best effort: they expire)."""
+        for site in sites:
+            try:
+                report = self.ask(site, "free", {"job_id": job_id})
+            except FedraError as exc:
+                log.info("could not release job %s on %s: %s", job_id, site, exc)
                 continue
-            if record.status == JobStatus.SUBMITTED:
-                try:
-                    self.store.transition(
-                        record.job_id,
-                        JobStatus.DISPATCHED,
-                        f"dispatched to {', '.join(sites)}",
-                        expected=JobStatus.SUBMITTED,
-                    )
-                except InvalidTransition:
-                    continue  # aborted meanwhile: never started
-            self._to_resume.discard(record.job_id)
-            self._launch(record.job_id, sites, resume)
+            handle = self.sites.get(site)
+            if handle is not None:
+                handle.update_resources(report)
+
+    def _resume(self, job_id: str) -> None:
+        """Restart a job that was running when the server stopped, once its sites are back."""
+        record = self.store.get(job_id)
+        if record.status in FINAL:
+            self._to_resume.discard(job_id)
+            return
+        with self._lock:
+            if job_id in self.running:
+                self._to_resume.discard(job_id)
+                return
+            connected = sorted(self.sites)
+        meta = record.meta
+        sites = [s for s in connected if meta.app_for_site(s) is not None]
+        missing = [s for s in meta.mandatory_clients if s not in sites]
+        if missing:
+            self.waiting[job_id] = f"waiting to resume: mandatory sites {missing} not connected"
+            return
+        if len(sites) < meta.min_clients:
+            self.waiting[job_id] = (
+                f"waiting to resume: {len(sites)} of min_clients={meta.min_clients} connected"
+            )
+            return
+        self.waiting.pop(job_id, None)
+        self._to_resume.discard(job_id)
+        self._launch(job_id, sites, resume=True)
 
     def _launch(self, job_id: str, sites: list[str], resume: bool) -> None:
         from fedra.job.archive import unzip_job
@@ -370,14 +486,23 @@ class ServerParent:
         threading.Thread(
             target=self._serve_job, args=(job,), name=f"job-{job_id[:8]}", daemon=True
         ).start()
+        # RUNNING is recorded before any site hears of the job: an abort that came first wins
+        # (the transition fails and the job never starts), one that comes later sees it running.
+        try:
+            if self.store.get(job_id).status != JobStatus.RUNNING:
+                self.store.transition(
+                    job_id,
+                    JobStatus.RUNNING,
+                    "started on " + ", ".join(sites),
+                    expected=JobStatus.DISPATCHED,
+                )
+        except InvalidTransition:
+            log.info("job %s was aborted while starting: not started", job_id)
+            job.aborting = True
+            threading.Thread(target=end_group, args=(job.proc,), daemon=True).start()
+            return
         self._send_start(job, sites)
         self._to_job(job, Envelope(p.GO, {}))  # after start_job: sites see it before any task
-        record = self.store.get(job_id)
-        if record.status == JobStatus.DISPATCHED:
-            try:
-                self.store.transition(job_id, JobStatus.RUNNING, "started on " + ", ".join(sites))
-            except InvalidTransition:
-                self.abort(job_id, "aborted while starting")
         self.store.update_run_info(job_id, {"sites": sites})
         log.info("job %s %s on %s", job_id, "resumed" if resume else "started", ", ".join(sites))
 

@@ -26,6 +26,8 @@ from fedra.pki import TlsFiles
 from fedra.runtime import protocol as p
 from fedra.runtime.config import SiteKit
 from fedra.runtime.procs import end_group, parent_kit, parent_ready, spawn, tail
+from fedra.runtime.site_resources import SiteResourceBook, load_site_resources
+from fedra.scheduler import ResourceError
 from fedra.transport import (
     ChannelClosed,
     Connection,
@@ -59,6 +61,7 @@ class SiteParent:
         self.tls = TlsFiles.in_dir(kit.startup, "client").load()
         self.jobs: dict[str, SiteJob] = {}
         self.refused: dict[str, str] = {}  # job id -> why this site will not run it
+        self.resources = SiteResourceBook(kit.name, load_site_resources(kit.root))
         self._lock = threading.Lock()
         self._conn: Connection | None = None
         self._stopping = threading.Event()
@@ -103,7 +106,9 @@ class SiteParent:
         stop_beat = threading.Event()
         threading.Thread(target=self._heartbeat, args=(conn, stop_beat), daemon=True).start()
         try:
-            conn.send(Envelope(p.HELLO, {"site": self.kit.name}))
+            conn.send(
+                Envelope(p.HELLO, {"site": self.kit.name, "resources": self.resources.report()})
+            )
             while not self._stopping.is_set():
                 self._from_server(conn.recv())
         except (ChannelClosed, FedraError, OSError) as exc:
@@ -117,7 +122,8 @@ class SiteParent:
     def _heartbeat(self, conn: Connection, stop: threading.Event) -> None:
         while not stop.wait(self.kit.heartbeat_interval):
             try:
-                conn.send(Envelope(p.HEARTBEAT, {"jobs": sorted(self.jobs)}))
+                beat = {"jobs": sorted(self.jobs), "resources": self.resources.report()}
+                conn.send(Envelope(p.HEARTBEAT, beat))
             except (ChannelClosed, FedraError, OSError):
                 return
 
@@ -194,6 +200,7 @@ class SiteParent:
                     self.kit.root, self.kit.org, self.tls[0], data, headers, job_dir
                 )
             except JobRefused as exc:
+                self.resources.free(job_id)
                 self.refused[job_id] = f"{self.kit.name} refuses job {job_id}: {exc}"
                 log.warning("%s", self.refused[job_id])
                 self._send(
@@ -210,6 +217,7 @@ class SiteParent:
                 submitter.role,
                 submitter.org,
             )
+            env = self._allocate(job_id, job_dir)
             sock_dir = Path(tempfile.mkdtemp(prefix="fedra-cj-"))
             listener = listen_unix(str(sock_dir / "cj.sock"))
             log_path = root / "log.txt"
@@ -231,7 +239,7 @@ class SiteParent:
                 "--kit",
                 str(self.kit.root),
             ]
-            proc = spawn("fedra.runtime.site_job", args, log_path, cwd=root)
+            proc = spawn("fedra.runtime.site_job", args, log_path, cwd=root, env=env)
             try:
                 channel = accept_channel(listener, timeout=60.0)
                 ready = channel.recv(timeout=120.0)
@@ -240,6 +248,7 @@ class SiteParent:
             if ready.kind != p.READY:
                 raise FedraError(str(ready.headers.get("detail", ready.kind)))
         except Exception as exc:
+            self.resources.free(job_id)
             log.error("job %s failed to start: %s", job_id, exc)
             self._send(
                 Envelope(p.JOB_STATE, {"job_id": job_id, "state": "failed", "detail": str(exc)})
@@ -251,6 +260,25 @@ class SiteParent:
         threading.Thread(target=self._serve_job, args=(job,), daemon=True).start()
         log.info("job %s started (pid %d)", job_id, proc.pid)
         self._send(Envelope(p.JOB_STATE, {"job_id": job_id, "state": "started"}))
+
+    def _allocate(self, job_id: str, job_dir: Path) -> dict[str, str]:
+        """Allocate what the job asks of this site; the environment for its processes."""
+        import json
+
+        from fedra.core.jobspec import META_FILE, parse_meta
+
+        meta = parse_meta(json.loads((job_dir / META_FILE).read_text(encoding="utf-8")))
+        spec = meta.resource_spec.get(self.kit.name, {})
+        try:
+            allocation = self.resources.allocate(job_id, spec)
+        except ResourceError as exc:
+            raise FedraError(f"{self.kit.name} cannot run job {job_id}: {exc}") from exc
+        env = dict(os.environ)
+        if self.resources.total.num_gpus:
+            # Only this job's processes see its GPUs ('' hides them all from a CPU-only job).
+            env["CUDA_VISIBLE_DEVICES"] = allocation.cuda_visible_devices()
+        log.info("job %s: allocated %s", job_id, dict(allocation.amounts) or "nothing")
+        return env
 
     def _serve_job(self, job: SiteJob) -> None:
         try:
@@ -265,6 +293,7 @@ class SiteParent:
         with self._lock:
             if self.jobs.get(job.job_id) is job:
                 del self.jobs[job.job_id]
+                self.resources.free(job.job_id)  # however the job ended
         if not job.stopping:
             detail = f"the site job process exited with code {code}\n{tail(job.log_path)}"
             log.error("job %s: %s", job.job_id, detail)
@@ -275,6 +304,7 @@ class SiteParent:
     def _end_job(self, job_id: str, abort: bool) -> None:
         job = self.jobs.get(job_id)
         if job is None:
+            self.resources.free(job_id)  # reserved for a job that never started here
             return
         job.stopping = True
         if not abort:
@@ -313,6 +343,24 @@ class SiteParent:
                 if not path.is_relative_to(root) or not path.is_file():
                     raise FedraError(f"no file {args.get('file')!r} in the site's folder")
                 data = {"text": path.read_bytes()[-256 * 1024 :].decode("utf-8", "replace")}
+            elif cmd == "reserve":
+                job_id = str(args.get("job_id", ""))
+                spec = args.get("spec") or {}
+                if not isinstance(spec, dict):
+                    raise FedraError(f"reserve: spec must be an object, got {spec!r}")
+                ttl = float(args.get("ttl", 60.0))
+                try:
+                    self.resources.reserve(job_id, spec, ttl)
+                except ResourceError as exc:
+                    raise FedraError(str(exc)) from exc
+                data = self.resources.report()
+            elif cmd == "free":
+                job_id = str(args.get("job_id", ""))
+                if job_id not in self.jobs:  # a running job frees when its process ends
+                    self.resources.free(job_id)
+                data = self.resources.report()
+            elif cmd == "resources":
+                data = {**self.resources.report(), "holders": self.resources.holders()}
             elif cmd in ("shutdown", "restart"):
                 self.shutdown(p.RESTART_EXIT_CODE if cmd == "restart" else 0)
             else:

@@ -55,6 +55,40 @@ class SiteResources:
             _check_number("(site)", key, value)
         object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
 
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form, as in ``local/resources.json`` (and in site heartbeats)."""
+        out: dict[str, Any] = {key: getattr(self, key) for key in STANDARD_KEYS}
+        if self.extra:
+            out["extra"] = dict(self.extra)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: object, where: str = "resources") -> SiteResources:
+        """Parse the JSON form; :class:`ResourceError` naming ``where`` for anything wrong."""
+        if not isinstance(data, Mapping):
+            raise ResourceError(f"{where}: expected a JSON object, got {data!r}")
+        unknown = sorted(set(data) - {*STANDARD_KEYS, "extra", "format_version", "comment"})
+        if unknown:
+            raise ResourceError(
+                f"{where}: unknown key(s) {', '.join(unknown)}; standard keys are "
+                f"{', '.join(STANDARD_KEYS)}, site-specific ones go under 'extra'"
+            )
+        extra = data.get("extra", {})
+        if not isinstance(extra, Mapping):
+            raise ResourceError(f"{where}: extra: expected an object, got {extra!r}")
+        values: dict[str, Any] = {
+            key: _check_number(where, key, data[key]) for key in STANDARD_KEYS if key in data
+        }
+        for key in (NUM_GPUS, NUM_CPUS):
+            if key in values:
+                values[key] = int(values[key])
+        try:
+            return cls(**values, extra={str(k): float(v) for k, v in extra.items()})
+        except ResourceError as exc:
+            raise ResourceError(f"{where}: {exc}") from exc
+        except (TypeError, ValueError) as exc:
+            raise ResourceError(f"{where}: extra: {exc}") from exc
+
     def amount(self, key: str) -> float:
         """The quantity of one consumable key (standard or extra)."""
         return float(getattr(self, key)) if key in _CONSUMED else float(self.extra.get(key, 0))

@@ -61,6 +61,7 @@ def meta_as_dict(meta: JobMeta) -> dict[str, Any]:
         "min_clients": meta.min_clients,
         "mandatory_clients": list(meta.mandatory_clients),
         "resource_spec": {site: dict(spec) for site, spec in meta.resource_spec.items()},
+        "priority": meta.priority,
     }
 
 

@@ -108,3 +108,24 @@ def test_site_resources_reject_bad_values() -> None:
         SiteResources(num_gpus=-1)
     with pytest.raises(ResourceError, match="shadows"):
         SiteResources(extra={"num_gpus": 1})
+
+
+def test_resources_round_trip_through_their_json_form() -> None:
+    resources = SiteResources(num_gpus=2, mem_per_gpu=16, num_cpus=8, memory=64, extra={"fpga": 1})
+    assert SiteResources.from_dict(resources.as_dict()) == resources
+    assert SiteResources.from_dict({}) == SiteResources()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"gpus": 1}, "unknown key"),
+        ({"num_cpus": "8"}, "must be a number"),
+        ({"extra": [1]}, "extra: expected an object"),
+        ({"extra": {"fpga": "x"}}, "extra"),
+        (None, "expected a JSON object"),
+    ],
+)
+def test_a_bad_json_form_names_the_problem(data: object, message: str) -> None:
+    with pytest.raises(ResourceError, match=message):
+        SiteResources.from_dict(data, "site-1 resources")
