@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PIP_FLAGS := -q --disable-pip-version-check
 
-.PHONY: install demo demo-simulate test lint format bench bench-federation clean
+.PHONY: install demo demo-simulate test lint format bench bench-federation bench-ray bench-compare clean
 
 install: $(STAMP)
 
@@ -39,6 +39,14 @@ bench: install
 
 bench-federation: install
 	$(BIN)/python -m bench.federation
+
+bench-ray: install
+	$(BIN)/python -m bench.ray_sites
+
+# Fedra against NVIDIA FLARE and Flower, each peer in its own venv under .bench-venvs/
+# (installed on first use). Options: make bench-compare ARGS="--quick --rows sim".
+bench-compare: install
+	$(BIN)/python -m bench.compare $(ARGS)
 
 clean:
 	rm -rf $(VENV) demo-workspace .pytest_cache .mypy_cache .ruff_cache

@@ -17,13 +17,15 @@ ALLOWED: dict[str, set[str]] = {
     "pki": {"core"},
     "wire": {"core"},
     "store": {"core"},
+    "he": {"core"},  # homomorphic encryption: CKKS keys and encrypted params (TenSEAL)
+    "secagg": {"core"},  # secure aggregation protocol (pure): masks, Shamir shares, messages
     "transport": {"core", "wire", "pki"},
-    "aggregators": {"core"},
-    "filters": {"core"},
-    "workflows": {"core", "aggregators"},
+    "aggregators": {"core", "filters", "he"},  # filters: the privacy accountant (dp_gaussian)
+    "filters": {"core", "he"},
+    "workflows": {"core", "aggregators", "secagg"},
     "scheduler": {"core"},
     "server": {"core", "wire", "transport", "aggregators", "workflows"},
-    "client": {"core", "wire", "transport", "filters"},
+    "client": {"core", "wire", "transport", "filters", "secagg"},
     "job": {"core", "client", "server", "workflows", "filters"},
     "simulator": {"core", "client", "server", "job", "filters"},
     "runtime": {
@@ -38,11 +40,13 @@ ALLOWED: dict[str, set[str]] = {
         "workflows",
         "filters",
         "scheduler",
+        "overseer",
     },
-    "admin": {"core", "pki", "wire", "transport", "job"},
-    "poc": {"core", "pki", "runtime"},
-    "provision": {"core", "pki", "poc", "runtime"},
-    "cli": {"core", "job", "simulator", "admin", "poc", "provision", "runtime", "pki"},
+    "admin": {"core", "pki", "wire", "transport", "job", "overseer"},
+    "overseer": {"core", "pki"},
+    "poc": {"core", "pki", "runtime", "he"},
+    "provision": {"core", "pki", "poc", "runtime", "overseer", "he", "store"},
+    "cli": {"core", "job", "simulator", "admin", "poc", "provision", "runtime", "pki", "overseer"},
 }
 TOP_LEVEL = {"__init__"}
 

@@ -31,7 +31,7 @@ SCRIPT = textwrap.dedent(
     while flare.is_running():
         model = flare.receive()
         with open(marks / f"{site}.tasks", "a") as tasks:  # when each task began, for tests
-            tasks.write(f"{time.time()}\\n")
+            tasks.write(f"{time.time()} {os.getpid()}\\n")
         params = model.params
         if not flare.is_train():
             flare.send(fedra.FLModel(metrics={"mean": float(np.mean(params["w"]))}))

@@ -158,7 +158,7 @@ def task_times(marks: Path) -> list[float]:
     """When each task of a job began, on any site."""
     times: list[float] = []
     for file in marks.glob("*.tasks"):
-        times += [float(line) for line in read(file).split()]
+        times += [float(line.split()[0]) for line in read(file).splitlines()]
     return times
 
 

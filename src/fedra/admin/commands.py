@@ -90,6 +90,29 @@ _SYSTEM = (
     Param("names", "Sites (only with target client; default: all).", "names", metavar="SITE"),
 )
 
+_SP = (
+    Command(
+        "list_sp",
+        "List the servers the overseer knows (high availability): state, hot, last seen.",
+        Session.list_sp,
+    ),
+    Command(
+        "get_active_sp", "Show the hot server and the service session id.", Session.get_active_sp
+    ),
+    Command(
+        "promote_sp",
+        "Make a standby server hot (project admins); running jobs resume on it.",
+        Session.promote_sp,
+        (Param("name", "The server to promote (see list_sp).", required=True),),
+    ),
+    Command(
+        "shutdown_system",
+        "Shut down every site and the server (project admins).",
+        Session.shutdown_system,
+        show=render.say("Shutting down the whole system."),
+    ),
+)
+
 COMMANDS: tuple[Command, ...] = (
     Command(
         "check_status",
@@ -260,6 +283,7 @@ COMMANDS: tuple[Command, ...] = (
         _SYSTEM,
         show=render.say("Restart requested: {target} {names}"),
     ),
+    *_SP,
 )
 
 BY_NAME: dict[str, Command] = {c.name: c for c in COMMANDS}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fedra.admin.errors import KitError
 
@@ -39,6 +40,8 @@ class AdminKit:
     server_host: str
     server_name: str
     admin_port: int
+    #: The project's overseer block (high availability): the console asks it for the hot server.
+    overseer: dict[str, Any] | None = None
 
     @property
     def startup(self) -> Path:
@@ -74,6 +77,7 @@ class AdminKit:
             server_host=host,
             server_name=_text(values, "server_name", path, missing=host),
             admin_port=_port(values, path),
+            overseer=_overseer_block(values, path),
         )
         for file, what in (
             (ROOT_CA_FILE, "the project's root CA"),
@@ -151,3 +155,10 @@ def _port(values: dict[str, object], path: Path) -> int:
         shown = "missing" if "admin_port" not in values else repr(value)
         raise KitError(f"{path}: admin_port: expected a port number 1-65535, got {shown}")
     return value
+
+
+def _overseer_block(values: dict[str, object], path: Path) -> dict[str, Any] | None:
+    block = values.get("overseer")
+    if block is not None and not isinstance(block, dict):
+        raise KitError(f"{path}: overseer: expected an object, got {block!r}")
+    return block

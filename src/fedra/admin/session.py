@@ -68,6 +68,35 @@ def check_job_folder(folder: Path) -> None:
     load_job(folder)
 
 
+def _hot_admin_target(kit: AdminKit) -> tuple[str, str]:
+    """(host:admin_port, TLS name) of the hot server, asked of the project's overseer."""
+    from fedra.overseer import OverseerError, ParticipantHeartbeat, client_for_kit
+
+    try:
+        answer = client_for_kit(kit.root).heartbeat(ParticipantHeartbeat(kit.name))
+    except OverseerError as exc:
+        raise AdminError(f"cannot ask the overseer which server is hot: {exc}", exc.hint) from exc
+    if answer.hot is None:
+        raise AdminError("the overseer names no hot server yet", "start a server, then retry")
+    return f"{answer.hot.host}:{answer.hot.admin_port}", answer.hot.name
+
+
+def _sp_view(answer: Any) -> dict[str, Any]:
+    """The overseer's answer as plain data for the console."""
+    servers = [
+        {
+            "name": s.info.name,
+            "address": s.info.address,
+            "state": s.state.value if s.state is not None else None,
+            "hot": s.hot,
+            "live": s.live,
+            "age_s": None if s.age is None else round(s.age, 1),
+        }
+        for s in answer.servers
+    ]
+    return {"ssid": answer.ssid, "hot": answer.hot.name if answer.hot else None, "servers": servers}
+
+
 def _zip_folder(folder: Path) -> bytes:
     from fedra.job import zip_job
 
@@ -94,7 +123,8 @@ class Session:
     def connect(cls, kit: str | Path | AdminKit | None = None, timeout: float = 10.0) -> Session:
         """Open a session with the admin kit ``kit`` (default ``./poc/admin``).
 
-        Connects over mutual TLS with the kit's certificates to ``server_host:admin_port``.
+        Connects over mutual TLS with the kit's certificates to ``server_host:admin_port``, or,
+        when the project has an overseer, to the admin port of the server it names hot.
         """
         admin_kit = kit if isinstance(kit, AdminKit) else AdminKit.find(kit)
         from fedra.pki import verify_kit
@@ -103,13 +133,16 @@ class Session:
         ca_pem, cert_pem, key_pem = admin_kit.credentials()
         from fedra.transport import connect
 
+        target, server_name = admin_kit.target, admin_kit.server_name
+        if admin_kit.overseer is not None:
+            target, server_name = _hot_admin_target(admin_kit)
         try:
             connection = connect(
-                admin_kit.target,
+                target,
                 ca_pem=ca_pem,
                 cert_pem=cert_pem,
                 key_pem=key_pem,
-                server_name=admin_kit.server_name,
+                server_name=server_name,
                 timeout=timeout,
             )
         except ConfigError:
@@ -119,7 +152,7 @@ class Session:
                 "is the server running? check server_host and admin_port in "
                 f"{admin_kit.startup / 'fed_admin.json'}"
             )
-            raise AdminError(f"cannot connect to server {admin_kit.target}: {exc}", hint) from exc
+            raise AdminError(f"cannot connect to server {target}: {exc}", hint) from exc
         return cls(connection, kit=admin_kit)
 
     def __enter__(self) -> Session:
@@ -227,6 +260,33 @@ class Session:
     def shutdown(self, target: str, names: list[str] | None = None) -> None:
         """Shut down the server, sites (all, or ``names``), or everything."""
         self._call("shutdown", _system_args(target, names))
+
+    def shutdown_system(self) -> None:
+        """Shut down every site and the server (project admins)."""
+        self._call("shutdown", _system_args("all", None))
+
+    def list_sp(self) -> dict[str, Any]:
+        """The servers the overseer knows (high availability): state, hot, last seen."""
+        return _sp_view(self._overseer().state())
+
+    def get_active_sp(self) -> dict[str, Any]:
+        """The hot server and the service session id, from the overseer."""
+        view = _sp_view(self._overseer().state())
+        return {"hot": view["hot"], "ssid": view["ssid"]}
+
+    def promote_sp(self, name: str) -> dict[str, Any]:
+        """Make server ``name`` hot (project admins); the overseer's state after it."""
+        return _sp_view(self._overseer().promote(_name("server", name)))
+
+    def _overseer(self) -> Any:
+        if self.kit is None or self.kit.overseer is None:
+            raise AdminError(
+                "this project has no overseer (high availability is not set up)",
+                "add an overseer and a second server to project.yml and provision again",
+            )
+        from fedra.overseer import client_for_kit
+
+        return client_for_kit(self.kit.root)
 
     def restart(self, target: str, names: list[str] | None = None) -> None:
         """Restart the server, sites (all, or ``names``), or everything."""

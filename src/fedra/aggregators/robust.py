@@ -12,11 +12,19 @@ about); metrics are still averaged by ``num_samples``, through a composed Weight
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from fedra.aggregators.weighted import WeightedAggregator, _acc_dtype, _cast
+from fedra.aggregators.dp import DPGaussianAggregator
+from fedra.aggregators.he import HEWeightedAggregator
+from fedra.aggregators.weighted import (
+    WeightedAggregator,
+    _acc_dtype,
+    _cast,
+    refuse_encrypted,
+)
 from fedra.core import Array, FLModel, MetricValue, Params, ParamsType, WorkflowError
 
 
@@ -70,6 +78,7 @@ class _Collecting:
 
     def accept(self, model: FLModel) -> None:
         """Keep ``model``'s params (by reference: they are only read) and fold its metrics in."""
+        refuse_encrypted(model, type(self).__name__)
         weight = model.num_samples
         self._metrics.accept(FLModel(metrics=model.metrics, meta=model.meta))
         if model.params is None:
@@ -230,6 +239,8 @@ AGGREGATORS: dict[str, Callable[..., Aggregator]] = {
     "median": MedianAggregator,
     "trimmed_mean": TrimmedMeanAggregator,
     "krum": KrumAggregator,
+    "dp_gaussian": DPGaussianAggregator,
+    "he_weighted": HEWeightedAggregator,
 }
 
 
@@ -239,3 +250,27 @@ def make_aggregator(name: str = "weighted", **args: Any) -> Aggregator:
     if factory is None:
         raise ValueError(f"unknown aggregator {name!r}; choose one of {sorted(AGGREGATORS)}")
     return factory(**args)
+
+
+def start_round(aggregator: Aggregator, sent: FLModel) -> None:
+    """Tell an aggregator that needs it which model the sites received this round.
+
+    Optional part of the protocol: an aggregator with a ``begin_round(sent)`` method (such as
+    dp_gaussian, which turns full params into updates against that model) gets it; the others
+    need nothing. Workflows call this right after :func:`make_aggregator`.
+    """
+    hook = getattr(aggregator, "begin_round", None)
+    if callable(hook):
+        hook(sent)
+
+
+def use_keys(aggregator: Aggregator, startup_dir: Path | None) -> None:
+    """Give an aggregator that reads key material the server's ``startup/`` folder.
+
+    Optional part of the protocol: an aggregator with a ``load_keys(startup_dir)`` method
+    (he_weighted: the public HE context) gets it, and raises a clear error when it is None;
+    the others need nothing. Workflows call this right after :func:`make_aggregator`.
+    """
+    hook = getattr(aggregator, "load_keys", None)
+    if callable(hook):
+        hook(startup_dir)

@@ -11,9 +11,19 @@ from collections.abc import Mapping
 import numpy as np
 
 from fedra.core import Array, FLModel, MetricValue, Params, ParamsType, WorkflowError
+from fedra.he import is_encrypted
 
 #: Elements processed per step when folding an array in; bounds temporaries to ~8 MB.
 CHUNK = 1 << 20
+
+
+def refuse_encrypted(model: FLModel, aggregator: str) -> None:
+    """A WorkflowError when ``model`` holds HE ciphertexts: averaging their bytes is noise."""
+    if is_encrypted(model.params):
+        raise WorkflowError(
+            f"the {aggregator} aggregator got an HE-encrypted result; encrypted models are "
+            "averaged by aggregator 'he_weighted' only"
+        )
 
 
 def _acc_dtype(dtype: np.dtype[np.generic]) -> np.dtype[np.generic]:
@@ -65,6 +75,7 @@ class WeightedAggregator:
 
     def accept(self, model: FLModel) -> None:
         """Fold ``model`` in, weighted by ``model.num_samples``; its arrays are only read."""
+        refuse_encrypted(model, "weighted")
         weight = model.num_samples
         self._accept_metrics(model.metrics, weight)
         self.count += 1

@@ -6,10 +6,12 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from fedra import __version__
 from fedra.cli import admin as admin_cli
 from fedra.cli import job as job_cli
+from fedra.cli import overseer as overseer_cli
 from fedra.cli import poc as poc_cli
 from fedra.cli import provision as provision_cli
 from fedra.cli import simulate as simulate_cli
@@ -27,6 +29,7 @@ app.add_typer(job_cli.app, name="job")
 app.command("admin")(admin_cli.admin)
 app.add_typer(poc_cli.app, name="poc")
 app.command("provision")(provision_cli.provision)
+app.add_typer(overseer_cli.app, name="overseer")
 
 
 @app.command("version")
@@ -41,9 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         app(args=argv)
     except FedraError as exc:
         console = Console(stderr=True)
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         if exc.hint:
-            console.print(f"hint: {exc.hint}", highlight=False)
+            console.print(f"hint: {exc.hint}", highlight=False, markup=False)
         return exc.exit_code
     return 0
 

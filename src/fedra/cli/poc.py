@@ -22,14 +22,21 @@ def prepare(
     admin_port: Annotated[int, typer.Option("--admin-port", help="Admin port.")] = 8003,
     host: Annotated[str, typer.Option("--host", help="The server's host name.")] = "localhost",
     force: Annotated[bool, typer.Option("--force", help="Replace an existing workspace.")] = False,
+    he: Annotated[
+        bool,
+        typer.Option("--he", help="Also write homomorphic-encryption (CKKS) key files."),
+    ] = False,
 ) -> None:
     """Write server/, site-1…site-N/ and admin/, each with certificates and startup scripts."""
     from fedra.poc import prepare as do_prepare
 
     layout = do_prepare(
-        workspace, n_clients, host=host, fed_port=port, admin_port=admin_port, force=force
+        workspace, n_clients, host=host, fed_port=port, admin_port=admin_port, force=force, he=he
     )
     typer.echo(f"prepared {layout.root}: server, {', '.join(layout.sites)}, admin")
+    if he:
+        typer.echo("HE keys: site-N/startup/he_context.tenseal (secret), server/startup/")
+        typer.echo("         he_public_context.tenseal (public); simulate with --kits")
     typer.echo(f"start:  fedra poc start -w {layout.root}   (or each */startup/start.sh)")
     typer.echo(f"admin:  {layout.admin}/startup/fl_admin.sh")
 

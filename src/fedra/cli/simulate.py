@@ -17,8 +17,9 @@ def simulate(
         int | None, typer.Option("-n", "--n-clients", help="Number of sites (site-1 … site-N).")
     ] = None,
     threads: Annotated[
-        int, typer.Option("-t", "--threads", help="Sites that run at the same time.")
-    ] = 1,
+        int | None,
+        typer.Option("-t", "--threads", help="Sites that run at the same time (default 1)."),
+    ] = None,
     workspace: Annotated[
         Path, typer.Option("-w", "--workspace", help="Folder for models, metrics and logs.")
     ] = Path("simulator-workspace"),
@@ -29,20 +30,74 @@ def simulate(
         bool, typer.Option("--resume", help="Continue from the workspace's last snapshot.")
     ] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress display.")] = False,
+    backend: Annotated[
+        str, typer.Option("--backend", help="Where sites run: 'thread' (this process) or 'ray'.")
+    ] = "thread",
+    address: Annotated[
+        str | None,
+        typer.Option("--address", help="Ray: the cluster to join (default: as ray.init())."),
+    ] = None,
+    site_cpus: Annotated[
+        float | None, typer.Option("--site-cpus", help="Ray: CPUs per site actor (default 1).")
+    ] = None,
+    site_gpus: Annotated[
+        float | None, typer.Option("--site-gpus", help="Ray: GPUs per site actor (default 0).")
+    ] = None,
+    actors: Annotated[
+        int | None,
+        typer.Option(
+            "--actors", help="Ray: site actors = sites at once (default: CPUs / site-cpus)."
+        ),
+    ] = None,
+    keep_sites: Annotated[
+        int | None,
+        typer.Option("--keep-sites", help="Ray: sites each actor keeps started (default 0)."),
+    ] = None,
+    kits: Annotated[
+        Path | None,
+        typer.Option(
+            "--kits",
+            help="Startup kits (as `fedra poc prepare` writes them) holding the keys, e.g. HE.",
+        ),
+    ] = None,
 ) -> None:
     """Run JOB with simulated sites; results land in the workspace."""
-    from fedra.simulator import format_metrics
+    from fedra.core import ConfigError
+    from fedra.simulator import RayOptions, format_metrics
     from fedra.simulator import simulate as run
 
     names = [c.strip() for c in clients.split(",") if c.strip()] if clients else None
+    given = {
+        "--address": address,
+        "--site-cpus": site_cpus,
+        "--site-gpus": site_gpus,
+        "--actors": actors,
+        "--keep-sites": keep_sites,
+    }
+    if backend == "ray" and threads is not None:
+        raise ConfigError("-t/--threads is for the thread backend; with --backend ray use --actors")
+    if backend != "ray" and any(v is not None for v in given.values()):
+        options = ", ".join(k for k, v in given.items() if v is not None)
+        raise ConfigError(f"{options}: only used with --backend ray")
+    defaults = RayOptions()
+    ray_options = RayOptions(
+        address=address,
+        site_cpus=defaults.site_cpus if site_cpus is None else site_cpus,
+        site_gpus=defaults.site_gpus if site_gpus is None else site_gpus,
+        actors=actors,
+        keep_sites=defaults.keep_sites if keep_sites is None else keep_sites,
+    )
     summary = run(
         job,
         n_clients=n_clients,
-        threads=threads,
+        threads=1 if threads is None else threads,
         workspace=workspace,
         clients=names,
         show_progress=not quiet,
         resume=resume,
+        backend=backend,
+        ray_options=ray_options if backend == "ray" else None,
+        kits=kits,
     )
     out = Console()
     if summary.status == JobStatus.FINISHED_COMPLETED:

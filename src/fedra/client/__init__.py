@@ -23,12 +23,17 @@ from fedra.client.api import (
     send,
 )
 from fedra.client.executor import Executor, SiteContext, SiteRunner
-from fedra.client.fedprox import proximal_term
+from fedra.client.fedprox import proximal_term, received_mu
+from fedra.client.scaffold import ScaffoldHelper
 from fedra.client.script import ScriptExecutor
+from fedra.client.secagg import SecAggClient, SecAggScriptExecutor
 
 __all__ = [
     "Executor",
+    "ScaffoldHelper",
     "ScriptExecutor",
+    "SecAggClient",
+    "SecAggScriptExecutor",
     "SiteContext",
     "SiteRunner",
     "SummaryWriter",
@@ -45,5 +50,6 @@ __all__ = [
     "log",
     "proximal_term",
     "receive",
+    "received_mu",
     "send",
 ]

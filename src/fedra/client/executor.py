@@ -45,6 +45,9 @@ class SiteContext:
     #: Whether script processes get a process group of their own (the simulator ends them
     #: one by one); a site job process keeps them in its group, so ending the group ends all.
     own_process_group: bool = True
+    #: The site's ``startup/`` folder (its kit): key material the site holds, such as its HE
+    #: context, read by filters. None when the site has no kit (a simulator run without kits).
+    startup_dir: Path | None = None
 
     def log(self, key: str, value: float, step: int | None = None) -> None:
         """Send a scalar metric to the server's tracking."""
@@ -126,7 +129,12 @@ class SiteRunner:
         from fedra.filters import FilterContext
 
         return FilterContext(
-            self.ctx.site_name, task.name, direction, task.data.current_round, self._rng
+            self.ctx.site_name,
+            task.name,
+            direction,
+            task.data.current_round,
+            self._rng,
+            startup_dir=self.ctx.startup_dir,
         )
 
     def stop(self) -> list[str]:

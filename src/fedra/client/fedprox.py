@@ -3,8 +3,9 @@ MLSys 2020), for PyTorch training scripts.
 
 Adding ``(mu/2) * ||w - w_global||^2`` to the local loss keeps each site's model close to the
 global model it received, which limits client drift when the sites' data differ. The server
-side is unchanged (FedAvg, or any FedOpt variant). torch is imported only when the function
-runs: the core install has no torch.
+side is FedAvg's averaging; the ``FedProx`` workflow also sends ``mu`` to the sites in each
+training task's meta, read here by :func:`received_mu`. torch is imported only when
+:func:`proximal_term` runs: the core install has no torch.
 """
 
 from __future__ import annotations
@@ -15,8 +16,36 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from fedra.core import FLModel
+
 if TYPE_CHECKING:
     import torch
+
+#: Meta key of a training task carrying ``mu``; the same string as
+#: ``fedra.workflows.FEDPROX_MU``.
+FEDPROX_MU = "fedprox_mu"
+
+
+def received_mu(model: FLModel, default: float | None = None) -> float:
+    """The ``mu`` a ``FedProx`` workflow sent with this task, else ``default``.
+
+    Raises ValueError when the task carries no ``mu`` and no default is given, or when the
+    value is not a finite number >= 0.
+    """
+    value = model.meta.get(FEDPROX_MU, default)
+    if value is None:
+        raise ValueError(
+            f"the task has no meta['{FEDPROX_MU}'] (not sent by a FedProx workflow) "
+            "and no default was given"
+        )
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(f"mu must be a finite number >= 0, got {value!r}")
+    return float(value)
 
 
 def proximal_term(

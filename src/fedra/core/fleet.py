@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from fedra.core.model import Array, FLModel, MetricValue
@@ -115,6 +116,9 @@ class WorkflowContext:
     #: The metric that picks the best global model (from the job's persistor config).
     key_metric: str = "accuracy"
     higher_is_better: bool = True
+    #: The server's ``startup/`` folder (its kit), where server-held keys live (the
+    #: he_weighted aggregator reads the public HE context there); None without a kit.
+    startup_dir: Path | None = None
 
 
 class Workflow(Protocol):

@@ -80,6 +80,8 @@ class ServerConfig:
 
     workflows: tuple[ComponentSpec, ...]
     persistor: ComponentSpec | None = None
+    #: Filters the server runs on every incoming result before a workflow sees it.
+    result_filters: tuple[ComponentSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -213,7 +215,7 @@ def parse_component(data: object, file: str, key: str, *, executor: bool = False
 def parse_server_config(data: object, file: str = SERVER_CONFIG) -> ServerConfig:
     """Validate the contents of config_fed_server.json."""
     obj = _expect_dict(data, file, "")
-    _known_keys(obj, {"format_version", "workflows", "persistor"}, file, "")
+    _known_keys(obj, {"format_version", "workflows", "persistor", "result_filters"}, file, "")
     _format_version(obj, file)
     raw = obj.get("workflows")
     if not isinstance(raw, list) or not raw:
@@ -222,7 +224,13 @@ def parse_server_config(data: object, file: str = SERVER_CONFIG) -> ServerConfig
     persistor = None
     if "persistor" in obj:
         persistor = parse_component(obj["persistor"], file, "persistor")
-    return ServerConfig(workflows=workflows, persistor=persistor)
+    items = obj.get("result_filters", [])
+    if not isinstance(items, list):
+        raise JobValidationError(file, "result_filters", "a list of filters", items)
+    result_filters = tuple(
+        parse_component(f, file, f"result_filters[{i}]") for i, f in enumerate(items)
+    )
+    return ServerConfig(workflows=workflows, persistor=persistor, result_filters=result_filters)
 
 
 def parse_client_config(data: object, file: str = CLIENT_CONFIG) -> ClientConfig:

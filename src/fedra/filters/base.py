@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, Protocol, TypeAlias, runtime_checkable
 
 import numpy as np
 
-from fedra.core import FedraError, FLModel
+from fedra.core import FedraError, FLModel, Params
 
 Direction: TypeAlias = Literal["task_data", "task_result"]
 TASK_DATA: Direction = "task_data"
@@ -28,13 +29,23 @@ class FilterError(FedraError):
 
 @dataclass(frozen=True)
 class FilterContext:
-    """Where and when a filter runs; ``rng`` makes randomised filters reproducible."""
+    """Where and when a filter runs; ``rng`` makes randomised filters reproducible.
+
+    On the server (see :class:`~fedra.filters.FilteredFleet`) ``site`` is the site that sent
+    the result being filtered.
+    """
 
     site: str
     task_name: str
     direction: Direction
     round: int | None = None
     rng: np.random.Generator = field(default_factory=np.random.default_rng)
+    #: The model the result answers (the global model the server sent), where known: on the
+    #: server for incoming results; None on sites. Lets a filter turn full params into an update.
+    reference: Params | None = None
+    #: The site's ``startup/`` folder (its kit), where site-held keys live (the HE filters
+    #: read their context there); None where the site has no kit.
+    startup_dir: Path | None = None
 
 
 @runtime_checkable

@@ -1,8 +1,9 @@
 """Privacy filters for model updates: the Gaussian mechanism, percentile and SVT sparsification.
 
 All three work on a site's update (``params_type=DIFF``) over its floating-point params,
-flattened in sorted name order; integer params (step counters, ...) pass through unchanged.
-Randomness comes from ``ctx.rng`` only, so a seeded generator reproduces the output.
+flattened in sorted name order; integer params (step counters, ...) pass through unchanged, and
+so does a model without params (a validation result's metrics). Randomness comes from
+``ctx.rng`` only, so a seeded generator reproduces the output.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 
 from fedra.core import FLModel
 from fedra.filters._util import flatten, float_names, replace_params, require_diff, unflatten
+from fedra.filters.accounting import gaussian_epsilon
 from fedra.filters.base import FilterContext
 
 
@@ -27,15 +29,24 @@ class GaussianPrivacy:
     Parameters:
         clip_norm: largest L2 norm an update may have (> 0).
         noise_multiplier: noise std as a multiple of ``clip_norm`` (>= 0; 0 only clips).
-        scope: ``"local"`` (noise added on the site, local DP). Reserved for a future
-            ``"central"`` scope where the server adds the noise after aggregation.
+        scope: ``"local"`` (noise added on the site, local DP). For central DP (noise added
+            once by the server, after clipping each site's update) use FedAvg's
+            ``aggregator: dp_gaussian`` instead.
+        delta: when set (0 < delta < 1) and there is noise, the filtered model's metrics get
+            ``dp_epsilon``: the eps this site has spent after ``ctx.round`` rounds (RDP accountant,
+            :mod:`fedra.filters.accounting`, no subsampling; an upper bound when the site skipped
+            rounds).
 
     References: Abadi et al., "Deep Learning with Differential Privacy", CCS 2016;
     McMahan et al., "Learning Differentially Private Recurrent Language Models", ICLR 2018.
     """
 
     def __init__(
-        self, clip_norm: float, noise_multiplier: float, scope: Literal["local"] = "local"
+        self,
+        clip_norm: float,
+        noise_multiplier: float,
+        scope: Literal["local"] = "local",
+        delta: float | None = None,
     ) -> None:
         if not (math.isfinite(clip_norm) and clip_norm > 0):
             raise ValueError(f"clip_norm must be finite and > 0, got {clip_norm!r}")
@@ -43,12 +54,17 @@ class GaussianPrivacy:
             raise ValueError(f"noise_multiplier must be finite and >= 0, got {noise_multiplier!r}")
         if scope != "local":
             raise ValueError(f"scope must be 'local', got {scope!r}")
+        if delta is not None and not (math.isfinite(delta) and 0 < delta < 1):
+            raise ValueError(f"delta must be in (0, 1), got {delta!r}")
         self.clip_norm = float(clip_norm)
         self.noise_multiplier = float(noise_multiplier)
         self.scope = scope
+        self.delta = delta
 
     def __call__(self, model: FLModel, ctx: FilterContext) -> FLModel:
         """Return the clipped and noised update."""
+        if model.params is None:
+            return model
         params = require_diff(model, type(self).__name__)
         names = float_names(params)
         vector = flatten(params, names)
@@ -58,7 +74,11 @@ class GaussianPrivacy:
         if self.noise_multiplier > 0:
             std = self.noise_multiplier * self.clip_norm
             vector = vector + ctx.rng.normal(0.0, std, size=vector.shape)
-        return replace_params(model, unflatten(vector, params, names))
+        out = replace_params(model, unflatten(vector, params, names))
+        if self.delta is not None and self.noise_multiplier > 0:
+            rounds = ctx.round if ctx.round is not None and ctx.round > 0 else 1
+            out.metrics["dp_epsilon"] = gaussian_epsilon(self.noise_multiplier, rounds, self.delta)
+        return out
 
     def __repr__(self) -> str:
         return (
@@ -91,6 +111,8 @@ class PercentilePrivacy:
 
     def __call__(self, model: FLModel, ctx: FilterContext) -> FLModel:
         """Return the sparsified, clipped update."""
+        if model.params is None:
+            return model
         params = require_diff(model, type(self).__name__)
         names = float_names(params)
         vector = flatten(params, names)
@@ -153,6 +175,8 @@ class SVTPrivacy:
 
     def __call__(self, model: FLModel, ctx: FilterContext) -> FLModel:
         """Return the sparse, noisy update."""
+        if model.params is None:
+            return model
         params = require_diff(model, type(self).__name__)
         names = float_names(params)
         vector = flatten(params, names)

@@ -51,6 +51,7 @@ class FedJob:
         self.workflows: list[dict[str, Any]] = []
         self.executors: list[dict[str, Any]] = []
         self.persistor: dict[str, Any] | None = None
+        self.server_filters: list[dict[str, Any]] = []
         self.filters: dict[str, list[dict[str, Any]]] = {
             "task_data_filters": [],
             "task_result_filters": [],
@@ -86,6 +87,11 @@ class FedJob:
         self.filters[key].append(_component(class_name, None, args))
         return self
 
+    def add_server_filter(self, class_name: str, **args: Any) -> FedJob:
+        """Add a filter the server runs on every incoming result (``result_filters``)."""
+        self.server_filters.append(_component(class_name, None, args))
+        return self
+
     def set_persistor(self, class_name: str = "ModelPersistor", **args: Any) -> FedJob:
         """Configure where the initial model comes from and how the best one is picked."""
         self.persistor = _component(class_name, None, args)
@@ -115,6 +121,8 @@ class FedJob:
         server: dict[str, Any] = {"format_version": 1, "workflows": self.workflows}
         if self.persistor is not None:
             server["persistor"] = self.persistor
+        if self.server_filters:
+            server["result_filters"] = self.server_filters
         client: dict[str, Any] = {"format_version": 1, "executors": self.executors}
         client.update({k: v for k, v in self.filters.items() if v})
         return {

@@ -132,6 +132,7 @@ def _specs(app: App) -> list[tuple[ComponentSpec, Kind]]:
         specs += [(w, "workflow") for w in app.server.workflows]
         if app.server.persistor is not None:
             specs.append((app.server.persistor, "persistor"))
+        specs += [(f, "filter") for f in app.server.result_filters]
     if app.client is not None:
         specs += [(e, "executor") for e in app.client.executors]
         specs += [(f, "filter") for f in app.client.task_data_filters]
@@ -279,6 +280,12 @@ def build_filters(app: App, allow_custom: bool = True) -> tuple[list[Any], list[
     data = [_instantiate(app, f, "filter", allow_custom) for f in app.client.task_data_filters]
     result = [_instantiate(app, f, "filter", allow_custom) for f in app.client.task_result_filters]
     return data, result
+
+
+def build_result_filters(app: App, allow_custom: bool = True) -> list[Any]:
+    """The server app's ``result_filters``, run on every incoming result (may be empty)."""
+    assert app.server is not None
+    return [_instantiate(app, f, "filter", allow_custom) for f in app.server.result_filters]
 
 
 def build_executors(app: App, allow_custom: bool = True) -> list[tuple[tuple[str, ...], Executor]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fedra.client import ScriptExecutor
+from fedra.client import ScriptExecutor, SecAggScriptExecutor
 from fedra.filters import FILTERS
 from fedra.server import ModelPersistor
 from fedra.workflows import (
@@ -19,7 +19,10 @@ from fedra.workflows import (
     FedAvg,
     FedAvgM,
     FedOpt,
+    FedProx,
     FedYogi,
+    Scaffold,
+    SecAggFedAvg,
 )
 
 Kind = Literal["workflow", "executor", "persistor", "filter"]
@@ -32,10 +35,13 @@ BUILTINS: dict[Kind, dict[str, type[Any]]] = {
         "FedAdam": FedAdam,
         "FedYogi": FedYogi,
         "FedAdagrad": FedAdagrad,
+        "FedProx": FedProx,
+        "Scaffold": Scaffold,
+        "SecAggFedAvg": SecAggFedAvg,
         "CrossSiteEval": CrossSiteEval,
         "Cyclic": Cyclic,
     },
-    "executor": {"ScriptExecutor": ScriptExecutor},
+    "executor": {"ScriptExecutor": ScriptExecutor, "SecAggScriptExecutor": SecAggScriptExecutor},
     "persistor": {"ModelPersistor": ModelPersistor},
     "filter": dict(FILTERS),
 }

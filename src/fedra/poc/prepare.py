@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fedra.core import ConfigError
+from fedra.he import HEKeys, write_server_context, write_site_context
 from fedra.pki import Identity, create_ca, sign_kit, write_participant
 from fedra.poc.scripts import write_admin_script, write_participant_scripts
 from fedra.runtime import RESTART_EXIT_CODE
@@ -67,8 +68,13 @@ def prepare(
     admin: str = "admin@fedra.local",
     force: bool = False,
     python: str | None = None,
+    he: bool = False,
 ) -> PocLayout:
-    """Write the workspace; refuse to replace an existing one unless ``force``."""
+    """Write the workspace; refuse to replace an existing one unless ``force``.
+
+    ``he``: also write a CKKS context for homomorphic encryption, the secret one into every
+    site's ``startup/``, the public one into the server's (see :mod:`fedra.he`).
+    """
     if num_sites < 1:
         raise ConfigError(f"-n must be at least 1, got {num_sites}")
     if fed_port == admin_port:
@@ -133,6 +139,11 @@ def prepare(
         },
     )
     write_admin_script(startup, python)
+    if he:
+        keys = HEKeys.generate()
+        write_server_context(layout.server / "startup", keys)
+        for site in sites:
+            write_site_context(layout.site(site) / "startup", keys)
     for folder in (layout.server, *(layout.site(s) for s in sites), layout.admin):
         sign_kit(folder, ca)
     _json(root / MARKER, {"sites": list(sites), "fed_port": fed_port, "admin_port": admin_port})

@@ -4,11 +4,15 @@ Kit layout (the runtime reads the same files from a POC kit)::
 
     <name>/startup/  rootCA.pem  <server|client|overseer>.crt  .key (0600)
                      fed_server.json | fed_client.json | fed_admin.json | fed_overseer.json
-                     start.sh  sub_start.sh  stop_fl.sh        (servers and sites)
+                     start.sh  sub_start.sh  stop_fl.sh        (servers, sites, the overseer)
                      fl_admin.sh                              (admins)
                      docker.sh  Dockerfile  requirements.txt  (when docker_image is set)
                      signature.json                           (written last, by signing)
-    <name>/local/    authorization, privacy, resources and logging *.default (never signed)
+    <name>/local/    authorization, privacy, resources and logging *.default (never signed);
+                     overseer.json.default for the overseer (heartbeat and lease timing)
+
+Server, site and admin configs carry an ``overseer`` block (host, port, api_root, url) when
+the project has an overseer.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from fedra.he import HEKeys, write_server_context, write_site_context
+from fedra.overseer import LOCAL_FILE as OVERSEER_LOCAL_FILE
+from fedra.overseer import OverseerSettings
 from fedra.pki import STARTUP_DIR, CertKey, Identity, sign_kit, write_participant
 from fedra.poc.scripts import write_admin_script, write_participant_scripts
 from fedra.provision.docker import write_docker_files
@@ -35,18 +42,28 @@ CONFIG_FILES = {
 LOCAL_HOSTS = ("localhost", "127.0.0.1")
 
 _OVERSEER_README = """This is the startup kit of the overseer {name} of project {project}.
-The overseer's process comes with high availability (a later Fedra release): this kit holds
-its certificate and settings (startup/fed_overseer.json) so that the rest of the project
-need not be provisioned again when it arrives. There is nothing to start yet.
+The overseer tells servers, sites and admins which server is hot (high availability).
+Start it with startup/start.sh (runs `fedra overseer start --kit <this folder>` in the
+background, log in log.txt) and stop it with startup/stop_fl.sh. It keeps its state in
+overseer_state.json here. To change its timing, copy local/overseer.json.default to
+local/overseer.json and edit it. See docs/ha.md.
 """
 
 
 def write_kit(
-    folder: Path, participant: Participant, project: Project, ca: CertKey, *, python: str
+    folder: Path,
+    participant: Participant,
+    project: Project,
+    ca: CertKey,
+    *,
+    python: str,
+    he: HEKeys | None = None,
 ) -> Path:
     """Write and sign the kit of ``participant`` into ``folder`` (created); return ``folder``.
 
     ``python`` is the interpreter the scripts run (``$FEDRA_PYTHON`` overrides it at start).
+    ``he``: the project's CKKS keys; a site gets the secret context, a server the public one
+    (``startup/he_context.tenseal``, ``startup/he_public_context.tenseal``; signed).
     """
     folder.mkdir(mode=0o755)
     startup = folder / STARTUP_DIR
@@ -71,11 +88,28 @@ def write_kit(
     elif isinstance(participant, Admin):
         _admin(startup, participant, project, ca, python)
     else:
-        _overseer(startup, participant, project, ca)
+        _overseer(startup, participant, project, ca, python)
+        local = folder / "local"
+        local.mkdir(mode=0o755)
+        (local / f"{OVERSEER_LOCAL_FILE}.default").write_text(
+            json.dumps(
+                {
+                    "comment": f"Copy to {OVERSEER_LOCAL_FILE} to change (seconds).",
+                    **OverseerSettings().to_json(),
+                },
+                indent=2,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
         (folder / "README.txt").write_text(
             _OVERSEER_README.format(name=participant.name, project=project.name),
             encoding="utf-8",
         )
+    if he is not None and isinstance(participant, Server):
+        write_server_context(startup, he)
+    elif he is not None and isinstance(participant, Client):
+        write_site_context(startup, he)
     sign_kit(folder, ca)
     return folder
 
@@ -104,6 +138,7 @@ def overseer_entry(project: Project) -> dict[str, Any] | None:
         "protocol": o.protocol,
         "api_root": o.api_root,
         "port": o.port,
+        "url": f"{o.protocol}://{o.address}:{o.port}{o.api_root}",
     }
 
 
@@ -112,19 +147,21 @@ def _server(startup: Path, s: Server, project: Project, ca: CertKey, python: str
     write_participant(
         startup, ca, Identity(s.name, s.org, "server"), file_stem="server", hosts=hosts
     )
-    _json(
-        startup / CONFIG_FILES["server"],
-        {
-            "project": project.name,
-            "name": s.name,
-            "org": s.org,
-            "host": s.address,
-            "fed_learn_port": s.fed_learn_port,
-            "admin_port": s.admin_port,
-            # Only these sites may join, even with a certificate from the project's CA.
-            "sites": sorted(c.name for c in project.clients),
-        },
-    )
+    config: dict[str, Any] = {
+        "project": project.name,
+        "name": s.name,
+        "org": s.org,
+        "host": s.address,
+        "fed_learn_port": s.fed_learn_port,
+        "admin_port": s.admin_port,
+        # Only these sites may join, even with a certificate from the project's CA.
+        "sites": sorted(c.name for c in project.clients),
+    }
+    if (overseer := overseer_entry(project)) is not None:
+        config["overseer"] = overseer
+    if s.job_store is not None:
+        config["job_store"] = s.job_store
+    _json(startup / CONFIG_FILES["server"], config)
     write_participant_scripts(startup, "fedra.runtime.server_parent", python, RESTART_EXIT_CODE)
     _docker(startup, s.name, project)
 
@@ -167,7 +204,7 @@ def _admin(startup: Path, a: Admin, project: Project, ca: CertKey, python: str) 
     write_admin_script(startup, python)
 
 
-def _overseer(startup: Path, o: Overseer, project: Project, ca: CertKey) -> None:
+def _overseer(startup: Path, o: Overseer, project: Project, ca: CertKey, python: str) -> None:
     hosts = sorted({o.name, o.address, *LOCAL_HOSTS})
     write_participant(
         startup, ca, Identity(o.name, o.org, "overseer"), file_stem="overseer", hosts=hosts
@@ -182,8 +219,12 @@ def _overseer(startup: Path, o: Overseer, project: Project, ca: CertKey) -> None
             "protocol": o.protocol,
             "api_root": o.api_root,
             "port": o.port,
+            # Only these servers may register, even with a certificate from the project's CA.
+            "servers": [s.name for s in project.servers],
         },
     )
+    write_participant_scripts(startup, "fedra.cli overseer start", python, RESTART_EXIT_CODE)
+    _docker(startup, o.name, project)
 
 
 def _docker(startup: Path, name: str, project: Project) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 #: The one ``api_version`` this Fedra reads.
 API_VERSION = 1
@@ -26,7 +27,7 @@ PARTICIPANT_TYPES = ("overseer", "server", "client", "admin")
 
 @dataclass(frozen=True)
 class Overseer:
-    """The overseer of a high-availability federation (its process comes with HA)."""
+    """The overseer of a high-availability federation (``fedra overseer start``)."""
 
     name: str
     org: str
@@ -56,6 +57,9 @@ class Server:
     admin_port: int = DEFAULT_ADMIN_PORT
     enable_byoc: bool = False
     host: str | None = None
+    #: Where jobs are stored (``fedra.store.open_store``); the same shared storage for every
+    #: server of a high-availability project. None: the server's own ``store/`` folder.
+    job_store: dict[str, Any] | None = None
 
     @property
     def type(self) -> str:
@@ -110,6 +114,8 @@ class Project:
     docker_image: str | None = None
     api_version: int = API_VERSION
     source: Path | None = None
+    #: Whether kits carry CKKS key files (sites: secret context; servers: public context).
+    homomorphic_encryption: bool = False
 
     @property
     def servers(self) -> tuple[Server, ...]:

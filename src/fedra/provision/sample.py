@@ -20,10 +20,15 @@ description: An example federation with two servers and two sites.
 # When set, every server and site kit gets docker.sh (runs this image with the kit mounted),
 # a Dockerfile and requirements.txt to build it.
 # docker_image: fedra-example:latest
+# When true, every site kit gets a secret CKKS context and every server kit the public one,
+# for jobs that average homomorphically encrypted models (HEEncrypt, he_weighted; see
+# docs/privacy.md). The secret context is kept in state/ and reused by later provisionings.
+# homomorphic_encryption: true
 
 participants:
-  # The overseer watches the servers for high availability (its process comes in a later
-  # release). Its name is the host name everyone connects to: change overseer to its FQDN.
+  # The overseer watches the servers for high availability: it names the hot server and
+  # promotes a standby when the hot one fails (docs/ha.md). Its name is the host name
+  # everyone connects to: change overseer to its FQDN.
   - name: overseer
     type: overseer
     org: example

@@ -32,14 +32,22 @@ from fedra.provision.project import (
 )
 from fedra.provision.rules import check_rules
 from fedra.provision.yamlfile import Located, parse_yaml
+from fedra.store import StoreConfig
 
 T = TypeVar("T")
 
-_PROJECT_KEYS = ("api_version", "name", "description", "participants", "docker_image")
+_PROJECT_KEYS = (
+    "api_version",
+    "name",
+    "description",
+    "participants",
+    "docker_image",
+    "homomorphic_encryption",
+)
 _COMMON = ("name", "type", "org")
 _KEYS: dict[str, tuple[str, ...]] = {
     "overseer": (*_COMMON, "protocol", "api_root", "port", "host"),
-    "server": (*_COMMON, "fed_learn_port", "admin_port", "enable_byoc", "host"),
+    "server": (*_COMMON, "fed_learn_port", "admin_port", "enable_byoc", "host", "job_store"),
     "client": (*_COMMON, "enable_byoc"),
     "admin": (*_COMMON, "role"),
 }
@@ -80,6 +88,7 @@ def parse_project(text: str, file: str = "project.yml", *, source: Path | None =
     name = f.get("name", _pattern(_PROJECT_NAME, "a project name (letters, digits, . _ -)"))
     description = f.get("description", _string, default="")
     image = f.optional("docker_image", _pattern(_IMAGE, "a docker image name such as repo:tag"))
+    he = f.get("homomorphic_encryption", _boolean, default=False)
     participants = _participants(file, f.located("participants"))
     project = Project(
         name=name,
@@ -88,6 +97,7 @@ def parse_project(text: str, file: str = "project.yml", *, source: Path | None =
         docker_image=image,
         api_version=version,
         source=source,
+        homomorphic_encryption=he,
     )
     check_rules(project, file, [loc for _, loc in participants])
     return project
@@ -124,7 +134,8 @@ def _participant(f: _Fields) -> Participant:
         if fed_port == admin_port:
             f.fail("admin_port", f"expected a port other than fed_learn_port ({fed_port})")
         byoc = f.get("enable_byoc", _boolean, default=False)
-        return Server(name, org, fed_port, admin_port, byoc, f.optional("host", _host))
+        store = f.optional("job_store", _job_store)
+        return Server(name, org, fed_port, admin_port, byoc, f.optional("host", _host), store)
     if kind == "client":
         return Client(name, org, f.get("enable_byoc", _boolean, default=False))
     return Admin(name, org, f.get("role", _choice(tuple(sorted(ADMIN_ROLES)))))
@@ -253,6 +264,29 @@ def _is_host(value: str) -> bool:
         return True
     labels = value.rstrip(".").split(".")
     return len(value) <= _MAX_NAME and all(_HOST_LABEL.fullmatch(label) for label in labels)
+
+
+def _plain(value: Any) -> Any:
+    """A parsed YAML value without its line numbers."""
+    if isinstance(value, Located):
+        return _plain(value.value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _job_store(value: Any) -> dict[str, Any]:
+    """A server's job store: {backend: sqlite|postgres, path, dsn, schema, timeout}."""
+    plain = _plain(value)
+    if not isinstance(plain, dict):
+        raise _Invalid("a mapping such as {backend: sqlite, path: /shared/fedra-store}")
+    try:
+        StoreConfig.parse(plain, Path("store"))
+    except ConfigError as exc:
+        raise _Invalid(f"a valid job store ({exc})") from exc
+    return plain
 
 
 def _host(value: Any) -> str:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fedra.core import ConfigError
+from fedra.he import load_or_create_secret
 from fedra.pki import ROOT_CA_FILE, CertKey, create_ca, verify_issued_by, write_key
 from fedra.provision.kits import write_kit
 from fedra.provision.project import Project
@@ -28,6 +29,8 @@ from fedra.provision.project import Project
 DEFAULT_WORKSPACE = Path("workspace")
 STATE_DIR = "state"
 CA_KEY_FILE = "rootCA.key"
+#: The project's secret CKKS context (``homomorphic_encryption: true``), kept with the CA.
+HE_STATE_FILE = "he_context.tenseal"
 #: The name of a provisioning's folder inside the project's workspace folder.
 PROD_PREFIX = "prod_"
 
@@ -55,12 +58,18 @@ def provision(
     root = Path(workspace) / project.name
     root.mkdir(parents=True, exist_ok=True)
     ca = load_or_create_ca(root / STATE_DIR, project.name)
+    he = None
+    if project.homomorphic_encryption:
+        # Kept with the CA: kits provisioned later (a new site) must share the same key.
+        he = load_or_create_secret(root / STATE_DIR / HE_STATE_FILE)
     prod = _next_prod(root)
     try:
         kits: dict[str, Path] = {}
         zips: dict[str, Path] = {}
         for participant in project.participants:
-            folder = write_kit(prod / participant.name, participant, project, ca, python=python)
+            folder = write_kit(
+                prod / participant.name, participant, project, ca, python=python, he=he
+            )
             kits[participant.name] = folder
             zips[participant.name] = zip_kit(folder)
         if project.source is not None and project.source.is_file():

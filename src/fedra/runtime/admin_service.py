@@ -91,6 +91,10 @@ def _answer(server: ServerParent, env: Envelope, user: str, peer: Any = None) ->
             raise ConfigError(f"unknown command '{cmd}'")
         if not isinstance(args, dict):
             raise ConfigError("args must be an object")
+        if not server.hot:
+            error = FedraError(server.not_in_service())
+            error.hint = "the console finds the hot server through the overseer by itself"
+            raise error
         if peer is not None:
             _authorize(server, peer, cmd, args)
         data, blob = handler(server, args, p.model_zip(env.model), user)

@@ -50,6 +50,13 @@ def _sites(data: dict[str, Any], path: Path) -> tuple[str, ...] | None:
     return tuple(sites)
 
 
+def _optional_dict(data: dict[str, Any], path: Path, key: str) -> dict[str, Any] | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, dict):
+        raise ConfigError(f"{path}: {key}: expected an object, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class ServerKit:
     """Settings of a server parent."""
@@ -66,6 +73,15 @@ class ServerKit:
     sites: tuple[str, ...] | None = None
     #: Seconds after which a queued job moves to the front and claims its resources.
     job_aging_s: float = 300.0
+    #: The project's overseer (``url`` …), for high availability; None: this server is hot.
+    overseer: dict[str, Any] | None = None
+    #: The job store (``fedra.store.open_store``): shared by all servers with an overseer.
+    job_store: dict[str, Any] | None = None
+
+    @property
+    def public_host(self) -> str:
+        """The address sites and admins use to reach this server."""
+        return self.name if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
 
     @property
     def startup(self) -> Path:
@@ -88,6 +104,8 @@ class ServerKit:
             heartbeat_timeout=float(_get(data, path, "heartbeat_timeout", (int, float), 60)),  # type: ignore[arg-type]
             sites=_sites(data, path),
             job_aging_s=float(_get(data, path, "job_aging_s", (int, float), 300)),  # type: ignore[arg-type]
+            overseer=_optional_dict(data, path, "overseer"),
+            job_store=_optional_dict(data, path, "job_store"),
         )
 
 
@@ -102,6 +120,8 @@ class SiteKit:
     server_name: str
     fed_port: int
     heartbeat_interval: float
+    #: The project's overseer, for high availability: the site connects to the hot server.
+    overseer: dict[str, Any] | None = None
 
     @property
     def startup(self) -> Path:
@@ -126,4 +146,5 @@ class SiteKit:
             server_name=_get(data, path, "server_name", str, "server"),
             fed_port=_get(data, path, "fed_learn_port", int, 8002),
             heartbeat_interval=float(_get(data, path, "heartbeat_interval", (int, float), 5)),  # type: ignore[arg-type]
+            overseer=_optional_dict(data, path, "overseer"),
         )

@@ -17,9 +17,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from fedra.core import FedraError, MetricValue, Task, TaskResult, release_large_buffers
+from fedra.filters import FilteredFleet
 from fedra.job import (
     activate_custom_dirs,
     build_persistor,
+    build_result_filters,
     build_workflows,
     load_custom_class,
     load_job,
@@ -135,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
     workspace = Path(args.workspace)
     persistor = build_persistor(app)
     workflows = build_workflows(app)
+    server_filters = build_result_filters(app)
 
     def deliver(task: Task) -> None:
         headers = {
@@ -174,13 +177,14 @@ def run(args: argparse.Namespace) -> int:
 
     server_run = ServerRun(
         workflows,
-        board,
+        FilteredFleet(board, server_filters) if server_filters else board,
         RunStore(workspace),
         EventLog(display=_Reporter(channel)),
         # Not kept in a local: the workflow owns the initial model and drops it after round 1.
         initial=None if args.resume else persistor.initial_model(app.custom_dir, load_class),
         key_metric=persistor.key_metric,
         higher_is_better=persistor.higher_is_better,
+        startup_dir=Path(args.kit) / "startup" if args.kit else None,
     )
     channel.send(Envelope(p.READY, {"job_id": args.job_id}))
     go.wait()  # the parent has told the sites to start the job (or the run was aborted)
@@ -213,6 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--socket", required=True, help="the server parent's Unix socket")
     parser.add_argument("--sites", required=True, help="comma-separated sites of the job")
     parser.add_argument("--resume", action="store_true", help="continue from the last snapshot")
+    parser.add_argument("--kit", default="", help="the server's kit (for keys in startup/)")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO,

@@ -5,6 +5,10 @@ gRPC with mutual TLS). Each running job gets a server job process (SJ) of its ow
 routes tasks from the SJ to the sites and results back. A crash of an SJ fails that job with
 the reason recorded, never the SP. Jobs still RUNNING when the SP stops (or is killed) are
 resumed from their last snapshot when it starts again.
+
+With an overseer (high availability, see :mod:`fedra.runtime.ha`) the SP starts cold and acts
+only while the overseer gives it the lease; the job store is then shared with the standby
+servers and fenced with the service session id.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from fedra.runtime import protocol as p
 from fedra.runtime.config import ServerKit
 from fedra.runtime.procs import end_group, parent_kit, parent_ready, spawn, tail
 from fedra.scheduler import QueuedJob, ResourceError, SiteResources, Wait, schedule
-from fedra.store import JobRecord, SqliteJobStore
+from fedra.store import JobRecord, JobStore, StaleSession, open_store
 from fedra.transport import (
     ChannelClosed,
     Connection,
@@ -86,6 +90,8 @@ class RunningJob:
     rounds: list[dict[str, Any]] = field(default_factory=list)
     aborting: bool = False
     done: bool = False
+    #: The server stepped down or stops: leave the job RUNNING in the store for whoever resumes.
+    detached: bool = False
 
 
 class ServerParent:
@@ -96,7 +102,13 @@ class ServerParent:
     ) -> None:
         self.kit = kit
         self.started = time.time()
-        self.store = SqliteJobStore(kit.root / "store")
+        self._base_store = open_store(kit.job_store, kit.root / "store")
+        #: Where jobs are recorded; fenced with the session id while hot under an overseer.
+        self.store: JobStore = self._base_store
+        #: Whether this server acts (always, without an overseer) and its session id.
+        self.hot = kit.overseer is None
+        self.ssid: int | None = None
+        self.ha: Any = None  # the HaAgent, with an overseer
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
         self.sites: dict[str, SiteHandle] = {}
@@ -130,13 +142,8 @@ class ServerParent:
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
         """Open the ports, pick up interrupted jobs, start the scheduler."""
-        for record in self.store.list(statuses={JobStatus.RUNNING, JobStatus.DISPATCHED}):
-            self._to_resume.add(record.job_id)
-            log.info(
-                "job %s was %s when the server stopped: it will resume",
-                record.job_id,
-                record.status.value,
-            )
+        if self.hot:
+            self._pick_up_interrupted()
         self.fed_port = self._fed.start()
         self.admin_port = self._admin.start()
         log.info(
@@ -146,6 +153,77 @@ class ServerParent:
             self.admin_port,
         )
         threading.Thread(target=self._schedule_loop, name="scheduler", daemon=True).start()
+        if self.kit.overseer is not None:
+            from fedra.runtime.ha import HaAgent, overseer_client
+
+            self.ha = HaAgent(
+                self,
+                overseer_client(self.kit.root, "server"),
+                name=self.kit.name,
+                host=self.kit.public_host,
+                fl_port=self.fed_port,
+                admin_port=self.admin_port,
+            )
+            log.info("standing by: the overseer decides when this server is hot")
+            self.ha.start()
+
+    def _pick_up_interrupted(self) -> None:
+        for record in self.store.list(statuses={JobStatus.RUNNING, JobStatus.DISPATCHED}):
+            self._to_resume.add(record.job_id)
+            log.info(
+                "job %s was %s when the last hot server stopped: it will resume",
+                record.job_id,
+                record.status.value,
+            )
+
+    # -- high availability --------------------------------------------------------------
+    def store_ssid(self) -> int:
+        """The newest session id the shared store has seen (0: none)."""
+        try:
+            return int(self._base_store.current_ssid())
+        except Exception as exc:  # a store that cannot be read now: report none
+            log.warning("cannot read the store's session id: %s", exc)
+            return 0
+
+    def become_hot(self, ssid: int) -> bool:
+        """Take over the shared store as session ``ssid`` and resume its running jobs."""
+        try:
+            self._base_store.claim_ssid(ssid)
+        except StaleSession as exc:
+            log.error("not taking over: %s", exc)
+            return False
+        with self._lock:
+            self.store = self._base_store.fenced(ssid)
+            self.ssid = ssid
+            self._pick_up_interrupted()
+            self.hot = True
+            self._wake.notify_all()
+        log.info("this server is hot now (service session %d)", ssid)
+        return True
+
+    def step_down(self, reason: str) -> None:
+        """Stop acting: end the job processes (jobs stay RUNNING in the store), drop sites."""
+        with self._lock:
+            if not self.hot:
+                return
+            self.hot = False
+            jobs = list(self.running.values())
+            sites = list(self.sites.values())
+            self._to_resume.clear()
+            self.waiting.clear()
+        log.warning("stepping down (%s): ending %d job processes", reason, len(jobs))
+        for job in jobs:
+            job.detached = True
+        for job in jobs:
+            end_group(job.proc, grace=2.0)
+        for handle in sites:
+            handle.conn.close()
+
+    def not_in_service(self) -> str:
+        """Why a cold server refuses: and where the hot one is, when known."""
+        hot = self.ha.hot_server() if self.ha is not None else None
+        where = f"the hot server is {hot}" if hot and hot != self.kit.name else "no hot server yet"
+        return f"{self.kit.name} is not in service ({where}); ask the overseer"
 
     def wait(self) -> int:
         """Block until shutdown; return the exit code."""
@@ -163,11 +241,13 @@ class ServerParent:
             jobs = list(self.running.values())
             self._wake.notify_all()
         for job in jobs:
-            job.aborting = True
+            job.detached = True
             end_group(job.proc, grace=2.0)
+        if self.ha is not None:
+            self.ha.stop(release=True)  # the standby may take over at once
         self._fed.stop(0.5)
         self._admin.stop(0.5)
-        self.store.close()
+        self._base_store.close()
 
     # -- sites --------------------------------------------------------------------------
     def _site_connected(self, conn: Connection) -> None:
@@ -175,6 +255,8 @@ class ServerParent:
         if peer.role != "client":
             log.warning("refused %s on the FL port: role %r is not a site", peer.name, peer.role)
             raise FedraError(f"refused: {peer.name} has a {peer.role!r} certificate, not a site's")
+        if not self.hot:
+            raise FedraError(self.not_in_service())
         if self.kit.sites is not None and peer.name not in self.kit.sites:
             log.warning(
                 "refused site %s (%s): it is not a site of this project", peer.name, peer.org
@@ -195,7 +277,7 @@ class ServerParent:
             old.conn.close()
         log.info("site %s (%s) connected", name, conn.peer.org)
         try:
-            conn.send(Envelope(p.WELCOME, {"server": self.kit.name}))
+            conn.send(Envelope(p.WELCOME, {"server": self.kit.name, "ssid": self.ssid}))
             for job in rejoin:
                 self._send_start(job, [name])
             self._sites_changed()
@@ -219,6 +301,15 @@ class ServerParent:
 
     def _from_site(self, handle: SiteHandle, env: Envelope) -> None:
         h = env.headers
+        if env.kind == p.HELLO and _newer(h.get("ssid"), self.ssid):
+            log.warning(
+                "site %s knows a newer service session (%s > %s): this server is stale",
+                handle.name,
+                h.get("ssid"),
+                self.ssid,
+            )
+            handle.conn.close()
+            return
         if env.kind in (p.HELLO, p.HEARTBEAT):
             handle.update_resources(h.get("resources"))
             handle.jobs = [str(j) for j in h.get("jobs", [])]
@@ -335,6 +426,8 @@ class ServerParent:
             handle.conn.close()
 
     def _schedule_once(self) -> None:
+        if not self.hot:
+            return
         for job_id in sorted(self._to_resume):
             self._resume(job_id)
         records = {r.job_id: r for r in self.store.list(statuses={JobStatus.SUBMITTED})}
@@ -460,6 +553,8 @@ class ServerParent:
                 str(sock_dir / "sj.sock"),
                 "--sites",
                 ",".join(sites),
+                "--kit",
+                str(self.kit.root),
             ]
             if resume:
                 args.append("--resume")
@@ -549,8 +644,19 @@ class ServerParent:
         except (ChannelClosed, FedraError, OSError) as exc:
             log.info("job %s: channel closed (%s)", job.job_id, exc)
         job.done = True
-        if self._stopping.is_set():
-            return  # the job stays RUNNING and resumes at the next start
+        if self._stopping.is_set() or job.detached:
+            with self._lock:
+                if self.running.get(job.job_id) is job:
+                    del self.running[job.job_id]
+            return  # the job stays RUNNING and resumes at the next start (or on the new hot)
+        try:
+            self._job_ended(job, outcome)
+        except StaleSession as exc:  # a newer hot server owns the store: it resumes the job
+            log.error("job %s: end not recorded: %s", job.job_id, exc)
+        self.wake()
+
+    def _job_ended(self, job: RunningJob, outcome: dict[str, Any] | None) -> None:
+        """Tell the sites, record how the job ended (its DONE message, or a crash)."""
         code = end_group(job.proc, grace=5.0)
         with self._lock:
             self.running.pop(job.job_id, None)
@@ -578,7 +684,6 @@ class ServerParent:
                 {"site": "server", "task": None, "traceback": tail(job.log_path), "reason": reason},
             )
             self._finish(job.job_id, JobStatus.FINISHED_EXECUTION_EXCEPTION, reason)
-        self.wake()
 
     def _fan_out(self, job: RunningJob, env: Envelope) -> None:
         """Send one broadcast to its sites in parallel; the model is decoded here once."""
@@ -619,6 +724,16 @@ class ServerParent:
                 self.send_to_site(site, Envelope(p.ABORT_JOB, {"job_id": job_id, "reason": reason}))
         log.info("job %s aborted: %s", job_id, reason)
         return JobStatus.FINISHED_ABORTED
+
+
+def _newer(theirs: object, ours: int | None) -> bool:
+    """Whether a peer's session id is newer than this server's."""
+    return (
+        isinstance(theirs, int)
+        and not isinstance(theirs, bool)
+        and ours is not None
+        and theirs > ours
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

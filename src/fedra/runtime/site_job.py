@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         log_sink=log_sink,
         default_launch="subprocess",
         own_process_group=False,
+        startup_dir=Path(args.kit) / "startup" if args.kit else None,
     )
     from fedra.filters import wrap_chains
     from fedra.runtime.privacy import load_site_filters

@@ -1,7 +1,9 @@
 """The site parent process (CP): connects out to the server, runs each job in its own process.
 
 It only ever opens outbound connections. After the server goes away it reconnects forever,
-with exponential backoff and jitter, logging each attempt at a sane rate. Each job runs in a
+with exponential backoff and jitter, logging each attempt at a sane rate. With an overseer
+(high availability) it asks the overseer which server is hot, connects to that one, and
+reconnects when the overseer's service session id (SSID) changes. Each job runs in a
 site job process (CJ) in its own process group: an abort ends the whole group, training
 scripts included (SIGTERM, then SIGKILL after a grace period).
 """
@@ -12,6 +14,7 @@ import logging
 import os
 import platform
 import random
+import socket
 import subprocess
 import sys
 import tempfile
@@ -66,6 +69,13 @@ class SiteParent:
         self._conn: Connection | None = None
         self._stopping = threading.Event()
         self.exit_code = 0
+        self.overseer: Any = None
+        if kit.overseer is not None:
+            from fedra.runtime.ha import overseer_client
+
+            self.overseer = overseer_client(kit.root, "client")
+        #: The service session of the server connected to (with an overseer), else None.
+        self.ssid: int | None = None
 
     # -- connection ---------------------------------------------------------------------
     def run(self) -> int:
@@ -73,42 +83,83 @@ class SiteParent:
         backoff = BACKOFF_MIN
         attempts = 0
         while not self._stopping.is_set():
+            target, server_name, ssid = self.kit.target, self.kit.server_name, None
             try:
+                if self.overseer is not None:
+                    target, server_name, ssid = self._hot_server()
+                    _probe(target)  # a dead server fails here at once, not after gRPC's backoff
                 ca, cert, key = self.tls
                 conn = connect(
-                    self.kit.target,
+                    target,
                     ca_pem=ca,
                     cert_pem=cert,
                     key_pem=key,
-                    server_name=self.kit.server_name,
+                    server_name=server_name,
                     timeout=10.0,
                 )
             except FedraError as exc:
                 attempts += 1
                 if attempts <= 3 or attempts % 10 == 0:
                     log.warning(
-                        "cannot reach the server at %s (attempt %d): %s",
-                        self.kit.target,
-                        attempts,
-                        exc,
+                        "cannot reach the server at %s (attempt %d): %s", target, attempts, exc
                     )
                 self._stopping.wait(backoff * random.uniform(0.5, 1.0))
-                backoff = min(backoff * 2, BACKOFF_MAX)
+                backoff = min(backoff * 2, BACKOFF_MAX if self.overseer is None else 2.0)
                 continue
             attempts, backoff = 0, BACKOFF_MIN
-            log.info("connected to the server at %s", self.kit.target)
+            self.ssid = ssid
+            where = f" (service session {ssid})" if ssid is not None else ""
+            log.info("connected to the server %s at %s%s", server_name, target, where)
             self._serve(conn)
         self._end_all_jobs()
         return self.exit_code
+
+    def _hot_server(self) -> tuple[str, str, int | None]:
+        """(host:port, TLS name, SSID) of the hot server, from the overseer."""
+        from fedra.overseer import OverseerError, ParticipantHeartbeat
+
+        try:
+            answer = self.overseer.heartbeat(ParticipantHeartbeat(self.kit.name))
+        except OverseerError as exc:
+            raise FedraError(f"cannot ask the overseer which server is hot: {exc}") from exc
+        if answer.hot is None:
+            raise FedraError("the overseer names no hot server yet")
+        hot = answer.hot
+        return f"{hot.host}:{hot.fl_port}", hot.name, answer.ssid
+
+    def _follow_overseer(self, conn: Connection, stop: threading.Event) -> None:
+        """Drop the connection when the overseer names a new service session."""
+        from fedra.overseer import OverseerError, ParticipantHeartbeat
+
+        interval = 2.0
+        while not stop.wait(interval):
+            try:
+                answer = self.overseer.heartbeat(ParticipantHeartbeat(self.kit.name))
+            except OverseerError:
+                continue  # keep the current server while the overseer is away
+            interval = answer.heartbeat_interval
+            if answer.ssid != self.ssid:
+                hot = answer.hot.name if answer.hot is not None else "none yet"
+                log.warning(
+                    "the service session changed (%s -> %s, hot server: %s): reconnecting",
+                    self.ssid,
+                    answer.ssid,
+                    hot,
+                )
+                conn.close()
+                return
 
     def _serve(self, conn: Connection) -> None:
         self._conn = conn
         stop_beat = threading.Event()
         threading.Thread(target=self._heartbeat, args=(conn, stop_beat), daemon=True).start()
+        if self.overseer is not None:
+            threading.Thread(
+                target=self._follow_overseer, args=(conn, stop_beat), daemon=True
+            ).start()
         try:
-            conn.send(
-                Envelope(p.HELLO, {"site": self.kit.name, "resources": self.resources.report()})
-            )
+            hello = {"site": self.kit.name, "resources": self.resources.report()}
+            conn.send(Envelope(p.HELLO, {**hello, "ssid": self.ssid}))
             while not self._stopping.is_set():
                 self._from_server(conn.recv())
         except (ChannelClosed, FedraError, OSError) as exc:
@@ -140,6 +191,10 @@ class SiteParent:
     def _from_server(self, env: Envelope) -> None:
         h = env.headers
         job_id = str(h.get("job_id", ""))
+        if env.kind == p.WELCOME and self.ssid is not None and h.get("ssid") != self.ssid:
+            raise FedraError(
+                f"the server speaks for session {h.get('ssid')}, not {self.ssid}: stale"
+            )
         if env.kind == p.START_JOB:
             sites = [str(s) for s in h.get("sites", [])]
             self._start_job(job_id, sites, p.model_zip(env.model), h)
@@ -377,6 +432,15 @@ class SiteParent:
         conn = self._conn
         if conn is not None:
             conn.close()
+
+
+def _probe(target: str, timeout: float = 2.0) -> None:
+    """Fail fast (FedraError) when nothing listens at ``host:port``."""
+    host, _, port = target.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as exc:
+        raise FedraError(f"nothing answers at {target}: {exc}") from exc
 
 
 def main(argv: Sequence[str] | None = None) -> int:

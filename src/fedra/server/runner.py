@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from fedra.core import (
@@ -97,7 +98,10 @@ class ServerRun:
         lifecycle: JobLifecycle | None = None,
         key_metric: str = "accuracy",
         higher_is_better: bool = True,
+        startup_dir: Path | None = None,
     ) -> None:
+        """``startup_dir``: the server's startup folder, handed to the workflows (keys)."""
+        self.startup_dir = startup_dir
         self.key_metric = key_metric
         self.higher_is_better = higher_is_better
         self.workflows = list(workflows)
@@ -123,6 +127,7 @@ class ServerRun:
             checkpoint=self._checkpoint,
             key_metric=self.key_metric,
             higher_is_better=self.higher_is_better,
+            startup_dir=self.startup_dir,
         )
         start = 0
         if self.initial is not None:

@@ -1,8 +1,9 @@
 """The simulator: a job's server workflow and N sites in one process, over in-memory dispatch.
 
 The workflows, executors and Client API scripts are exactly those a real federation runs;
-only the transport differs: tasks go from the TaskBoard to a pool of ``threads`` workers that
-run each site's executor and hand the result straight back.
+only the transport differs: tasks go from the TaskBoard to a site backend (the seam in
+``sites.py``): by default a pool of ``threads`` workers that run each site's executor and hand
+the result straight back; with ``backend="ray"``, a pool of Ray actors (``ray_backend.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fedra.client import SiteContext, SiteRunner
+from fedra.client import SiteRunner
 from fedra.core import (
     ConfigError,
     FLModel,
@@ -29,20 +30,21 @@ from fedra.core import (
     new_id,
     release_large_buffers,
 )
-from fedra.filters import wrap_chains
+from fedra.filters import FilteredFleet
 from fedra.job import (
     FedJob,
     JobDefinition,
     activate_custom_dirs,
-    build_executors,
-    build_filters,
     build_persistor,
+    build_result_filters,
     build_workflows,
     load_custom_class,
     load_job,
 )
 from fedra.server import EventLog, MetricsSink, RunStore, ServerRun, TaskBoard, write_json
 from fedra.simulator.progress import ProgressDisplay
+from fedra.simulator.ray_backend import RayOptions, RaySites, check_backend
+from fedra.simulator.sites import SiteBackend, build_site_runner
 
 log = logging.getLogger("fedra.simulator")
 
@@ -170,6 +172,61 @@ def _stop_sites(runners: dict[str, SiteRunner], abort: bool) -> None:
         thread.join(15.0)
 
 
+class _ThreadSites:
+    """The default site backend: every site's runner in this process, run by worker threads."""
+
+    def __init__(self, runners: dict[str, SiteRunner], threads: int) -> None:
+        self._runners = runners
+        self._board_ref: list[TaskBoard] = []
+        self._workers = _Workers(runners, self._board_ref, threads)
+
+    def bind(self, board: TaskBoard) -> None:
+        self._board_ref.append(board)
+
+    def deliver(self, task: Task) -> None:
+        self._workers.deliver(task)
+
+    def deliver_many(self, tasks: list[Task]) -> None:
+        for task in tasks:
+            self._workers.deliver(task)
+
+    def consumed(self, result: TaskResult) -> None:
+        self._workers.consumed(result)
+
+    def close(self, abort: bool) -> None:
+        self._workers.close()
+        _stop_sites(self._runners, abort=abort)
+
+
+def _start_sites(
+    definition: JobDefinition,
+    sites: list[str],
+    job_id: str,
+    ws: Path,
+    threads: int,
+    ray_options: RayOptions | None,
+    log_sink: MetricsSink,
+    kits: Path | None = None,
+) -> SiteBackend:
+    """The site backend: Ray actors when ``ray_options`` is given, else worker threads."""
+    if ray_options is not None:
+        return RaySites(ray_options, definition, sites, job_id, ws, log_sink.add)
+    runners = {
+        site: build_site_runner(
+            definition,
+            site,
+            index,
+            len(sites),
+            job_id,
+            ws / "sites" / site,
+            log_sink.add,
+            startup_dir=kits / site / "startup" if kits is not None else None,
+        )
+        for index, site in enumerate(sites)
+    }
+    return _ThreadSites(runners, threads)
+
+
 def _prepare_workspace(workspace: Path, resume: bool) -> None:
     workspace.mkdir(parents=True, exist_ok=True)
     if resume:
@@ -190,14 +247,26 @@ def simulate(
     clients: Sequence[str] | None = None,
     show_progress: bool = True,
     resume: bool = False,
+    backend: str = "thread",
+    ray_options: RayOptions | None = None,
+    kits: str | Path | None = None,
 ) -> RunSummary:
     """Run ``job`` with simulated sites; return (and write) the run summary.
 
     ``job`` is a job folder or a :class:`fedra.job.FedJob`. Results land in ``workspace``:
     ``models/`` (each round, best, final), ``tb_events/<site>/``, ``summary.json``.
+    ``backend="ray"`` runs the sites as Ray actors, set up by ``ray_options``.
+    ``kits``: a folder of startup kits laid out as ``fedra poc prepare`` writes them
+    (``<site>/startup/``, ``server/startup/``): the key material (HE contexts) each simulated
+    participant reads; thread backend only.
     """
     if threads < 1:
         raise ConfigError(f"threads must be >= 1, got {threads}")
+    if kits is not None and backend == "ray":
+        raise ConfigError("kits: only with the thread backend")
+    check_backend(backend, threads, ray_options)
+    if backend == "ray":
+        ray_options = ray_options or RayOptions()
     release_large_buffers()
     ws = Path(workspace)
     # Validate everything first: a mistyped job must not wipe the previous run's results.
@@ -206,7 +275,16 @@ def simulate(
     _prepare_workspace(ws, resume)
     file_log = _attach_file_log(ws / "log.txt")
     try:
-        return _simulate(definition, sites, threads, ws, show_progress, resume)
+        return _simulate(
+            definition,
+            sites,
+            threads,
+            ws,
+            show_progress,
+            resume,
+            ray_options,
+            kits=Path(kits) if kits is not None else None,
+        )
     finally:
         logging.getLogger("fedra").removeHandler(file_log)
         file_log.close()
@@ -219,6 +297,8 @@ def _simulate(
     ws: Path,
     show_progress: bool,
     resume: bool,
+    ray_options: RayOptions | None = None,
+    kits: Path | None = None,
 ) -> RunSummary:
     job_id = new_id()
     started = time.monotonic()
@@ -233,47 +313,37 @@ def _simulate(
     activate_custom_dirs(*(app.custom_dir for app in definition.apps.values()))
     persistor = build_persistor(server_app)
     workflows = build_workflows(server_app)
+    server_filters = build_result_filters(server_app)
 
     def load_class(name: str) -> object:
         return load_custom_class(server_app.custom_dir, name)
 
+    initial = persistor.initial_model(server_app.custom_dir, load_class)
     tracking = MetricsSink(ws / "tb_events")
-    runners: dict[str, SiteRunner] = {}
-    for index, site in enumerate(sites):
-        app = definition.client_app(site)
-        assert app is not None
-        ctx = SiteContext(
-            site_name=site,
-            site_index=index,
-            num_sites=len(sites),
-            job_id=job_id,
-            workdir=ws / "sites" / site,
-            custom_dir=app.custom_dir,
-            log_sink=tracking.add,
-        )
-        job_data, job_result = build_filters(app)
-        runners[site] = SiteRunner(
-            ctx,
-            build_executors(app),
-            data_chain=wrap_chains([], job_data, "task_data") if job_data else None,
-            result_chain=wrap_chains([], job_result, "task_result") if job_result else None,
-        )
-    board_ref: list[TaskBoard] = []
-    workers = _Workers(runners, board_ref, threads)
-    board = TaskBoard(sites, workers.deliver, job_id=job_id, consumed=workers.consumed)
-    board_ref.append(board)
+    site_backend = _start_sites(
+        definition, sites, job_id, ws, threads, ray_options, tracking, kits=kits
+    )
+    board = TaskBoard(
+        sites,
+        site_backend.deliver,
+        job_id=job_id,
+        consumed=site_backend.consumed,
+        deliver_many=site_backend.deliver_many,
+    )
+    site_backend.bind(board)
     display = ProgressDisplay() if show_progress else None
     events = EventLog(display=display)
     lifecycle = JobLifecycle()
     run = ServerRun(
         workflows,
-        board,
+        FilteredFleet(board, server_filters) if server_filters else board,
         RunStore(ws),
         events,
-        initial=persistor.initial_model(server_app.custom_dir, load_class),
+        initial=initial,
         lifecycle=lifecycle,
         key_metric=persistor.key_metric,
         higher_is_better=persistor.higher_is_better,
+        startup_dir=kits / "server" / "startup" if kits is not None else None,
     )
     interrupted = False
     try:
@@ -291,8 +361,7 @@ def _simulate(
         failed = interrupted or lifecycle.status != JobStatus.FINISHED_COMPLETED
         if failed:
             board.abort(lifecycle.history[-1].reason)
-        workers.close()
-        _stop_sites(runners, abort=failed)
+        site_backend.close(abort=failed)
         tracking.close()
     summary = RunSummary(
         job=definition.meta.name,

@@ -1,7 +1,10 @@
 """The job store: job records, their status history, zips and run folders, behind one interface.
 
-:class:`JobStore` is the interface; :class:`SqliteJobStore` is the embedded default and
-:class:`MemoryJobStore` the in-memory one. One contract test runs against both.
+:class:`JobStore` is the interface; :class:`SqliteJobStore` is the embedded default,
+:class:`PostgresJobStore` the one several servers share for high availability, and
+:class:`MemoryJobStore` the in-memory one. One contract test runs against all three.
+:func:`open_store` opens the one a server's configuration names. Writes can be fenced by a
+service session id (:class:`FencedJobStore`, :class:`StaleSession`).
 """
 
 from fedra.store.errors import (
@@ -9,11 +12,15 @@ from fedra.store.errors import (
     JobNotFound,
     JobStillActive,
     JobStoreError,
+    StaleSession,
     StatusConflict,
     StoreCorrupt,
 )
+from fedra.store.factory import BACKENDS, StoreConfig, open_store
+from fedra.store.fencing import MAX_SSID, FencedJobStore, check_ssid
 from fedra.store.files import JOBS_DIR, WORKSPACE_DIR, ZIP_FILE, JobFiles
 from fedra.store.memory import MemoryJobStore
+from fedra.store.postgres import PG_SCHEMA_VERSION, PostgresJobStore
 from fedra.store.protocol import JobStore
 from fedra.store.record import (
     FAILURE_KEYS,
@@ -26,12 +33,16 @@ from fedra.store.record import (
 from fedra.store.sqlite import DB_FILE, SCHEMA_VERSION, SqliteJobStore
 
 __all__ = [
+    "BACKENDS",
     "DB_FILE",
     "FAILURE_KEYS",
     "JOBS_DIR",
+    "MAX_SSID",
+    "PG_SCHEMA_VERSION",
     "SCHEMA_VERSION",
     "WORKSPACE_DIR",
     "ZIP_FILE",
+    "FencedJobStore",
     "JobExists",
     "JobFiles",
     "JobNotFound",
@@ -40,11 +51,16 @@ __all__ = [
     "JobStore",
     "JobStoreError",
     "MemoryJobStore",
+    "PostgresJobStore",
     "SqliteJobStore",
+    "StaleSession",
     "StatusConflict",
+    "StoreConfig",
     "StoreCorrupt",
     "check_job_id",
+    "check_ssid",
     "is_job_id",
     "meta_as_dict",
     "new_job_id",
+    "open_store",
 ]

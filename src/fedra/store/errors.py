@@ -7,6 +7,7 @@
     │   ├── JobNotFound            no job has this id
     │   ├── JobExists              a job with this id already exists
     │   ├── JobStillActive         only finished jobs can be deleted
+    │   ├── StaleSession           a newer service session (SSID) owns the store: write refused
     │   └── StoreCorrupt           the database or a job's files are unreadable
     └── InvalidTransition          (core) the transition table refuses the move
         └── StatusConflict         the job is no longer in the status the caller expected
@@ -50,10 +51,27 @@ class JobStillActive(JobStoreError):
         self.hint = "abort the job first"
 
 
+class StaleSession(JobStoreError):
+    """A write came from an older service session than the one that now owns the store.
+
+    High availability fences the old hot server this way: once a newer session id (SSID) is
+    recorded in the store, every write carrying an older one is refused and changes nothing.
+    """
+
+    def __init__(self, ssid: int, current: int) -> None:
+        self.ssid = ssid
+        self.current = current
+        super().__init__(
+            f"service session {ssid} is stale: the job store now belongs to session {current}; "
+            "write refused"
+        )
+        self.hint = "this server is no longer the hot server: stop it (the new one resumes jobs)"
+
+
 class StoreCorrupt(JobStoreError):
     """The store's database or a job's files cannot be read."""
 
-    def __init__(self, path: Path, detail: str) -> None:
+    def __init__(self, path: Path | str, detail: str) -> None:
         self.path = path
         super().__init__(f"job store {path} is unreadable: {detail}")
         self.hint = "move the file aside to start an empty store, or restore it from a backup"

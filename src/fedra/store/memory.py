@@ -6,13 +6,15 @@ import builtins
 import dataclasses
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from fedra.core import JobStatus, StatusChange, parse_meta, transition
 from fedra.store.errors import JobExists, JobNotFound, JobStillActive, JobStoreError, StatusConflict
+from fedra.store.fencing import FencedJobStore, check_ssid, fence
 from fedra.store.files import JobFiles
 from fedra.store.record import (
     JobRecord,
@@ -28,7 +30,8 @@ class MemoryJobStore:
     """A :class:`~fedra.store.JobStore` keeping records in memory and files under ``root``.
 
     One lock guards every record, so each operation (a transition's compare-and-set included)
-    is atomic. Records vanish with the process; files stay under ``root/jobs/<job_id>/``.
+    is atomic; the same lock guards the session id, so a fenced write is checked and done in
+    one step. Records vanish with the process; files stay under ``root/jobs/<job_id>/``.
     """
 
     def __init__(self, root: Path, *, clock: Callable[[], float] = time.time) -> None:
@@ -37,6 +40,7 @@ class MemoryJobStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._records: dict[str, JobRecord] = {}
+        self._ssid = 0
         self._closed = False
 
     def __enter__(self) -> MemoryJobStore:
@@ -56,13 +60,14 @@ class MemoryJobStore:
         job_zip: bytes,
         submitter: str,
         job_id: str | None = None,
+        *,
+        ssid: int | None = None,
     ) -> JobRecord:
         """Store a new SUBMITTED job (``meta_json`` is validated); a uuid4 id unless given."""
         meta = parse_meta(meta_json)
         json_text(meta_json, "meta.json")
         job_id = check_job_id(job_id) if job_id is not None else new_job_id()
-        with self._lock:
-            self._check_open()
+        with self._write(ssid):
             if job_id in self._records:
                 raise JobExists(job_id)
             self._files.write_zip(job_id, bytes(job_zip))
@@ -105,9 +110,10 @@ class MemoryJobStore:
         reason: str,
         *,
         expected: JobStatus | None = None,
+        ssid: int | None = None,
     ) -> JobRecord:
         """Move the job to ``new`` as the table allows; with ``expected``, compare-and-set."""
-        with self._lock:
+        with self._write(ssid):
             record = self._get(job_id)
             if expected is not None and record.status != expected:
                 raise StatusConflict(job_id, record.status, expected, new)
@@ -117,18 +123,22 @@ class MemoryJobStore:
             self._records[job_id] = record
             return _copy(record)
 
-    def set_failure(self, job_id: str, failure: dict[str, Any]) -> JobRecord:
+    def set_failure(
+        self, job_id: str, failure: dict[str, Any], *, ssid: int | None = None
+    ) -> JobRecord:
         """Record why the job failed, replacing any earlier failure."""
         stored = copy_json(failure, f"failure of job {job_id!r}")
-        with self._lock:
+        with self._write(ssid):
             record = dataclasses.replace(self._get(job_id), failure=stored)
             self._records[job_id] = record
             return _copy(record)
 
-    def update_run_info(self, job_id: str, info: dict[str, Any]) -> JobRecord:
+    def update_run_info(
+        self, job_id: str, info: dict[str, Any], *, ssid: int | None = None
+    ) -> JobRecord:
         """Merge ``info`` into the job's run info (nested objects merged key by key)."""
         update = copy_json(info, f"run info of job {job_id!r}")
-        with self._lock:
+        with self._write(ssid):
             record = self._get(job_id)
             merged = merge(record.run_info, update)
             record = dataclasses.replace(record, run_info=merged)
@@ -147,20 +157,55 @@ class MemoryJobStore:
             self._get(job_id)
             return self._files.workspace(job_id)
 
-    def delete(self, job_id: str) -> None:
+    def delete(self, job_id: str, *, ssid: int | None = None) -> None:
         """Delete a finished job and its files."""
-        with self._lock:
+        with self._write(ssid):
             record = self._get(job_id)
             if not record.status.is_final:
                 raise JobStillActive(job_id, record.status)
             del self._records[job_id]
             self._files.remove(job_id)
 
+    def current_ssid(self) -> int:
+        """The newest service session id the store has seen (0: none yet)."""
+        with self._lock:
+            self._check_open()
+            return self._ssid
+
+    def claim_ssid(self, ssid: int) -> None:
+        """Record ``ssid`` as the store's session; StaleSession if a newer one owns it."""
+        with self._write(check_ssid(ssid)):
+            pass
+
+    def new_ssid(self) -> int:
+        """Take the next session id, record it and return it."""
+        with self._lock:
+            self._check_open()
+            self._ssid = check_ssid(self._ssid + 1)
+            return self._ssid
+
+    def fenced(self, ssid: int) -> FencedJobStore:
+        """A view of this store that writes as session ``ssid``."""
+        return FencedJobStore(self, ssid)
+
     def close(self) -> None:
         """Forget the records (files stay); later calls raise JobStoreError."""
         with self._lock:
             self._closed = True
             self._records.clear()
+
+    @contextmanager
+    def _write(self, ssid: int | None) -> Iterator[None]:
+        """One write under the lock: its session id checked first, recorded if it succeeds."""
+        with self._lock:
+            self._check_open()
+            before = self._ssid
+            self._ssid = fence(before, ssid)
+            try:
+                yield
+            except BaseException:
+                self._ssid = before
+                raise
 
     def _check_open(self) -> None:
         if self._closed:

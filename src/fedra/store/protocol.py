@@ -17,6 +17,11 @@ class JobStore(Protocol):
     Every status change goes through the core transition table, atomically: of two callers
     racing from the same status, with ``expected`` set, exactly one wins. Unknown ids raise
     :class:`~fedra.store.JobNotFound`.
+
+    Every write takes an optional service session id (``ssid``, see :mod:`fedra.store.fencing`):
+    a write from a session older than the newest one the store has seen raises
+    :class:`~fedra.store.StaleSession` and changes nothing; a newer one is recorded with the
+    write, atomically.
     """
 
     def create(
@@ -25,6 +30,8 @@ class JobStore(Protocol):
         job_zip: bytes,
         submitter: str,
         job_id: str | None = None,
+        *,
+        ssid: int | None = None,
     ) -> JobRecord:
         """Store a new SUBMITTED job (``meta_json`` is validated); a uuid4 id unless given."""
         ...
@@ -46,6 +53,7 @@ class JobStore(Protocol):
         reason: str,
         *,
         expected: JobStatus | None = None,
+        ssid: int | None = None,
     ) -> JobRecord:
         """Move the job to ``new`` (recorded with time and reason), as the table allows.
 
@@ -54,11 +62,15 @@ class JobStore(Protocol):
         """
         ...
 
-    def set_failure(self, job_id: str, failure: dict[str, Any]) -> JobRecord:
+    def set_failure(
+        self, job_id: str, failure: dict[str, Any], *, ssid: int | None = None
+    ) -> JobRecord:
         """Record why the job failed (site, task, traceback, reason), replacing any earlier one."""
         ...
 
-    def update_run_info(self, job_id: str, info: dict[str, Any]) -> JobRecord:
+    def update_run_info(
+        self, job_id: str, info: dict[str, Any], *, ssid: int | None = None
+    ) -> JobRecord:
         """Merge ``info`` into the job's run info (nested objects merged key by key)."""
         ...
 
@@ -70,8 +82,27 @@ class JobStore(Protocol):
         """The folder for the job's run outputs (models, tb_events, snapshots), made if needed."""
         ...
 
-    def delete(self, job_id: str) -> None:
+    def delete(self, job_id: str, *, ssid: int | None = None) -> None:
         """Delete a finished job with its files; :class:`~fedra.store.JobStillActive` otherwise."""
+        ...
+
+    def current_ssid(self) -> int:
+        """The newest service session id the store has seen (0: none yet)."""
+        ...
+
+    def claim_ssid(self, ssid: int) -> None:
+        """Record ``ssid`` as the store's session; :class:`~fedra.store.StaleSession` if older.
+
+        Claiming the current SSID again is allowed (a restart of the same session).
+        """
+        ...
+
+    def new_ssid(self) -> int:
+        """Take the next session id (current + 1), record it and return it, atomically."""
+        ...
+
+    def fenced(self, ssid: int) -> JobStore:
+        """A view of this store that writes as session ``ssid`` (reads unchanged)."""
         ...
 
     def close(self) -> None:

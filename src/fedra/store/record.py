@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from fedra.core import JobMeta, JobStatus, StatusChange
+from fedra.core import FedraError, JobMeta, JobStatus, StatusChange, parse_meta
+from fedra.store.errors import StoreCorrupt
 
 #: The keys a failure record usually carries (others are kept too).
 FAILURE_KEYS = ("site", "task", "traceback", "reason")
@@ -110,3 +112,28 @@ def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
+
+
+def decode_record(row: Any, changes: Iterable[Any], where: Path | str) -> JobRecord:
+    """A record from a database row and its transition rows (both indexable by column name).
+
+    ``meta``, ``failure`` and ``run_info`` are JSON text; anything unreadable is
+    :class:`~fedra.store.StoreCorrupt` naming ``where`` (the database) and the job.
+    """
+    try:
+        failure = None if row["failure"] is None else json.loads(row["failure"])
+        return JobRecord(
+            job_id=row["job_id"],
+            name=row["name"],
+            submitter=row["submitter"],
+            submitted_at=row["submitted_at"],
+            status=JobStatus(row["status"]),
+            history=tuple(
+                StatusChange(JobStatus(c["status"]), c["at"], c["reason"]) for c in changes
+            ),
+            meta=parse_meta(json.loads(row["meta"])),
+            failure=failure,
+            run_info=json.loads(row["run_info"]),
+        )
+    except (ValueError, TypeError, LookupError, FedraError) as exc:
+        raise StoreCorrupt(where, f"job {row['job_id']!r} is unreadable: {exc}") from exc

@@ -2,9 +2,13 @@
 
 Records and their status history live in two tables; the database runs in WAL mode, so readers
 never block the writer. Every write is one ``BEGIN IMMEDIATE`` transaction, which makes a status
-change a true compare-and-set between threads and between processes sharing the file. A file
-that is not a readable job database is reported as :class:`~fedra.store.StoreCorrupt`, with
-its path, when the store opens.
+change a true compare-and-set between threads and between processes sharing the file. The
+fencing session id (:mod:`fedra.store.fencing`) is one row, checked and updated inside the same
+transaction as the write it guards. A file that is not a readable job database is reported as
+:class:`~fedra.store.StoreCorrupt`, with its path, when the store opens.
+
+SQLite's locks are only as good as the file system's: use a local disk, never a network file
+system (NFS, SMB), whose locking SQLite cannot rely on.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from fedra.core import FedraError, JobStatus, StatusChange, parse_meta, transition
+from fedra.core import JobStatus, parse_meta, transition
 from fedra.store.errors import (
     JobExists,
     JobNotFound,
@@ -29,12 +33,26 @@ from fedra.store.errors import (
     StatusConflict,
     StoreCorrupt,
 )
+from fedra.store.fencing import FencedJobStore, check_ssid, fence
 from fedra.store.files import JobFiles
-from fedra.store.record import JobRecord, check_job_id, copy_json, json_text, merge, new_job_id
+from fedra.store.record import (
+    JobRecord,
+    check_job_id,
+    copy_json,
+    decode_record,
+    json_text,
+    merge,
+    new_job_id,
+)
 
 DB_FILE = "jobs.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
+#: The fencing session row (schema 2).
+_SESSION = (
+    "CREATE TABLE session (id INTEGER PRIMARY KEY CHECK (id = 1), ssid INTEGER NOT NULL)",
+    "INSERT INTO session (id, ssid) VALUES (1, 0)",
+)
 _SCHEMA = (
     """CREATE TABLE jobs (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -56,6 +74,7 @@ _SCHEMA = (
         PRIMARY KEY (job_id, seq)
     )""",
     "CREATE INDEX jobs_by_time ON jobs (submitted_at, seq)",
+    *_SESSION,
     f"PRAGMA user_version = {SCHEMA_VERSION}",
 )
 # ?1: an id prefix or NULL; ?2: a JSON list of statuses or NULL.
@@ -104,6 +123,8 @@ class SqliteJobStore:
         job_zip: bytes,
         submitter: str,
         job_id: str | None = None,
+        *,
+        ssid: int | None = None,
     ) -> JobRecord:
         """Store a new SUBMITTED job (``meta_json`` is validated); a uuid4 id unless given."""
         meta = parse_meta(meta_json)
@@ -111,7 +132,7 @@ class SqliteJobStore:
         job_id = check_job_id(job_id) if job_id is not None else new_job_id()
         written = False
         try:
-            with self._tx(immediate=True) as conn:
+            with self._tx(immediate=True, ssid=ssid) as conn:
                 if conn.execute("SELECT 1 FROM jobs WHERE job_id = ?", (job_id,)).fetchone():
                     raise JobExists(job_id)
                 self._files.write_zip(job_id, bytes(job_zip))
@@ -156,9 +177,10 @@ class SqliteJobStore:
         reason: str,
         *,
         expected: JobStatus | None = None,
+        ssid: int | None = None,
     ) -> JobRecord:
         """Move the job to ``new`` as the table allows; with ``expected``, compare-and-set."""
-        with self._tx(immediate=True) as conn:
+        with self._tx(immediate=True, ssid=ssid) as conn:
             current = self._status(conn, job_id)
             if expected is not None and current != expected:
                 raise StatusConflict(job_id, current, expected, new)
@@ -175,18 +197,22 @@ class SqliteJobStore:
             _record_change(conn, job_id, seq, new, self._clock(), reason)
             return self._load(conn, job_id)
 
-    def set_failure(self, job_id: str, failure: dict[str, Any]) -> JobRecord:
+    def set_failure(
+        self, job_id: str, failure: dict[str, Any], *, ssid: int | None = None
+    ) -> JobRecord:
         """Record why the job failed, replacing any earlier failure."""
         text = json_text(failure, f"failure of job {job_id!r}")
-        with self._tx(immediate=True) as conn:
+        with self._tx(immediate=True, ssid=ssid) as conn:
             self._status(conn, job_id)
             conn.execute("UPDATE jobs SET failure = ? WHERE job_id = ?", (text, job_id))
             return self._load(conn, job_id)
 
-    def update_run_info(self, job_id: str, info: dict[str, Any]) -> JobRecord:
+    def update_run_info(
+        self, job_id: str, info: dict[str, Any], *, ssid: int | None = None
+    ) -> JobRecord:
         """Merge ``info`` into the job's run info (nested objects merged key by key)."""
         update = copy_json(info, f"run info of job {job_id!r}")
-        with self._tx(immediate=True) as conn:
+        with self._tx(immediate=True, ssid=ssid) as conn:
             merged = merge(self._load(conn, job_id).run_info, update)
             conn.execute(
                 "UPDATE jobs SET run_info = ? WHERE job_id = ?",
@@ -206,15 +232,36 @@ class SqliteJobStore:
             self._status(conn, job_id)
             return self._files.workspace(job_id)
 
-    def delete(self, job_id: str) -> None:
+    def delete(self, job_id: str, *, ssid: int | None = None) -> None:
         """Delete a finished job and its files."""
-        with self._tx(immediate=True) as conn:
+        with self._tx(immediate=True, ssid=ssid) as conn:
             status = self._status(conn, job_id)
             if not status.is_final:
                 raise JobStillActive(job_id, status)
             conn.execute("DELETE FROM transitions WHERE job_id = ?", (job_id,))
             conn.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
         self._files.remove(job_id)
+
+    def current_ssid(self) -> int:
+        """The newest service session id the store has seen (0: none yet)."""
+        with self._tx() as conn:
+            return _current_ssid(conn, self.path)
+
+    def claim_ssid(self, ssid: int) -> None:
+        """Record ``ssid`` as the store's session; StaleSession if a newer one owns it."""
+        with self._tx(immediate=True, ssid=check_ssid(ssid)):
+            pass
+
+    def new_ssid(self) -> int:
+        """Take the next session id, record it and return it (one transaction)."""
+        with self._tx(immediate=True) as conn:
+            ssid = check_ssid(_current_ssid(conn, self.path) + 1)
+            conn.execute("UPDATE session SET ssid = ? WHERE id = 1", (ssid,))
+            return ssid
+
+    def fenced(self, ssid: int) -> FencedJobStore:
+        """A view of this store that writes as session ``ssid``."""
+        return FencedJobStore(self, ssid)
 
     def close(self) -> None:
         """Close the database (idempotent); later calls raise JobStoreError."""
@@ -224,8 +271,11 @@ class SqliteJobStore:
                 self._conn = None
 
     @contextmanager
-    def _tx(self, immediate: bool = False) -> Iterator[sqlite3.Connection]:
-        """One transaction, under the lock; SQLite errors become store errors."""
+    def _tx(self, immediate: bool = False, ssid: int | None = None) -> Iterator[sqlite3.Connection]:
+        """One transaction, under the lock; SQLite errors become store errors.
+
+        With ``ssid`` (a write), the session is fenced first, inside the transaction.
+        """
         with self._lock:
             conn = self._conn
             if conn is None:
@@ -233,6 +283,10 @@ class SqliteJobStore:
             try:
                 conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
                 try:
+                    if ssid is not None:
+                        current = _current_ssid(conn, self.path)
+                        if fence(current, ssid) != current:
+                            conn.execute("UPDATE session SET ssid = ? WHERE id = 1", (ssid,))
                     yield conn
                 except BaseException:
                     if conn.in_transaction:
@@ -262,23 +316,14 @@ class SqliteJobStore:
 
     def _record(self, row: sqlite3.Row, changes: builtins.list[sqlite3.Row]) -> JobRecord:
         """Decode one row and its transitions; anything unreadable is StoreCorrupt."""
-        try:
-            failure = None if row["failure"] is None else json.loads(row["failure"])
-            return JobRecord(
-                job_id=row["job_id"],
-                name=row["name"],
-                submitter=row["submitter"],
-                submitted_at=row["submitted_at"],
-                status=JobStatus(row["status"]),
-                history=tuple(
-                    StatusChange(JobStatus(c["status"]), c["at"], c["reason"]) for c in changes
-                ),
-                meta=parse_meta(json.loads(row["meta"])),
-                failure=failure,
-                run_info=json.loads(row["run_info"]),
-            )
-        except (ValueError, TypeError, LookupError, FedraError) as exc:
-            raise StoreCorrupt(self.path, f"job {row['job_id']!r} is unreadable: {exc}") from exc
+        return decode_record(row, changes, self.path)
+
+
+def _current_ssid(conn: sqlite3.Connection, path: Path) -> int:
+    row = conn.execute("SELECT ssid FROM session WHERE id = 1").fetchone()
+    if row is None:
+        raise StoreCorrupt(path, "the fencing session row is missing")
+    return int(row[0])
 
 
 def _record_change(
@@ -310,6 +355,7 @@ def _open(path: Path, timeout: float) -> sqlite3.Connection:
     try:
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")  # a commit is on disk when it returns
         (check,) = conn.execute("PRAGMA quick_check").fetchone()
         if check != "ok":
             raise StoreCorrupt(path, f"integrity check failed: {check}")
@@ -342,3 +388,10 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
         )
     elif not {"jobs", "transitions"} <= tables:
         raise StoreCorrupt(path, "the jobs or transitions table is missing")
+    elif version == 1:  # schema 1 had no fencing session
+        for statement in (*_SESSION, f"PRAGMA user_version = {SCHEMA_VERSION}"):
+            conn.execute(statement)
+    elif "session" not in tables:
+        raise StoreCorrupt(path, "the fencing session table is missing")
+    else:
+        _current_ssid(conn, path)

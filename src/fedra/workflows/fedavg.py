@@ -8,6 +8,10 @@ accuracy of the model it actually produced.
 Optionally each round's results go through a robust rule instead (``aggregator``: see
 :data:`fedra.aggregators.AGGREGATORS`), and each round trains only a reproducible random
 sample of the sites (``sample_fraction``, ``sample_seed``).
+
+With ``aggregator: he_weighted`` the sites send CKKS-encrypted full models and the global
+model stays encrypted on the server: FedAvg only stores it and sends it on (training, the
+final validation, the best model), never computes on it; sites decrypt it (``HEDecrypt``).
 """
 
 from __future__ import annotations
@@ -15,7 +19,14 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from fedra.aggregators import AGGREGATORS, WeightedAggregator, apply_update, make_aggregator
+from fedra.aggregators import (
+    AGGREGATORS,
+    WeightedAggregator,
+    apply_update,
+    make_aggregator,
+    start_round,
+    use_keys,
+)
 from fedra.core import (
     TASK_TRAIN,
     TASK_VALIDATE,
@@ -73,6 +84,13 @@ class FedAvg:
         self.aggregator = aggregator
         self.aggregator_args = dict(aggregator_args or {})
         make_aggregator(self.aggregator, **self.aggregator_args)  # bad args fail here, not later
+        if getattr(AGGREGATORS[aggregator], "encrypted", False) and (
+            type(self)._next_global is not FedAvg._next_global
+        ):
+            raise ValueError(
+                f"{self.name} computes on the global model, which aggregator {aggregator!r} "
+                "keeps encrypted on the server: use it with FedAvg"
+            )
         if isinstance(sample_fraction, bool) or not 0 < sample_fraction <= 1:
             raise ValueError(f"sample_fraction must be in (0, 1], got {sample_fraction!r}")
         self.sample_fraction = float(sample_fraction)
@@ -116,13 +134,12 @@ class FedAvg:
                 f"min_clients is {self.min_clients}"
             )
         targets = self._sample(targets, round_num)
-        sent = FLModel(
-            params=readonly(self._global) if self._global is not None else None,
-            current_round=round_num,
-            total_rounds=self.num_rounds,
-        )
+        trained_from = self._global  # the model the sites train from (the candidate best)
+        sent = self._train_data(round_num)
         ctx.events.round_started(self.name, round_num, self.num_rounds, len(targets))
         aggregator = make_aggregator(self.aggregator, **self.aggregator_args)
+        start_round(aggregator, sent)
+        use_keys(aggregator, ctx.startup_dir)
         results = ctx.fleet.broadcast(
             self.train_task_name,
             sent,
@@ -143,11 +160,13 @@ class FedAvg:
         update = aggregator.result()
         metrics = update.metrics
         # Sites report metrics of the model they received: that model is the candidate best.
-        if sent.params is not None and is_better(
+        if trained_from is not None and is_better(
             metrics.get(self.key_metric or ""), self._best, self.higher_is_better is not False
         ):
             self._best = float(metrics[self.key_metric or ""])
-            best = FLModel(params=sent.params, metrics=metrics, current_round=round_num - 1)
+            best = FLModel(
+                params=readonly(trained_from), metrics=metrics, current_round=round_num - 1
+            )
             ctx.store.save("best", best)
         self._global = self._next_global(update)
         # The metrics of this round describe the model the sites received, not the new one.
@@ -163,6 +182,15 @@ class FedAvg:
         self._round = round_num
         ctx.events.round_finished(self.name, round_num, metrics)
         ctx.checkpoint(self.snapshot())
+
+    def _train_data(self, round_num: int) -> FLModel:
+        """The task data of ``round_num``'s training task: the global model (a subclass may add
+        params or meta for its sites, as SCAFFOLD and FedProx do)."""
+        return FLModel(
+            params=readonly(self._global) if self._global is not None else None,
+            current_round=round_num,
+            total_rounds=self.num_rounds,
+        )
 
     def _sample(self, sites: list[str], round_num: int) -> list[str]:
         """The sites that train in ``round_num``: all of them unless ``sample_fraction < 1``,

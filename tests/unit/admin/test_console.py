@@ -137,11 +137,19 @@ def completions(completer: AdminCompleter, text: str) -> list[str]:
 
 def test_completer_offers_commands_then_job_ids() -> None:
     completer = AdminCompleter(lambda: ["a1b2c3", "d4e5f6"])
-    assert completions(completer, "li") == ["list_jobs"]
+    assert completions(completer, "li") == ["list_jobs", "list_sp"]
     document = Document("li", 2)
-    assert [c.text for c in completer.get_completions(document, CompleteEvent())] == ["list_jobs "]
+    assert [c.text for c in completer.get_completions(document, CompleteEvent())] == [
+        "list_jobs ",
+        "list_sp ",
+    ]
     assert "bye" in completions(completer, "")
-    assert completions(completer, "? sh") == ["show_errors", "show_stats", "shutdown"]
+    assert completions(completer, "? sh") == [
+        "show_errors",
+        "show_stats",
+        "shutdown",
+        "shutdown_system",
+    ]
     assert completions(completer, "get_job ") == ["a1b2c3", "d4e5f6"]
     assert completions(completer, "abort_job d") == ["d4e5f6"]
     assert completions(completer, "check_status c") == ["client"]

@@ -165,7 +165,14 @@ def test_inputs_are_not_modified() -> None:
 
 
 def test_factory_and_argument_errors() -> None:
-    assert set(AGGREGATORS) == {"weighted", "median", "trimmed_mean", "krum"}
+    assert set(AGGREGATORS) == {
+        "weighted",
+        "median",
+        "trimmed_mean",
+        "krum",
+        "dp_gaussian",
+        "he_weighted",
+    }
     assert isinstance(make_aggregator(), WeightedAggregator)
     assert isinstance(make_aggregator("trimmed_mean", trim_ratio=0.2), TrimmedMeanAggregator)
     with pytest.raises(ValueError, match="krum"):

@@ -74,8 +74,11 @@ def test_builtins_satisfy_protocol_and_registry() -> None:
     assert isinstance(RejectNonFinite(), Filter)
     assert isinstance(GaussianPrivacy(1.0, 0.0), Filter)
     assert set(FILTERS) == {
+        "ClipNorm",
         "ExcludeVars",
         "GaussianPrivacy",
+        "HEDecrypt",
+        "HEEncrypt",
         "IncludeVars",
         "PercentilePrivacy",
         "RejectNonFinite",

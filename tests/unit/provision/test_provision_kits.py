@@ -76,14 +76,11 @@ def test_tree_of_the_provisioning(provisioned: ProvisionResult) -> None:
         "signature.json",
     }
     overseer = prod / "overseer.acme.org"
-    assert {p.name for p in (overseer / "startup").iterdir()} == {
-        "rootCA.pem",
-        "overseer.crt",
-        "overseer.key",
-        "fed_overseer.json",
-        "signature.json",
-    }
-    assert "comes with high availability" in (overseer / "README.txt").read_text()
+    assert {p.name for p in (overseer / "startup").iterdir()} == (
+        SERVER_FILES - {"server.crt", "server.key", "fed_server.json"}
+    ) | {"overseer.crt", "overseer.key", "fed_overseer.json"}
+    assert {p.name for p in (overseer / "local").iterdir()} == {"overseer.json.default"}
+    assert "startup/start.sh" in (overseer / "README.txt").read_text()
 
 
 def test_private_keys_are_0600(provisioned: ProvisionResult) -> None:
@@ -155,10 +152,11 @@ def test_configs_are_what_the_processes_read(provisioned: ProvisionResult) -> No
     overseer = json.loads(
         (prod / "overseer.acme.org" / "startup" / "fed_overseer.json").read_text()
     )
-    assert {k: overseer[k] for k in ("protocol", "api_root", "port")} == {
+    assert {k: overseer[k] for k in ("protocol", "api_root", "port", "servers")} == {
         "protocol": "https",
         "api_root": "/api/v1",
         "port": 8443,
+        "servers": ["server1"],
     }
 
 
@@ -272,3 +270,36 @@ def test_host_override_goes_into_configs_and_san(tmp_path: Path, project_text: s
     )
     assert "10.1.2.3" in [str(ip) for ip in san.value.get_values_for_type(x509.IPAddress)]
     assert "server1" in san.value.get_values_for_type(x509.DNSName)
+
+
+def test_the_overseer_kit_runs_fedra_overseer_and_everyone_knows_its_url(
+    provisioned: ProvisionResult,
+) -> None:
+    from fedra.overseer import OverseerKit, OverseerSettings, client_for_kit
+
+    prod = provisioned.prod
+    root = prod / "overseer.acme.org"
+    sub_start = (root / "startup" / "sub_start.sh").read_text()
+    assert '-m fedra.cli overseer start --kit "$KIT"' in sub_start
+    assert mode(root / "startup" / "start.sh") & 0o111
+    kit = OverseerKit.load(root)
+    assert (kit.name, kit.host, kit.port, kit.api_root) == (
+        "overseer.acme.org",
+        "overseer.acme.org",
+        8443,
+        "/api/v1",
+    )
+    assert kit.servers == frozenset({"server1"})
+    assert kit.settings == OverseerSettings()
+    assert kit.tls.cert == root / "startup" / "overseer.crt"
+    defaults = json.loads((root / "local" / "overseer.json.default").read_text())
+    assert {k: v for k, v in defaults.items() if k != "comment"} == OverseerSettings().to_json()
+    url = "https://overseer.acme.org:8443/api/v1"
+    for name, file in [
+        ("server1", "fed_server.json"),
+        ("site-1", "fed_client.json"),
+        ("admin@acme.org", "fed_admin.json"),
+    ]:
+        config = json.loads((prod / name / "startup" / file).read_text())
+        assert config["overseer"]["url"] == url, name
+        assert client_for_kit(prod / name).url == url

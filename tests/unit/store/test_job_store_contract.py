@@ -1,4 +1,8 @@
-"""The JobStore contract, run against every implementation (STYLE.md rule 7)."""
+"""The JobStore contract, run against every implementation (STYLE.md rule 7).
+
+Every test runs on the in-memory store, SQLite and PostgreSQL (a throwaway server, see
+conftest.py). The last part is the fencing contract of high availability (service session ids).
+"""
 
 from __future__ import annotations
 
@@ -25,7 +29,9 @@ from fedra.store import (
     JobStore,
     JobStoreError,
     MemoryJobStore,
+    PostgresJobStore,
     SqliteJobStore,
+    StaleSession,
     StatusConflict,
 )
 
@@ -62,11 +68,19 @@ class Clock:
             return self.now
 
 
-Factory = Callable[[Path, Clock], JobStore]
-FACTORIES: dict[str, Factory] = {
-    "sqlite": lambda root, clock: SqliteJobStore(root, clock=clock),
-    "memory": lambda root, clock: MemoryJobStore(root, clock=clock),
-}
+BACKENDS = ("memory", "postgres", "sqlite")
+
+
+def open_backend(
+    backend: str, root: Path, clock: Clock, request: pytest.FixtureRequest
+) -> JobStore:
+    """A new store of ``backend`` (PostgreSQL: in a fresh schema of the test server)."""
+    if backend == "postgres":
+        dsn, schema = request.getfixturevalue("pg_schema")
+        return PostgresJobStore(dsn, root, schema=schema, clock=clock)
+    if backend == "sqlite":
+        return SqliteJobStore(root, clock=clock)
+    return MemoryJobStore(root, clock=clock)
 
 
 @pytest.fixture
@@ -74,9 +88,9 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture(params=sorted(FACTORIES))
+@pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Iterator[JobStore]:
-    instance = FACTORIES[request.param](tmp_path / "store", clock)
+    instance = open_backend(request.param, tmp_path / "store", clock, request)
     try:
         yield instance
     finally:
@@ -386,3 +400,206 @@ def test_closed_store_refuses_calls(store: JobStore) -> None:
         store.list()
     with pytest.raises(JobStoreError, match="closed"):
         _create(store)
+
+
+# --------------------------------------------------------------------------- fencing (HA)
+
+#: Every write, called with an ssid on two jobs: ``done`` is FINISHED:ABORTED (so it can be
+#: deleted), ``new`` is SUBMITTED (so it can be dispatched).
+WRITES: dict[str, Callable[[JobStore, tuple[str, str], int | None], object]] = {
+    "create": lambda s, jobs, ssid: s.create(META, ZIP, "bob", ssid=ssid),
+    "transition": lambda s, jobs, ssid: s.transition(jobs[1], S.DISPATCHED, "x", ssid=ssid),
+    "set_failure": lambda s, jobs, ssid: s.set_failure(jobs[0], {"reason": "late"}, ssid=ssid),
+    "update_run_info": lambda s, jobs, ssid: s.update_run_info(jobs[0], {"late": 1}, ssid=ssid),
+    "delete": lambda s, jobs, ssid: s.delete(jobs[0], ssid=ssid),
+}
+
+
+def _two_jobs(store: JobStore) -> tuple[str, str]:
+    done, new = _create(store), _create(store)
+    store.transition(done, S.FINISHED_ABORTED, "aborted")
+    (store.workspace(done) / "model.npz").write_bytes(b"x")
+    return done, new
+
+
+def _snapshot(store: JobStore) -> list[tuple[Any, ...]]:
+    """What a refused write must leave unchanged: every record, its zip and its folder."""
+    return [
+        (r, store.job_zip(r.job_id), sorted(p.name for p in store.workspace(r.job_id).iterdir()))
+        for r in store.list()
+    ]
+
+
+def test_a_new_store_has_no_session(store: JobStore) -> None:
+    assert store.current_ssid() == 0
+    job = _create(store)  # writes without an ssid are not fenced
+    store.transition(job, S.DISPATCHED, "x")
+    assert store.current_ssid() == 0
+
+
+def test_claims_only_go_forward(store: JobStore) -> None:
+    store.claim_ssid(3)
+    assert store.current_ssid() == 3
+    store.claim_ssid(3)  # the same session again (a restart) is fine
+    for older in (1, 2):
+        with pytest.raises(StaleSession, match="session 3") as caught:
+            store.claim_ssid(older)
+        assert (caught.value.ssid, caught.value.current) == (older, 3)
+        assert caught.value.hint
+        assert isinstance(caught.value, JobStoreError)
+    assert store.current_ssid() == 3
+    store.claim_ssid(10)
+    assert store.current_ssid() == 10
+
+
+@pytest.mark.parametrize("write", sorted(WRITES))
+def test_writes_of_a_stale_session_change_nothing(store: JobStore, write: str) -> None:
+    old = store.fenced(1)
+    jobs = _two_jobs(old)
+    assert store.current_ssid() == 1
+    store.claim_ssid(2)  # the overseer promotes another server
+    before = _snapshot(store)
+    with pytest.raises(StaleSession) as caught:
+        WRITES[write](old, jobs, None)
+    assert (caught.value.ssid, caught.value.current) == (1, 2)
+    with pytest.raises(StaleSession):
+        WRITES[write](store, jobs, 1)  # the same through the store's own ssid argument
+    assert _snapshot(store) == before
+    assert store.current_ssid() == 2
+    assert old.list() == store.list()  # reads are never fenced
+    assert old.job_zip(jobs[0]) == ZIP
+    WRITES[write](store.fenced(2), jobs, None)  # the current session writes on
+    assert _snapshot(store) != before
+
+
+@pytest.mark.parametrize("write", sorted(WRITES))
+def test_a_write_of_a_newer_session_takes_the_store_over(store: JobStore, write: str) -> None:
+    jobs = _two_jobs(store)
+    store.claim_ssid(4)
+    WRITES[write](store, jobs, 7)
+    assert store.current_ssid() == 7
+    with pytest.raises(StaleSession):
+        store.fenced(4).set_failure(_create(store), {"reason": "x"})
+
+
+def test_a_refused_write_of_a_newer_session_claims_nothing(store: JobStore) -> None:
+    job = _create(store)
+    store.claim_ssid(1)
+    newer = store.fenced(2)
+    with pytest.raises(InvalidTransition):
+        newer.transition(job, S.FINISHED_COMPLETED, "not allowed from SUBMITTED")
+    with pytest.raises(JobNotFound):
+        newer.set_failure("no-such-job", {"reason": "x"})
+    with pytest.raises(JobExists):
+        newer.create(META, ZIP, "bob", job_id=job)
+    with pytest.raises(JobStillActive):
+        newer.delete(job)
+    assert store.current_ssid() == 1
+    store.fenced(1).transition(job, S.DISPATCHED, "the current session still writes")
+
+
+def test_new_ssid_takes_the_next_one(store: JobStore) -> None:
+    assert store.new_ssid() == 1
+    first = store.fenced(1)
+    job = first.create(META, ZIP, "alice").job_id
+    store.claim_ssid(5)
+    assert store.new_ssid() == 6
+    assert store.current_ssid() == 6
+    with pytest.raises(StaleSession):
+        store.fenced(5).transition(job, S.DISPATCHED, "x")
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, 2**63, "3", 1.0, None])
+def test_invalid_session_ids_are_refused(store: JobStore, bad: Any) -> None:
+    job = _create(store)
+    before = store.get(job)
+    with pytest.raises(ValueError, match="invalid service session id"):
+        store.claim_ssid(bad)
+    with pytest.raises(ValueError, match="invalid service session id"):
+        store.fenced(bad)
+    if bad is not None:  # None means "not fenced" to a write
+        with pytest.raises(ValueError, match="invalid service session id"):
+            store.transition(job, S.DISPATCHED, "x", ssid=bad)
+    assert store.get(job) == before
+    assert store.current_ssid() == 0
+
+
+def test_the_fenced_view(store: JobStore) -> None:
+    view = store.fenced(3)
+    assert isinstance(view, JobStore)
+    assert view.ssid == 3
+    view.check()
+    job = view.create(META, ZIP, "alice").job_id
+    assert store.current_ssid() == 3
+    with pytest.raises(ValueError, match="writes as session 3, not 4"):
+        view.set_failure(job, {"reason": "x"}, ssid=4)
+    assert view.set_failure(job, {"reason": "x"}, ssid=3).failure == {"reason": "x"}
+    newer = view.fenced(4)
+    newer.update_run_info(job, {"k": 1})
+    assert view.current_ssid() == 4
+    with pytest.raises(StaleSession):
+        view.check()
+    view.close()
+    with pytest.raises(JobStoreError, match="closed"):
+        store.get(job)
+
+
+def test_a_promotion_during_writes_cuts_them_off_at_one_point(store: JobStore) -> None:
+    """Writes of the old session succeed until the claim, and every one after it is refused."""
+    job = _create(store)
+    old = store.fenced(1)
+    old.claim_ssid(1)
+    outcomes: list[bool] = []
+    progress = threading.Condition()
+    stop = threading.Event()
+
+    def write_until_refused() -> None:
+        refused = 0
+        for i in range(100_000):
+            if stop.is_set():
+                return
+            try:
+                old.update_run_info(job, {f"n{i:05d}": i})
+                ok = True
+            except StaleSession:
+                ok = False
+                refused += 1
+            with progress:
+                outcomes.append(ok)
+                progress.notify_all()
+            if refused == 10:
+                return
+
+    writer = threading.Thread(target=write_until_refused)
+    writer.start()
+    try:
+        with progress:
+            assert progress.wait_for(lambda: len(outcomes) >= 5, timeout=30)
+            before_claim = len(outcomes)
+        store.claim_ssid(2)
+        with progress:
+            after_claim = len(outcomes)
+        writer.join(timeout=60)
+    finally:
+        stop.set()
+        writer.join()
+    first_refused = outcomes.index(False)
+    assert outcomes[first_refused:] == [False] * 10
+    assert all(outcomes[:first_refused])
+    # Writes done before the claim began stand; writes begun after it returned are refused.
+    assert before_claim <= first_refused <= after_claim + 1
+    assert store.get(job).run_info == {f"n{i:05d}": i for i in range(first_refused)}
+
+
+def test_racing_claims_leave_the_largest(store: JobStore) -> None:
+    ssids = [5, 3, 8, 1, 7, 2, 6, 4]
+    results = _race(*[lambda ssid=ssid: store.claim_ssid(ssid) for ssid in ssids])
+    assert store.current_ssid() == 8
+    assert results[ssids.index(8)] is None
+    assert all(r is None or isinstance(r, StaleSession) for r in results)
+
+
+def test_racing_new_ssids_are_all_different(store: JobStore) -> None:
+    results = _race(*[store.new_ssid] * 8)
+    assert sorted(cast(list[int], results)) == list(range(1, 9))
+    assert store.current_ssid() == 8

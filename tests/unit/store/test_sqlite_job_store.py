@@ -1,8 +1,11 @@
-"""SqliteJobStore only: files on disk, surviving a restart, corrupt databases, two connections."""
+"""SqliteJobStore only: files on disk, restarts, corrupt databases, two connections, fencing
+across processes, the upgrade from schema 1."""
 
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -10,7 +13,14 @@ from typing import Any
 import pytest
 
 from fedra.core import InvalidTransition, JobStatus
-from fedra.store import DB_FILE, JobRecord, SqliteJobStore, StoreCorrupt
+from fedra.store import (
+    DB_FILE,
+    SCHEMA_VERSION,
+    JobRecord,
+    SqliteJobStore,
+    StaleSession,
+    StoreCorrupt,
+)
 
 S = JobStatus
 META: dict[str, Any] = {"name": "hello", "deploy_map": {"app": ["@ALL"]}}
@@ -153,3 +163,88 @@ def test_two_connections_race_exactly_one_wins(tmp_path: Path, round_: int) -> N
     finally:
         first.close()
         second.close()
+
+
+#: The schema of version 1 (before fencing), as earlier Fedra releases wrote it.
+SCHEMA_1 = (
+    """CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL, submitter TEXT NOT NULL, submitted_at REAL NOT NULL,
+        status TEXT NOT NULL, meta TEXT NOT NULL, failure TEXT, run_info TEXT NOT NULL)""",
+    """CREATE TABLE transitions (job_id TEXT NOT NULL, seq INTEGER NOT NULL,
+        status TEXT NOT NULL, at REAL NOT NULL, reason TEXT NOT NULL,
+        PRIMARY KEY (job_id, seq))""",
+    "CREATE INDEX jobs_by_time ON jobs (submitted_at, seq)",
+    """INSERT INTO jobs (job_id, name, submitter, submitted_at, status, meta, failure, run_info)
+        VALUES ('old-job', 'hello', 'alice', 12.5, 'SUBMITTED',
+        '{"name": "hello", "deploy_map": {"app": ["@ALL"]}}', NULL, '{"k": 1}')""",
+    "INSERT INTO transitions VALUES ('old-job', 0, 'SUBMITTED', 12.5, 'submitted by alice')",
+    "PRAGMA user_version = 1",
+)
+
+
+def test_a_schema_1_store_is_upgraded(tmp_path: Path) -> None:
+    _sql(tmp_path / DB_FILE, *SCHEMA_1)
+    with SqliteJobStore(tmp_path) as store:
+        record = store.get("old-job")
+        assert (record.status, record.submitted_at, record.run_info) == (
+            S.SUBMITTED,
+            12.5,
+            {"k": 1},
+        )
+        assert store.current_ssid() == 0
+        store.claim_ssid(3)
+        with pytest.raises(StaleSession):
+            store.transition("old-job", S.DISPATCHED, "x", ssid=2)
+    conn = sqlite3.connect(tmp_path / DB_FILE)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+        assert conn.execute("SELECT ssid FROM session").fetchall() == [(3,)]
+    finally:
+        conn.close()
+
+
+def test_a_missing_session_row_is_a_clear_error(tmp_path: Path) -> None:
+    SqliteJobStore(tmp_path).close()
+    _sql(tmp_path / DB_FILE, "DELETE FROM session")
+    with pytest.raises(StoreCorrupt, match="session row is missing"):
+        SqliteJobStore(tmp_path)
+
+
+CLAIM_IN_ANOTHER_PROCESS = """
+import sys
+from pathlib import Path
+from fedra.store import SqliteJobStore
+with SqliteJobStore(Path(sys.argv[1])) as store:
+    store.claim_ssid(int(sys.argv[2]))
+    print(store.current_ssid())
+"""
+
+
+def test_fencing_holds_across_processes(tmp_path: Path) -> None:
+    """Another process (the new hot server) claims the store: this one's writes stop."""
+    with SqliteJobStore(tmp_path) as store:
+        old = store.fenced(1)
+        job = old.create(META, b"zip", "alice").job_id
+        claimed = subprocess.run(
+            [sys.executable, "-c", CLAIM_IN_ANOTHER_PROCESS, str(tmp_path), "2"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        assert claimed.stdout.strip() == "2"
+        before = store.get(job)
+        with pytest.raises(StaleSession, match="now belongs to session 2"):
+            old.transition(job, S.DISPATCHED, "the old hot server goes on")
+        assert store.get(job) == before
+        assert store.current_ssid() == 2
+        store.fenced(2).transition(job, S.DISPATCHED, "the new hot server")
+        stale = subprocess.run(
+            [sys.executable, "-c", CLAIM_IN_ANOTHER_PROCESS, str(tmp_path), "1"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert stale.returncode != 0
+        assert "StaleSession" in stale.stderr

@@ -1,0 +1,167 @@
+"""The overseer's HTTP API without the HTTP: routing, roles, bodies, saving, answers.
+
+=================================  ==========================  =============================
+endpoint                           who (role in certificate)   body → answer
+=================================  ==========================  =============================
+``POST {api_root}/heartbeat``      server, client, admins      heartbeat → answer
+``POST {api_root}/promote``        project_admin               ``{"name"}`` → full state
+``GET  {api_root}/state``          admins                      → full state
+=================================  ==========================  =============================
+
+Status codes: 200; 400 malformed body; 403 wrong role, or a body that names someone else
+than the certificate; 404 unknown endpoint or server; 405 wrong method; 409 the server
+cannot be promoted; 503 the state could not be saved (nothing was answered from it).
+A state change is saved before the answer that reveals it is sent (rule 6 of
+:mod:`.election`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fedra.core import WireError
+from fedra.overseer.election import Election
+from fedra.overseer.errors import ElectionRefused
+from fedra.overseer.messages import (
+    MAX_REQUEST_BYTES,
+    OverseerAnswer,
+    answer_to_json,
+    decode,
+    participant_heartbeat_from_json,
+    promote_from_json,
+    server_heartbeat_from_json,
+)
+from fedra.overseer.store import StateStore
+from fedra.pki import ADMIN_ROLES, Identity
+
+log = logging.getLogger(__name__)
+
+#: Roles that may send heartbeats.
+HEARTBEAT_ROLES = frozenset({"server", "client"}) | ADMIN_ROLES
+#: Roles that may read the full state.
+STATE_ROLES = ADMIN_ROLES
+#: The one role that may promote a server.
+PROMOTE_ROLE = "project_admin"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An HTTP status and its JSON body."""
+
+    status: int
+    body: dict[str, Any]
+
+
+def _error(status: int, message: str) -> Reply:
+    return Reply(status, {"error": message, "status": status})
+
+
+class OverseerApi:
+    """Answers the overseer's requests; thread-safe (one lock around the election and save).
+
+    ``servers``: the only server names that may heartbeat as servers (from the kit);
+    ``None`` lets any certificate with role ``server`` from the project's CA register.
+    """
+
+    def __init__(
+        self,
+        election: Election,
+        store: StateStore,
+        *,
+        api_root: str = "/api/v1",
+        servers: frozenset[str] | None = None,
+    ) -> None:
+        self.election = election
+        self._store = store
+        self._root = api_root.rstrip("/")
+        self._servers = servers
+        self._lock = threading.Lock()
+        self._routes: dict[str, tuple[str, Callable[[Identity, bytes], Reply]]] = {
+            f"{self._root}/heartbeat": ("POST", self._heartbeat),
+            f"{self._root}/promote": ("POST", self._promote),
+            f"{self._root}/state": ("GET", self._state),
+        }
+
+    def handle(self, method: str, path: str, identity: Identity, body: bytes) -> Reply:
+        """Answer one request from ``identity`` (already authenticated by mutual TLS)."""
+        route = self._routes.get(path)
+        if route is None:
+            return _error(404, f"no such endpoint {path!r}; the API is under {self._root}/")
+        allowed, handler = route
+        if method != allowed:
+            return _error(405, f"{path} takes {allowed}, not {method}")
+        try:
+            return handler(identity, body)
+        except WireError as err:
+            return _error(400, str(err))
+        except ElectionRefused as err:
+            return _error(err.status, str(err))
+
+    # -- endpoints ------------------------------------------------------------------------
+    def _heartbeat(self, who: Identity, body: bytes) -> Reply:
+        if who.role not in HEARTBEAT_ROLES:
+            return self._forbidden(who, "send heartbeats", HEARTBEAT_ROLES)
+        data = decode(body, limit=MAX_REQUEST_BYTES, what="heartbeat body")
+        if who.role == "server":
+            beat = server_heartbeat_from_json(data)
+            if beat.name != who.name:
+                return _not_yours(who, beat.name)
+            if self._servers is not None and who.name not in self._servers:
+                return _error(
+                    403,
+                    f"{who.name} is not a server of this project "
+                    f"(servers: {', '.join(sorted(self._servers)) or 'none'})",
+                )
+            return self._apply(lambda: self.election.server_heartbeat(beat))
+        name = participant_heartbeat_from_json(data).name
+        if name != who.name:
+            return _not_yours(who, name)
+        return self._apply(lambda: self.election.participant_heartbeat(who.name, who.org, who.role))
+
+    def _promote(self, who: Identity, body: bytes) -> Reply:
+        if who.role != PROMOTE_ROLE:
+            return self._forbidden(who, "promote a server", frozenset({PROMOTE_ROLE}))
+        name = promote_from_json(decode(body, limit=MAX_REQUEST_BYTES, what="promote body"))
+        return self._apply(lambda: self.election.promote(name, by=who.name))
+
+    def _state(self, who: Identity, body: bytes) -> Reply:
+        if who.role not in STATE_ROLES:
+            return self._forbidden(who, "read the overseer's state", STATE_ROLES)
+        return self._apply(self.election.state)
+
+    # -- helpers --------------------------------------------------------------------------
+    def _apply(self, event: Callable[[], OverseerAnswer]) -> Reply:
+        with self._lock:
+            answer = event()
+            for promotion in self.election.take_promotions():
+                log.warning(
+                    "hot server is now %s (was %s), ssid %s: %s",
+                    promotion.name,
+                    promotion.previous or "none",
+                    promotion.ssid,
+                    promotion.reason,
+                )
+            if self.election.dirty:
+                try:
+                    self._store.save(self.election.persisted())
+                except OSError as err:
+                    log.error("cannot save the overseer's state: %s", err)
+                    return _error(503, f"the overseer cannot save its state: {err}")
+                self.election.mark_saved()
+            return Reply(200, answer_to_json(answer))
+
+    @staticmethod
+    def _forbidden(who: Identity, action: str, roles: frozenset[str]) -> Reply:
+        return _error(
+            403,
+            f"{who.name} (org {who.org}) has role {who.role!r} in its certificate; "
+            f"to {action} the role must be {' or '.join(sorted(roles))}",
+        )
+
+
+def _not_yours(who: Identity, named: str) -> Reply:
+    return _error(403, f"the certificate is for {who.name!r} but the heartbeat names {named!r}")

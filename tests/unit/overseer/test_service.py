@@ -1,0 +1,350 @@
+"""The overseer over real HTTPS with mutual TLS on a free 127.0.0.1 port, with real certs."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import ssl
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from fedra.overseer import (
+    MAX_REQUEST_BYTES,
+    JsonStateFile,
+    OverseerClient,
+    OverseerError,
+    OverseerRefused,
+    OverseerService,
+    OverseerUnavailable,
+    ParticipantHeartbeat,
+    ServerState,
+    client_context,
+)
+from fedra.pki import TlsFiles
+from tests.unit.overseer.conftest import FAST, Pki, beat
+
+Start = Callable[..., OverseerService]
+
+
+@pytest.fixture
+def start(pki: Pki) -> Iterator[Start]:
+    """Start overseer services (stopped at the end of the test, even when it fails)."""
+    started: list[OverseerService] = []
+
+    def run(**kw: object) -> OverseerService:
+        kw.setdefault("settings", FAST)
+        service = OverseerService(kw.pop("tls", pki.overseer), **kw)  # type: ignore[arg-type]
+        started.append(service)
+        service.start()
+        return service
+
+    try:
+        yield run
+    finally:
+        for service in started:
+            service.stop()
+
+
+def client(service: OverseerService, tls: TlsFiles, timeout: float = 5.0) -> OverseerClient:
+    return OverseerClient(service.url, tls, timeout=timeout)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def raw(
+    service: OverseerService,
+    tls: TlsFiles,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, object]]:
+    """One request with any body and headers; the status and the JSON answer."""
+    conn = http.client.HTTPSConnection(
+        "127.0.0.1", service.port, timeout=5, context=client_context(tls)
+    )
+    try:
+        sent = {"Content-Type": "application/json"} if body is not None else {}
+        sent.update(headers or {})
+        conn.request(method, path, body=body, headers=sent)
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
+
+
+def test_first_server_to_heartbeat_is_elected(start: Start, pki: Pki) -> None:
+    service = start()
+    before = time.monotonic()
+    first = client(service, pki.server1).heartbeat(beat("server1"))
+    assert first.hot is not None and first.hot.name == "server1"
+    assert first.hot.address == "server1:8002:8003"
+    assert first.ssid == 1
+    assert first.lease is not None and first.lease.deadline is not None
+    assert before + FAST.lease <= first.lease.deadline <= time.monotonic() + FAST.lease
+    assert first.heartbeat_interval == FAST.heartbeat_interval
+    second = client(service, pki.server2).heartbeat(beat("server2", port=9002))
+    assert second.hot == first.hot and second.ssid == 1 and second.lease is None
+    assert [(s.info.name, s.hot, s.state) for s in second.servers] == [
+        ("server1", True, ServerState.READY),
+        ("server2", False, ServerState.READY),
+    ]
+    site = client(service, pki.site).heartbeat(ParticipantHeartbeat("site-1"))
+    assert site.hot == first.hot and site.ssid == 1 and site.lease is None
+
+
+def test_silent_hot_server_is_replaced_by_the_standby(start: Start, pki: Pki) -> None:
+    service = start()
+    hot, standby = client(service, pki.server1), client(service, pki.server2)
+    sent = time.monotonic()
+    assert hot.heartbeat(beat("server1")).holds_lease("server1")
+    standby.heartbeat(beat("server2"))
+    promoted_at: list[float] = []
+
+    def standby_is_hot() -> bool:
+        answer = standby.heartbeat(beat("server2"))
+        if answer.holds_lease("server2"):
+            promoted_at.append(time.monotonic())
+            assert answer.ssid == 2
+            return True
+        assert answer.hot is not None and answer.hot.name == "server1"
+        return False
+
+    wait_for(standby_is_hot, 10 * FAST.promotion_delay, "the standby to be promoted")
+    # Never before the old lease (plus margin) has surely run out.
+    assert promoted_at[0] - sent >= FAST.lease + FAST.lease_margin
+    back = hot.heartbeat(beat("server1", ServerState.HOT))
+    assert back.hot is not None and back.hot.name == "server2" and back.lease is None
+
+
+def test_promote_by_a_project_admin_and_refusals(start: Start, pki: Pki) -> None:
+    service = start()
+    client(service, pki.server1).heartbeat(beat("server1"))
+    client(service, pki.server2).heartbeat(beat("server2"))
+    with pytest.raises(OverseerRefused) as err:
+        client(service, pki.site).promote("server2")
+    assert err.value.status == 403
+    assert "site-1 (org hospital) has role 'client'" in err.value.message
+    assert "must be project_admin" in err.value.message
+    with pytest.raises(OverseerRefused, match=r"role 'lead'") as err:
+        client(service, pki.lead).promote("server2")
+    assert err.value.status == 403
+    with pytest.raises(OverseerRefused, match=r"unknown server 'server9'") as err:
+        client(service, pki.admin).promote("server9")
+    assert err.value.status == 404
+    state = client(service, pki.admin).promote("server2")
+    assert state.hot is not None and state.hot.name == "server2" and state.ssid == 2
+    assert client(service, pki.server1).heartbeat(beat("server1")).lease is None
+
+
+def test_state_is_for_admins_only(start: Start, pki: Pki) -> None:
+    service = start()
+    client(service, pki.server1).heartbeat(beat("server1"))
+    client(service, pki.site).heartbeat(ParticipantHeartbeat("site-1"))
+    client(service, pki.lead).heartbeat(ParticipantHeartbeat("lead@acme.org"))
+    state = client(service, pki.lead).state()
+    assert state.hot is not None and state.hot.name == "server1"
+    assert [(p.name, p.org, p.role) for p in state.participants] == [
+        ("lead@acme.org", "acme", "lead"),
+        ("site-1", "hospital", "client"),
+    ]
+    for tls in (pki.site, pki.server1):
+        with pytest.raises(OverseerRefused, match=r"to read the overseer's state") as err:
+            client(service, tls).state()
+        assert err.value.status == 403
+
+
+def test_a_certificate_from_another_ca_is_refused_at_tls(
+    start: Start, pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = start()
+    with caplog.at_level(logging.INFO, logger="fedra.overseer.service"):
+        with pytest.raises(OverseerUnavailable, match=r"TLS failed|reset|closed"):
+            client(service, pki.stranger).state()
+        wait_for(lambda: "certificate verify failed" in caplog.text, 5, "the overseer to log it")
+    # The overseer is still serving everyone else.
+    assert client(service, pki.admin).state().ssid is None
+
+
+def test_the_client_refuses_a_peer_that_is_not_the_overseer(start: Start, pki: Pki) -> None:
+    impostor = start(tls=pki.server1)  # a server's certificate, valid for 127.0.0.1
+    with pytest.raises(OverseerError, match=r"is not the overseer: .* role 'server'"):
+        client(impostor, pki.admin).state()
+
+
+def test_the_client_checks_the_overseer_certificate(start: Start, pki: Pki) -> None:
+    service = start()
+    # The stranger's CA file holds another project's CA: the overseer is not trusted.
+    lost = TlsFiles(ca=pki.stranger_ca, cert=pki.admin.cert, key=pki.admin.key)
+    with pytest.raises(OverseerUnavailable, match=r"certificate failed verification"):
+        client(service, lost).state()
+    # Nor is an overseer reached at an address its certificate does not name.
+    elsewhere = start(tls=pki.overseer_elsewhere)
+    with pytest.raises(OverseerUnavailable, match=r"failed verification: IP address mismatch"):
+        client(elsewhere, pki.admin).state()
+
+
+def test_unreachable_overseer(pki: Pki) -> None:
+    service = OverseerService(pki.overseer, settings=FAST)
+    service.start()
+    url = service.url
+    service.stop()
+    with pytest.raises(OverseerUnavailable, match=r"is unavailable") as err:
+        OverseerClient(url, pki.admin, timeout=2).state()
+    assert err.value.hint is not None
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "headers", "status", "message"),
+    [
+        ("POST", "/api/v1/heartbeat", b"{", {}, 400, "not valid JSON"),
+        ("POST", "/api/v1/heartbeat", b"[]", {}, 400, "must be a JSON object"),
+        ("POST", "/api/v1/heartbeat", b'{"name":"site-1","x":1}', {}, 400, "unknown key 'x'"),
+        ("POST", "/api/v1/heartbeat", b'{"name":"site-2"}', {}, 403, "names 'site-2'"),
+        ("POST", "/api/v1/heartbeat", b"{}", {"Content-Type": "text/plain"}, 415, "Content-Type"),
+        (
+            "POST",
+            "/api/v1/heartbeat",
+            b"{}",
+            {"Content-Length": str(MAX_REQUEST_BYTES + 1)},
+            413,
+            "more than the limit",
+        ),
+        ("GET", "/api/v1/heartbeat", None, {}, 405, "takes POST"),
+        ("GET", "/api/v2/state", None, {}, 404, "no such endpoint"),
+    ],
+)
+def test_malformed_requests(
+    start: Start,
+    pki: Pki,
+    method: str,
+    path: str,
+    body: bytes | None,
+    headers: dict[str, str],
+    status: int,
+    message: str,
+) -> None:
+    service = start()
+    got, answer = raw(service, pki.site, method, path, body, headers)
+    assert got == status
+    assert answer["status"] == status and message in str(answer["error"])
+
+
+def test_an_oversized_body_is_refused_without_reading_it(start: Start, pki: Pki) -> None:
+    service = start()
+    body = json.dumps({"name": "x" * (2 * MAX_REQUEST_BYTES)}).encode()
+    status, answer = raw(service, pki.site, "POST", "/api/v1/heartbeat", body)
+    assert status == 413 and "more than the limit" in str(answer["error"])
+
+
+def test_only_the_project_servers_may_register(start: Start, pki: Pki) -> None:
+    service = start(servers=frozenset({"server1", "server2"}))
+    with pytest.raises(OverseerRefused, match=r"rogue is not a server of this project") as err:
+        client(service, pki.rogue_server).heartbeat(beat("rogue"))
+    assert err.value.status == 403
+    with pytest.raises(OverseerRefused, match=r"certificate is for 'server1'"):
+        client(service, pki.server1).heartbeat(beat("server2"))
+    assert client(service, pki.server1).heartbeat(beat("server1")).holds_lease("server1")
+
+
+def test_a_restarted_overseer_keeps_ssid_and_hot_server(
+    start: Start, pki: Pki, tmp_path: Path
+) -> None:
+    path = tmp_path / "overseer_state.json"
+    first = start(store=JsonStateFile(path))
+    client(first, pki.server1).heartbeat(beat("server1"))
+    client(first, pki.server2).heartbeat(beat("server2"))
+    client(first, pki.admin).promote("server2")
+    wait_for(
+        lambda: client(first, pki.server2).heartbeat(beat("server2")).holds_lease("server2"),
+        10 * FAST.promotion_delay,
+        "server2 to get its lease",
+    )
+    first.stop()
+    second = start(store=JsonStateFile(path))
+    state = client(second, pki.admin).state()
+    assert state.ssid == 2 and state.hot is not None and state.hot.name == "server2"
+    assert [s.info.name for s in state.servers] == ["server1", "server2"]
+    assert all(s.last_seen is None for s in state.servers)  # not heard since the restart
+    # The lease holder renews at once; the other server stays standby.
+    assert client(second, pki.server2).heartbeat(beat("server2")).holds_lease("server2")
+    answer = client(second, pki.server1).heartbeat(beat("server1"))
+    assert answer.lease is None and answer.ssid == 2
+
+
+def test_a_state_that_cannot_be_saved_is_not_answered(
+    start: Start, pki: Pki, tmp_path: Path
+) -> None:
+    class Failing(JsonStateFile):
+        fail = True
+
+        def save(self, state: object) -> None:  # type: ignore[override]
+            if self.fail:
+                raise OSError(28, "No space left on device")
+            super().save(state)  # type: ignore[arg-type]
+
+    store = Failing(tmp_path / "state.json")
+    service = start(store=store)
+    with pytest.raises(OverseerUnavailable, match=r"cannot save its state"):
+        client(service, pki.server1).heartbeat(beat("server1"))
+    store.fail = False
+    answer = client(service, pki.server1).heartbeat(beat("server1"))
+    assert answer.holds_lease("server1") and answer.ssid == 1
+    saved = store.load()
+    assert saved is not None and saved.hot == "server1" and saved.lease_holder == "server1"
+
+
+def test_many_clients_at_once(start: Start, pki: Pki) -> None:
+    import concurrent.futures
+
+    service = start()
+    calls = [pki.site, pki.admin, pki.lead] * 10
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(
+            pool.map(
+                lambda tls: client(service, tls).heartbeat(
+                    ParticipantHeartbeat(
+                        {pki.site: "site-1", pki.admin: "admin@acme.org"}.get(tls, "lead@acme.org")
+                    )
+                ),
+                calls,
+            )
+        )
+    assert len(answers) == 30 and all(a.ssid is None for a in answers)
+    assert len(client(service, pki.admin).state().participants) == 3
+
+
+def test_tls_is_mutual_a_client_without_certificate_is_refused(start: Start, pki: Pki) -> None:
+    service = start()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(cadata=pki.ca.cert_pem.decode())
+    conn = http.client.HTTPSConnection("127.0.0.1", service.port, timeout=5, context=context)
+    try:
+        with pytest.raises((ssl.SSLError, ConnectionError, http.client.HTTPException)):
+            conn.request("GET", "/api/v1/state")
+            conn.getresponse().read()
+    finally:
+        conn.close()
+
+
+def test_a_silent_connection_does_not_hold_up_others(start: Start, pki: Pki) -> None:
+    import socket
+
+    service = start()
+    idle = socket.create_connection(("127.0.0.1", service.port), timeout=5)
+    try:  # connected, but never starts its TLS handshake
+        started = time.monotonic()
+        assert client(service, pki.admin).state().ssid is None
+        assert time.monotonic() - started < 2.0
+    finally:
+        idle.close()
