@@ -18,7 +18,13 @@ CHUNK = 1 << 20
 
 
 def refuse_encrypted(model: FLModel, aggregator: str) -> None:
-    """A WorkflowError when ``model`` holds HE ciphertexts: averaging their bytes is noise."""
+    """A WorkflowError when ``model`` holds HE ciphertexts or quantized codes: averaging those
+    bytes as numbers is noise."""
+    if model.meta.get("quantized"):
+        raise WorkflowError(
+            f"the {aggregator} aggregator got a quantized result (meta['quantized']); add "
+            "Dequantize to the server's result_filters"
+        )
     if is_encrypted(model.params):
         raise WorkflowError(
             f"the {aggregator} aggregator got an HE-encrypted result; encrypted models are "

@@ -22,8 +22,18 @@ def float_names(params: Params) -> list[str]:
     return sorted(n for n, a in params.items() if np.issubdtype(a.dtype, np.floating))
 
 
+def refuse_quantized(model: FLModel, filter_name: str) -> None:
+    """A FilterError when ``model`` holds quantized codes: noise or clipping would be void."""
+    if model.meta.get("quantized"):
+        raise FilterError(
+            f"{filter_name}: the model is quantized (meta['quantized']); run {filter_name} "
+            "before Quantize on a site, or after Dequantize on the server"
+        )
+
+
 def require_diff(model: FLModel, filter_name: str) -> Params:
     """The params of a DIFF model, or a FilterError explaining what to send."""
+    refuse_quantized(model, filter_name)
     if model.params_type is not ParamsType.DIFF:
         raise FilterError(
             f"{filter_name} needs a model update (params_type=DIFF), got {model.params_type}; "

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from fedra.core import Array, FLModel, Params, ParamsType
-from fedra.filters._util import float_names, replace_params
+from fedra.filters._util import float_names, refuse_quantized, replace_params
 from fedra.filters.base import FilterContext, FilterError
 
 
@@ -39,6 +39,7 @@ class ClipNorm:
         """Return the model with its update clipped to ``max_norm``."""
         if model.params is None:
             return model
+        refuse_quantized(model, type(self).__name__)
         params = model.params
         names = float_names(params)
         reference = None if model.params_type is ParamsType.DIFF else self._reference(params, ctx)

@@ -39,6 +39,8 @@ from fedra.pki import TlsFiles
 log = logging.getLogger("fedra.ha")
 
 
+#: Seconds between heartbeats of a standby while the hot server is silent.
+FAST_POLL_S = 0.25
 #: A participant's own override of how it reaches the overseer (e.g. through a proxy).
 LOCAL_OVERSEER_FILE = "overseer.json"
 
@@ -146,7 +148,16 @@ class HaAgent:
         wait = self.interval
         if self.server.hot:  # wake up in time to notice an expiring lease
             wait = min(wait, max(0.05, self._lease_deadline - time.monotonic()))
+        elif self._hot_is_gone():  # a promotion is near: be there when it comes
+            wait = min(wait, FAST_POLL_S)
         return wait
+
+    def _hot_is_gone(self) -> bool:
+        answer = self.answer
+        if answer is None or answer.hot is None:
+            return True
+        hot = answer.hot.name
+        return any(s.info.name == hot and not s.live for s in answer.servers)
 
     def step(self) -> None:
         """One heartbeat and what follows from its answer (also called by tests)."""

@@ -23,6 +23,7 @@ RESULT = "result"  # {"job_id", "task_id", "task_name", "site", "error"} + model
 LOG = "log"  # {"job_id", "site", "key", "value", "step"}
 JOB_STATE = "job_state"  # {"job_id", "state": started|failed|ended, "detail"}
 REPLY = "reply"  # {"id", "ok", "data", "error", "hint"} (+ zip)
+SESSION = "session"  # {"ssid"}: the site leaves for this newer service session (HA)
 
 # server -> site
 WELCOME = "welcome"  # {"server": name}

@@ -32,6 +32,7 @@ from fedra.runtime import protocol as p
 from fedra.runtime.config import ServerKit
 from fedra.runtime.procs import end_group, parent_kit, parent_ready, spawn, tail
 from fedra.scheduler import QueuedJob, ResourceError, SiteResources, Wait, schedule
+from fedra.server import RunStore
 from fedra.store import JobRecord, JobStore, StaleSession, open_store
 from fedra.transport import (
     ChannelClosed,
@@ -301,6 +302,9 @@ class ServerParent:
 
     def _from_site(self, handle: SiteHandle, env: Envelope) -> None:
         h = env.headers
+        if env.kind == p.SESSION and _newer(h.get("ssid"), self.ssid):
+            self.step_down(f"site {handle.name} follows the newer service session {h['ssid']}")
+            return
         if env.kind == p.HELLO and _newer(h.get("ssid"), self.ssid):
             log.warning(
                 "site %s knows a newer service session (%s > %s): this server is stale",
@@ -651,6 +655,8 @@ class ServerParent:
             return  # the job stays RUNNING and resumes at the next start (or on the new hot)
         try:
             self._job_ended(job, outcome)
+            if self.store.get(job.job_id).status in FINAL:  # nothing will resume it
+                RunStore(self.store.workspace(job.job_id)).drop_snapshots()
         except StaleSession as exc:  # a newer hot server owns the store: it resumes the job
             log.error("job %s: end not recorded: %s", job.job_id, exc)
         self.wake()

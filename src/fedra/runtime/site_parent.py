@@ -10,6 +10,7 @@ scripts included (SIGTERM, then SIGKILL after a grace period).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import platform
@@ -104,7 +105,7 @@ class SiteParent:
                         "cannot reach the server at %s (attempt %d): %s", target, attempts, exc
                     )
                 self._stopping.wait(backoff * random.uniform(0.5, 1.0))
-                backoff = min(backoff * 2, BACKOFF_MAX if self.overseer is None else 2.0)
+                backoff = min(backoff * 2, BACKOFF_MAX if self.overseer is None else 1.0)
                 continue
             attempts, backoff = 0, BACKOFF_MIN
             self.ssid = ssid
@@ -146,6 +147,9 @@ class SiteParent:
                     answer.ssid,
                     hot,
                 )
+                # Tell the old server first: it steps down instead of failing our jobs.
+                with contextlib.suppress(ChannelClosed, FedraError, OSError):
+                    conn.send(Envelope(p.SESSION, {"ssid": answer.ssid}))
                 conn.close()
                 return
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import tempfile
+import uuid
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -93,20 +95,33 @@ class RunStore:
         write_json(self.root / f"{_check_name(name)}.json", data)
 
     def save_snapshot(self, index: int, snapshot: Snapshot) -> None:
-        """Keep the latest snapshot of workflow number ``index`` (arrays, then state)."""
+        """Keep the latest snapshot of workflow number ``index`` (arrays, then state).
+
+        The arrays go to a file of their own name and the state, written last and atomically,
+        names it: a crash at any point leaves the previous snapshot or the new one, whole.
+        """
         ref = snapshot.arrays_ref
         if ref is not None and not (self.models / f"{_check_name(ref)}.npz").is_file():
             ref = None
         arrays = {} if ref is not None else snapshot.arrays
         # With a reference, the arrays are already on disk as models/<ref>.npz: not again.
-        _atomic_write(self.snapshots / f"{_SNAPSHOT}.npz", lambda h: write_npz(h, arrays))
+        arrays_file = f"{_SNAPSHOT}-{uuid.uuid4().hex[:12]}.npz"
+        _atomic_write(self.snapshots / arrays_file, lambda h: write_npz(h, arrays))
         state = {
             "index": index,
             "workflow": snapshot.workflow,
             "state": snapshot.state,
             "arrays_ref": ref,
+            "arrays_file": arrays_file,
         }
         write_json(self.snapshots / f"{_SNAPSHOT}.json", state)
+        for old in self.snapshots.glob(f"{_SNAPSHOT}*.npz"):
+            if old.name != arrays_file:
+                old.unlink(missing_ok=True)
+
+    def drop_snapshots(self) -> None:
+        """Delete the snapshots (the job has ended: nothing will resume it)."""
+        shutil.rmtree(self.snapshots, ignore_errors=True)
 
     def load_snapshot(self) -> tuple[int, Snapshot] | None:
         """The latest snapshot, or None."""
@@ -118,7 +133,8 @@ class RunStore:
         if ref:
             arrays = load_npz(self.models / f"{_check_name(str(ref))}.npz")
         else:
-            arrays = load_npz(self.snapshots / f"{_SNAPSHOT}.npz")
+            name = str(meta.get("arrays_file") or f"{_SNAPSHOT}.npz")
+            arrays = load_npz(self.snapshots / (_check_name(name.removesuffix(".npz")) + ".npz"))
         return int(meta["index"]), Snapshot(meta["workflow"], dict(meta["state"]), arrays)
 
     def load_model(self, name: str) -> FLModel | None:

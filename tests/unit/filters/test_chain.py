@@ -75,12 +75,14 @@ def test_builtins_satisfy_protocol_and_registry() -> None:
     assert isinstance(GaussianPrivacy(1.0, 0.0), Filter)
     assert set(FILTERS) == {
         "ClipNorm",
+        "Dequantize",
         "ExcludeVars",
         "GaussianPrivacy",
         "HEDecrypt",
         "HEEncrypt",
         "IncludeVars",
         "PercentilePrivacy",
+        "Quantize",
         "RejectNonFinite",
         "SVTPrivacy",
     }
