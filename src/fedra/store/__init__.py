@@ -5,6 +5,10 @@
 :class:`MemoryJobStore` the in-memory one. One contract test runs against all three.
 :func:`open_store` opens the one a server's configuration names. Writes can be fenced by a
 service session id (:class:`FencedJobStore`, :class:`StaleSession`).
+
+What the backends share is written once: argument checks and the transition rules in
+``_base.py`` (every backend), the operations over the two SQL tables in ``_sql.py`` (SQLite and
+PostgreSQL); each backend's module keeps its own locking, fencing and connection.
 """
 
 from fedra.store.errors import (

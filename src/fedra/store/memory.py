@@ -9,24 +9,17 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from fedra.core import JobStatus, StatusChange, parse_meta, transition
-from fedra.store.errors import JobExists, JobNotFound, JobStillActive, JobStoreError, StatusConflict
-from fedra.store.fencing import FencedJobStore, check_ssid, fence
+from fedra.core import JobStatus, StatusChange
+from fedra.store._base import NewJob, StoreBase, check_deletable, check_move
+from fedra.store.errors import JobExists, JobNotFound, JobStoreError
+from fedra.store.fencing import check_ssid, fence
 from fedra.store.files import JobFiles
-from fedra.store.record import (
-    JobRecord,
-    check_job_id,
-    copy_json,
-    json_text,
-    merge,
-    new_job_id,
-)
+from fedra.store.record import JobRecord, copy_json, merge
 
 
-class MemoryJobStore:
+class MemoryJobStore(StoreBase):
     """A :class:`~fedra.store.JobStore` keeping records in memory and files under ``root``.
 
     One lock guards every record, so each operation (a transition's compare-and-set included)
@@ -42,47 +35,6 @@ class MemoryJobStore:
         self._records: dict[str, JobRecord] = {}
         self._ssid = 0
         self._closed = False
-
-    def __enter__(self) -> MemoryJobStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def create(
-        self,
-        meta_json: dict[str, Any],
-        job_zip: bytes,
-        submitter: str,
-        job_id: str | None = None,
-        *,
-        ssid: int | None = None,
-    ) -> JobRecord:
-        """Store a new SUBMITTED job (``meta_json`` is validated); a uuid4 id unless given."""
-        meta = parse_meta(meta_json)
-        json_text(meta_json, "meta.json")
-        job_id = check_job_id(job_id) if job_id is not None else new_job_id()
-        with self._write(ssid):
-            if job_id in self._records:
-                raise JobExists(job_id)
-            self._files.write_zip(job_id, bytes(job_zip))
-            now = self._clock()
-            record = JobRecord(
-                job_id=job_id,
-                name=meta.name,
-                submitter=submitter,
-                submitted_at=now,
-                status=JobStatus.SUBMITTED,
-                history=(StatusChange(JobStatus.SUBMITTED, now, f"submitted by {submitter}"),),
-                meta=meta,
-            )
-            self._records[job_id] = record
-            return _copy(record)
 
     def get(self, job_id: str) -> JobRecord:
         """The job's record."""
@@ -115,33 +67,9 @@ class MemoryJobStore:
         """Move the job to ``new`` as the table allows; with ``expected``, compare-and-set."""
         with self._write(ssid):
             record = self._get(job_id)
-            if expected is not None and record.status != expected:
-                raise StatusConflict(job_id, record.status, expected, new)
-            transition(record.status, new)
+            check_move(job_id, record.status, new, expected)
             change = StatusChange(new, self._clock(), reason)
             record = dataclasses.replace(record, status=new, history=(*record.history, change))
-            self._records[job_id] = record
-            return _copy(record)
-
-    def set_failure(
-        self, job_id: str, failure: dict[str, Any], *, ssid: int | None = None
-    ) -> JobRecord:
-        """Record why the job failed, replacing any earlier failure."""
-        stored = copy_json(failure, f"failure of job {job_id!r}")
-        with self._write(ssid):
-            record = dataclasses.replace(self._get(job_id), failure=stored)
-            self._records[job_id] = record
-            return _copy(record)
-
-    def update_run_info(
-        self, job_id: str, info: dict[str, Any], *, ssid: int | None = None
-    ) -> JobRecord:
-        """Merge ``info`` into the job's run info (nested objects merged key by key)."""
-        update = copy_json(info, f"run info of job {job_id!r}")
-        with self._write(ssid):
-            record = self._get(job_id)
-            merged = merge(record.run_info, update)
-            record = dataclasses.replace(record, run_info=merged)
             self._records[job_id] = record
             return _copy(record)
 
@@ -160,9 +88,7 @@ class MemoryJobStore:
     def delete(self, job_id: str, *, ssid: int | None = None) -> None:
         """Delete a finished job and its files."""
         with self._write(ssid):
-            record = self._get(job_id)
-            if not record.status.is_final:
-                raise JobStillActive(job_id, record.status)
+            check_deletable(job_id, self._get(job_id).status)
             del self._records[job_id]
             self._files.remove(job_id)
 
@@ -172,11 +98,6 @@ class MemoryJobStore:
             self._check_open()
             return self._ssid
 
-    def claim_ssid(self, ssid: int) -> None:
-        """Record ``ssid`` as the store's session; StaleSession if a newer one owns it."""
-        with self._write(check_ssid(ssid)):
-            pass
-
     def new_ssid(self) -> int:
         """Take the next session id, record it and return it."""
         with self._lock:
@@ -184,18 +105,45 @@ class MemoryJobStore:
             self._ssid = check_ssid(self._ssid + 1)
             return self._ssid
 
-    def fenced(self, ssid: int) -> FencedJobStore:
-        """A view of this store that writes as session ``ssid``."""
-        return FencedJobStore(self, ssid)
-
     def close(self) -> None:
         """Forget the records (files stay); later calls raise JobStoreError."""
         with self._lock:
             self._closed = True
             self._records.clear()
 
+    def _insert(self, job: NewJob, ssid: int | None) -> JobRecord:
+        with self._write(ssid):
+            if job.job_id in self._records:
+                raise JobExists(job.job_id)
+            self._files.write_zip(job.job_id, job.job_zip)
+            now = self._clock()
+            record = JobRecord(
+                job_id=job.job_id,
+                name=job.meta.name,
+                submitter=job.submitter,
+                submitted_at=now,
+                status=JobStatus.SUBMITTED,
+                history=(StatusChange(JobStatus.SUBMITTED, now, job.reason),),
+                meta=job.meta,
+            )
+            self._records[job.job_id] = record
+            return _copy(record)
+
+    def _set_failure(self, job_id: str, failure: dict[str, Any], ssid: int | None) -> JobRecord:
+        with self._write(ssid):
+            record = dataclasses.replace(self._get(job_id), failure=failure)
+            self._records[job_id] = record
+            return _copy(record)
+
+    def _update_run_info(self, job_id: str, update: dict[str, Any], ssid: int | None) -> JobRecord:
+        with self._write(ssid):
+            record = self._get(job_id)
+            record = dataclasses.replace(record, run_info=merge(record.run_info, update))
+            self._records[job_id] = record
+            return _copy(record)
+
     @contextmanager
-    def _write(self, ssid: int | None) -> Iterator[None]:
+    def _write(self, ssid: int | None = None) -> Iterator[None]:
         """One write under the lock: its session id checked first, recorded if it succeeds."""
         with self._lock:
             self._check_open()

@@ -15,38 +15,21 @@ psycopg 3 is imported only when a store is opened: the core install does not nee
 
 from __future__ import annotations
 
-import builtins
-import json
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from fedra.core import JobStatus, parse_meta, transition
-from fedra.store.errors import (
-    JobExists,
-    JobNotFound,
-    JobStillActive,
-    JobStoreError,
-    StaleSession,
-    StatusConflict,
-    StoreCorrupt,
-)
-from fedra.store.fencing import FencedJobStore, check_ssid
+from fedra.core import JobStatus
+from fedra.store._base import NewJob
+from fedra.store._sql import SqlJobStore, first_change, insert_params, ssid_of
+from fedra.store.errors import JobExists, JobStoreError, StaleSession, StoreCorrupt
+from fedra.store.fencing import check_ssid
 from fedra.store.files import JobFiles
-from fedra.store.record import (
-    JobRecord,
-    check_job_id,
-    copy_json,
-    decode_record,
-    json_text,
-    merge,
-    new_job_id,
-)
+from fedra.store.record import JobRecord
 
 if TYPE_CHECKING:
     import psycopg
@@ -93,11 +76,14 @@ _CREATE = (
     "CREATE INDEX {by_time} ON {jobs} (submitted_at, seq)",
     "INSERT INTO {info} (id, version, ssid) VALUES (1, {version}, 0)",
 )
+# The statements: those fedra.store._sql names, and this backend's own (tables, version, fence,
+# next_ssid, insert).
 _QUERIES = {
     "tables": """SELECT c.relname FROM pg_catalog.pg_class c
         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = %s AND c.relkind IN ('r', 'p', 'v', 'm', 'f')""",
-    "info": "SELECT version, ssid FROM {info} WHERE id = 1",
+    "version": "SELECT version FROM {info} WHERE id = 1",
+    "ssid": "SELECT ssid FROM {info} WHERE id = 1",
     # Records the ssid if newer and locks the row until commit, in one round trip.
     "fence": "UPDATE {info} SET ssid = GREATEST(ssid, %s) WHERE id = 1 RETURNING ssid",
     "next_ssid": "UPDATE {info} SET ssid = ssid + 1 WHERE id = 1 RETURNING ssid",
@@ -109,6 +95,7 @@ _QUERIES = {
         VALUES (%s, %s, %s, %s, %s)""",
     "job": "SELECT {columns} FROM {jobs} j WHERE j.job_id = %s",
     "changes": "SELECT status, at, reason FROM {transitions} WHERE job_id = %s ORDER BY seq",
+    # The row lock that makes a write's checks hold until COMMIT (READ COMMITTED locks nothing).
     "lock": "SELECT status FROM {jobs} WHERE job_id = %s FOR UPDATE",
     "status": "SELECT status FROM {jobs} WHERE job_id = %s",
     "next_seq": "SELECT COALESCE(MAX(seq), -1) + 1 AS seq FROM {transitions} WHERE job_id = %s",
@@ -116,6 +103,7 @@ _QUERIES = {
     "set_failure": "UPDATE {jobs} SET failure = %s WHERE job_id = %s",
     "run_info": "SELECT run_info FROM {jobs} WHERE job_id = %s FOR UPDATE",
     "set_run_info": "UPDATE {jobs} SET run_info = %s WHERE job_id = %s",
+    "delete_changes": "DELETE FROM {transitions} WHERE job_id = %s",
     "delete": "DELETE FROM {jobs} WHERE job_id = %s",
     "list": """SELECT {columns} FROM {jobs} j WHERE {selected}
         ORDER BY j.submitted_at, j.seq""",
@@ -162,7 +150,7 @@ def _require_psycopg() -> None:
         raise error from exc
 
 
-class PostgresJobStore:
+class PostgresJobStore(SqlJobStore):
     """A :class:`~fedra.store.JobStore` in a PostgreSQL database, files under ``root``.
 
     ``dsn`` is a libpq connection string or URL (keep the password out of it: libpq reads
@@ -207,173 +195,43 @@ class PostgresJobStore:
         self._closed = False
         self._conn: psycopg.Connection[dict[str, Any]] | None = None
         try:
-            with self._tx(write=True) as cur:
+            with self._write() as cur:
                 self._migrate(cur)
             self._files = JobFiles(self.root)
         except BaseException:
             self.close()
             raise
 
-    def __enter__(self) -> PostgresJobStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return f"PostgresJobStore({self.where}, root={str(self.root)!r})"
 
-    def create(
-        self,
-        meta_json: dict[str, Any],
-        job_zip: bytes,
-        submitter: str,
-        job_id: str | None = None,
-        *,
-        ssid: int | None = None,
-    ) -> JobRecord:
-        """Store a new SUBMITTED job (``meta_json`` is validated); a uuid4 id unless given."""
-        meta = parse_meta(meta_json)
-        meta_text = json_text(meta_json, "meta.json")
-        job_id = check_job_id(job_id) if job_id is not None else new_job_id()
+    def new_ssid(self) -> int:
+        """Take the next session id, record it and return it (one statement)."""
+        with self._write() as cur:
+            return check_ssid(ssid_of(cur.execute(self._q["next_ssid"]).fetchone(), self.where))
+
+    def _insert(self, job: NewJob, ssid: int | None) -> JobRecord:
+        """Insert the rows first (the new row holds the id), then write the zip."""
         written = False
         try:
-            with self._tx(write=True, ssid=ssid) as cur:
+            with self._write(ssid) as cur:
                 now = self._clock()
-                values = (job_id, meta.name, submitter, now, JobStatus.SUBMITTED.value, meta_text)
-                if cur.execute(self._q["insert"], values).fetchone() is None:
-                    raise JobExists(job_id)
+                if cur.execute(self._q["insert"], insert_params(job, now)).fetchone() is None:
+                    raise JobExists(job.job_id)
                 # The new row holds the id until commit: a racing create of the same id waits
                 # here, then finds it taken, and never touches these files.
-                changed = (job_id, 0, JobStatus.SUBMITTED.value, now, f"submitted by {submitter}")
-                cur.execute(self._q["change"], changed)
+                cur.execute(self._q["change"], first_change(job, now))
                 written = True
-                self._files.write_zip(job_id, bytes(job_zip))
-                record = self._load(cur, job_id)
+                self._files.write_zip(job.job_id, job.job_zip)
+                record = self._load(cur, job.job_id)
                 # Only COMMIT is left. Should it fail, the row may or may not be stored (a lost
                 # connection): a zip without a record is the harmless leftover, not the reverse.
                 written = False
             return record
         except BaseException:
             if written:
-                self._files.remove(job_id)
+                self._files.remove(job.job_id)
             raise
-
-    def get(self, job_id: str) -> JobRecord:
-        """The job's record."""
-        with self._tx() as cur:
-            return self._load(cur, job_id)
-
-    def list(
-        self, prefix: str | None = None, statuses: set[JobStatus] | None = None
-    ) -> builtins.list[JobRecord]:
-        """Jobs with an id starting with ``prefix`` and a status in ``statuses``, oldest first."""
-        wanted = None if statuses is None else sorted(s.value for s in statuses)
-        params = {"prefix": prefix, "statuses": wanted}
-        with self._tx() as cur:
-            rows = cur.execute(self._q["list"], params).fetchall()
-            changes: dict[str, builtins.list[dict[str, Any]]] = {}
-            for change in cur.execute(self._q["list_changes"], params):
-                changes.setdefault(change["job_id"], []).append(change)
-        return [decode_record(row, changes.get(row["job_id"], []), self.where) for row in rows]
-
-    def transition(
-        self,
-        job_id: str,
-        new: JobStatus,
-        reason: str,
-        *,
-        expected: JobStatus | None = None,
-        ssid: int | None = None,
-    ) -> JobRecord:
-        """Move the job to ``new`` as the table allows; with ``expected``, compare-and-set."""
-        with self._tx(write=True, ssid=ssid) as cur:
-            current = self._status(cur, job_id, lock=True)
-            if expected is not None and current != expected:
-                raise StatusConflict(job_id, current, expected, new)
-            transition(current, new)
-            row = cur.execute(self._q["next_seq"], (job_id,)).fetchone()
-            seq = 0 if row is None else int(row["seq"])
-            cur.execute(self._q["set_status"], (new.value, job_id, current.value))
-            if cur.rowcount != 1:  # impossible while we hold the row lock
-                raise JobStoreError(f"job {job_id!r} changed during its transition")
-            cur.execute(self._q["change"], (job_id, seq, new.value, self._clock(), reason))
-            return self._load(cur, job_id)
-
-    def set_failure(
-        self, job_id: str, failure: dict[str, Any], *, ssid: int | None = None
-    ) -> JobRecord:
-        """Record why the job failed, replacing any earlier failure."""
-        text = json_text(failure, f"failure of job {job_id!r}")
-        with self._tx(write=True, ssid=ssid) as cur:
-            self._status(cur, job_id, lock=True)
-            cur.execute(self._q["set_failure"], (text, job_id))
-            return self._load(cur, job_id)
-
-    def update_run_info(
-        self, job_id: str, info: dict[str, Any], *, ssid: int | None = None
-    ) -> JobRecord:
-        """Merge ``info`` into the job's run info (nested objects merged key by key)."""
-        update = copy_json(info, f"run info of job {job_id!r}")
-        with self._tx(write=True, ssid=ssid) as cur:
-            row = cur.execute(self._q["run_info"], (job_id,)).fetchone()
-            if row is None:
-                raise JobNotFound(job_id)
-            try:
-                old = json.loads(row["run_info"])
-            except ValueError as exc:
-                raise StoreCorrupt(self.where, f"job {job_id!r} has unreadable run info") from exc
-            merged = json_text(merge(old, update), "run info")
-            cur.execute(self._q["set_run_info"], (merged, job_id))
-            return self._load(cur, job_id)
-
-    def job_zip(self, job_id: str) -> bytes:
-        """The zip the job was submitted as."""
-        with self._tx() as cur:
-            self._status(cur, job_id)
-        return self._files.read_zip(job_id)
-
-    def workspace(self, job_id: str) -> Path:
-        """The job's run folder, created if needed."""
-        with self._tx() as cur:
-            self._status(cur, job_id)
-        return self._files.workspace(job_id)
-
-    def delete(self, job_id: str, *, ssid: int | None = None) -> None:
-        """Delete a finished job and its files."""
-        with self._tx(write=True, ssid=ssid) as cur:
-            status = self._status(cur, job_id, lock=True)
-            if not status.is_final:
-                raise JobStillActive(job_id, status)
-            cur.execute(self._q["delete"], (job_id,))
-        self._files.remove(job_id)
-
-    def current_ssid(self) -> int:
-        """The newest service session id the store has seen (0: none yet)."""
-        with self._tx() as cur:
-            return self._info(cur)[1]
-
-    def claim_ssid(self, ssid: int) -> None:
-        """Record ``ssid`` as the store's session; StaleSession if a newer one owns it."""
-        with self._tx(write=True, ssid=check_ssid(ssid)):
-            pass
-
-    def new_ssid(self) -> int:
-        """Take the next session id, record it and return it (one statement)."""
-        with self._tx(write=True) as cur:
-            row = cur.execute(self._q["next_ssid"]).fetchone()
-            if row is None:
-                raise StoreCorrupt(self.where, "the fencing session row is missing")
-            return check_ssid(int(row["ssid"]))
-
-    def fenced(self, ssid: int) -> FencedJobStore:
-        """A view of this store that writes as session ``ssid``."""
-        return FencedJobStore(self, ssid)
 
     def close(self) -> None:
         """Close the connection (idempotent); later calls raise JobStoreError."""
@@ -385,8 +243,20 @@ class PostgresJobStore:
 
     # -- internals ---------------------------------------------------------------------------
 
+    def _read(self) -> AbstractContextManager[Cursor]:
+        """REPEATABLE READ, read only: one consistent snapshot, locking nothing."""
+        return self._tx(write=False)
+
+    def _write(self, ssid: int | None = None) -> AbstractContextManager[Cursor]:
+        """READ COMMITTED: the statements named ``lock`` and ``run_info`` lock the job's row."""
+        return self._tx(write=True, ssid=ssid)
+
+    def _list_params(self, prefix: str | None, statuses: set[JobStatus] | None) -> Any:
+        wanted = None if statuses is None else sorted(s.value for s in statuses)
+        return {"prefix": prefix, "statuses": wanted}
+
     @contextmanager
-    def _tx(self, *, write: bool = False, ssid: int | None = None) -> Iterator[Cursor]:
+    def _tx(self, *, write: bool, ssid: int | None = None) -> Iterator[Cursor]:
         """One transaction, under the lock; database errors become store errors.
 
         Writes run at READ COMMITTED and lock the rows they change; reads at REPEATABLE READ,
@@ -477,18 +347,15 @@ class PostgresJobStore:
         The row stays locked until the transaction ends: a claim by another server waits for
         this write, so no write checked against an older session can land after the claim.
         """
-        row = cur.execute(self._q["fence"], (check_ssid(ssid),)).fetchone()
-        if row is None:
-            raise StoreCorrupt(self.where, "the fencing session row is missing")
-        current = int(row["ssid"])
+        current = ssid_of(cur.execute(self._q["fence"], (check_ssid(ssid),)).fetchone(), self.where)
         if current > ssid:
             raise StaleSession(ssid, current)
 
-    def _info(self, cur: Cursor) -> tuple[int, int]:
-        row = cur.execute(self._q["info"]).fetchone()
+    def _version(self, cur: Cursor) -> int:
+        row = cur.execute(self._q["version"]).fetchone()
         if row is None:
             raise StoreCorrupt(self.where, "the fencing session row is missing")
-        return int(row["version"]), int(row["ssid"])
+        return int(row["version"])
 
     def _migrate(self, cur: Cursor) -> None:
         """Create the schema in a new database; refuse one that is not ours or is newer."""
@@ -502,7 +369,7 @@ class PostgresJobStore:
             raise StoreCorrupt(
                 self.where, f"not a Fedra job store (the schema holds tables {sorted(tables)})"
             )
-        version, _ = self._info(cur)
+        version = self._version(cur)
         if version > PG_SCHEMA_VERSION:
             raise StoreCorrupt(
                 self.where,
@@ -510,19 +377,3 @@ class PostgresJobStore:
             )
         if not {"jobs", "transitions"} <= tables:
             raise StoreCorrupt(self.where, "the jobs or transitions table is missing")
-
-    def _status(self, cur: Cursor, job_id: str, lock: bool = False) -> JobStatus:
-        row = cur.execute(self._q["lock" if lock else "status"], (job_id,)).fetchone()
-        if row is None:
-            raise JobNotFound(job_id)
-        try:
-            return JobStatus(row["status"])
-        except ValueError as exc:
-            raise StoreCorrupt(self.where, f"job {job_id!r} has status {row['status']!r}") from exc
-
-    def _load(self, cur: Cursor, job_id: str) -> JobRecord:
-        row = cur.execute(self._q["job"], (job_id,)).fetchone()
-        if row is None:
-            raise JobNotFound(job_id)
-        changes = cur.execute(self._q["changes"], (job_id,)).fetchall()
-        return decode_record(row, changes, self.where)

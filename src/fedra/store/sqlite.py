@@ -13,37 +13,22 @@ system (NFS, SMB), whose locking SQLite cannot rely on.
 
 from __future__ import annotations
 
-import builtins
 import json
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from fedra.core import JobStatus, parse_meta, transition
-from fedra.store.errors import (
-    JobExists,
-    JobNotFound,
-    JobStillActive,
-    JobStoreError,
-    StatusConflict,
-    StoreCorrupt,
-)
-from fedra.store.fencing import FencedJobStore, check_ssid, fence
+from fedra.core import JobStatus
+from fedra.store._base import NewJob
+from fedra.store._sql import SqlJobStore, first_change, insert_params, ssid_of
+from fedra.store.errors import JobExists, JobStoreError, StoreCorrupt
+from fedra.store.fencing import check_ssid, fence
 from fedra.store.files import JobFiles
-from fedra.store.record import (
-    JobRecord,
-    check_job_id,
-    copy_json,
-    decode_record,
-    json_text,
-    merge,
-    new_job_id,
-)
+from fedra.store.record import JobRecord
 
 DB_FILE = "jobs.db"
 SCHEMA_VERSION = 2
@@ -80,14 +65,36 @@ _SCHEMA = (
 # ?1: an id prefix or NULL; ?2: a JSON list of statuses or NULL.
 _SELECTED = """(?1 IS NULL OR substr(job_id, 1, length(?1)) = ?1)
     AND (?2 IS NULL OR status IN (SELECT value FROM json_each(?2)))"""
-_LIST_JOBS = f"SELECT * FROM jobs WHERE {_SELECTED} ORDER BY submitted_at, seq"  # noqa: S608
-_LIST_CHANGES = (
-    "SELECT * FROM transitions"  # noqa: S608
-    f" WHERE job_id IN (SELECT job_id FROM jobs WHERE {_SELECTED}) ORDER BY job_id, seq"
-)
+#: The statements, by the names :mod:`fedra.store._sql` gives them, and SQLite's own ones.
+#: Every write runs under ``BEGIN IMMEDIATE``, which holds the database's write lock from its
+#: start: ``lock`` and ``run_info`` need no row locks of their own.
+_QUERIES = {
+    "job": "SELECT * FROM jobs WHERE job_id = ?",
+    "changes": "SELECT * FROM transitions WHERE job_id = ? ORDER BY seq",
+    "status": "SELECT status FROM jobs WHERE job_id = ?",
+    "lock": "SELECT status FROM jobs WHERE job_id = ?",
+    "next_seq": "SELECT COALESCE(MAX(seq), -1) + 1 AS seq FROM transitions WHERE job_id = ?",
+    "set_status": "UPDATE jobs SET status = ? WHERE job_id = ? AND status = ?",
+    "change": "INSERT INTO transitions (job_id, seq, status, at, reason) VALUES (?, ?, ?, ?, ?)",
+    "set_failure": "UPDATE jobs SET failure = ? WHERE job_id = ?",
+    "run_info": "SELECT run_info FROM jobs WHERE job_id = ?",
+    "set_run_info": "UPDATE jobs SET run_info = ? WHERE job_id = ?",
+    "delete_changes": "DELETE FROM transitions WHERE job_id = ?",
+    "delete": "DELETE FROM jobs WHERE job_id = ?",
+    "list": f"SELECT * FROM jobs WHERE {_SELECTED} ORDER BY submitted_at, seq",  # noqa: S608
+    "list_changes": (
+        "SELECT * FROM transitions"  # noqa: S608
+        f" WHERE job_id IN (SELECT job_id FROM jobs WHERE {_SELECTED}) ORDER BY job_id, seq"
+    ),
+    "ssid": "SELECT ssid FROM session WHERE id = 1",
+    "set_ssid": "UPDATE session SET ssid = ? WHERE id = 1",
+    "exists": "SELECT 1 FROM jobs WHERE job_id = ?",
+    "insert": """INSERT INTO jobs (job_id, name, submitter, submitted_at, status, meta, failure,
+        run_info) VALUES (?, ?, ?, ?, ?, ?, NULL, '{}')""",
+}
 
 
-class SqliteJobStore:
+class SqliteJobStore(SqlJobStore):
     """A :class:`~fedra.store.JobStore` in ``root/jobs.db`` with files under ``root/jobs/``.
 
     Survives restarts: reopening the same ``root`` gives the same records and histories. One
@@ -100,168 +107,19 @@ class SqliteJobStore:
     ) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self.path = self.root / DB_FILE
+        self.path = self.where = self.root / DB_FILE
         self._files = JobFiles(self.root)
         self._clock = clock
+        self._q = _QUERIES
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = _open(self.path, timeout)
 
-    def __enter__(self) -> SqliteJobStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def create(
-        self,
-        meta_json: dict[str, Any],
-        job_zip: bytes,
-        submitter: str,
-        job_id: str | None = None,
-        *,
-        ssid: int | None = None,
-    ) -> JobRecord:
-        """Store a new SUBMITTED job (``meta_json`` is validated); a uuid4 id unless given."""
-        meta = parse_meta(meta_json)
-        meta_text = json_text(meta_json, "meta.json")
-        job_id = check_job_id(job_id) if job_id is not None else new_job_id()
-        written = False
-        try:
-            with self._tx(immediate=True, ssid=ssid) as conn:
-                if conn.execute("SELECT 1 FROM jobs WHERE job_id = ?", (job_id,)).fetchone():
-                    raise JobExists(job_id)
-                self._files.write_zip(job_id, bytes(job_zip))
-                written = True
-                now = self._clock()
-                conn.execute(
-                    "INSERT INTO jobs (job_id, name, submitter, submitted_at, status, meta,"
-                    " failure, run_info) VALUES (?, ?, ?, ?, ?, ?, NULL, '{}')",
-                    (job_id, meta.name, submitter, now, JobStatus.SUBMITTED.value, meta_text),
-                )
-                _record_change(
-                    conn, job_id, 0, JobStatus.SUBMITTED, now, f"submitted by {submitter}"
-                )
-                return self._load(conn, job_id)
-        except BaseException:
-            if written:
-                self._files.remove(job_id)
-            raise
-
-    def get(self, job_id: str) -> JobRecord:
-        """The job's record."""
-        with self._tx() as conn:
-            return self._load(conn, job_id)
-
-    def list(
-        self, prefix: str | None = None, statuses: set[JobStatus] | None = None
-    ) -> builtins.list[JobRecord]:
-        """Jobs with an id starting with ``prefix`` and a status in ``statuses``, oldest first."""
-        wanted = None if statuses is None else json.dumps(sorted(s.value for s in statuses))
-        params = (prefix, wanted)
-        with self._tx() as conn:
-            rows = conn.execute(_LIST_JOBS, params).fetchall()
-            changes: dict[str, builtins.list[sqlite3.Row]] = {}
-            for change in conn.execute(_LIST_CHANGES, params):
-                changes.setdefault(change["job_id"], []).append(change)
-        return [self._record(row, changes.get(row["job_id"], [])) for row in rows]
-
-    def transition(
-        self,
-        job_id: str,
-        new: JobStatus,
-        reason: str,
-        *,
-        expected: JobStatus | None = None,
-        ssid: int | None = None,
-    ) -> JobRecord:
-        """Move the job to ``new`` as the table allows; with ``expected``, compare-and-set."""
-        with self._tx(immediate=True, ssid=ssid) as conn:
-            current = self._status(conn, job_id)
-            if expected is not None and current != expected:
-                raise StatusConflict(job_id, current, expected, new)
-            transition(current, new)
-            (seq,) = conn.execute(
-                "SELECT COALESCE(MAX(seq), -1) + 1 FROM transitions WHERE job_id = ?", (job_id,)
-            ).fetchone()
-            updated = conn.execute(
-                "UPDATE jobs SET status = ? WHERE job_id = ? AND status = ?",
-                (new.value, job_id, current.value),
-            )
-            if updated.rowcount != 1:  # impossible while we hold the write lock
-                raise JobStoreError(f"job {job_id!r} changed during its transition")
-            _record_change(conn, job_id, seq, new, self._clock(), reason)
-            return self._load(conn, job_id)
-
-    def set_failure(
-        self, job_id: str, failure: dict[str, Any], *, ssid: int | None = None
-    ) -> JobRecord:
-        """Record why the job failed, replacing any earlier failure."""
-        text = json_text(failure, f"failure of job {job_id!r}")
-        with self._tx(immediate=True, ssid=ssid) as conn:
-            self._status(conn, job_id)
-            conn.execute("UPDATE jobs SET failure = ? WHERE job_id = ?", (text, job_id))
-            return self._load(conn, job_id)
-
-    def update_run_info(
-        self, job_id: str, info: dict[str, Any], *, ssid: int | None = None
-    ) -> JobRecord:
-        """Merge ``info`` into the job's run info (nested objects merged key by key)."""
-        update = copy_json(info, f"run info of job {job_id!r}")
-        with self._tx(immediate=True, ssid=ssid) as conn:
-            merged = merge(self._load(conn, job_id).run_info, update)
-            conn.execute(
-                "UPDATE jobs SET run_info = ? WHERE job_id = ?",
-                (json_text(merged, "run info"), job_id),
-            )
-            return self._load(conn, job_id)
-
-    def job_zip(self, job_id: str) -> bytes:
-        """The zip the job was submitted as."""
-        with self._tx() as conn:
-            self._status(conn, job_id)
-            return self._files.read_zip(job_id)
-
-    def workspace(self, job_id: str) -> Path:
-        """The job's run folder, created if needed."""
-        with self._tx() as conn:
-            self._status(conn, job_id)
-            return self._files.workspace(job_id)
-
-    def delete(self, job_id: str, *, ssid: int | None = None) -> None:
-        """Delete a finished job and its files."""
-        with self._tx(immediate=True, ssid=ssid) as conn:
-            status = self._status(conn, job_id)
-            if not status.is_final:
-                raise JobStillActive(job_id, status)
-            conn.execute("DELETE FROM transitions WHERE job_id = ?", (job_id,))
-            conn.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
-        self._files.remove(job_id)
-
-    def current_ssid(self) -> int:
-        """The newest service session id the store has seen (0: none yet)."""
-        with self._tx() as conn:
-            return _current_ssid(conn, self.path)
-
-    def claim_ssid(self, ssid: int) -> None:
-        """Record ``ssid`` as the store's session; StaleSession if a newer one owns it."""
-        with self._tx(immediate=True, ssid=check_ssid(ssid)):
-            pass
-
     def new_ssid(self) -> int:
         """Take the next session id, record it and return it (one transaction)."""
-        with self._tx(immediate=True) as conn:
+        with self._write() as conn:
             ssid = check_ssid(_current_ssid(conn, self.path) + 1)
-            conn.execute("UPDATE session SET ssid = ? WHERE id = 1", (ssid,))
+            conn.execute(self._q["set_ssid"], (ssid,))
             return ssid
-
-    def fenced(self, ssid: int) -> FencedJobStore:
-        """A view of this store that writes as session ``ssid``."""
-        return FencedJobStore(self, ssid)
 
     def close(self) -> None:
         """Close the database (idempotent); later calls raise JobStoreError."""
@@ -270,8 +128,41 @@ class SqliteJobStore:
                 self._conn.close()
                 self._conn = None
 
+    def _insert(self, job: NewJob, ssid: int | None) -> JobRecord:
+        """Check the id is free, write the zip, insert the rows: all under the write lock.
+
+        Should anything fail, COMMIT included, nothing is stored: the zip is removed too.
+        """
+        written = False
+        try:
+            with self._write(ssid) as conn:
+                if conn.execute(self._q["exists"], (job.job_id,)).fetchone():
+                    raise JobExists(job.job_id)
+                self._files.write_zip(job.job_id, job.job_zip)
+                written = True
+                now = self._clock()
+                conn.execute(self._q["insert"], insert_params(job, now))
+                conn.execute(self._q["change"], first_change(job, now))
+                return self._load(conn, job.job_id)
+        except BaseException:
+            if written:
+                self._files.remove(job.job_id)
+            raise
+
+    def _read(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A deferred transaction: in WAL mode it never waits for the writer."""
+        return self._tx(immediate=False)
+
+    def _write(self, ssid: int | None = None) -> AbstractContextManager[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE``: the database's write lock, held from the start until COMMIT."""
+        return self._tx(immediate=True, ssid=ssid)
+
+    def _list_params(self, prefix: str | None, statuses: set[JobStatus] | None) -> Any:
+        wanted = None if statuses is None else json.dumps(sorted(s.value for s in statuses))
+        return (prefix, wanted)
+
     @contextmanager
-    def _tx(self, immediate: bool = False, ssid: int | None = None) -> Iterator[sqlite3.Connection]:
+    def _tx(self, immediate: bool, ssid: int | None = None) -> Iterator[sqlite3.Connection]:
         """One transaction, under the lock; SQLite errors become store errors.
 
         With ``ssid`` (a write), the session is fenced first, inside the transaction.
@@ -286,7 +177,7 @@ class SqliteJobStore:
                     if ssid is not None:
                         current = _current_ssid(conn, self.path)
                         if fence(current, ssid) != current:
-                            conn.execute("UPDATE session SET ssid = ? WHERE id = 1", (ssid,))
+                            conn.execute(self._q["set_ssid"], (ssid,))
                     yield conn
                 except BaseException:
                     if conn.in_transaction:
@@ -296,43 +187,9 @@ class SqliteJobStore:
             except sqlite3.Error as exc:
                 raise _store_error(self.path, exc) from exc
 
-    def _status(self, conn: sqlite3.Connection, job_id: str) -> JobStatus:
-        row = conn.execute("SELECT status FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
-        if row is None:
-            raise JobNotFound(job_id)
-        try:
-            return JobStatus(row["status"])
-        except ValueError as exc:
-            raise StoreCorrupt(self.path, f"job {job_id!r} has status {row['status']!r}") from exc
-
-    def _load(self, conn: sqlite3.Connection, job_id: str) -> JobRecord:
-        row = conn.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
-        if row is None:
-            raise JobNotFound(job_id)
-        changes = conn.execute(
-            "SELECT * FROM transitions WHERE job_id = ? ORDER BY seq", (job_id,)
-        ).fetchall()
-        return self._record(row, changes)
-
-    def _record(self, row: sqlite3.Row, changes: builtins.list[sqlite3.Row]) -> JobRecord:
-        """Decode one row and its transitions; anything unreadable is StoreCorrupt."""
-        return decode_record(row, changes, self.path)
-
 
 def _current_ssid(conn: sqlite3.Connection, path: Path) -> int:
-    row = conn.execute("SELECT ssid FROM session WHERE id = 1").fetchone()
-    if row is None:
-        raise StoreCorrupt(path, "the fencing session row is missing")
-    return int(row[0])
-
-
-def _record_change(
-    conn: sqlite3.Connection, job_id: str, seq: int, status: JobStatus, at: float, reason: str
-) -> None:
-    conn.execute(
-        "INSERT INTO transitions (job_id, seq, status, at, reason) VALUES (?, ?, ?, ?, ?)",
-        (job_id, seq, status.value, at, reason),
-    )
+    return ssid_of(conn.execute(_QUERIES["ssid"]).fetchone(), path)
 
 
 def _store_error(path: Path, exc: sqlite3.Error) -> JobStoreError:

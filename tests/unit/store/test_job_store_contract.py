@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from store_helpers import check_cut_off_by_claim, run_together
 
 from fedra.core import (
     TRANSITIONS,
@@ -104,26 +105,6 @@ def _create(store: JobStore, **kwargs: Any) -> str:
 def _move_to(store: JobStore, job_id: str, status: JobStatus) -> None:
     for step in PATHS[status]:
         store.transition(job_id, step, f"to {step.value}")
-
-
-def _race(*calls: Callable[[], object]) -> list[object]:
-    """Run the calls at once from threads; return each result or the exception it raised."""
-    barrier = threading.Barrier(len(calls))
-    results: list[object] = [None] * len(calls)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = calls[i]()
-        except Exception as exc:
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
 
 
 # --------------------------------------------------------------------------- create / get / list
@@ -254,7 +235,7 @@ def test_compare_and_set_refuses_a_stale_expectation(store: JobStore) -> None:
 @pytest.mark.parametrize("round_", range(10))
 def test_racing_abort_and_dispatch_exactly_one_wins(store: JobStore, round_: int) -> None:
     job = _create(store)
-    results = _race(
+    results = run_together(
         lambda: store.transition(job, S.FINISHED_ABORTED, "abort", expected=S.SUBMITTED),
         lambda: store.transition(job, S.DISPATCHED, "dispatch", expected=S.SUBMITTED),
     )
@@ -269,7 +250,7 @@ def test_racing_abort_and_dispatch_exactly_one_wins(store: JobStore, round_: int
 
 def test_many_threads_racing_to_the_same_status_one_wins(store: JobStore) -> None:
     job = _create(store)
-    results = _race(*[lambda: store.transition(job, S.DISPATCHED, "go")] * 8)
+    results = run_together(*[lambda: store.transition(job, S.DISPATCHED, "go")] * 8)
     assert sum(not isinstance(r, Exception) for r in results) == 1
     assert all(isinstance(r, InvalidTransition) for r in results if isinstance(r, Exception))
     assert [c.status for c in store.get(job).history] == [S.SUBMITTED, S.DISPATCHED]
@@ -278,7 +259,7 @@ def test_many_threads_racing_to_the_same_status_one_wins(store: JobStore) -> Non
 def test_racing_without_expectation_keeps_a_legal_history(store: JobStore) -> None:
     for _ in range(10):
         job = _create(store)
-        _race(
+        run_together(
             lambda job=job: store.transition(job, S.FINISHED_ABORTED, "abort"),
             lambda job=job: store.transition(job, S.DISPATCHED, "dispatch"),
         )
@@ -289,7 +270,7 @@ def test_racing_without_expectation_keeps_a_legal_history(store: JobStore) -> No
 
 
 def test_concurrent_creates_are_all_kept(store: JobStore) -> None:
-    results = _race(*[lambda: [_create(store) for _ in range(10)]] * 6)
+    results = run_together(*[lambda: [_create(store) for _ in range(10)]] * 6)
     ids = [job for batch in results for job in cast(list[str], batch)]
     assert len(set(ids)) == 60
     assert sorted(r.job_id for r in store.list()) == sorted(ids)
@@ -549,57 +530,21 @@ def test_a_promotion_during_writes_cuts_them_off_at_one_point(store: JobStore) -
     job = _create(store)
     old = store.fenced(1)
     old.claim_ssid(1)
-    outcomes: list[bool] = []
-    progress = threading.Condition()
-    stop = threading.Event()
-
-    def write_until_refused() -> None:
-        refused = 0
-        for i in range(100_000):
-            if stop.is_set():
-                return
-            try:
-                old.update_run_info(job, {f"n{i:05d}": i})
-                ok = True
-            except StaleSession:
-                ok = False
-                refused += 1
-            with progress:
-                outcomes.append(ok)
-                progress.notify_all()
-            if refused == 10:
-                return
-
-    writer = threading.Thread(target=write_until_refused)
-    writer.start()
-    try:
-        with progress:
-            assert progress.wait_for(lambda: len(outcomes) >= 5, timeout=30)
-            before_claim = len(outcomes)
-        store.claim_ssid(2)
-        with progress:
-            after_claim = len(outcomes)
-        writer.join(timeout=60)
-    finally:
-        stop.set()
-        writer.join()
-    first_refused = outcomes.index(False)
-    assert outcomes[first_refused:] == [False] * 10
-    assert all(outcomes[:first_refused])
-    # Writes done before the claim began stand; writes begun after it returned are refused.
-    assert before_claim <= first_refused <= after_claim + 1
+    first_refused = check_cut_off_by_claim(
+        lambda i: old.update_run_info(job, {f"n{i:05d}": i}), lambda: store.claim_ssid(2), 10
+    )
     assert store.get(job).run_info == {f"n{i:05d}": i for i in range(first_refused)}
 
 
 def test_racing_claims_leave_the_largest(store: JobStore) -> None:
     ssids = [5, 3, 8, 1, 7, 2, 6, 4]
-    results = _race(*[lambda ssid=ssid: store.claim_ssid(ssid) for ssid in ssids])
+    results = run_together(*[lambda ssid=ssid: store.claim_ssid(ssid) for ssid in ssids])
     assert store.current_ssid() == 8
     assert results[ssids.index(8)] is None
     assert all(r is None or isinstance(r, StaleSession) for r in results)
 
 
 def test_racing_new_ssids_are_all_different(store: JobStore) -> None:
-    results = _race(*[store.new_ssid] * 8)
+    results = run_together(*[store.new_ssid] * 8)
     assert sorted(cast(list[int], results)) == list(range(1, 9))
     assert store.current_ssid() == 8

@@ -9,15 +9,25 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 import pytest
+from store_helpers import (
+    META,
+    S,
+    check_cut_off_by_claim,
+    check_one_wins_each_race,
+    check_reopened,
+    populate,
+    run_together,
+)
 
-from fedra.core import InvalidTransition, JobStatus
 from fedra.store import (
     PG_SCHEMA_VERSION,
+    FencedJobStore,
     JobExists,
     JobRecord,
     JobStoreError,
@@ -26,9 +36,6 @@ from fedra.store import (
     StoreCorrupt,
 )
 from tests.postgres_server import PostgresServer
-
-S = JobStatus
-META: dict[str, Any] = {"name": "hello", "deploy_map": {"app": ["@ALL"]}}
 
 
 def _sql(dsn: str, *statements: str) -> list[tuple[Any, ...]]:
@@ -41,35 +48,34 @@ def _sql(dsn: str, *statements: str) -> list[tuple[Any, ...]]:
         return rows
 
 
-def _populate(store: PostgresJobStore) -> list[JobRecord]:
-    done = store.create(META, b"zip-1", "alice")
-    for status in (S.DISPATCHED, S.RUNNING, S.FINISHED_EXECUTION_EXCEPTION):
-        store.transition(done.job_id, status, f"reason for {status.value}")
-    store.set_failure(done.job_id, {"site": "site-1", "task": "train", "traceback": "tb"})
-    store.update_run_info(done.job_id, {"sites": ["site-1"], "timings": {"start": 1.5}})
-    (store.workspace(done.job_id) / "model.npz").write_bytes(b"weights")
-    store.create({**META, "name": "second"}, b"zip-2", "bob", job_id="second")
-    return store.list()
+@pytest.fixture
+def two_servers(
+    pg_schema: tuple[str, str], tmp_path: Path
+) -> Iterator[tuple[PostgresJobStore, PostgresJobStore]]:
+    """Two stores on one fresh schema: two servers, each with its own connection."""
+    dsn, schema = pg_schema
+    with (
+        PostgresJobStore(dsn, tmp_path, schema=schema) as first,
+        PostgresJobStore(dsn, tmp_path, schema=schema) as second,
+    ):
+        yield first, second
 
 
-def _run_together(*calls: Any) -> list[object]:
-    """Run the calls at once from threads; each result or the exception it raised."""
-    barrier = threading.Barrier(len(calls))
-    results: list[object] = [None] * len(calls)
+class Takeover(NamedTuple):
+    """Two servers on one store; the old one wrote ``job`` as session 1 through ``old``."""
 
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = calls[i]()
-        except Exception as exc:
-            results[i] = exc
+    old_server: PostgresJobStore
+    new_server: PostgresJobStore
+    old: FencedJobStore
+    job: str
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
+
+@pytest.fixture
+def takeover(two_servers: tuple[PostgresJobStore, PostgresJobStore]) -> Takeover:
+    """The old hot server (session 1) has created a job; the new one has claimed nothing yet."""
+    old_server, new_server = two_servers
+    old = old_server.fenced(1)
+    return Takeover(old_server, new_server, old, old.create(META, b"zip", "alice").job_id)
 
 
 def test_layout_in_the_database_and_on_disk(pg_dsn: str, tmp_path: Path) -> None:
@@ -87,22 +93,10 @@ def test_layout_in_the_database_and_on_disk(pg_dsn: str, tmp_path: Path) -> None
 
 def test_reopen_keeps_everything(pg_dsn: str, tmp_path: Path) -> None:
     store = PostgresJobStore(pg_dsn, tmp_path)
-    before = _populate(store)
+    before = populate(store)
     store.close()
     with PostgresJobStore(pg_dsn, tmp_path) as reopened:
-        assert reopened.list() == before
-        first = before[0]
-        assert [c.reason for c in first.history][1:] == [
-            "reason for DISPATCHED",
-            "reason for RUNNING",
-            "reason for FINISHED:EXECUTION_EXCEPTION",
-        ]
-        assert first.failure == {"site": "site-1", "task": "train", "traceback": "tb"}
-        assert first.run_info == {"sites": ["site-1"], "timings": {"start": 1.5}}
-        assert reopened.job_zip(first.job_id) == b"zip-1"
-        assert (reopened.workspace(first.job_id) / "model.npz").read_bytes() == b"weights"
-        reopened.transition("second", S.DISPATCHED, "after restart")
-        assert [c.status for c in reopened.get("second").history] == [S.SUBMITTED, S.DISPATCHED]
+        check_reopened(reopened, before)
 
 
 def test_schemas_are_separate_stores(pg_dsn: str, tmp_path: Path) -> None:
@@ -125,40 +119,16 @@ def test_unsafe_schema_names_are_refused(pg_dsn: str, tmp_path: Path, bad: str) 
 
 @pytest.mark.parametrize("round_", range(3))
 def test_two_servers_race_exactly_one_wins(
-    pg_schema: tuple[str, str], tmp_path: Path, round_: int
+    two_servers: tuple[PostgresJobStore, PostgresJobStore], round_: int
 ) -> None:
-    dsn, schema = pg_schema
-    with (
-        PostgresJobStore(dsn, tmp_path, schema=schema) as first,
-        PostgresJobStore(dsn, tmp_path, schema=schema) as second,
-    ):
-        jobs = [first.create(META, b"zip", "alice").job_id for _ in range(10)]
-        wins: dict[str, list[JobStatus]] = {job: [] for job in jobs}
-
-        def run(store: PostgresJobStore, target: JobStatus) -> None:
-            for job in jobs:
-                try:
-                    store.transition(job, target, "race", expected=S.SUBMITTED)
-                    wins[job].append(target)
-                except InvalidTransition:
-                    pass
-
-        results = _run_together(
-            lambda: run(first, S.FINISHED_ABORTED), lambda: run(second, S.DISPATCHED)
-        )
-        assert results == [None, None]  # no error but the refused transitions
-        for job in jobs:
-            assert len(wins[job]) == 1, wins[job]
-            record = second.get(job)
-            assert record.status is wins[job][0]
-            assert len(record.history) == 2
+    check_one_wins_each_race(*two_servers)
 
 
 def test_two_servers_creating_one_id_one_wins(pg_schema: tuple[str, str], tmp_path: Path) -> None:
     dsn, schema = pg_schema
     stores = [PostgresJobStore(dsn, tmp_path, schema=schema) for _ in range(4)]
     try:
-        results = _run_together(
+        results = run_together(
             *[
                 lambda i=i, s=s: s.create(
                     {**META, "name": f"by-{i}"}, f"zip-{i}".encode(), "a", "x"
@@ -178,7 +148,7 @@ def test_two_servers_creating_one_id_one_wins(pg_schema: tuple[str, str], tmp_pa
 
 
 def test_servers_opening_a_new_database_at_once(pg_dsn: str, tmp_path: Path) -> None:
-    results = _run_together(*[lambda: PostgresJobStore(pg_dsn, tmp_path)] * 4)
+    results = run_together(*[lambda: PostgresJobStore(pg_dsn, tmp_path)] * 4)
     stores = [r for r in results if isinstance(r, PostgresJobStore)]
     try:
         assert len(stores) == 4, results
@@ -189,74 +159,28 @@ def test_servers_opening_a_new_database_at_once(pg_dsn: str, tmp_path: Path) -> 
             store.close()
 
 
-def test_fencing_holds_across_servers(pg_schema: tuple[str, str], tmp_path: Path) -> None:
-    dsn, schema = pg_schema
-    with (
-        PostgresJobStore(dsn, tmp_path, schema=schema) as old_server,
-        PostgresJobStore(dsn, tmp_path, schema=schema) as new_server,
-    ):
-        old = old_server.fenced(1)
-        job = old.create(META, b"zip", "alice").job_id
-        new_server.claim_ssid(2)
-        before = new_server.get(job)
-        with pytest.raises(StaleSession, match="now belongs to session 2"):
-            old.transition(job, S.DISPATCHED, "the old hot server goes on")
-        with pytest.raises(StaleSession):
-            old_server.claim_ssid(1)
-        assert new_server.get(job) == before
-        new_server.fenced(2).transition(job, S.DISPATCHED, "the new hot server")
-        assert old_server.get(job).status is S.DISPATCHED
+def test_fencing_holds_across_servers(takeover: Takeover) -> None:
+    old_server, new_server, old, job = takeover
+    new_server.claim_ssid(2)
+    before = new_server.get(job)
+    with pytest.raises(StaleSession, match="now belongs to session 2"):
+        old.transition(job, S.DISPATCHED, "the old hot server goes on")
+    with pytest.raises(StaleSession):
+        old_server.claim_ssid(1)
+    assert new_server.get(job) == before
+    new_server.fenced(2).transition(job, S.DISPATCHED, "the new hot server")
+    assert old_server.get(job).status is S.DISPATCHED
 
 
-def test_a_promotion_on_another_server_cuts_writes_off(
-    pg_schema: tuple[str, str], tmp_path: Path
-) -> None:
+def test_a_promotion_on_another_server_cuts_writes_off(takeover: Takeover) -> None:
     """The old hot server writes in a loop while another connection claims the store."""
-    dsn, schema = pg_schema
-    with (
-        PostgresJobStore(dsn, tmp_path, schema=schema) as old_server,
-        PostgresJobStore(dsn, tmp_path, schema=schema) as new_server,
-    ):
-        old = old_server.fenced(1)
-        job = old.create(META, b"zip", "alice").job_id
-        outcomes: list[bool] = []
-        progress = threading.Condition()
-        stop = threading.Event()
-
-        def write_until_refused() -> None:
-            i = 0
-            while not stop.is_set():
-                try:
-                    old.update_run_info(job, {f"n{i:05d}": i})
-                    ok = True
-                except StaleSession:
-                    ok = False
-                with progress:
-                    outcomes.append(ok)
-                    progress.notify_all()
-                if not ok and outcomes.count(False) == 5:
-                    return
-                i += 1
-
-        writer = threading.Thread(target=write_until_refused)
-        writer.start()
-        try:
-            with progress:
-                assert progress.wait_for(lambda: len(outcomes) >= 5, timeout=30)
-                before_claim = len(outcomes)
-            new_server.claim_ssid(2)
-            with progress:
-                after_claim = len(outcomes)
-            writer.join(timeout=60)
-        finally:
-            stop.set()
-            writer.join()
-        first_refused = outcomes.index(False)
-        assert outcomes[first_refused:] == [False] * 5
-        assert all(outcomes[:first_refused])
-        assert before_claim <= first_refused <= after_claim + 1
-        expected = {f"n{i:05d}": i for i in range(first_refused)}
-        assert new_server.get(job).run_info == expected
+    job = takeover.job
+    first_refused = check_cut_off_by_claim(
+        lambda i: takeover.old.update_run_info(job, {f"n{i:05d}": i}),
+        lambda: takeover.new_server.claim_ssid(2),
+        5,
+    )
+    assert takeover.new_server.get(job).run_info == {f"n{i:05d}": i for i in range(first_refused)}
 
 
 def _lock_waiters(dsn: str) -> int:
@@ -276,7 +200,7 @@ def _wait_until(condition: Any, what: str, timeout: float = 20.0) -> None:
 
 
 def test_a_claim_waits_for_a_write_that_passed_the_fence(
-    pg_schema: tuple[str, str], tmp_path: Path
+    pg_schema: tuple[str, str], takeover: Takeover
 ) -> None:
     """A write checked against session 1 and still in flight holds the claim of session 2 back.
 
@@ -284,43 +208,38 @@ def test_a_claim_waits_for_a_write_that_passed_the_fence(
     one took over.
     """
     dsn, schema = pg_schema
-    with (
-        PostgresJobStore(dsn, tmp_path, schema=schema) as old_server,
-        PostgresJobStore(dsn, tmp_path, schema=schema) as new_server,
-    ):
-        old = old_server.fenced(1)
-        job = old.create(META, b"zip", "alice").job_id
-        results: dict[str, object] = {}
+    old_server, new_server, old, job = takeover
+    results: dict[str, object] = {}
 
-        def call(name: str, fn: Any) -> threading.Thread:
-            def run() -> None:
-                try:
-                    results[name] = fn()
-                except Exception as exc:
-                    results[name] = exc
+    def call(name: str, fn: Any) -> threading.Thread:
+        def run() -> None:
+            try:
+                results[name] = fn()
+            except Exception as exc:
+                results[name] = exc
 
-            thread = threading.Thread(target=run)
-            thread.start()
-            return thread
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
 
-        with psycopg.connect(dsn) as other:  # holds the job's row: the write stops mid-way
-            other.execute(f"SELECT * FROM {schema}.jobs WHERE job_id = %s FOR UPDATE", (job,))
-            write = call("write", lambda: old.update_run_info(job, {"late": True}))
-            _wait_until(lambda: _lock_waiters(dsn) == 1, "the write to wait for the row")
-            claim = call("claim", lambda: new_server.claim_ssid(2))
-            _wait_until(
-                lambda: "claim" in results or _lock_waiters(dsn) == 2,
-                "the claim to finish or wait",
-            )
-            assert "claim" not in results, "the claim went through under a write in flight"
-            other.rollback()
-        write.join()
-        claim.join()
-        assert results == {"write": old_server.get(job), "claim": None}
-        assert new_server.get(job).run_info == {"late": True}
-        assert new_server.current_ssid() == 2
-        with pytest.raises(StaleSession):
-            old.update_run_info(job, {"later": True})
+    with psycopg.connect(dsn) as other:  # holds the job's row: the write stops mid-way
+        other.execute(f"SELECT * FROM {schema}.jobs WHERE job_id = %s FOR UPDATE", (job,))
+        write = call("write", lambda: old.update_run_info(job, {"late": True}))
+        _wait_until(lambda: _lock_waiters(dsn) == 1, "the write to wait for the row")
+        claim = call("claim", lambda: new_server.claim_ssid(2))
+        _wait_until(
+            lambda: "claim" in results or _lock_waiters(dsn) == 2,
+            "the claim to finish or wait",
+        )
+        assert "claim" not in results, "the claim went through under a write in flight"
+        other.rollback()
+    write.join()
+    claim.join()
+    assert results == {"write": old_server.get(job), "claim": None}
+    assert new_server.get(job).run_info == {"late": True}
+    assert new_server.current_ssid() == 2
+    with pytest.raises(StaleSession):
+        old.update_run_info(job, {"later": True})
 
 
 def test_a_held_row_times_out_with_a_clear_error(

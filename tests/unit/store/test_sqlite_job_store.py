@@ -6,35 +6,12 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
-import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
+from store_helpers import META, S, check_one_wins_each_race, check_reopened, populate
 
-from fedra.core import InvalidTransition, JobStatus
-from fedra.store import (
-    DB_FILE,
-    SCHEMA_VERSION,
-    JobRecord,
-    SqliteJobStore,
-    StaleSession,
-    StoreCorrupt,
-)
-
-S = JobStatus
-META: dict[str, Any] = {"name": "hello", "deploy_map": {"app": ["@ALL"]}}
-
-
-def _populate(store: SqliteJobStore) -> list[JobRecord]:
-    done = store.create(META, b"zip-1", "alice")
-    for status in (S.DISPATCHED, S.RUNNING, S.FINISHED_EXECUTION_EXCEPTION):
-        store.transition(done.job_id, status, f"reason for {status.value}")
-    store.set_failure(done.job_id, {"site": "site-1", "task": "train", "traceback": "tb"})
-    store.update_run_info(done.job_id, {"sites": ["site-1"], "timings": {"start": 1.5}})
-    (store.workspace(done.job_id) / "model.npz").write_bytes(b"weights")
-    store.create({**META, "name": "second"}, b"zip-2", "bob", job_id="second")
-    return store.list()
+from fedra.store import DB_FILE, SCHEMA_VERSION, SqliteJobStore, StaleSession, StoreCorrupt
 
 
 def _sql(path: Path, *statements: str) -> None:
@@ -64,24 +41,10 @@ def test_layout_on_disk(tmp_path: Path) -> None:
 
 def test_reopen_keeps_everything(tmp_path: Path) -> None:
     store = SqliteJobStore(tmp_path)
-    before = _populate(store)
+    before = populate(store)
     store.close()
     with SqliteJobStore(tmp_path) as reopened:
-        assert reopened.list() == before
-        first = before[0]
-        assert reopened.get(first.job_id) == first
-        assert [c.reason for c in first.history][1:] == [
-            "reason for DISPATCHED",
-            "reason for RUNNING",
-            "reason for FINISHED:EXECUTION_EXCEPTION",
-        ]
-        assert first.failure == {"site": "site-1", "task": "train", "traceback": "tb"}
-        assert first.run_info == {"sites": ["site-1"], "timings": {"start": 1.5}}
-        assert reopened.job_zip(first.job_id) == b"zip-1"
-        assert (reopened.workspace(first.job_id) / "model.npz").read_bytes() == b"weights"
-        # The history goes on where it stopped.
-        reopened.transition("second", S.DISPATCHED, "after restart")
-        assert [c.status for c in reopened.get("second").history] == [S.SUBMITTED, S.DISPATCHED]
+        check_reopened(reopened, before)
 
 
 def test_garbage_file_is_a_clear_error(tmp_path: Path) -> None:
@@ -132,37 +95,8 @@ def test_an_unreadable_row_is_a_clear_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize("round_", range(5))
 def test_two_connections_race_exactly_one_wins(tmp_path: Path, round_: int) -> None:
     """Two stores on one file stand for two processes: SQLite's own locking decides."""
-    first, second = SqliteJobStore(tmp_path), SqliteJobStore(tmp_path)
-    try:
-        jobs = [first.create(META, b"zip", "alice").job_id for _ in range(10)]
-        barrier = threading.Barrier(2)
-        wins: dict[str, list[JobStatus]] = {job: [] for job in jobs}
-
-        def run(store: SqliteJobStore, target: JobStatus) -> None:
-            barrier.wait()
-            for job in jobs:
-                try:
-                    store.transition(job, target, "race", expected=S.SUBMITTED)
-                    wins[job].append(target)
-                except InvalidTransition:
-                    pass
-
-        threads = [
-            threading.Thread(target=run, args=(first, S.FINISHED_ABORTED)),
-            threading.Thread(target=run, args=(second, S.DISPATCHED)),
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        for job in jobs:
-            assert len(wins[job]) == 1, wins[job]
-            record = second.get(job)
-            assert record.status is wins[job][0]
-            assert len(record.history) == 2
-    finally:
-        first.close()
-        second.close()
+    with SqliteJobStore(tmp_path) as first, SqliteJobStore(tmp_path) as second:
+        check_one_wins_each_race(first, second)
 
 
 #: The schema of version 1 (before fencing), as earlier Fedra releases wrote it.
@@ -220,31 +154,29 @@ with SqliteJobStore(Path(sys.argv[1])) as store:
 """
 
 
+def _claim_in_another_process(root: Path, ssid: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", CLAIM_IN_ANOTHER_PROCESS, str(root), str(ssid)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def test_fencing_holds_across_processes(tmp_path: Path) -> None:
     """Another process (the new hot server) claims the store: this one's writes stop."""
     with SqliteJobStore(tmp_path) as store:
         old = store.fenced(1)
         job = old.create(META, b"zip", "alice").job_id
-        claimed = subprocess.run(
-            [sys.executable, "-c", CLAIM_IN_ANOTHER_PROCESS, str(tmp_path), "2"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        assert claimed.stdout.strip() == "2"
+        claimed = _claim_in_another_process(tmp_path, 2)
+        assert (claimed.returncode, claimed.stdout.strip()) == (0, "2"), claimed.stderr
         before = store.get(job)
         with pytest.raises(StaleSession, match="now belongs to session 2"):
             old.transition(job, S.DISPATCHED, "the old hot server goes on")
         assert store.get(job) == before
         assert store.current_ssid() == 2
         store.fenced(2).transition(job, S.DISPATCHED, "the new hot server")
-        stale = subprocess.run(
-            [sys.executable, "-c", CLAIM_IN_ANOTHER_PROCESS, str(tmp_path), "1"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        stale = _claim_in_another_process(tmp_path, 1)
         assert stale.returncode != 0
         assert "StaleSession" in stale.stderr
