@@ -350,3 +350,23 @@ def test_result_filters_run_on_every_site(tmp_path: Path) -> None:
     assert set(round1) == {"w"}  # "debug" never left the sites
     with pytest.raises(JobValidationError, match=r"task_result_filters\[0\]\.class"):
         _debug_job(tmp_path, ("NoSuchFilter", {})).export(tmp_path / "bad")
+
+
+def test_scripts_in_threads_leave_the_programs_main_module_in_place(
+    examples: Path, tmp_path: Path
+) -> None:
+    """runpy swaps ``__main__`` per script; concurrent scripts must not leave one behind."""
+    from fedra.job import activate_custom_dirs
+
+    main = sys.modules["__main__"]
+    for run in range(5):
+        fedra.simulate(
+            examples / "hello-numpy",
+            n_clients=4,
+            threads=2,
+            workspace=tmp_path / f"ws-{run}",
+            show_progress=False,
+        )
+        assert sys.modules["__main__"] is main, run
+    activate_custom_dirs()  # switching custom folders must not drop the main module either
+    assert sys.modules["__main__"] is main

@@ -42,6 +42,11 @@ PARAMS_FORMATS = ("numpy", "pytorch")
 ENDED, STOPPED = "ended", "stopped"
 ABORT_GRACE = 1.0
 _GLOBAL_LOCK = threading.Lock()  # sys.argv and sys.path are process-wide
+#: The program's own ``__main__``: runpy swaps in a module per script and puts back what it
+#: found, which for scripts running at the same time in threads can be another script's.
+_PROGRAM_MAIN = sys.modules.get("__main__")
+#: In-process scripts running now (under _GLOBAL_LOCK); the last one out restores the main.
+_RUNNING = [0]
 
 
 def resolve_script(custom_dir: Path | None, script: str) -> Path:
@@ -125,6 +130,7 @@ class ScriptExecutor(Executor):
             try:
                 with _GLOBAL_LOCK:
                     sys.argv = [str(path), *self.args]
+                    _RUNNING[0] += 1
                 runpy.run_path(str(path), run_name="__main__")
             except SystemExit as exc:
                 if exc.code not in (0, None):
@@ -133,6 +139,10 @@ class ScriptExecutor(Executor):
                 detail = "".join(traceback.format_exception(exc))
             finally:
                 api._bind_thread(None)
+                with _GLOBAL_LOCK:
+                    _RUNNING[0] -= 1
+                    if _RUNNING[0] == 0 and _PROGRAM_MAIN is not None:
+                        sys.modules["__main__"] = _PROGRAM_MAIN
                 self._outbox.put((ENDED, None, detail))
 
         self._thread = threading.Thread(target=main, name=f"script-{info.site_name}", daemon=True)

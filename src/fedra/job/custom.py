@@ -34,6 +34,8 @@ def activate_custom_dirs(*custom_dirs: Path | None) -> None:
                 sys.path.remove(folder)
             for name, module in list(sys.modules.items()):
                 origin = getattr(module, "__file__", None)
+                if name == "__main__":  # never the program's own main module
+                    continue
                 if origin and Path(origin).resolve().is_relative_to(folder):
                     del sys.modules[name]
             _ACTIVE.discard(folder)
