@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PIP_FLAGS := -q --disable-pip-version-check
 
-.PHONY: install demo demo-simulate test lint format bench bench-federation bench-ray bench-compare clean
+.PHONY: install demo demo-simulate test lint format bench bench-federation bench-ray bench-ha bench-compare clean
 
 install: $(STAMP)
 
@@ -42,6 +42,9 @@ bench-federation: install
 
 bench-ray: install
 	$(BIN)/python -m bench.ray_sites
+
+bench-ha: install
+	$(BIN)/python -m bench.ha
 
 # Fedra against NVIDIA FLARE and Flower, each peer in its own venv under .bench-venvs/
 # (installed on first use). Options: make bench-compare ARGS="--quick --rows sim".
