@@ -4,8 +4,9 @@ Run with ``.venv/bin/python -m bench.ha [--kills N] [--fast]`` (about 30 s per k
 default overseer settings). It provisions the HA federation of ``tests/e2e/ha_federation.py``
 (overseer, server1 and server2 sharing a job store folder, two sites, all real processes over
 mutual TLS on 127.0.0.1), starts a 10-round FedAvg job of the arithmetic kind, kills the hot
-server (SIGKILL to its process group) during round 2-8, and measures the *cutover*: from the
-kill to the first task of the resumed job on a site (a new training process), with the
+server (SIGKILL to its process group) while the sites hold in a round from 2 to 8, and
+measures the *cutover*: from the kill to the first task of the resumed job on a site (a new
+training process), with the
 overseer's default timing (heartbeat 2 s, timeout 10 s, lease 8 s, margin 2 s) unless
 ``--fast``. Each job must still complete with the closed-form final model. Every process is
 ended by process group at the end, also on failure.
@@ -27,7 +28,7 @@ from fedra.overseer import OverseerSettings
 from tests.e2e.conftest import wait_for
 from tests.e2e.ha_federation import FAST, SERVERS, make_ha_federation, start_ha_federation
 from tests.e2e.jobs import arithmetic_job, expected_weights
-from tests.e2e.test_ha import ROUNDS, first_new_task, rounds_done
+from tests.e2e.test_ha import ROUNDS, first_new_task, held
 
 
 def main() -> None:
@@ -49,14 +50,21 @@ def main() -> None:
             for run in range(args.kills):
                 hot = fed.wait_ready(timeout=120)
                 marks = root / f"marks-{run}"
-                folder = arithmetic_job(root / f"job-{run}", marks, rounds=ROUNDS)
-                job_id = str(fed.ask(lambda s, f=folder: s.submit_job(f)))
                 at_round = rng.randint(2, ROUNDS - 2)
-                wait_for(lambda j=job_id, r=at_round: rounds_done(fed, j) >= r, 180, "round")
+                folder = arithmetic_job(
+                    root / f"job-{run}",
+                    marks,
+                    rounds=ROUNDS,
+                    gate_round=str(at_round),
+                    gate_sites="site-1,site-2",
+                )
+                job_id = str(fed.ask(lambda s, f=folder: s.submit_job(f)))
+                wait_for(lambda m=marks: held(m), 180, "the chosen round")
                 killed_at = time.time()
                 fed.kill(hot)
                 standby = next(s for s in SERVERS if s != hot)
                 wait_for(lambda s=standby: fed.hot() == s, 120, "promotion")
+                (marks / "gate").write_text("open")
                 fed.start(hot)
                 wait_for(lambda j=job_id: fed.job(j)["status"] == "FINISHED:COMPLETED", 300, "done")
                 folder = fed.ask(lambda s, j=job_id, r=run: s.download_job(j, root / f"dl-{r}"))

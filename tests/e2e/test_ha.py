@@ -62,6 +62,11 @@ def tasks(marks: Path) -> dict[str, list[tuple[float, int]]]:
     return out
 
 
+def held(marks: Path) -> bool:
+    """Both sites wait at the job's gate."""
+    return all((marks / f"{site}.waiting").exists() for site in SITES)
+
+
 def first_new_task(marks: Path, since: float) -> float:
     """When the first task from a new training process (the resumed job) began."""
     seen = tasks(marks)
@@ -83,7 +88,8 @@ def finish_and_check(ha: HaFederation, job_id: str, marks: Path, faults: int, de
         np.testing.assert_allclose(data["w"], expected_weights(2, ROUNDS))
     workspace = ha.shared / "jobs" / job_id / "workspace"
     assert (workspace / "models" / "final.npz").is_file()  # the run folder is on the shared store
-    assert not (workspace / "snapshots").exists()  # snapshots go when the job ends
+    # Snapshots go once the job's end is recorded (just after the status turns final).
+    wait_for(lambda: not (workspace / "snapshots").exists(), 30, "the snapshots to be dropped")
     for site, times in tasks(marks).items():
         # ROUNDS training tasks and one validation, plus at most one repeated round per fault.
         assert len(times) <= ROUNDS + 1 + faults, (site, len(times))
@@ -102,13 +108,17 @@ def test_killing_the_hot_server_mid_job_resumes_on_the_standby(
     cutovers = []
     for run in range(KILLS):
         hot = ha.wait_ready()
-        job_id, marks = submit(ha, tmp_path, f"kill-{run}")
-        at_round = rng.randint(1, ROUNDS - 2)
-        reached = lambda j=job_id, r=at_round: rounds_done(ha, j) >= r  # noqa: E731
-        wait_for(reached, 120, f"round {at_round}")
+        # The sites hold in the chosen round until the gate opens: the kill lands mid-round
+        # however fast or slow the machine is.
+        at_round = rng.randint(1, ROUNDS - 1)
+        job_id, marks = submit(
+            ha, tmp_path, f"kill-{run}", gate_round=at_round, gate_sites="site-1,site-2"
+        )
+        wait_for(lambda m=marks: held(m), 120, f"round {at_round}")
         killed_at = time.time()
         ha.kill(hot)  # SIGKILL: no goodbye to the overseer, no cleanup
         wait_for(lambda h=hot: ha.hot() == other(h), 60, "the standby to be promoted")
+        (marks / "gate").write_text("open")  # the repeated round goes through
         ha.start(hot)  # back as the standby
         finish_and_check(ha, job_id, marks, faults=1, dest=tmp_path / f"dl-{run}")
         cutovers.append(first_new_task(marks, killed_at) - killed_at)
@@ -121,7 +131,7 @@ def test_promote_sp_moves_a_running_job_to_the_other_server(
 ) -> None:
     hot = ha.wait_ready()
     job_id, marks = submit(ha, tmp_path, "promote", gate_round=3, gate_sites="site-1,site-2")
-    wait_for(lambda: all((marks / f"{s}.waiting").exists() for s in SITES), 120, "round 3")
+    wait_for(lambda: held(marks), 120, "round 3")
     answer = ha.ask(lambda s: s.promote_sp(other(hot)))
     assert answer["hot"] == other(hot)
     wait_for(lambda: ha.serving(other(hot)) and not ha.serving(hot), 60, "the switch")
@@ -143,7 +153,7 @@ def test_restarting_the_overseer_changes_nothing_for_a_running_job(
     hot = ha.wait_ready()
     ssid = ha.overseer_state().ssid
     job_id, marks = submit(ha, tmp_path, "overseer", gate_round=3, gate_sites="site-1,site-2")
-    wait_for(lambda: all((marks / f"{s}.waiting").exists() for s in SITES), 120, "round 3")
+    wait_for(lambda: held(marks), 120, "round 3")
     before = ha.log(hot).count("stepping down")
     ha.kill(OVERSEER, signal.SIGTERM)
     ha.start(OVERSEER)

@@ -9,9 +9,9 @@ never takes the site down, and abort kills the script's whole process group).
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import queue
-import runpy
 import signal
 import subprocess
 import sys
@@ -42,11 +42,6 @@ PARAMS_FORMATS = ("numpy", "pytorch")
 ENDED, STOPPED = "ended", "stopped"
 ABORT_GRACE = 1.0
 _GLOBAL_LOCK = threading.Lock()  # sys.argv and sys.path are process-wide
-#: The program's own ``__main__``: runpy swaps in a module per script and puts back what it
-#: found, which for scripts running at the same time in threads can be another script's.
-_PROGRAM_MAIN = sys.modules.get("__main__")
-#: In-process scripts running now (under _GLOBAL_LOCK); the last one out restores the main.
-_RUNNING = [0]
 
 
 def resolve_script(custom_dir: Path | None, script: str) -> Path:
@@ -60,6 +55,20 @@ def resolve_script(custom_dir: Path | None, script: str) -> Path:
     if not path.is_relative_to(custom_dir.resolve()) or not path.is_file():
         raise ConfigError(f"script '{script}' not found in {custom_dir}")
     return path
+
+
+def run_as_main(path: Path) -> None:
+    """Run the script at ``path`` with ``__name__ == "__main__"``, in this thread.
+
+    The script gets a module of its own that is never put in ``sys.modules``: runpy would swap
+    ``sys.modules["__main__"]`` for the time of the run and put back what it found, which for
+    scripts running at the same time in threads can be another script's module.
+    """
+    spec = importlib.util.spec_from_file_location("__main__", path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"cannot load the script {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
 
 
 class ScriptExecutor(Executor):
@@ -130,8 +139,7 @@ class ScriptExecutor(Executor):
             try:
                 with _GLOBAL_LOCK:
                     sys.argv = [str(path), *self.args]
-                    _RUNNING[0] += 1
-                runpy.run_path(str(path), run_name="__main__")
+                run_as_main(path)
             except SystemExit as exc:
                 if exc.code not in (0, None):
                     detail = f"the script exited with code {exc.code}"
@@ -139,10 +147,6 @@ class ScriptExecutor(Executor):
                 detail = "".join(traceback.format_exception(exc))
             finally:
                 api._bind_thread(None)
-                with _GLOBAL_LOCK:
-                    _RUNNING[0] -= 1
-                    if _RUNNING[0] == 0 and _PROGRAM_MAIN is not None:
-                        sys.modules["__main__"] = _PROGRAM_MAIN
                 self._outbox.put((ENDED, None, detail))
 
         self._thread = threading.Thread(target=main, name=f"script-{info.site_name}", daemon=True)
