@@ -829,7 +829,10 @@ CPU_HEADERS = (
 
 def render(report: Report) -> str:
     """The report as text."""
-    out = ["Fedra federation benchmark (POC: server + 2 sites, gRPC + mutual TLS, localhost)", ""]
+    out = [
+        f"Fedra federation benchmark (POC: server + {SITES} sites, gRPC + mutual TLS, localhost)",
+        "",
+    ]
     out += [f"  {key}: {value}" for key, value in report.machine.items()]
     out += [f"  load average at the end (1/5/15 min): {report.load_end}", ""]
     if report.startup is not None:
@@ -937,6 +940,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--skip-big", action="store_true", help="only the shape-sized models (no 100MB / 1GB)"
     )
+    parser.add_argument(
+        "--sites", type=int, default=SITES, help=f"number of sites (default {SITES})"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument(
         "--keep", type=Path, help="keep the POC workspace in this (new) folder, for inspection"
@@ -946,7 +952,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print the report; return the exit status."""
+    global SITES
     args = parse_args(argv)
+    if args.sites < 1:
+        raise SystemExit("--sites must be at least 1")
+    SITES = args.sites
     specs: list[ModelSpec] = args.sizes
     if args.skip_big:
         specs = [s for s in specs if not s.big]

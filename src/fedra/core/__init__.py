@@ -34,7 +34,7 @@ from fedra.core.jobspec import (
     parse_meta,
     parse_server_config,
 )
-from fedra.core.memory import release_large_buffers
+from fedra.core.memory import release_large_buffers, trim_heap
 from fedra.core.model import (
     NUM_SAMPLES,
     Array,
@@ -112,4 +112,5 @@ __all__ = [
     "readonly",
     "release_large_buffers",
     "transition",
+    "trim_heap",
 ]

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fedra.core import FedraError, InvalidTransition, JobStatus
+from fedra.core import FedraError, InvalidTransition, JobStatus, trim_heap
 from fedra.pki import TlsFiles
 from fedra.runtime import protocol as p
 from fedra.runtime.config import ServerKit
@@ -35,14 +35,16 @@ from fedra.scheduler import QueuedJob, ResourceError, SiteResources, Wait, sched
 from fedra.server import RunStore
 from fedra.store import JobRecord, JobStore, StaleSession, open_store
 from fedra.transport import (
+    FRAME_SIZE,
     ChannelClosed,
     Connection,
     LocalChannel,
+    SharedBody,
     TransportServer,
     accept_channel,
     listen_unix,
 )
-from fedra.wire import Envelope
+from fedra.wire import Envelope, peek_head
 
 log = logging.getLogger("fedra.server")
 FINAL = {s for s in JobStatus if s.is_final}
@@ -50,6 +52,8 @@ FINAL = {s for s in JobStatus if s.is_final}
 RESERVATION_TTL_S = 60.0
 #: Seconds to wait for a site's answer to a request (reserve, free, sys_info ...).
 REQUEST_TIMEOUT_S = 15.0
+#: Site messages above this many bytes wait their turn (see ServerParent._receive_gate).
+GATED_MESSAGE_BYTES = FRAME_SIZE
 
 
 @dataclass
@@ -93,6 +97,8 @@ class RunningJob:
     done: bool = False
     #: The server stepped down or stops: leave the job RUNNING in the store for whoever resumes.
     detached: bool = False
+    #: Held by the one big result of this job that this process receives and passes on.
+    results_gate: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(1))
 
 
 class ServerParent:
@@ -117,6 +123,7 @@ class ServerParent:
         self.waiting: dict[str, str] = {}  # job id -> why it waits
         self._to_resume: set[str] = set()
         self._requests: dict[str, tuple[threading.Event, list[Envelope]]] = {}
+        self._stray_gate = threading.Semaphore(1)
         self._stopping = threading.Event()
         self.exit_code = 0
         ca, cert, key = TlsFiles.in_dir(kit.startup, "server").load()
@@ -263,9 +270,23 @@ class ServerParent:
                 "refused site %s (%s): it is not a site of this project", peer.name, peer.org
             )
             raise FedraError(f"refused: {peer.name} is not a site of this project")
+        conn.set_receive_gate(self._receive_gate)
         threading.Thread(
             target=self._serve_site, args=(conn,), name=f"site-{peer.name}", daemon=True
         ).start()
+
+    def _receive_gate(self, total: int, head: bytes) -> threading.Semaphore | None:
+        """The slot a site's message holds while it is received and passed on: one big result
+        per job at a time (other big ones: one stray slot), the rest wait in flow control; it
+        is released when the site's thread asks for its next message (or the stream ends)."""
+        if total <= GATED_MESSAGE_BYTES:
+            return None
+        found = peek_head(head)
+        if found is not None and found[0] == p.RESULT:
+            job = self.running.get(str(found[1].get("job_id")))
+            if job is not None:
+                return job.results_gate
+        return self._stray_gate
 
     def _serve_site(self, conn: Connection) -> None:
         name = conn.peer.name
@@ -286,10 +307,14 @@ class ServerParent:
                 env = conn.recv()
                 handle.last_seen = time.monotonic()
                 self._from_site(handle, env)
+                relayed = env.model is not None
                 del env  # hold no model while waiting for the next message
+                if relayed:
+                    trim_heap()  # the frames it came in stay in this thread's arena otherwise
         except (ChannelClosed, FedraError, OSError) as exc:
             log.info("site %s disconnected (%s)", name, exc)
         finally:
+            conn.close()  # nobody reads it any more (and it gives back its receive slot)
             with self._lock:
                 if self.sites.get(name) is handle:
                     del self.sites[name]
@@ -382,13 +407,19 @@ class ServerParent:
             present = [s for s in job.sites if s in connected]
             self._to_job(job, Envelope(p.SITES, {"sites": present}))
 
-    def send_to_site(self, name: str, env: Envelope) -> bool:
-        """Send to a connected site; False when it is not connected or the send failed."""
+    def send_to_site(self, name: str, env: Envelope, shared: SharedBody | None = None) -> bool:
+        """Send to a connected site; False when it is not connected or the send failed.
+        ``shared``: the broadcast's frames of ``env``'s model; this is one of its readers."""
         handle = self.sites.get(name)
         if handle is None:
+            if shared is not None:
+                shared.leave()
             return False
         try:
-            handle.conn.send(env)
+            if shared is None:
+                handle.conn.send(env)
+            else:
+                handle.conn.send_shared(env, shared)
         except (ChannelClosed, FedraError, OSError):
             return False
         return True
@@ -420,7 +451,7 @@ class ServerParent:
     def _expire_silent_sites(self) -> None:
         limit = time.monotonic() - self.kit.heartbeat_timeout
         with self._lock:
-            silent = [h for h in self.sites.values() if h.last_seen < limit]
+            silent = [h for h in self.sites.values() if max(h.last_seen, h.conn.last_heard) < limit]
         for handle in silent:
             log.warning(
                 "site %s sent nothing for %.0f s: dropping it",
@@ -644,7 +675,10 @@ class ServerParent:
                 elif env.kind == p.DONE:
                     outcome = dict(h)
                     break
+                relayed = env.model is not None
                 del env  # hold no model while waiting for the next message
+                if relayed:
+                    trim_heap()  # the frames of every site's copy, freed in many threads
         except (ChannelClosed, FedraError, OSError) as exc:
             log.info("job %s: channel closed (%s)", job.job_id, exc)
         job.done = True
@@ -692,13 +726,20 @@ class ServerParent:
             self._finish(job.job_id, JobStatus.FINISHED_EXECUTION_EXCEPTION, reason)
 
     def _fan_out(self, job: RunningJob, env: Envelope) -> None:
-        """Send one broadcast to its sites in parallel; the model is decoded here once."""
+        """Send one broadcast to its sites in parallel; the model is decoded here once and,
+        when big, framed once for all of them (:class:`SharedBody`)."""
         h = env.headers
         common = {k: v for k, v in h.items() if k != "targets"}
+        shared = None
+        params = env.model.params if env.model is not None else None
+        if params and sum(a.nbytes for a in params.values()) > GATED_MESSAGE_BYTES:
+            with contextlib.suppress(FedraError):  # each send then says why
+                shared = SharedBody(Envelope(p.TASK, {}, env.model), len(h["targets"]))
 
         def send(target: dict[str, Any]) -> None:
             headers = {**common, "site": target["site"], "task_id": target["task_id"]}
-            if not self.send_to_site(str(target["site"]), Envelope(p.TASK, headers, env.model)):
+            task = Envelope(p.TASK, headers, env.model)
+            if not self.send_to_site(str(target["site"]), task, shared):
                 self._to_job(job, Envelope("lost", {"task_id": target["task_id"]}))
 
         threads = [threading.Thread(target=send, args=(t,), daemon=True) for t in h["targets"]]

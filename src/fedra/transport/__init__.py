@@ -6,7 +6,7 @@ The bytes of every message come from :mod:`fedra.wire`; this package only moves 
 :func:`memory_connect` in memory.
 """
 
-from fedra.transport._stream import DEFAULT_MAX_MESSAGE, FRAME_SIZE
+from fedra.transport._stream import DEFAULT_MAX_MESSAGE, FRAME_SIZE, SharedBody
 from fedra.transport.connection import Connection, PeerIdentity
 from fedra.transport.errors import ChannelClosed, ConnectError, ListenError
 from fedra.transport.grpc_client import connect
@@ -25,6 +25,7 @@ __all__ = [
     "MemoryConnection",
     "MemoryServer",
     "PeerIdentity",
+    "SharedBody",
     "TransportServer",
     "accept_channel",
     "connect",

@@ -7,7 +7,10 @@ pipe of :data:`QUEUED_FRAMES` frames that the gRPC stream drains
 built whole. Receiving: a reader thread moves incoming frames into another bounded pipe
 (:meth:`StreamConnection.pump`); ``recv`` copies them into one buffer of the size announced by
 the first frame (a bytearray, allocated once the size is checked against the limit) and decodes
-the envelope over that buffer without another copy.
+the envelope over that buffer without another copy. A receive gate
+(:meth:`StreamConnection.set_receive_gate`) makes the reader thread wait at the first frame of a
+message until the receiver may take it, so that a server relaying big messages from many
+peers holds one of them at a time, not one per peer.
 
 Frames are sent already encoded (:func:`encode_frame`, the protobuf encoding of ``Frame``) and
 received as ``Frame`` messages, so a client built from the generated stub interoperates.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import NoReturn
 
@@ -25,11 +29,12 @@ import numpy as np
 from fedra.core import WireError
 from fedra.transport._pipe import Pipe
 from fedra.transport._proto import fedra_transport_pb2 as pb
-from fedra.transport.connection import Connection, PeerIdentity
+from fedra.transport.connection import Connection, PeerIdentity, ReceiveGate
 from fedra.transport.errors import ChannelClosed
 from fedra.wire import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_MAX_FRAME,
+    EncodedFrame,
     Envelope,
     decode_envelope,
     prepare_envelope,
@@ -43,6 +48,11 @@ QUEUED_FRAMES = 4
 DEFAULT_MAX_MESSAGE = DEFAULT_MAX_FRAME
 #: gRPC's limit on one message (one frame): the frame size plus room for its fields.
 GRPC_MESSAGE_LIMIT = FRAME_SIZE + (64 << 10)
+#: Bytes of model data in one frame of a :class:`SharedBody` (smaller than FRAME_SIZE: every
+#: connection's gRPC stream holds its own copy of the frame it is sending).
+SHARED_FRAME_SIZE = 1 << 20
+#: Seconds between checks for a close while the reader waits at a receive gate.
+GATE_POLL_S = 0.25
 #: Metadata under which a server announces its certificate to clients.
 SERVER_CERT_KEY = "fedra-server-cert-bin"
 #: The gRPC service and method (see ``_proto/fedra_transport.proto``).
@@ -104,6 +114,67 @@ def describe_rpc_error(err: BaseException) -> str:
     return f"the peer ended the connection with {name}: {details}"
 
 
+def _head_then_body(encoded: EncodedFrame, size: int) -> Iterator[memoryview | bytes]:
+    """The pieces of ``encoded``: its head in frames of its own, then its body.
+
+    The head (prefix and header) travels apart so that a receiver learns what a message is
+    from a small first frame, and so that the body's frames are the same whatever the head.
+    """
+    yield from EncodedFrame(head=encoded.head, body=()).chunks(size)
+    if encoded.body:
+        yield from EncodedFrame(head=b"", body=encoded.body).chunks(size)
+
+
+class SharedBody:
+    """The body (tensor bytes) of one model sent to several connections, framed once.
+
+    Each frame is encoded when the first connection needs it and dropped once every reader
+    has taken it (or left), so the readers share the frames instead of holding a copy each;
+    a reader that falls behind keeps at most the frames between it and the fastest one.
+    ``readers`` is the number of :meth:`StreamConnection.send_shared` calls (or
+    :meth:`leave` calls, for targets that will not send) that will use it.
+    """
+
+    def __init__(self, model_envelope: Envelope, readers: int, size: int = SHARED_FRAME_SIZE):
+        body = prepare_envelope(model_envelope).body
+        self.nbytes = sum(len(part) for part in body)
+        self.count = -(-self.nbytes // size)
+        self._chunks = EncodedFrame(head=b"", body=body).chunks(size) if body else iter(())
+        self._made = 0
+        self._lock = threading.Lock()
+        self._frames: dict[int, bytes] = {}
+        self._left: dict[int, int] = {}  # index -> readers still to take that frame
+        self._readers = readers
+
+    def take(self, index: int) -> bytes:
+        """The encoded frame ``index`` (frames are taken in order by each reader)."""
+        with self._lock:
+            while self._made <= index:
+                chunk = next(self._chunks)
+                last = self._made == self.count - 1
+                self._frames[self._made] = encode_frame(chunk, total=0, last=last)
+                self._left[self._made] = self._readers
+                self._made += 1
+            frame = self._frames[index]
+            self._drop(index)
+            return frame
+
+    def _drop(self, index: int) -> None:
+        left = self._left[index] - 1
+        if left:
+            self._left[index] = left
+        else:
+            del self._left[index], self._frames[index]
+
+    def leave(self, index: int = 0) -> None:
+        """A reader stops before frame ``index``: the frames from there on wait for it no more."""
+        with self._lock:
+            self._readers -= 1
+            for i in range(index, self._made):
+                if i in self._left:
+                    self._drop(i)
+
+
 class StreamConnection(Connection):
     """Envelopes over a stream of frames; the gRPC glue lives in the server and client."""
 
@@ -120,6 +191,15 @@ class StreamConnection(Connection):
         self.abort_reason: str | None = None
         self._buffer: memoryview | None = None
         self._got = 0
+        # Receive gate (see Connection.set_receive_gate): the reader thread appends, for each
+        # message it lets in, the semaphore it acquired (or None); recv takes them in order.
+        self._gate: ReceiveGate | None = None
+        self._gate_lock = threading.Lock()
+        self._admitted: deque[threading.Semaphore | None] = deque()
+        self._receiving: threading.Semaphore | None = None
+        self._handled: threading.Semaphore | None = None
+        self._held_back = False
+        self._last_heard = time.monotonic()
 
     @property
     def peer(self) -> PeerIdentity:
@@ -136,6 +216,15 @@ class StreamConnection(Connection):
         """The largest envelope (encoded, in bytes) this side sends or accepts."""
         return self._max_message
 
+    @property
+    def last_heard(self) -> float:
+        """When the last frame arrived, or now while a message waits at the receive gate."""
+        return time.monotonic() if self._held_back else self._last_heard
+
+    def set_receive_gate(self, gate: ReceiveGate | None) -> None:
+        """See :meth:`Connection.set_receive_gate`; set it before the reader thread starts."""
+        self._gate = gate
+
     def send(self, envelope: Envelope) -> None:
         """Send ``envelope`` as frames; blocks while :data:`QUEUED_FRAMES` frames wait."""
         encoded = prepare_envelope(envelope)
@@ -146,13 +235,48 @@ class StreamConnection(Connection):
             if self._closed:
                 raise ChannelClosed("send on a closed connection")
             sent = 0
-            for chunk in encoded.chunks(FRAME_SIZE):
+            for chunk in _head_then_body(encoded, FRAME_SIZE):
                 frame = encode_frame(
                     chunk, total=0 if sent else total, last=sent + len(chunk) == total
                 )
                 sent += len(chunk)
                 if not self._out.put(frame):
                     raise ChannelClosed(self._out.reason)
+
+    def send_shared(self, envelope: Envelope, body: SharedBody) -> None:
+        """Send ``envelope``, whose model's body is ``body`` (shared with other connections).
+
+        The head is framed for this connection, the body's frames come from ``body``. Counts
+        as one reader of ``body`` whatever happens (it leaves when it fails).
+        """
+        taken = 0
+        try:
+            encoded = prepare_envelope(envelope)
+            if len(encoded.head) + body.nbytes != encoded.nbytes or not body.count:
+                raise WireError("the shared body is not this envelope's")
+            total = encoded.nbytes
+            if total > self._max_message:
+                raise WireError(
+                    f"message is {total} bytes, the connection allows {self._max_message}"
+                )
+            with self._send_lock:
+                if self._closed:
+                    raise ChannelClosed("send on a closed connection")
+                first = True
+                for chunk in EncodedFrame(head=encoded.head, body=()).chunks(FRAME_SIZE):
+                    frame = encode_frame(chunk, total=total if first else 0, last=False)
+                    first = False
+                    if not self._out.put(frame):
+                        raise ChannelClosed(self._out.reason)
+                del encoded
+                while taken < body.count:
+                    frame = body.take(taken)
+                    taken += 1
+                    if not self._out.put(frame):
+                        raise ChannelClosed(self._out.reason)
+        finally:
+            if taken < body.count:
+                body.leave(taken)
 
     def recv(self, timeout: float | None = None) -> Envelope:
         """The next envelope; see :meth:`Connection.recv`.
@@ -163,6 +287,7 @@ class StreamConnection(Connection):
         if not self._recv_lock.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
             raise TimeoutError("no message arrived in time")
         try:
+            self._release_handled()
             while True:
                 if self._closed:
                     raise ChannelClosed("recv on a closed connection")
@@ -181,6 +306,7 @@ class StreamConnection(Connection):
         if self._closed:
             raise ChannelClosed("recv on a closed connection")
         reason = self._in.reason
+        self._release_gates()
         if self._buffer is not None:
             self._buffer = None
             raise ChannelClosed(f"{reason} in the middle of a message")
@@ -198,6 +324,8 @@ class StreamConnection(Connection):
                     f"incoming message of {total} bytes is above the limit of "
                     f"{self._max_message}; connection closed"
                 )
+            with self._gate_lock:
+                self._receiving = self._admitted.popleft() if self._admitted else None
             # Uninitialised memory: every byte is overwritten by the frames that follow.
             buffer = self._buffer = np.empty(total, dtype=np.uint8).data
             self._got = 0
@@ -214,7 +342,47 @@ class StreamConnection(Connection):
         if end != len(buffer):
             self._protocol_error(f"message ended after {end} of {len(buffer)} bytes announced")
         self._buffer = None
+        with self._gate_lock:
+            self._handled, self._receiving = self._receiving, None
         return buffer
+
+    def _admit(self, frame: pb.Frame) -> bool:
+        """Wait until the receive gate lets in the message ``frame`` begins; False if closed."""
+        gate = self._gate
+        slot = None if gate is None else gate(frame.total, frame.data)
+        if slot is not None and not slot.acquire(blocking=False):
+            self._held_back = True
+            try:
+                while not slot.acquire(timeout=GATE_POLL_S):
+                    if self.closed:
+                        return False
+            finally:
+                self._last_heard = time.monotonic()
+                self._held_back = False
+        with self._gate_lock:
+            if not self._closed:
+                self._admitted.append(slot)
+                return True
+        if slot is not None:
+            slot.release()
+        return False
+
+    def _release_handled(self) -> None:
+        """The previous message has been handled: give its gate slot back."""
+        with self._gate_lock:
+            slot, self._handled = self._handled, None
+        if slot is not None:
+            slot.release()
+
+    def _release_gates(self) -> None:
+        """Give back every gate slot this connection holds (it has ended)."""
+        with self._gate_lock:
+            slots = [self._handled, self._receiving, *self._admitted]
+            self._handled = self._receiving = None
+            self._admitted.clear()
+        for slot in slots:
+            if slot is not None:
+                slot.release()
 
     def _protocol_error(self, message: str) -> None:
         self._buffer = None
@@ -231,6 +399,7 @@ class StreamConnection(Connection):
                 return
             self._closed = True
         self._in.close("connection closed")
+        self._release_gates()
         if abort is None:
             self._out.finish("connection closed")
         else:
@@ -249,11 +418,16 @@ class StreamConnection(Connection):
     def pump(self, frames: Iterable[pb.Frame]) -> None:
         """Move frames from the stream into the receive pipe until the stream ends.
 
-        Runs in a reader thread. Frames that arrive after a local close are dropped.
+        Runs in a reader thread. Frames that arrive after a local close are dropped. At the
+        first frame of each message it waits for the receive gate, if one is set.
         """
         reason = "the peer closed the connection"
         try:
             for frame in frames:
+                self._last_heard = time.monotonic()
+                if frame.total and not self._admit(frame):
+                    reason = "connection closed"
+                    break
                 self._in.put(frame)
         except Exception as err:  # grpc.RpcError, or the stream broke in another way
             reason = describe_rpc_error(err)

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from fedra.wire import Envelope
+
+if TYPE_CHECKING:
+    from fedra.transport._stream import SharedBody
+
+#: Chooses, from an incoming message's size and first bytes (its first frame's data), the
+#: semaphore to hold while that message is received and handled; None lets it in at once.
+ReceiveGate = Callable[[int, bytes], "threading.Semaphore | None"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,25 @@ class Connection(ABC):
         blocked), WireError when the envelope cannot be encoded or is above the size limit.
         """
 
+    @property
+    def last_heard(self) -> float:
+        """``time.monotonic()`` of the last sign of life from the peer that the transport saw.
+
+        A transport that holds messages back at a receive gate counts the time waiting there
+        as heard (the peer is not silent; this side does not read it). 0.0 when the transport
+        does not track it (the default).
+        """
+        return 0.0
+
+    def send_shared(self, envelope: Envelope, body: SharedBody) -> None:
+        """Send ``envelope``, whose model's body ``body`` frames once for several connections.
+
+        Same contract as :meth:`send`; counts as one reader of ``body`` whatever happens.
+        Transports that do not send in frames just send the envelope (the default).
+        """
+        body.leave()
+        self.send(envelope)
+
     @abstractmethod
     def recv(self, timeout: float | None = None) -> Envelope:
         """The next envelope from the peer.
@@ -63,6 +92,18 @@ class Connection(ABC):
     @abstractmethod
     def close(self) -> None:
         """Close the connection; idempotent. Blocked ``recv``/``send`` raise ChannelClosed."""
+
+    def set_receive_gate(self, gate: ReceiveGate | None) -> None:
+        """Hold incoming messages back until ``gate`` admits them (set before traffic starts).
+
+        A transport that receives in frames asks ``gate`` at the first frame of each message
+        and stops reading the stream until the semaphore it names is acquired; the semaphore
+        is released when the next ``recv`` begins or the connection ends, so a slot covers
+        the message while its receiver handles it. The peer is held back by flow control, and
+        only the frames already read wait in this process. Transports that hold nothing in
+        frames ignore it (the default).
+        """
+        del gate
 
     def __enter__(self) -> Connection:
         return self

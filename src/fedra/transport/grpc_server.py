@@ -31,12 +31,21 @@ from fedra.transport.errors import ListenError
 
 logger = logging.getLogger(__name__)
 
+#: Bytes of one stream's data the server buffers before the sender must wait for it to read.
+RECEIVE_WINDOW = 1 << 20
+
 #: Server-only channel arguments: accept the clients' keepalive pings, never share the port.
 SERVER_OPTIONS: list[tuple[str, int]] = [
     *COMMON_OPTIONS,
     ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
     ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
     ("grpc.so_reuseport", 0),
+    # A fixed receive window per stream instead of one grown by BDP probing: a stream that
+    # is not read (a site whose result waits at the server's receive gate) then holds at most
+    # this much in gRPC's buffers. Localhost and LAN speeds are unchanged; over a WAN it caps
+    # one upload at about RECEIVE_WINDOW / round-trip time (20 MB/s at 50 ms).
+    ("grpc.http2.bdp_probe", 0),
+    ("grpc.http2.lookahead_bytes", RECEIVE_WINDOW),
 ]
 
 

@@ -7,7 +7,7 @@ no class names travel. Decoding is zero-copy and raises :class:`fedra.core.WireE
 anything malformed.
 """
 
-from fedra.wire.decode import decode_envelope, decode_model
+from fedra.wire.decode import decode_envelope, decode_model, peek_head
 from fedra.wire.encode import (
     MODEL_KIND,
     encode_envelope,
@@ -52,6 +52,7 @@ __all__ = [
     "encode_envelope_chunks",
     "encode_model",
     "encode_model_chunks",
+    "peek_head",
     "prepare_envelope",
     "prepare_model",
 ]

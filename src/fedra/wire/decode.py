@@ -8,6 +8,7 @@ raises :class:`fedra.core.WireError` and nothing else.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from google.protobuf.message import DecodeError
@@ -160,6 +161,28 @@ def decode_envelope(
     elif data_start != size:
         raise WireError(f"{size - data_start} trailing bytes in a frame without a model")
     return Envelope(kind=header.kind, headers=headers, model=model)
+
+
+def peek_head(data: bytes | bytearray | memoryview) -> tuple[str, dict[str, Any]] | None:
+    """The kind and headers of a frame from its first bytes, without its tensors.
+
+    For routing before a message has fully arrived: None when ``data`` does not hold the
+    whole header or the header is malformed (:func:`decode_envelope` of the whole frame then
+    says why). The tensors are not checked here.
+    """
+    try:
+        view = _byte_view(data)
+        if view.nbytes < PREFIX.size:
+            return None
+        magic, version, header_len = PREFIX.unpack_from(view)
+        header_end = PREFIX.size + header_len
+        if magic != MAGIC or version != VERSION or header_end > view.nbytes:
+            return None
+        header = pb.FrameHeader()
+        header.ParseFromString(bytes(view[PREFIX.size : header_end]))
+        return header.kind, _json.load_object(header.headers_json, "headers")
+    except (WireError, DecodeError, ValueError):
+        return None
 
 
 def decode_model(
