@@ -14,12 +14,11 @@ Server, site and admin kits find the overseer in the ``overseer`` block of their
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from fedra.core import ConfigError
+from fedra.core.jsonfile import read_json_object, typed
 from fedra.overseer.client import DEFAULT_TIMEOUT, OverseerClient, overseer_url
 from fedra.overseer.settings import SETTING_KEYS, OverseerSettings
 from fedra.overseer.store import STATE_FILE
@@ -34,7 +33,6 @@ _CLIENT_KITS = (
     ("fed_client.json", "client"),
     ("fed_admin.json", "client"),
 )
-_MAX_CONFIG_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -71,10 +69,10 @@ class OverseerKit:
         """Read ``startup/fed_overseer.json`` and ``local/overseer.json`` (when present)."""
         root = Path(root)
         path = root / STARTUP_DIR / OVERSEER_FILE
-        data = _read(path, required=True)
+        data = read_json_object(path, what="a startup kit")
         settings = OverseerSettings.from_mapping(data, where=str(path))
         local_path = root / "local" / LOCAL_FILE
-        local = _read(local_path, required=False)
+        local = read_json_object(local_path, required=False)
         extra = sorted(set(local) - set(SETTING_KEYS) - {"comment", "format_version"})
         if extra:
             raise ConfigError(
@@ -86,19 +84,19 @@ class OverseerKit:
             not isinstance(servers, list) or not all(isinstance(s, str) for s in servers)
         ):
             raise ConfigError(f"{path}: servers: expected a list of server names, got {servers!r}")
-        api_root = _get(data, path, "api_root", str, "/api/v1")
+        api_root = typed(data, path, "api_root", str, "/api/v1")
         if not api_root.startswith("/"):
             raise ConfigError(
                 f"{path}: api_root: expected a path starting with /, got {api_root!r}"
             )
-        port = _get(data, path, "port", int, 8443)
+        port = typed(data, path, "port", int, 8443)
         if not 0 <= port <= 65535:
             raise ConfigError(f"{path}: port: expected 0-65535, got {port}")
         return cls(
             root=root,
-            name=_get(data, path, "name", str),
-            org=_get(data, path, "org", str, ""),
-            host=_get(data, path, "host", str, _get(data, path, "name", str)),
+            name=typed(data, path, "name", str),
+            org=typed(data, path, "org", str, ""),
+            host=typed(data, path, "host", str, typed(data, path, "name", str)),
             port=port,
             api_root=api_root.rstrip("/") or "/",
             settings=settings,
@@ -113,7 +111,7 @@ def client_for_kit(root: Path, *, timeout: float = DEFAULT_TIMEOUT) -> OverseerC
     for file, stem in _CLIENT_KITS:
         path = startup / file
         if path.is_file():
-            entry = _read(path, required=True).get("overseer")
+            entry = read_json_object(path, what="a startup kit").get("overseer")
             if not isinstance(entry, dict):
                 raise ConfigError(
                     f"{path}: no overseer block: the project has no overseer "
@@ -124,33 +122,3 @@ def client_for_kit(root: Path, *, timeout: float = DEFAULT_TIMEOUT) -> OverseerC
             )
     names = ", ".join(file for file, _ in _CLIENT_KITS)
     raise ConfigError(f"{startup}: none of {names}: is this a startup kit?")
-
-
-def _read(path: Path, *, required: bool) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read(_MAX_CONFIG_BYTES + 1)
-    except FileNotFoundError as err:
-        if not required:
-            return {}
-        raise ConfigError(f"{path} not found: is this the overseer's startup kit?") from err
-    except OSError as err:
-        raise ConfigError(f"cannot read {path}: {err.strerror or err}") from err
-    if len(raw) > _MAX_CONFIG_BYTES:
-        raise ConfigError(f"{path}: larger than {_MAX_CONFIG_BYTES} bytes")
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not UTF-8") from err
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{path}: line {err.lineno}: invalid JSON ({err.msg})") from err
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a JSON object")
-    return data
-
-
-def _get(data: dict[str, Any], path: Path, key: str, kind: type, default: Any = None) -> Any:
-    value = data.get(key, default)
-    if value is None or not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
-        raise ConfigError(f"{path}: {key}: expected {kind.__name__}, got {value!r}")
-    return value

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 import threading
 from pathlib import Path
 
+from fedra.core.logs import log_to_folder
 from fedra.overseer.kit import OverseerKit
 from fedra.overseer.service import OverseerService
 from fedra.overseer.store import JsonStateFile
@@ -29,7 +29,7 @@ def serve_kit(root: Path, stop: threading.Event | None = None) -> int:
     kit = OverseerKit.load(root)
     if stop is None:
         stop = threading.Event()
-        _configure_logging(root)
+        log_to_folder(root)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
     service = OverseerService(
@@ -56,15 +56,3 @@ def serve_kit(root: Path, stop: threading.Event | None = None) -> int:
         log.info("overseer %s stopping", kit.name)
         service.stop()
     return 0
-
-
-def _configure_logging(root: Path) -> None:
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logger = logging.getLogger()
-    logger.setLevel(logging.INFO)
-    for handler in (
-        logging.FileHandler(root / "log.txt", encoding="utf-8"),
-        logging.StreamHandler(sys.stdout),
-    ):
-        handler.setFormatter(fmt)
-        logger.addHandler(handler)

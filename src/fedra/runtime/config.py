@@ -11,34 +11,15 @@ Layout of a kit (written by ``fedra poc prepare``, later by provisioning)::
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fedra.core import ConfigError
+from fedra.core.jsonfile import read_json_object, typed
 
 SERVER_FILE = "fed_server.json"
 CLIENT_FILE = "fed_client.json"
-
-
-def _load(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path} not found: is this a startup kit folder?") from exc
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: line {exc.lineno}: invalid JSON ({exc.msg})") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a JSON object")
-    return data
-
-
-def _get(data: dict[str, Any], path: Path, key: str, kind: type, default: Any = None) -> Any:
-    value = data.get(key, default)
-    if value is None or not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
-        raise ConfigError(f"{path}: {key}: expected {kind.__name__}, got {value!r}")
-    return value
 
 
 def _sites(data: dict[str, Any], path: Path) -> tuple[str, ...] | None:
@@ -92,18 +73,18 @@ class ServerKit:
     def load(cls, root: Path) -> ServerKit:
         """Read ``root/startup/fed_server.json``."""
         path = root / "startup" / SERVER_FILE
-        data = _load(path)
+        data = read_json_object(path)
         return cls(
             root=root,
-            name=_get(data, path, "name", str),
-            org=_get(data, path, "org", str, ""),
-            host=_get(data, path, "host", str, "0.0.0.0"),  # noqa: S104 - a server listens
-            fed_port=_get(data, path, "fed_learn_port", int, 8002),
-            admin_port=_get(data, path, "admin_port", int, 8003),
-            max_jobs=_get(data, path, "max_jobs", int, 4),
-            heartbeat_timeout=float(_get(data, path, "heartbeat_timeout", (int, float), 60)),  # type: ignore[arg-type]
+            name=typed(data, path, "name", str),
+            org=typed(data, path, "org", str, ""),
+            host=typed(data, path, "host", str, "0.0.0.0"),  # noqa: S104 - a server listens
+            fed_port=typed(data, path, "fed_learn_port", int, 8002),
+            admin_port=typed(data, path, "admin_port", int, 8003),
+            max_jobs=typed(data, path, "max_jobs", int, 4),
+            heartbeat_timeout=float(typed(data, path, "heartbeat_timeout", (int, float), 60)),
             sites=_sites(data, path),
-            job_aging_s=float(_get(data, path, "job_aging_s", (int, float), 300)),  # type: ignore[arg-type]
+            job_aging_s=float(typed(data, path, "job_aging_s", (int, float), 300)),
             overseer=_optional_dict(data, path, "overseer"),
             job_store=_optional_dict(data, path, "job_store"),
         )
@@ -137,14 +118,14 @@ class SiteKit:
     def load(cls, root: Path) -> SiteKit:
         """Read ``root/startup/fed_client.json``."""
         path = root / "startup" / CLIENT_FILE
-        data = _load(path)
+        data = read_json_object(path)
         return cls(
             root=root,
-            name=_get(data, path, "name", str),
-            org=_get(data, path, "org", str, ""),
-            server_host=_get(data, path, "server_host", str),
-            server_name=_get(data, path, "server_name", str, "server"),
-            fed_port=_get(data, path, "fed_learn_port", int, 8002),
-            heartbeat_interval=float(_get(data, path, "heartbeat_interval", (int, float), 5)),  # type: ignore[arg-type]
+            name=typed(data, path, "name", str),
+            org=typed(data, path, "org", str, ""),
+            server_host=typed(data, path, "server_host", str),
+            server_name=typed(data, path, "server_name", str, "server"),
+            fed_port=typed(data, path, "fed_learn_port", int, 8002),
+            heartbeat_interval=float(typed(data, path, "heartbeat_interval", (int, float), 5)),
             overseer=_optional_dict(data, path, "overseer"),
         )

@@ -103,20 +103,12 @@ def parent_kit(argv: Sequence[str] | None, description: str) -> Path | int:
 def parent_ready(root: Path, shutdown: Callable[[], None]) -> None:
     """What every parent process does once its kit is loaded: log to ``log.txt`` and stdout,
     return model-sized buffers to the system, stop cleanly on SIGTERM/SIGINT, write pid.fl."""
-    import logging
     import signal as signals
 
     from fedra.core import release_large_buffers
+    from fedra.core.logs import log_to_folder
 
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logger = logging.getLogger()
-    logger.setLevel(logging.INFO)
-    for handler in (
-        logging.FileHandler(root / "log.txt", encoding="utf-8"),
-        logging.StreamHandler(sys.stdout),
-    ):
-        handler.setFormatter(fmt)
-        logger.addHandler(handler)
+    log_to_folder(root)
     release_large_buffers(ROUTER_MMAP_THRESHOLD)
     signals.signal(signals.SIGTERM, lambda *_: shutdown())
     signals.signal(signals.SIGINT, lambda *_: shutdown())
