@@ -11,23 +11,18 @@ at the end, so a refused zip leaves nothing behind. Refusals raise :class:`fedra
 from __future__ import annotations
 
 import io
-import re
 import shutil
-import stat
 import tempfile
 import zipfile
-import zlib
 from pathlib import Path, PurePosixPath
 
 from fedra.core import ConfigError, WireError
+from fedra.core.safezip import UnsafeEntry, entry_path, extract_entries
 
 #: Default bound on the total uncompressed size of a downloaded job.
 MAX_DOWNLOAD_BYTES = 8 << 30
 #: Default bound on the number of entries in a downloaded job.
 MAX_DOWNLOAD_FILES = 100_000
-
-_CHUNK = 1 << 20
-_DRIVE = re.compile(r"^[A-Za-z]:")
 
 
 def _refuse(name: str, why: str) -> WireError:
@@ -97,26 +92,10 @@ def _plan(
 
 
 def _check_entry(info: zipfile.ZipInfo) -> PurePosixPath:
-    name = info.filename
-    if not name or any(ord(c) < 0x20 for c in name):
-        raise _refuse(name, "empty name or control characters")
-    if "\\" in name or _DRIVE.match(name):
-        raise _refuse(name, "backslashes and drive letters are refused")
-    if name.startswith("/"):
-        raise _refuse(name, "absolute paths are refused")
-    parts = name.removesuffix("/").split("/")
-    if ".." in parts:
-        raise _refuse(name, "'..' is refused")
-    if any(part in ("", ".") for part in parts):
-        raise _refuse(name, "empty or '.' path components are refused")
-    kind = stat.S_IFMT(info.external_attr >> 16)
-    if kind == stat.S_IFLNK:
-        raise _refuse(name, "links are refused")
-    if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
-        raise _refuse(name, f"only regular files and folders are allowed (type {oct(kind)})")
-    if info.flag_bits & 0x1:
-        raise _refuse(name, "encrypted entries are refused")
-    return PurePosixPath(*parts)
+    try:
+        return entry_path(info)
+    except UnsafeEntry as exc:
+        raise _refuse(exc.entry, exc.detail) from None
 
 
 def _extract(
@@ -125,27 +104,8 @@ def _extract(
     tmp: Path,
     max_bytes: int,
 ) -> int:
-    """Write the planned entries under ``tmp``, counting the bytes actually written."""
-    total = 0
-    count = 0
-    for info, rel in plan:
-        target = tmp.joinpath(*rel.parts)
-        if info.is_dir():
-            target.mkdir(parents=True, exist_ok=True)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        written = 0
-        try:
-            with zf.open(info) as src, target.open("xb") as dst:
-                while chunk := src.read(_CHUNK):
-                    written += len(chunk)
-                    total += len(chunk)
-                    if written > info.file_size or total > max_bytes:
-                        raise _refuse(info.filename, "more bytes than declared or allowed")
-                    dst.write(chunk)
-        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
-            raise _refuse(info.filename, f"corrupt ({exc})") from exc
-        if written != info.file_size:
-            raise _refuse(info.filename, f"{written} bytes, {info.file_size} declared")
-        count += 1
-    return count
+    """Write the planned entries under ``tmp``; the number of files written."""
+    try:
+        return extract_entries(zf, plan, tmp, max_bytes)
+    except UnsafeEntry as exc:
+        raise _refuse(exc.entry, exc.detail) from exc

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import shutil
 import stat
 import tempfile
 import zipfile
-import zlib
 from pathlib import Path, PurePosixPath
 
 from fedra.core import META_FILE, ConfigError, JobValidationError
+from fedra.core.safezip import CHUNK, UnsafeEntry, entry_path, extract_entries
 
 #: Default bound on the total uncompressed size of a job zip.
 MAX_JOB_BYTES = 1 << 30
@@ -29,8 +28,6 @@ MAX_JOB_BYTES = 1 << 30
 MAX_JOB_FILES = 10_000
 
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
-_CHUNK = 1 << 20
-_DRIVE = re.compile(r"^[A-Za-z]:")
 _SKIPPED_DIRS = {"__pycache__"}
 _SKIPPED_SUFFIXES = {".pyc", ".pyo"}
 
@@ -96,7 +93,7 @@ def _add_dir(
             info.external_attr = (stat.S_IFREG | mode) << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             with real.open("rb") as src, zf.open(info, "w", force_zip64=True) as dst:
-                shutil.copyfileobj(src, dst, _CHUNK)
+                shutil.copyfileobj(src, dst, CHUNK)
         else:
             raise ConfigError(f"{child}: only regular files and folders can be in a job")
 
@@ -175,26 +172,10 @@ def _plan(
 
 
 def _check_entry(info: zipfile.ZipInfo) -> PurePosixPath:
-    name = info.filename
-    if not name or any(ord(c) < 0x20 for c in name):
-        raise JobArchiveError(repr(name), "a non-empty name without control characters")
-    if "\\" in name or _DRIVE.match(name):
-        raise JobArchiveError(name, "a relative '/'-separated path (no backslash, no drive)")
-    if name.startswith("/"):
-        raise JobArchiveError(name, "a relative path (absolute paths are refused)")
-    parts = name.removesuffix("/").split("/")
-    if ".." in parts:
-        raise JobArchiveError(name, "a path inside the job ('..' is refused)")
-    if any(part in ("", ".") for part in parts):
-        raise JobArchiveError(name, "a path without empty or '.' components")
-    kind = stat.S_IFMT(info.external_attr >> 16)
-    if kind == stat.S_IFLNK:
-        raise JobArchiveError(name, "a regular file or folder (links are refused)")
-    if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
-        raise JobArchiveError(name, "a regular file or folder", oct(kind))
-    if info.flag_bits & 0x1:
-        raise JobArchiveError(name, "an unencrypted entry")
-    return PurePosixPath(*parts)
+    try:
+        return entry_path(info)
+    except UnsafeEntry as exc:
+        raise JobArchiveError(exc.entry, exc.expected, exc.got) from None
 
 
 def _unwrap(
@@ -225,30 +206,7 @@ def _extract(
     max_bytes: int,
 ) -> None:
     """Write every planned entry under ``tmp``, counting the bytes actually written."""
-    total = 0
-    for info, rel in plan:
-        target = tmp.joinpath(*rel.parts)
-        if info.is_dir():
-            target.mkdir(parents=True, exist_ok=True)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        written = 0
-        try:
-            with zf.open(info) as src, target.open("xb") as dst:
-                while chunk := src.read(_CHUNK):
-                    written += len(chunk)
-                    total += len(chunk)
-                    if written > info.file_size or total > max_bytes:
-                        raise JobArchiveError(
-                            info.filename,
-                            f"no more bytes than declared ({info.file_size}) and at most "
-                            f"{max_bytes} in all",
-                            "more",
-                        )
-                    dst.write(chunk)
-        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
-            raise JobArchiveError(info.filename, "an intact entry", str(exc)) from exc
-        if written != info.file_size:
-            raise JobArchiveError(
-                info.filename, f"{info.file_size} bytes as declared", f"{written} bytes"
-            )
+    try:
+        extract_entries(zf, plan, tmp, max_bytes)
+    except UnsafeEntry as exc:
+        raise JobArchiveError(exc.entry, exc.expected, exc.got) from exc
