@@ -27,7 +27,8 @@ from pathlib import Path
 import psutil
 
 from bench.machine import machine_info
-from bench.simulator import REPO, build_job, format_table, int_list, write_small_npz
+from bench.simulator import REPO, build_job, int_list, write_small_npz
+from bench.table import format_table
 
 MiB = 2**20
 SAMPLE_S = 0.05

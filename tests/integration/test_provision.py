@@ -12,42 +12,17 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from fedra.provision import ProvisionResult, load_project, provision, verify_kit
+from tests.e2e.conftest import free_port, read, wait_for
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``condition`` until it holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
-
-
-def read(path: Path) -> str:
-    """A text file's content, '' if missing."""
-    try:
-        return path.read_text(errors="replace")
-    except OSError:
-        return ""
 
 
 @pytest.fixture
