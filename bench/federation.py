@@ -13,6 +13,13 @@ failure), and submits FedAvg jobs built with :class:`fedra.job.FedJob` through t
   one 3x3 float32 array, or several float32 arrays for the big models (decimal sizes:
   100 MB = 10^8 bytes in 4 arrays, 1 GB = 10^9 bytes in 8; a job may hold at most 1 GiB
   unpacked, so 1 GB is the largest model that fits);
+* bigger models (e.g. ``--sizes 4GB``), and every model with ``--generate``, are built by the
+  server job instead: ``bench/job_files/zeros_persistor.py`` in ``custom/`` returns float32
+  ``np.zeros`` of a layout given in the job (above 2 GiB one array of 5/8 of the model, 4 GB:
+  2.5 GB + 3 x 0.5 GB). Before running, the memory and disk the biggest job needs are
+  estimated and the run is refused when the machine has less (``--force`` runs anyway;
+  ``--dry-run`` prints the plan and the estimate and exits). Every job's final model
+  (``models/final.npz``) is checked weight by weight, 64 MiB at a time, against N rounds;
 * FedAvg's final validation is **off** for the round figures (``final_validation=False``), so
   that the job is rounds only; one extra 5-round 3x3 job runs with the FedAvg defaults (final
   validation on) for the submit-to-finished time.
@@ -62,6 +69,7 @@ import sys
 import tempfile
 import threading
 import time
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +89,8 @@ from fedra.server.store import write_npz
 REPO = Path(__file__).resolve().parents[1]
 JOB_FILES = Path(__file__).resolve().parent / "job_files"
 EXECUTOR = "federation_executor.TimedAddOneExecutor"
+#: The persistor that builds the initial model in the server job (``--generate``, big sizes).
+ZEROS_PERSISTOR = "zeros_persistor.ZerosPersistor"
 MARKS_FILE = "bench_marks.jsonl"
 SITES = 2
 MB = 10**6
@@ -90,6 +100,16 @@ SAMPLE_S = 0.05
 MIN_AVAILABLE = 1 << 30
 #: Arrays of a big model (float32 each).
 BIG_ARRAYS = {100 * MB: 4, 1000 * MB: 8}
+#: A generated model above this has one array above it (e.g. 4 GB: 2.5 GB + 3 x 0.5 GB).
+TWO_GIB = 2**31
+#: Bytes read at a time when the final model is checked.
+CHECK_CHUNK = 64 * MiB
+#: Resource estimate, in model sizes: the server (SP+SJ, the target), each site (the task it
+#: holds and its result) and the disk (messages spooled on the way; the server also writes
+#: every round's model and the final one, and the .npz path writes the model and the job).
+SERVER_MODELS = 3
+SITE_MODELS = 2
+SPOOL_MODELS = 4
 
 #: Targets from the issue.
 TARGET_ROUND_S = 0.050  # seconds per round, 3x3 model, 2 sites
@@ -321,6 +341,7 @@ class Peaks:
     cpu: dict[str, CpuUse] = field(default_factory=dict)
     federation: int = 0
     min_available: int = 0
+    site_each: list[int] = field(default_factory=list)
 
 
 class RssSampler(threading.Thread):
@@ -423,6 +444,9 @@ class RssSampler(threading.Thread):
                 peaks.peak_at = time.time()
             site_rss = [self._site_rss(s) for s in self.sites]
             peaks.sites = max([peaks.sites, *site_rss])
+            if len(peaks.site_each) != len(site_rss):
+                peaks.site_each = [0] * len(site_rss)
+            peaks.site_each = [max(a, b) for a, b in zip(peaks.site_each, site_rss, strict=True)]
             peaks.federation = max(peaks.federation, sp + sj + sum(site_rss))
             available = int(psutil.virtual_memory().available)
             peaks.min_available = min(peaks.min_available, available)
@@ -460,12 +484,58 @@ def parse_size(text: str) -> ModelSpec:
         raise argparse.ArgumentTypeError(f"bad size {text!r}: use e.g. 3x3, 100MB, 1GB")
     scale = MB if match.group(2).upper() == "MB" else 1000 * MB
     total = int(float(match.group(1)) * scale)
-    if total + MiB > MAX_JOB_BYTES:  # the initial .npz travels inside the job
-        raise argparse.ArgumentTypeError(
-            f"{text}: a job may hold at most {MAX_JOB_BYTES} bytes unpacked "
-            "(fedra.job.archive.MAX_JOB_BYTES), and the initial model travels in the job"
-        )
+    if total < 4:
+        raise argparse.ArgumentTypeError(f"bad size {text!r}: at least one float32 (4 bytes)")
     return ModelSpec(text, total_bytes=total)
+
+
+def spec_bytes(spec: ModelSpec) -> int:
+    """The bytes a spec asks for (a shape: float32 elements x 4)."""
+    if spec.shape is not None:
+        return int(np.prod(spec.shape, dtype=np.int64)) * 4
+    return spec.total_bytes
+
+
+def server_built(spec: ModelSpec, generate: bool) -> bool:
+    """Whether the server job builds the initial model (``--generate``, or too big for a job).
+
+    A job may hold at most ``MAX_JOB_BYTES`` unpacked and the ``.npz`` path ships the initial
+    model in the job, so bigger models are always built by the server (``ZerosPersistor``).
+    """
+    return generate or spec_bytes(spec) + MiB > MAX_JOB_BYTES
+
+
+def model_layout(spec: ModelSpec, generated: bool) -> dict[str, tuple[int, ...]]:
+    """Array name -> shape (float32) of the initial model.
+
+    A shape gives one array ``weights``. Byte sizes shipped as ``.npz`` keep the historic
+    layout (``BIG_ARRAYS``, else one array per 125 MB; rounded down to whole arrays). A
+    generated model holds exactly the decimal bytes asked for (rounded down to float32): above
+    2 GiB, one array of 5/8 of the model but at least just over 2 GiB (4 GB: 2.5 GB) and three
+    arrays sharing the rest; otherwise ``BIG_ARRAYS`` or one array per 125 MB, at least 4.
+    """
+    if spec.shape is not None:
+        return {"weights": spec.shape}
+    elements = spec.total_bytes // 4
+    if not generated:
+        arrays = BIG_ARRAYS.get(spec.total_bytes, max(1, spec.total_bytes // (125 * MB)))
+        return {f"layer{i}": (elements // arrays,) for i in range(arrays)}
+    if elements > TWO_GIB // 4 + 3:
+        big = min(max(elements * 5 // 8, TWO_GIB // 4 + 1), elements - 3)
+        rest = elements - big
+        counts = [big, rest // 3, rest // 3, rest - 2 * (rest // 3)]
+    else:
+        arrays = min(
+            elements, BIG_ARRAYS.get(spec.total_bytes, max(4, elements // (125 * MB // 4)))
+        )
+        counts = [elements // arrays] * (arrays - 1)
+        counts.append(elements - sum(counts))
+    return {f"layer{i}": (count,) for i, count in enumerate(counts)}
+
+
+def layout_bytes(layout: dict[str, tuple[int, ...]]) -> int:
+    """Bytes of a float32 model of ``layout``."""
+    return sum(int(np.prod(shape, dtype=np.int64)) * 4 for shape in layout.values())
 
 
 def parse_sizes(text: str) -> list[ModelSpec]:
@@ -473,36 +543,119 @@ def parse_sizes(text: str) -> list[ModelSpec]:
     return [parse_size(part) for part in text.split(",") if part.strip()]
 
 
-def write_model(spec: ModelSpec, path: Path) -> int:
-    """Write the initial ``.npz`` (float32 zeros); return the model's bytes.
+def write_model(layout: dict[str, tuple[int, ...]], path: Path) -> int:
+    """Write the initial ``.npz`` (float32 zeros of ``layout``); return the model's bytes.
 
     Zeros from ``np.zeros`` are pages never written, so this does not grow the benchmark
     process. The job archive is deflated, so zeros also keep the job upload small: the model
     itself travels only in the rounds.
     """
-    if spec.shape is not None:
-        params = {"weights": np.zeros(spec.shape, dtype=np.float32)}
-    else:
-        arrays = BIG_ARRAYS.get(spec.total_bytes, max(1, spec.total_bytes // (125 * MB)))
-        count = spec.total_bytes // 4 // arrays
-        params = {f"layer{i}": np.zeros(count, dtype=np.float32) for i in range(arrays)}
+    params = {name: np.zeros(shape, dtype=np.float32) for name, shape in layout.items()}
     with open(path, "wb") as handle:
         write_npz(handle, params)
     return sum(a.nbytes for a in params.values())
 
 
-def build_job(folder: Path, name: str, rounds: int, npz: Path, final_validation: bool) -> Path:
-    """Export a FedAvg job for 2 sites with the timed executor and ``npz`` as initial model."""
+def build_job(
+    folder: Path,
+    name: str,
+    rounds: int,
+    npz: Path | None,
+    final_validation: bool,
+    layout: dict[str, tuple[int, ...]] | None = None,
+) -> Path:
+    """Export a FedAvg job for the sites with the timed executor.
+
+    The initial model is ``npz`` (shipped in the job), or, with ``npz=None``, float32 zeros of
+    ``layout`` built by the server job (``bench/job_files/zeros_persistor.py`` in custom/).
+    """
     job = FedJob(name, min_clients=SITES)
     job.add_workflow(
         "FedAvg", num_rounds=rounds, min_clients=SITES, final_validation=final_validation
     )
     job.add_executor(custom=EXECUTOR)
     job.add_file(JOB_FILES / "federation_executor.py")
-    job.set_persistor(initial_npz="initial.npz")
-    job.add_file(npz, "initial.npz")
+    if npz is not None:
+        job.set_persistor(initial_npz="initial.npz")
+        job.add_file(npz, "initial.npz")
+    else:
+        if layout is None:
+            raise ValueError("build_job: give an initial .npz or a layout for the server")
+        # FedJob.set_persistor names built-in classes only: a custom one is written as is.
+        job.persistor = {
+            "custom": ZEROS_PERSISTOR,
+            "args": {"layout": {k: list(v) for k, v in layout.items()}},
+        }
+        job.add_file(JOB_FILES / "zeros_persistor.py")
     job.export(folder)
     return folder
+
+
+# -- checking the final model --------------------------------------------------------------
+class FinalModelError(RuntimeError):
+    """The final model of a job is not what FedAvg of "each site adds 1" gives."""
+
+
+def check_final_model(
+    path: Path, layout: dict[str, tuple[int, ...]], expected: float, rtol: float = 1e-6
+) -> str:
+    """Check every weight of the ``.npz`` at ``path`` against ``expected``; return a summary.
+
+    Each site returns ``params + 1``, so whatever the weights, FedAvg's mean is ``params + 1``
+    and after N rounds from zeros every weight is N. The file is read member by member and
+    ``CHECK_CHUNK`` bytes at a time (never a whole array: a 4 GB model is checked in 64 MiB),
+    and a wrong name, shape, dtype or value raises :class:`FinalModelError` naming the array
+    (and the first wrong element). Weights may differ from N by ``rtol`` relative (a few
+    float32 rounding steps, as a weighted mean may divide before adding).
+    """
+    if not path.is_file():
+        raise FinalModelError(f"{path}: no final model was written")
+    worst = 0.0
+    elements = 0
+    with zipfile.ZipFile(path) as archive:
+        names = {n.removesuffix(".npy"): n for n in archive.namelist()}
+        if sorted(names) != sorted(layout):
+            raise FinalModelError(f"{path.name}: arrays {sorted(names)}, expected {sorted(layout)}")
+        for name, shape in layout.items():
+            with archive.open(names[name]) as member:
+                version = np.lib.format.read_magic(member)
+                header = (
+                    np.lib.format.read_array_header_1_0
+                    if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0
+                )
+                got_shape, _fortran, dtype = header(member)
+                if tuple(got_shape) != tuple(shape) or dtype != np.dtype(np.float32):
+                    raise FinalModelError(
+                        f"{path.name}: array {name!r} is {dtype} {tuple(got_shape)}, "
+                        f"expected float32 {tuple(shape)}"
+                    )
+                done = 0
+                total = int(np.prod(shape, dtype=np.int64))
+                while done < total:
+                    want = min(CHECK_CHUNK // 4, total - done) * 4
+                    raw = member.read(want)
+                    if len(raw) != want:
+                        raise FinalModelError(
+                            f"{path.name}: array {name!r} ends after {done + len(raw) // 4} of "
+                            f"{total} elements"
+                        )
+                    values = np.frombuffer(raw, dtype=np.float32)
+                    off = np.abs(values - np.float32(expected))
+                    bad = np.flatnonzero(~(off <= rtol * abs(expected)))
+                    if bad.size:
+                        first = int(bad[0])
+                        raise FinalModelError(
+                            f"{path.name}: array {name!r} element {done + first} is "
+                            f"{float(values[first])!r}, expected {expected:g} (FedAvg of "
+                            f"'each site adds 1' from zeros); {bad.size} wrong in elements {done}.."
+                            f"{done + values.size - 1}"
+                        )
+                    worst = max(worst, float(off.max()))
+                    done += values.size
+                    del raw, values, off
+                elements += total
+    return f"ok: {elements} weights = {expected:g} (max |w - {expected:g}| {worst:.2g})"
 
 
 # -- reading what a job did ---------------------------------------------------------------
@@ -592,6 +745,9 @@ class JobResult:
     status: str
     peaks: Peaks
     rounds_have_seconds: bool
+    generated: bool = False
+    final_check: str = ""
+    layout: dict[str, tuple[int, ...]] | None = None
 
     def later(self) -> list[Round]:
         """Rounds 2..N (round 1 alone when there is one)."""
@@ -636,8 +792,19 @@ def run_job(
     model_bytes: int,
     final_validation: bool,
     timeout: float,
+    *,
+    layout: dict[str, tuple[int, ...]] | None = None,
+    num_rounds: int = 0,
+    generated: bool = False,
+    phase: Callable[[str], None] | None = None,
 ) -> JobResult:
-    """Submit a job folder, wait for it, and gather its figures."""
+    """Submit a job folder, wait for it, and gather its figures.
+
+    With ``layout``, the final model (``models/final.npz`` of the job's workspace) is checked
+    weight by weight against ``num_rounds`` (see :func:`check_final_model`) before the job is
+    deleted. With ``phase``, a line is given to it on submit, after each round (from the SJ's
+    log) and for the check, so that a long job shows what it does.
+    """
     sampler.reset()
     sampler.sample()
     with fed.session() as session:
@@ -645,8 +812,16 @@ def run_job(
         job_id = session.submit_job(folder)
         submitted = time.perf_counter()
         deadline = submitted + timeout
+        workspace = fed.layout.server / "store" / "jobs" / job_id / "workspace"
+        if phase is not None:
+            phase(f"{label}: submitted as {job_id} in {submitted - started:.1f} s")
+        rounds_told = 0
+        next_look = submitted + 1.0
         while True:
             record = session.get_job(job_id)
+            if phase is not None and time.perf_counter() >= next_look:
+                next_look = time.perf_counter() + 1.0
+                rounds_told = tell_rounds(workspace, rounds_told, num_rounds, label, phase)
             if is_final(str(record.get("status", ""))):
                 break
             if sampler.low_memory.is_set() or time.perf_counter() > deadline:
@@ -660,9 +835,11 @@ def run_job(
         run_info = record.get("run_info") or {}
         entries = [r for r in run_info.get("rounds", []) if r.get("workflow") == "FedAvg"]
     status = str(record["status"])
+    if phase is not None:
+        tell_rounds(workspace, rounds_told, num_rounds, label, phase)
+        phase(f"{label}: {status} after {wall:.1f} s")
     if status != "FINISHED:COMPLETED":
         raise RuntimeError(f"job {label} ended {status}: {json.dumps(record, default=str)}")
-    workspace = fed.layout.server / "store" / "jobs" / job_id / "workspace"
     rounds = parse_rounds((workspace / "server_job.log").read_text(errors="replace"))
     add_marks(rounds, [fed.layout.site(s) / "jobs" / job_id / MARKS_FILE for s in fed.layout.sites])
     if len(rounds) != len(entries):
@@ -671,6 +848,15 @@ def run_job(
     if have_seconds:  # the server's own round records, when they carry a duration
         for entry, parsed in zip(entries, rounds, strict=True):
             parsed.seconds = float(entry["seconds"])
+    final_check = ""
+    if layout is not None:
+        if phase is not None:
+            phase(f"{label}: checking the final model ({size_text(model_bytes)}, every weight "
+                  f"= {num_rounds})")  # fmt: skip
+        checked = time.perf_counter()
+        final_check = check_final_model(workspace / "models" / "final.npz", layout, num_rounds)
+        if phase is not None:
+            phase(f"{label}: final model {final_check} in {time.perf_counter() - checked:.1f} s")
     # Free the disk: the job's models on the server, and the exported job folder.
     with fed.session() as session:
         session.delete_job(job_id)
@@ -686,7 +872,24 @@ def run_job(
         status=status,
         peaks=peaks,
         rounds_have_seconds=have_seconds,
+        generated=generated,
+        final_check=final_check,
+        layout=layout,
     )
+
+
+def tell_rounds(
+    workspace: Path, told: int, num_rounds: int, label: str, phase: Callable[[str], None]
+) -> int:
+    """Give ``phase`` a line for each round the SJ's log shows done after the first ``told``."""
+    try:
+        text = (workspace / "server_job.log").read_text(errors="replace")
+    except OSError:
+        return told
+    rounds = parse_rounds(text)
+    for entry in rounds[told:]:
+        phase(f"{label}: round {entry.round}/{num_rounds} done in {entry.seconds:.1f} s")
+    return max(told, len(rounds))
 
 
 # -- report -------------------------------------------------------------------------------
@@ -784,6 +987,29 @@ def big_rows(jobs: Sequence[JobResult]) -> list[list[str]]:
     return rows
 
 
+GENERATED_HEADERS = (
+    "model", "final val", "bytes", "arrays", "largest", "SP+SJ MiB", "SP+SJ/model", "sites MiB",
+    "all MiB", "all/model", "final model",
+)  # fmt: skip
+
+
+def generated_rows(jobs: Sequence[JobResult]) -> list[list[str]]:
+    """Rows of the server-built models table (peaks per site, whole federation, the check)."""
+    rows = []
+    for j in jobs:
+        p = j.peaks
+        layout = j.layout or {}
+        largest = max((int(np.prod(s, dtype=np.int64)) * 4 for s in layout.values()), default=0)
+        rows.append([
+            j.label, "on" if j.final_validation else "off", size_text(j.model_bytes),
+            str(len(layout)), size_text(largest), f"{p.total / MiB:.0f}",
+            f"{p.total / j.model_bytes:.2f}x", " / ".join(f"{s / MiB:.0f}" for s in p.site_each),
+            f"{p.federation / MiB:.0f}", f"{p.federation / j.model_bytes:.2f}x",
+            j.final_check or "not checked",
+        ])  # fmt: skip
+    return rows
+
+
 ROLES = ("SP", "SJ", "site parent", "site job")
 
 
@@ -853,6 +1079,17 @@ def render(report: Report) -> str:
             format_table(BIG_HEADERS, big_rows(big)),
             "",
         ]
+    generated = [j for j in report.jobs if j.generated]
+    if generated:
+        out += [
+            "Initial models built by the server job (--generate, or above the job limit: "
+            "ZerosPersistor in custom/, float32 zeros); peak RSS over the whole job: SP+SJ as "
+            "above (the target), each site = its parent + job process, all = every process of "
+            "the federation (50 ms samples); final model = models/final.npz read 64 MiB at a "
+            "time, every weight against N rounds (FedAvg of 'each site adds 1' from zeros)",
+            format_table(GENERATED_HEADERS, generated_rows(generated)),
+            "",
+        ]
     if report.jobs:
         out += [
             "CPU seconds (user+sys, sys in brackets) and minor page faults (in MiB of pages) "
@@ -888,6 +1125,8 @@ def report_json(report: Report) -> dict[str, Any]:
             "submit_s": j.submit_s,
             "peaks": {k: v for k, v in vars(j.peaks).items() if k != "cpu"},
             "cpu": {k: vars(v) for k, v in j.peaks.cpu.items()},
+            "generated": j.generated, "final_check": j.final_check,
+            "layout": {k: list(v) for k, v in (j.layout or {}).items()},
         })  # fmt: skip
     startup = vars(report.startup) if report.startup is not None else None
     return {
@@ -910,7 +1149,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--sizes",
         type=parse_sizes,
         default="3x3,100MB,1GB",
-        help="comma-separated model sizes: a shape (3x3) or decimal MB/GB (default 3x3,100MB,1GB)",
+        help="comma-separated model sizes: a shape (3x3) or decimal MB/GB (default "
+        "3x3,100MB,1GB; above 1 GiB the server job builds the model, e.g. 4GB)",
     )
     parser.add_argument(
         "--rounds", type=int, default=10, help="FedAvg rounds of the 3x3 job (default 10)"
@@ -924,11 +1164,177 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--sites", type=int, default=SITES, help=f"number of sites (default {SITES})"
     )
+    parser.add_argument(
+        "--generate",
+        action="store_true",
+        help="build every initial model in the server job (ZerosPersistor) instead of shipping "
+        f"it in the job; always so for models above the job limit ({MAX_JOB_BYTES} bytes)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="run even when the memory/disk estimate says the machine has too little",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan and the memory/disk estimate, then exit without running",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument(
         "--keep", type=Path, help="keep the POC workspace in this (new) folder, for inspection"
     )
     return parser.parse_args(argv)
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One job of the run, as planned from the command line."""
+
+    spec: ModelSpec
+    layout: dict[str, tuple[int, ...]]
+    generated: bool
+    rounds: int
+
+    @property
+    def model_bytes(self) -> int:
+        """Bytes of the model."""
+        return layout_bytes(self.layout)
+
+    @property
+    def timeout(self) -> float:
+        """Seconds the job may take (60 s per round per GB for big server-built models)."""
+        if not self.spec.big:
+            return 120 + self.rounds * 5
+        per_round = max(60.0, 60.0 * self.model_bytes / (1000 * MB)) if self.generated else 60
+        return 120 + self.rounds * per_round
+
+    def describe(self) -> str:
+        """One line for the plan (``--dry-run``)."""
+        arrays = ", ".join(
+            f"{name} {size_text(int(np.prod(shape, dtype=np.int64)) * 4)}"
+            for name, shape in itertools.islice(self.layout.items(), 6)
+        )
+        if len(self.layout) > 6:
+            arrays += ", ..."
+        source = (
+            f"built by the server job ({ZEROS_PERSISTOR})"
+            if self.generated
+            else "shipped in the job as initial.npz"
+        )
+        return (
+            f"{self.spec.label}: {size_text(self.model_bytes)} in {len(self.layout)} float32 "
+            f"array(s) ({arrays}), {source}; {self.rounds} rounds, final validation off; final "
+            f"model checked: every weight = {self.rounds}"
+        )
+
+
+def plan_jobs(args: argparse.Namespace) -> list[Planned]:
+    """The jobs the command line asks for (the extra final-validation job aside)."""
+    specs: list[ModelSpec] = args.sizes
+    if args.skip_big:
+        specs = [s for s in specs if not s.big]
+    plans = []
+    for spec in specs:
+        generated = server_built(spec, args.generate)
+        rounds = args.big_rounds if spec.big else args.rounds
+        plans.append(Planned(spec, model_layout(spec, generated), generated, rounds))
+    return plans
+
+
+@dataclass
+class Resources:
+    """What a run needs against what the machine has, in bytes."""
+
+    memory_need: int
+    memory_available: int
+    disk_need: int
+    disk_free: int
+    folder: Path
+    memory_why: str
+    disk_why: str
+
+    @property
+    def problems(self) -> list[str]:
+        """What is missing, one line each (empty when the run fits)."""
+        out = []
+        if self.memory_need > self.memory_available:
+            out.append(
+                f"not enough memory: needs about {size_text(self.memory_need)} "
+                f"({self.memory_why}), {size_text(self.memory_available)} available "
+                "(psutil.virtual_memory().available)"
+            )
+        if self.disk_need > self.disk_free:
+            out.append(
+                f"not enough disk in {self.folder}: needs about {size_text(self.disk_need)} "
+                f"({self.disk_why}), {size_text(self.disk_free)} free"
+            )
+        return out
+
+    def describe(self) -> list[str]:
+        """The estimate, for the plan."""
+        return [
+            f"memory: needs about {size_text(self.memory_need)} ({self.memory_why}); "
+            f"{size_text(self.memory_available)} available",
+            f"disk in {self.folder}: needs about {size_text(self.disk_need)} ({self.disk_why}); "
+            f"{size_text(self.disk_free)} free",
+        ]
+
+
+def existing_parent(path: Path) -> Path:
+    """``path`` or its nearest folder above that exists."""
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def estimate_resources(
+    plans: Sequence[Planned],
+    sites: int,
+    folder: Path,
+    memory_available: int | None = None,
+    disk_free: int | None = None,
+) -> Resources:
+    """The memory and disk the biggest job needs (jobs run one after another).
+
+    Memory: the server (SP+SJ) ``SERVER_MODELS`` x model (the target), each site
+    ``SITE_MODELS`` x model (it holds the task and its result), and ``MIN_AVAILABLE`` kept
+    free (under it a job is aborted). Disk: ``SPOOL_MODELS`` x model for messages spooled on
+    the way, one model per round and the final one (the server keeps ``round-NNN.npz``), and
+    for the ``.npz`` path the initial model and its copy in the exported job.
+    """
+    memory_need = disk_need = 0
+    memory_why = disk_why = "nothing to run"
+    for plan in plans:
+        size = plan.model_bytes
+        memory = size * (SERVER_MODELS + SITE_MODELS * sites) + MIN_AVAILABLE
+        if memory > memory_need:
+            memory_need = memory
+            memory_why = (
+                f"{size_text(size)} model x ({SERVER_MODELS} server + {SITE_MODELS} x {sites} "
+                f"sites) + {size_text(MIN_AVAILABLE)} kept free"
+            )
+        shipped = 0 if plan.generated else 2
+        disk = size * (SPOOL_MODELS + plan.rounds + 1 + shipped)
+        if disk > disk_need:
+            disk_need = disk
+            disk_why = (
+                f"{size_text(size)} model x ({SPOOL_MODELS} spooled + {plan.rounds} rounds + 1 "
+                f"final" + (" + 2 initial .npz and job copy" if shipped else "") + ")"
+            )
+    folder = existing_parent(folder)
+    return Resources(
+        memory_need=memory_need,
+        memory_available=(
+            int(psutil.virtual_memory().available) if memory_available is None else memory_available
+        ),
+        disk_need=disk_need,
+        disk_free=int(shutil.disk_usage(folder).free) if disk_free is None else disk_free,
+        folder=folder,
+        memory_why=memory_why,
+        disk_why=disk_why,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -938,12 +1344,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.sites < 1:
         raise SystemExit("--sites must be at least 1")
     SITES = args.sites
-    specs: list[ModelSpec] = args.sizes
-    if args.skip_big:
-        specs = [s for s in specs if not s.big]
+    plans = plan_jobs(args)
+    began = time.perf_counter()
 
     def progress(text: str) -> None:
         print(f"  {text} ...", file=sys.stderr, flush=True)
+
+    def phase(text: str) -> None:
+        print(f"  [{time.perf_counter() - began:7.1f} s] {text}", file=sys.stderr, flush=True)
+
+    if args.keep is not None and args.keep.exists():
+        raise SystemExit(f"--keep {args.keep}: the folder must not exist yet")
+    resources = estimate_resources(
+        plans, SITES, args.keep if args.keep is not None else Path(tempfile.gettempdir())
+    )
+    if args.dry_run:
+        print(f"Plan: POC federation, server + {SITES} sites, gRPC + mutual TLS, localhost")
+        print("\n".join(f"  {plan.describe()}" for plan in plans))
+        if any(not p.spec.big for p in plans):
+            print("  (and one 5-round job with final validation on, for the first shape)")
+        print("\n".join(f"  {line}" for line in resources.describe()))
+    if resources.problems:
+        text = "; ".join(resources.problems)
+        if not args.force:
+            raise SystemExit(f"bench.federation: {text}. Use --force to run anyway.")
+        print(f"  --force: running anyway ({text})", file=sys.stderr, flush=True)
+    if args.dry_run:
+        print("  resources: enough" if not resources.problems else "  resources: NOT enough")
+        return 0
 
     report = Report(machine_info())
     first, again = fill_rate()
@@ -962,33 +1390,58 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress(f"starting the server and {SITES} sites (ports {fed.fed_port}, "
                      f"{fed.admin_port})")  # fmt: skip
             report.startup = start_federation(fed)
+            if any(p.spec.big for p in plans):
+                phase(f"federation ready in {report.startup.ready_s:.1f} s")
             sampler = RssSampler(
                 fed.procs["server"].pid, [fed.procs[s].pid for s in fed.layout.sites]
             )
             sampler.start()
             validation_job_done = False
-            for spec in specs:
-                npz = workdir / f"initial-{spec.label}.npz"
-                model_bytes = write_model(spec, npz)
-                rounds = args.big_rounds if spec.big else args.rounds
-                timeout = 120 + rounds * (60 if spec.big else 5)
-                progress(f"{spec.label}: {rounds} rounds, final validation off")
+            for plan in plans:
+                spec, rounds = plan.spec, plan.rounds
+                npz: Path | None = None
+                if plan.generated:
+                    model_bytes = plan.model_bytes
+                else:
+                    npz = workdir / f"initial-{spec.label}.npz"
+                    model_bytes = write_model(plan.layout, npz)
+                progress(f"{spec.label}: {rounds} rounds, final validation off"
+                         + (" (initial model built by the server job)" if plan.generated
+                            else ""))  # fmt: skip
                 folder = build_job(
-                    workdir / f"job-{spec.label}", f"bench-{spec.label}", rounds, npz, False
+                    workdir / f"job-{spec.label}",
+                    f"bench-{spec.label}",
+                    rounds,
+                    npz,
+                    False,
+                    plan.layout,
                 )
                 report.jobs.append(
-                    run_job(fed, sampler, folder, spec.label, model_bytes, False, timeout)
-                )
+                    run_job(
+                        fed, sampler, folder, spec.label, model_bytes, False, plan.timeout,
+                        layout=plan.layout, num_rounds=rounds, generated=plan.generated,
+                        phase=phase if spec.big else None,
+                    )
+                )  # fmt: skip
                 if not spec.big and not validation_job_done:
                     validation_job_done = True
                     progress(f"{spec.label}: 5 rounds, final validation on (FedAvg defaults)")
                     folder = build_job(
-                        workdir / f"job-{spec.label}-fv", f"bench-{spec.label}-fv", 5, npz, True
+                        workdir / f"job-{spec.label}-fv",
+                        f"bench-{spec.label}-fv",
+                        5,
+                        npz,
+                        True,
+                        plan.layout,
                     )
                     report.jobs.append(
-                        run_job(fed, sampler, folder, spec.label, model_bytes, True, 120)
-                    )
-                npz.unlink()
+                        run_job(
+                            fed, sampler, folder, spec.label, model_bytes, True, 120,
+                            layout=plan.layout, num_rounds=5, generated=plan.generated,
+                        )
+                    )  # fmt: skip
+                if npz is not None:
+                    npz.unlink()
         finally:
             if sampler is not None:
                 sampler.stop()

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from fedra.core import Array, FLModel, MetricValue, Params, ParamsType, WorkflowError
+from fedra.core.filemap import backing, release_pages
 from fedra.he import is_encrypted
 
 #: Elements processed per step when folding an array in; bounds temporaries to ~8 MB.
@@ -39,16 +40,25 @@ def _acc_dtype(dtype: np.dtype[np.generic]) -> np.dtype[np.generic]:
     return np.dtype(np.float64)
 
 
-def _fold(acc: Array, incoming: Array, weight: float, scratch: Array) -> None:
-    """``acc += weight * incoming``, CHUNK elements at a time through a reused scratch buffer
-    (no model-sized temporary, and no allocation at all per chunk)."""
+def _fold(acc: Array, incoming: Array, weight: float, scratch: Array | None) -> None:
+    """``acc += weight * incoming`` (``acc = weight * incoming`` without ``scratch``), CHUNK
+    elements at a time through a reused scratch buffer (no model-sized temporary, and no
+    allocation at all per chunk). An incoming array that lies in a read-only file map (a
+    result received to disk) has its pages let go as they are folded in, so that it never
+    becomes resident as a whole."""
     flat_acc = acc.reshape(-1)
     flat_in = incoming.reshape(-1)
+    on_disk = backing(flat_in) is not None
     for start in range(0, flat_acc.size, CHUNK):
         stop = min(start + CHUNK, flat_acc.size)
-        part = scratch[: stop - start]
-        np.multiply(flat_in[start:stop], weight, out=part, casting="unsafe")
-        flat_acc[start:stop] += part
+        if scratch is None:
+            np.multiply(flat_in[start:stop], weight, out=flat_acc[start:stop], casting="unsafe")
+        else:
+            part = scratch[: stop - start]
+            np.multiply(flat_in[start:stop], weight, out=part, casting="unsafe")
+            flat_acc[start:stop] += part
+        if on_disk:
+            release_pages(flat_in[start:stop])
 
 
 class WeightedAggregator:
@@ -99,7 +109,7 @@ class WeightedAggregator:
             for name, array in model.params.items():
                 self._dtypes[name] = array.dtype
                 acc = np.empty(array.shape, dtype=_acc_dtype(array.dtype))
-                np.multiply(array, weight, out=acc, casting="unsafe")
+                _fold(acc, array, weight, None)
                 self._acc[name] = acc
             return
         if model.params.keys() != self._acc.keys():

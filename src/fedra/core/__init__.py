@@ -10,6 +10,7 @@ from fedra.core.errors import (
     WireError,
     WorkflowError,
 )
+from fedra.core.filemap import FileMap, release_pages
 from fedra.core.fleet import (
     Events,
     Fleet,
@@ -80,6 +81,7 @@ __all__ = [
     "Events",
     "FLModel",
     "FedraError",
+    "FileMap",
     "Fleet",
     "InvalidTransition",
     "JobLifecycle",
@@ -111,6 +113,7 @@ __all__ = [
     "parse_server_config",
     "readonly",
     "release_large_buffers",
+    "release_pages",
     "transition",
     "trim_heap",
 ]

@@ -7,12 +7,12 @@ a :class:`Fleet`, store models through a :class:`ModelStore`, and report progres
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from fedra.core.model import Array, FLModel, MetricValue
+from fedra.core.model import Array, FLModel, MetricValue, Params
 from fedra.core.task import TaskResult
 
 
@@ -119,6 +119,11 @@ class WorkflowContext:
     #: The server's ``startup/`` folder (its kit), where server-held keys live (the
     #: he_weighted aggregator reads the public HE context there); None without a kit.
     startup_dir: Path | None = None
+    #: Moves params a workflow keeps but will not compute on for a while (the global model
+    #: while a round's results come in) out of process memory, returning read-only params
+    #: with the same values (a server job maps them from a file on disk); the default keeps
+    #: them as they are.
+    park: Callable[[Params], Params] = field(default=lambda params: params)
 
 
 class Workflow(Protocol):

@@ -16,17 +16,12 @@ import sys
 from collections.abc import Callable
 
 _M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
 _done = False
 
 
-def release_large_buffers(threshold: int = 1 << 20) -> bool:
-    """Serve allocations of ``threshold`` bytes and more with mmap (Linux/glibc; else no-op).
-
-    Returns True when the setting was applied. Idempotent.
-    """
-    global _done
-    if _done:
-        return True
+def _mallopt(option: int, value: int) -> bool:
+    """glibc's ``mallopt``; False where unavailable (not Linux, or not glibc)."""
     if not sys.platform.startswith("linux"):
         return False
     name = ctypes.util.find_library("c")
@@ -37,8 +32,29 @@ def release_large_buffers(threshold: int = 1 << 20) -> bool:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    _done = bool(mallopt(_M_MMAP_THRESHOLD, threshold))
+    return bool(mallopt(option, value))
+
+
+def release_large_buffers(threshold: int = 1 << 20) -> bool:
+    """Serve allocations of ``threshold`` bytes and more with mmap (Linux/glibc; else no-op).
+
+    Returns True when the setting was applied. Idempotent.
+    """
+    global _done
+    if not _done:
+        _done = _mallopt(_M_MMAP_THRESHOLD, threshold)
     return _done
+
+
+def share_heaps(arenas: int = 1) -> bool:
+    """Let all threads share ``arenas`` malloc heaps (glibc; else no-op).
+
+    A relaying process receives frames in one thread per connection and frees them in
+    another; with a heap per thread (glibc's default, up to 8 per core) each connection's
+    thread keeps its own freed frames, so the process holds frames for every connection
+    instead of for the few in flight. Call it before threads start. Returns True when set.
+    """
+    return _mallopt(_M_ARENA_MAX, arenas)
 
 
 _trim: Callable[[int], int] | None = None

@@ -107,9 +107,11 @@ def parent_ready(root: Path, shutdown: Callable[[], None]) -> None:
 
     from fedra.core import release_large_buffers
     from fedra.core.logs import log_to_folder
+    from fedra.core.memory import share_heaps
 
     log_to_folder(root)
     release_large_buffers(ROUTER_MMAP_THRESHOLD)
+    share_heaps(1)  # frames pass between threads: one heap holds only those in flight
     signals.signal(signals.SIGTERM, lambda *_: shutdown())
     signals.signal(signals.SIGINT, lambda *_: shutdown())
     (root / "pid.fl").write_text(str(os.getpid()))

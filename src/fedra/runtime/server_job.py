@@ -29,7 +29,7 @@ from fedra.job import (
 from fedra.runtime import protocol as p
 from fedra.runtime.procs import ROUTER_MMAP_THRESHOLD
 from fedra.server import EventLog, MetricsSink, RunStore, ServerRun, TaskBoard
-from fedra.transport import ChannelClosed, LocalChannel, connect_unix
+from fedra.transport import ChannelClosed, LocalChannel, Spool, connect_unix
 from fedra.wire import Envelope
 
 log = logging.getLogger("fedra.server_job")
@@ -130,7 +130,8 @@ def _read(
 
 def run(args: argparse.Namespace) -> int:
     """Run the job; report its outcome to the parent; return the process exit code."""
-    channel = connect_unix(args.socket, timeout=30.0)
+    # Big results arrive as read-only files the parent received them into.
+    channel = connect_unix(args.socket, timeout=30.0, accept_files="read")
     job = load_job(Path(args.job_dir))
     app = job.server_app
     activate_custom_dirs(*(a.custom_dir for a in job.apps.values()))
@@ -185,6 +186,8 @@ def run(args: argparse.Namespace) -> int:
         key_metric=persistor.key_metric,
         higher_is_better=persistor.higher_is_better,
         startup_dir=Path(args.kit) / "startup" if args.kit else None,
+        # The global model waits on disk while a round's results come in.
+        park=Spool(workspace / "spool").park,
     )
     channel.send(Envelope(p.READY, {"job_id": args.job_id}))
     go.wait()  # the parent has told the sites to start the job (or the run was aborted)

@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +29,16 @@ from fedra.pki import TlsFiles
 from fedra.runtime import protocol as p
 from fedra.runtime.config import ServerKit
 from fedra.runtime.procs import end_group, parent_kit, parent_ready, spawn, tail
-from fedra.scheduler import QueuedJob, ResourceError, SiteResources, Wait, schedule
+from fedra.runtime.server_records import RunningJob, SiteHandle
+from fedra.scheduler import QueuedJob, Wait, schedule
 from fedra.server import RunStore
 from fedra.store import JobRecord, JobStore, StaleSession, open_store
 from fedra.transport import (
     FRAME_SIZE,
     ChannelClosed,
     Connection,
-    LocalChannel,
     SharedBody,
+    Spool,
     TransportServer,
     accept_channel,
     listen_unix,
@@ -54,51 +53,8 @@ RESERVATION_TTL_S = 60.0
 REQUEST_TIMEOUT_S = 15.0
 #: Site messages above this many bytes wait their turn (see ServerParent._receive_gate).
 GATED_MESSAGE_BYTES = FRAME_SIZE
-
-
-@dataclass
-class SiteHandle:
-    """A connected site."""
-
-    name: str
-    org: str
-    conn: Connection
-    connected_at: float = field(default_factory=time.time)
-    last_seen: float = field(default_factory=time.monotonic)
-    jobs: list[str] = field(default_factory=list)
-    #: What the site declared (``local/resources.json``) and, as last reported, has free.
-    total: SiteResources | None = None
-    free: SiteResources | None = None
-
-    def update_resources(self, report: object) -> None:
-        """Take a site's resource report (from hello, heartbeat or a reserve answer)."""
-        if not isinstance(report, dict):
-            return
-        try:
-            total = SiteResources.from_dict(report.get("total"), f"{self.name} total")
-            free = SiteResources.from_dict(report.get("free"), f"{self.name} free")
-        except ResourceError as exc:
-            log.warning("site %s sent a bad resource report: %s", self.name, exc)
-            return
-        self.total, self.free = total, free
-
-
-@dataclass
-class RunningJob:
-    """A job whose server job process is alive."""
-
-    job_id: str
-    proc: subprocess.Popen[bytes]
-    channel: LocalChannel
-    sites: list[str]
-    log_path: Path
-    rounds: list[dict[str, Any]] = field(default_factory=list)
-    aborting: bool = False
-    done: bool = False
-    #: The server stepped down or stops: leave the job RUNNING in the store for whoever resumes.
-    detached: bool = False
-    #: Held by the one big result of this job that this process receives and passes on.
-    results_gate: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(1))
+#: Sites a big model is sent to at the same time (the others wait for a turn).
+FANOUT = 4
 
 
 class ServerParent:
@@ -128,6 +84,7 @@ class ServerParent:
         self.exit_code = 0
         ca, cert, key = TlsFiles.in_dir(kit.startup, "server").load()
         self.ca_pem = ca
+        self._spool = Spool(kit.root / "spool")
         self._fed = TransportServer(
             kit.host,
             kit.fed_port if fed_port is None else fed_port,
@@ -135,6 +92,8 @@ class ServerParent:
             cert_pem=cert,
             key_pem=key,
             on_connect=self._site_connected,
+            # Big results go to disk here and are handed to the job process as files.
+            spool=self._spool,
         )
         self._admin = TransportServer(
             kit.host,
@@ -595,7 +554,7 @@ class ServerParent:
                 args.append("--resume")
             proc = spawn("fedra.runtime.server_job", args, log_path, cwd=workspace)
             try:
-                channel = accept_channel(listener, timeout=60.0)
+                channel = accept_channel(listener, timeout=60.0, spool=self._spool, pass_files=True)
                 ready = channel.recv(timeout=120.0)
             finally:
                 listener.close()
@@ -736,10 +695,16 @@ class ServerParent:
             with contextlib.suppress(FedraError):  # each send then says why
                 shared = SharedBody(Envelope(p.TASK, {}, env.model), len(h["targets"]))
 
+        # A big model goes to FANOUT sites at a time: what the sends hold in this process
+        # (frames queued for each stream) then does not grow with the number of sites.
+        turns = threading.Semaphore(FANOUT if shared is not None else len(h["targets"]) or 1)
+
         def send(target: dict[str, Any]) -> None:
             headers = {**common, "site": target["site"], "task_id": target["task_id"]}
             task = Envelope(p.TASK, headers, env.model)
-            if not self.send_to_site(str(target["site"]), task, shared):
+            with turns:
+                sent = self.send_to_site(str(target["site"]), task, shared)
+            if not sent:
                 self._to_job(job, Envelope("lost", {"task_id": target["task_id"]}))
 
         threads = [threading.Thread(target=send, args=(t,), daemon=True) for t in h["targets"]]

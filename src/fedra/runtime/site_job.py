@@ -26,7 +26,9 @@ log = logging.getLogger("fedra.site_job")
 
 def run(args: argparse.Namespace) -> int:
     """Answer tasks until told to stop or the parent goes away."""
-    channel = connect_unix(args.socket, timeout=30.0)
+    # A big task arrives as a file the parent received it into, mapped copy-on-write: the
+    # training code may change the arrays it gets, which never changes the file.
+    channel = connect_unix(args.socket, timeout=30.0, accept_files="copy")
     job = load_job(Path(args.job_dir))
     app = job.client_app(args.site)
     if app is None:

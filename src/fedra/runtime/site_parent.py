@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fedra.core import FedraError
+from fedra.core import FedraError, trim_heap
 from fedra.pki import TlsFiles
 from fedra.runtime import protocol as p
 from fedra.runtime.config import SiteKit
@@ -36,6 +36,7 @@ from fedra.transport import (
     ChannelClosed,
     Connection,
     LocalChannel,
+    Spool,
     accept_channel,
     connect,
     listen_unix,
@@ -66,6 +67,7 @@ class SiteParent:
         self.jobs: dict[str, SiteJob] = {}
         self.refused: dict[str, str] = {}  # job id -> why this site will not run it
         self.resources = SiteResourceBook(kit.name, load_site_resources(kit.root))
+        self._spool = Spool(kit.root / "spool")
         self._lock = threading.Lock()
         self._conn: Connection | None = None
         self._stopping = threading.Event()
@@ -97,6 +99,7 @@ class SiteParent:
                     key_pem=key,
                     server_name=server_name,
                     timeout=10.0,
+                    spool=self._spool,  # big tasks go to disk, then to the job as files
                 )
             except FedraError as exc:
                 attempts += 1
@@ -165,7 +168,12 @@ class SiteParent:
             hello = {"site": self.kit.name, "resources": self.resources.report()}
             conn.send(Envelope(p.HELLO, {**hello, "ssid": self.ssid}))
             while not self._stopping.is_set():
-                self._from_server(conn.recv())
+                env = conn.recv()
+                relayed = env.model is not None
+                self._from_server(env)
+                del env  # hold no model while waiting for the next message
+                if relayed:
+                    trim_heap()  # its frames stay in the reader thread's arena otherwise
         except (ChannelClosed, FedraError, OSError) as exc:
             if not self._stopping.is_set():
                 log.warning("lost the server connection (%s); reconnecting", exc)
@@ -300,7 +308,7 @@ class SiteParent:
             ]
             proc = spawn("fedra.runtime.site_job", args, log_path, cwd=root, env=env)
             try:
-                channel = accept_channel(listener, timeout=60.0)
+                channel = accept_channel(listener, timeout=60.0, spool=self._spool, pass_files=True)
                 ready = channel.recv(timeout=120.0)
             finally:
                 listener.close()
@@ -345,7 +353,10 @@ class SiteParent:
                 env = job.channel.recv()
                 if env.kind in (p.RESULT, p.LOG):
                     self._send(env)
+                relayed = env.model is not None
                 del env  # hold no model while waiting for the next message
+                if relayed:
+                    trim_heap()
         except (ChannelClosed, FedraError, OSError):
             pass
         code = end_group(job.proc, grace=2.0)

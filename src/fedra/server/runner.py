@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from fedra.core import (
     JobLifecycle,
     JobStatus,
     MetricValue,
+    Params,
     RunAborted,
     SiteError,
     Snapshot,
@@ -99,9 +100,12 @@ class ServerRun:
         key_metric: str = "accuracy",
         higher_is_better: bool = True,
         startup_dir: Path | None = None,
+        park: Callable[[Params], Params] | None = None,
     ) -> None:
-        """``startup_dir``: the server's startup folder, handed to the workflows (keys)."""
+        """``startup_dir``: the server's startup folder, handed to the workflows (keys);
+        ``park``: see :attr:`fedra.core.WorkflowContext.park` (None: keep params in memory)."""
         self.startup_dir = startup_dir
+        self.park = park
         self.key_metric = key_metric
         self.higher_is_better = higher_is_better
         self.workflows = list(workflows)
@@ -129,6 +133,8 @@ class ServerRun:
             higher_is_better=self.higher_is_better,
             startup_dir=self.startup_dir,
         )
+        if self.park is not None:
+            ctx.park = self.park
         start = 0
         if self.initial is not None:
             ctx.shared["global"] = self.initial

@@ -13,10 +13,12 @@ from fedra.transport.grpc_client import connect
 from fedra.transport.grpc_server import TransportServer
 from fedra.transport.local import LocalChannel, accept_channel, connect_unix, listen_unix
 from fedra.transport.memory import MemoryConnection, MemoryServer, memory_connect
+from fedra.transport.spool import SPOOL_BYTES, Spool, SpoolError
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE",
     "FRAME_SIZE",
+    "SPOOL_BYTES",
     "ChannelClosed",
     "ConnectError",
     "Connection",
@@ -26,6 +28,8 @@ __all__ = [
     "MemoryServer",
     "PeerIdentity",
     "SharedBody",
+    "Spool",
+    "SpoolError",
     "TransportServer",
     "accept_channel",
     "connect",

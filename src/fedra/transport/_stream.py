@@ -26,11 +26,13 @@ from typing import NoReturn
 
 import numpy as np
 
-from fedra.core import WireError
+from fedra.core import WireError, release_pages
+from fedra.core.filemap import file_region
 from fedra.transport._pipe import Pipe
 from fedra.transport._proto import fedra_transport_pb2 as pb
 from fedra.transport.connection import Connection, PeerIdentity, ReceiveGate
 from fedra.transport.errors import ChannelClosed
+from fedra.transport.spool import Spool, SpoolError, SpoolFile
 from fedra.wire import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_MAX_FRAME,
@@ -42,8 +44,10 @@ from fedra.wire import (
 
 #: Bytes of envelope data in one frame (the last frame of an envelope may carry fewer).
 FRAME_SIZE = DEFAULT_CHUNK_SIZE
-#: Frames buffered in each direction before ``send`` (or the reader) blocks.
+#: Frames queued for sending before ``send`` blocks.
 QUEUED_FRAMES = 4
+#: Frames received and not yet taken by ``recv`` before the reader thread stops reading.
+RECEIVED_FRAMES = 2
 #: Default limit on the size of one envelope.
 DEFAULT_MAX_MESSAGE = DEFAULT_MAX_FRAME
 #: gRPC's limit on one message (one frame): the frame size plus room for its fields.
@@ -94,6 +98,15 @@ def encode_frame(data: memoryview | bytes, *, total: int, last: bool) -> bytes:
     return b"".join((head, data, b"\x18\x01" if last else b""))
 
 
+def _framed(data: memoryview | bytes, *, total: int, last: bool) -> bytes:
+    """:func:`encode_frame`, then the source pages let go when they lie in a read-only file
+    map (a spooled model is read once, front to back: its pages need not stay resident)."""
+    frame = encode_frame(data, total=total, last=last)
+    if isinstance(data, memoryview):
+        release_pages(data)
+    return frame
+
+
 def describe_rpc_error(err: BaseException) -> str:
     """One line saying why a gRPC stream ended with ``err``."""
     code_of = getattr(err, "code", None)
@@ -136,9 +149,13 @@ class SharedBody:
     """
 
     def __init__(self, model_envelope: Envelope, readers: int, size: int = SHARED_FRAME_SIZE):
-        body = prepare_envelope(model_envelope).body
+        body = list(prepare_envelope(model_envelope).body)
         self.nbytes = sum(len(part) for part in body)
         self.count = -(-self.nbytes // size)
+        self._size = size
+        # A body that lies in a file (a spooled model) is framed from the file by each reader
+        # on its own: frames are not kept for slower readers, whatever their number and speed.
+        self._region = file_region(body) if body else None
         self._chunks = EncodedFrame(head=b"", body=body).chunks(size) if body else iter(())
         self._made = 0
         self._lock = threading.Lock()
@@ -148,11 +165,17 @@ class SharedBody:
 
     def take(self, index: int) -> bytes:
         """The encoded frame ``index`` (frames are taken in order by each reader)."""
+        last = index == self.count - 1
+        if self._region is not None:
+            mapped, offset, length = self._region
+            start = offset + index * self._size
+            end = offset + min(length, (index + 1) * self._size)
+            return _framed(memoryview(mapped)[start:end], total=0, last=last)
         with self._lock:
             while self._made <= index:
                 chunk = next(self._chunks)
-                last = self._made == self.count - 1
-                self._frames[self._made] = encode_frame(chunk, total=0, last=last)
+                made_last = self._made == self.count - 1
+                self._frames[self._made] = _framed(chunk, total=0, last=made_last)
                 self._left[self._made] = self._readers
                 self._made += 1
             frame = self._frames[index]
@@ -178,11 +201,20 @@ class SharedBody:
 class StreamConnection(Connection):
     """Envelopes over a stream of frames; the gRPC glue lives in the server and client."""
 
-    def __init__(self, peer: PeerIdentity, *, max_message: int = DEFAULT_MAX_MESSAGE) -> None:
+    def __init__(
+        self,
+        peer: PeerIdentity,
+        *,
+        max_message: int = DEFAULT_MAX_MESSAGE,
+        spool: Spool | None = None,
+    ) -> None:
         self._peer = peer
         self._max_message = max_message
+        #: Where big incoming messages are received (None: in memory).
+        self._spool = spool
+        self._spooled: SpoolFile | None = None
         self._out: Pipe[bytes] = Pipe(QUEUED_FRAMES)
-        self._in: Pipe[pb.Frame] = Pipe(QUEUED_FRAMES)
+        self._in: Pipe[pb.Frame] = Pipe(RECEIVED_FRAMES)
         self._send_lock = threading.Lock()
         self._recv_lock = threading.Lock()
         self._state_lock = threading.Lock()
@@ -191,6 +223,7 @@ class StreamConnection(Connection):
         self.abort_reason: str | None = None
         self._buffer: memoryview | None = None
         self._got = 0
+        self._total = 0
         # Receive gate (see Connection.set_receive_gate): the reader thread appends, for each
         # message it lets in, the semaphore it acquired (or None); recv takes them in order.
         self._gate: ReceiveGate | None = None
@@ -236,9 +269,7 @@ class StreamConnection(Connection):
                 raise ChannelClosed("send on a closed connection")
             sent = 0
             for chunk in _head_then_body(encoded, FRAME_SIZE):
-                frame = encode_frame(
-                    chunk, total=0 if sent else total, last=sent + len(chunk) == total
-                )
+                frame = _framed(chunk, total=0 if sent else total, last=sent + len(chunk) == total)
                 sent += len(chunk)
                 if not self._out.put(frame):
                     raise ChannelClosed(self._out.reason)
@@ -307,15 +338,19 @@ class StreamConnection(Connection):
             raise ChannelClosed("recv on a closed connection")
         reason = self._in.reason
         self._release_gates()
-        if self._buffer is not None:
-            self._buffer = None
+        if self._buffer is not None or self._spooled is not None:
+            self._drop_partial()
             raise ChannelClosed(f"{reason} in the middle of a message")
         raise ChannelClosed(reason)
 
     def _take(self, frame: pb.Frame) -> memoryview | None:
-        """Add ``frame`` to the envelope being received; the buffer once it is complete."""
+        """Add ``frame`` to the envelope being received; the buffer once it is complete.
+
+        A message the spool wants goes to a file frame by frame; its buffer is then a
+        read-only map of that file.
+        """
         buffer = self._buffer
-        if buffer is None:
+        if buffer is None and self._spooled is None:
             total = frame.total
             if total == 0:
                 self._protocol_error("a message began without its size")
@@ -326,21 +361,43 @@ class StreamConnection(Connection):
                 )
             with self._gate_lock:
                 self._receiving = self._admitted.popleft() if self._admitted else None
-            # Uninitialised memory: every byte is overwritten by the frames that follow.
-            buffer = self._buffer = np.empty(total, dtype=np.uint8).data
             self._got = 0
+            self._total = total
+            if self._spool is not None and self._spool.wants(total):
+                try:
+                    self._spooled = self._spool.open(total)
+                except SpoolError as err:
+                    self._local_error(str(err))
+            else:
+                # Uninitialised memory: every byte is overwritten by the frames that follow.
+                buffer = self._buffer = np.empty(total, dtype=np.uint8).data
         elif frame.total:
             self._protocol_error("a message began before the previous one ended")
         data = frame.data
         end = self._got + len(data)
-        if end > len(buffer):
-            self._protocol_error(f"message is longer than the {len(buffer)} bytes announced")
-        buffer[self._got : end] = data
+        if end > self._total:
+            self._protocol_error(f"message is longer than the {self._total} bytes announced")
+        if buffer is not None:
+            buffer[self._got : end] = data
+        else:
+            assert self._spooled is not None
+            try:
+                self._spooled.write(data)
+            except SpoolError as err:
+                self._spooled = None
+                self._local_error(str(err))
         self._got = end
         if not frame.last:
             return None
-        if end != len(buffer):
-            self._protocol_error(f"message ended after {end} of {len(buffer)} bytes announced")
+        if end != self._total:
+            self._protocol_error(f"message ended after {end} of {self._total} bytes announced")
+        if buffer is None:
+            assert self._spooled is not None
+            spooled, self._spooled = self._spooled, None
+            try:
+                buffer = memoryview(spooled.finish())
+            except SpoolError as err:
+                self._local_error(str(err))
         self._buffer = None
         with self._gate_lock:
             self._handled, self._receiving = self._receiving, None
@@ -384,10 +441,22 @@ class StreamConnection(Connection):
             if slot is not None:
                 slot.release()
 
-    def _protocol_error(self, message: str) -> None:
-        self._buffer = None
+    def _protocol_error(self, message: str) -> NoReturn:
+        self._drop_partial()
         self._shut(abort=message)
         raise WireError(message)
+
+    def _local_error(self, message: str) -> NoReturn:
+        """This side cannot take the message (its spool failed): the connection ends."""
+        self._drop_partial()
+        self._shut(abort=message)
+        raise ChannelClosed(f"{message}; connection closed")
+
+    def _drop_partial(self) -> None:
+        self._buffer = None
+        spooled, self._spooled = self._spooled, None
+        if spooled is not None:
+            spooled.discard()
 
     def close(self) -> None:
         """Close; frames already queued are still sent, then the stream ends."""

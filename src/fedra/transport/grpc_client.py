@@ -21,6 +21,7 @@ from fedra.transport._stream import (
 )
 from fedra.transport.connection import Connection, PeerIdentity
 from fedra.transport.errors import ConnectError
+from fedra.transport.spool import Spool
 
 #: After ``close``, how long the server has to end the stream before the client cuts it.
 CLOSE_GRACE = 10.0
@@ -139,8 +140,8 @@ def _refusal(call: Any) -> str:
 class _ClientConnection(StreamConnection):
     """A StreamConnection that owns its gRPC channel and call."""
 
-    def __init__(self, channel: Any, *, max_message: int) -> None:
-        super().__init__(PeerIdentity("", "", ""), max_message=max_message)
+    def __init__(self, channel: Any, *, max_message: int, spool: Spool | None = None) -> None:
+        super().__init__(PeerIdentity("", "", ""), max_message=max_message, spool=spool)
         self._channel = channel
         self._call: Any = None
         self._ready = threading.Event()
@@ -213,8 +214,11 @@ def connect(
     server_name: str | None = None,
     timeout: float = 10.0,
     max_message: int = DEFAULT_MAX_MESSAGE,
+    spool: Spool | None = None,
 ) -> Connection:
     """Open a connection to the Fedra server at ``target`` (``host:port``) over mutual TLS.
+
+    ``spool``: receive big messages into files there instead of memory.
 
     The client presents ``cert_pem``/``key_pem`` and trusts servers whose certificate the CA
     ``ca_pem`` issued for the host in ``target``, or for ``server_name`` when given (for when
@@ -241,7 +245,7 @@ def connect(
         channel.close()
         raise
     address = split_target(target)
-    conn = _ClientConnection(channel, max_message=max_message)
+    conn = _ClientConnection(channel, max_message=max_message, spool=spool)
     conn.start(ca_pem=ca_pem, host=server_name or (address[0] if address else None))
     if not conn.wait_ready(max(1.0, deadline - time.monotonic())):
         conn.cancel()

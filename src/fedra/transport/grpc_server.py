@@ -28,6 +28,7 @@ from fedra.transport._stream import (
 )
 from fedra.transport.connection import Connection, PeerIdentity
 from fedra.transport.errors import ListenError
+from fedra.transport.spool import Spool
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +74,9 @@ class _Servicer:
         if not pems:
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "a client certificate is required")
         peer = identity_of_cert(x509.load_pem_x509_certificate(pems[0]))
-        conn = StreamConnection(peer, max_message=self._server.max_message)
+        conn = StreamConnection(
+            peer, max_message=self._server.max_message, spool=self._server.spool
+        )
         refused = self._server.accept(conn)
         if refused is not None:
             conn.close()
@@ -123,6 +126,7 @@ class TransportServer:
         on_connect: Callable[[Connection], None],
         max_message: int = DEFAULT_MAX_MESSAGE,
         max_workers: int = 64,
+        spool: Spool | None = None,
     ) -> None:
         self._address = _address(host, port)
         self._credentials = grpc.ssl_server_credentials(
@@ -131,6 +135,8 @@ class TransportServer:
         self.cert_pem = cert_pem
         self.identity: PeerIdentity = identity_of_pem(cert_pem)
         self.max_message = max_message
+        #: Where the connections receive big messages (None: in memory).
+        self.spool = spool
         self._on_connect = on_connect
         self._max_workers = max_workers
         self._lock = threading.Lock()

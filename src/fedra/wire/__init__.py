@@ -7,7 +7,7 @@ no class names travel. Decoding is zero-copy and raises :class:`fedra.core.WireE
 anything malformed.
 """
 
-from fedra.wire.decode import decode_envelope, decode_model, peek_head
+from fedra.wire.decode import decode_envelope, decode_model, decode_split, peek_head
 from fedra.wire.encode import (
     MODEL_KIND,
     encode_envelope,
@@ -48,6 +48,7 @@ __all__ = [
     "Envelope",
     "decode_envelope",
     "decode_model",
+    "decode_split",
     "encode_envelope",
     "encode_envelope_chunks",
     "encode_model",

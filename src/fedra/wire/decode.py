@@ -121,18 +121,10 @@ def _model(header: pb.Model, data: memoryview) -> FLModel:
     )
 
 
-def decode_envelope(
-    data: bytes | bytearray | memoryview, *, max_size: int = DEFAULT_MAX_FRAME
-) -> Envelope:
-    """Decode one frame; its model's arrays are views into ``data``.
-
-    Raises WireError when ``data`` is larger than ``max_size`` bytes or malformed in any way.
-    """
-    view = _byte_view(data)
-    size = view.nbytes
-    if size > max_size:
-        raise WireError(f"frame is {size} bytes, at most {max_size} allowed")
-    if size < PREFIX.size:
+def _head(view: memoryview, size: int) -> tuple[pb.FrameHeader, int]:
+    """The header of the frame whose first bytes ``view`` holds (``size``: the whole frame's
+    size), and where its tensor data starts."""
+    if size < PREFIX.size or view.nbytes < PREFIX.size:
         raise WireError(f"truncated frame: {size} bytes, the prefix alone is {PREFIX.size}")
     magic, version, header_len = PREFIX.unpack_from(view)
     if magic != MAGIC:
@@ -144,23 +136,68 @@ def decode_envelope(
     header_end = PREFIX.size + header_len
     if header_end > size:
         raise WireError(f"header length {header_len} goes beyond the frame ({size} bytes)")
+    data_start = align_up(header_end)
+    if data_start > size:
+        raise WireError(f"truncated frame: {size} bytes, the header padding ends at {data_start}")
+    if data_start > view.nbytes:
+        raise WireError(f"the frame's head is {view.nbytes} bytes, its header ends at {data_start}")
     header = pb.FrameHeader()
     try:
         header.ParseFromString(bytes(view[PREFIX.size : header_end]))
     except DecodeError as err:
         raise WireError(f"corrupt frame header: {err}") from None
-    data_start = align_up(header_end)
-    if data_start > size:
-        raise WireError(f"truncated frame: {size} bytes, the header padding ends at {data_start}")
     _check_zeros(view[header_end:data_start], "frame header")
     _check_name(header.kind, "envelope kind")
+    return header, data_start
+
+
+def _envelope(header: pb.FrameHeader, data: memoryview) -> Envelope:
     headers = _json.load_object(header.headers_json, "headers")
     model = None
     if header.HasField("model"):
-        model = _model(header.model, view[data_start:])
-    elif data_start != size:
-        raise WireError(f"{size - data_start} trailing bytes in a frame without a model")
+        model = _model(header.model, data)
+    elif data.nbytes:
+        raise WireError(f"{data.nbytes} trailing bytes in a frame without a model")
     return Envelope(kind=header.kind, headers=headers, model=model)
+
+
+def decode_envelope(
+    data: bytes | bytearray | memoryview, *, max_size: int = DEFAULT_MAX_FRAME
+) -> Envelope:
+    """Decode one frame; its model's arrays are views into ``data``.
+
+    Raises WireError when ``data`` is larger than ``max_size`` bytes or malformed in any way.
+    """
+    view = _byte_view(data)
+    size = view.nbytes
+    if size > max_size:
+        raise WireError(f"frame is {size} bytes, at most {max_size} allowed")
+    header, data_start = _head(view, size)
+    return _envelope(header, view[data_start:])
+
+
+def decode_split(
+    head: bytes | bytearray | memoryview,
+    body: bytes | bytearray | memoryview,
+    *,
+    max_size: int = DEFAULT_MAX_FRAME,
+) -> Envelope:
+    """Decode a frame given as its head (prefix, header, padding) and its body (the tensor
+    bytes) held apart, such as a body that lies in a file; the arrays are views into ``body``.
+
+    Checks exactly what :func:`decode_envelope` checks on ``head + body``.
+    """
+    head_view = _byte_view(head)
+    body_view = _byte_view(body)
+    size = head_view.nbytes + body_view.nbytes
+    if size > max_size:
+        raise WireError(f"frame is {size} bytes, at most {max_size} allowed")
+    header, data_start = _head(head_view, size)
+    if data_start != head_view.nbytes:
+        raise WireError(
+            f"the frame's head is {head_view.nbytes} bytes, its tensor data starts at {data_start}"
+        )
+    return _envelope(header, body_view)
 
 
 def peek_head(data: bytes | bytearray | memoryview) -> tuple[str, dict[str, Any]] | None:

@@ -134,6 +134,10 @@ class FedAvg:
                 f"min_clients is {self.min_clients}"
             )
         targets = self._sample(targets, round_num)
+        if self._global is not None:
+            # Out of memory while the results come in (a server job keeps it on disk): the
+            # round's sum is then the only model-sized buffer here.
+            self._global = ctx.park(self._global)
         trained_from = self._global  # the model the sites train from (the candidate best)
         sent = self._train_data(round_num)
         ctx.events.round_started(self.name, round_num, self.num_rounds, len(targets))
