@@ -24,6 +24,7 @@ LOG = "log"  # {"job_id", "site", "key", "value", "step"}
 JOB_STATE = "job_state"  # {"job_id", "state": started|failed|ended, "detail"}
 REPLY = "reply"  # {"id", "ok", "data", "error", "hint"} (+ zip)
 SESSION = "session"  # {"ssid"}: the site leaves for this newer service session (HA)
+MAY_UPLOAD = "may_upload"  # {"id", "job_id"}: a big result is ready, sent after UPLOAD_OK
 
 # server -> site
 WELCOME = "welcome"  # {"server": name}
@@ -32,6 +33,7 @@ TASK = "task"  # {"job_id", "task_id", "task_name", "site"} + model
 ABORT_JOB = "abort_job"  # {"job_id", "reason"}
 END_JOB = "end_job"  # {"job_id"}
 REQUEST = "request"  # {"id", "cmd", "args"}: sys_info, tail, cat, shutdown, restart
+UPLOAD_OK = "upload_ok"  # {"id"}: send that result now (a RESULT with {"grant": id})
 
 # server parent <-> server job
 READY = "ready"  # {"job_id"}
@@ -44,6 +46,11 @@ STOP = "stop"  # {}
 
 # admin
 ADMIN = "admin"  # {"id", "cmd", "args"} (+ zip)
+
+#: A site asks (MAY_UPLOAD) before sending a result with more model bytes than this: the
+#: server lets one big result of a job come in at a time, and a site that waits its turn
+#: then holds nothing in the server (not even a stream's receive window).
+UPLOAD_ASK_BYTES = 1 << 20
 
 #: Exit code of a parent process asking its start script to start it again.
 RESTART_EXIT_CODE = 75

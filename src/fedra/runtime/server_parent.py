@@ -80,6 +80,7 @@ class ServerParent:
         self._to_resume: set[str] = set()
         self._requests: dict[str, tuple[threading.Event, list[Envelope]]] = {}
         self._stray_gate = threading.Semaphore(1)
+        self._granted: set[str] = set()  # upload grants outstanding, all sites
         self._stopping = threading.Event()
         self.exit_code = 0
         ca, cert, key = TlsFiles.in_dir(kit.startup, "server").load()
@@ -242,6 +243,8 @@ class ServerParent:
             return None
         found = peek_head(head)
         if found is not None and found[0] == p.RESULT:
+            if str(found[1].get("grant")) in self._granted:
+                return None  # it holds its job's slot already (see _grant)
             job = self.running.get(str(found[1].get("job_id")))
             if job is not None:
                 return job.results_gate
@@ -274,6 +277,8 @@ class ServerParent:
             log.info("site %s disconnected (%s)", name, exc)
         finally:
             conn.close()  # nobody reads it any more (and it gives back its receive slot)
+            for grant_id in list(handle.grants):
+                self._end_grant(handle, grant_id)
             with self._lock:
                 if self.sites.get(name) is handle:
                     del self.sites[name]
@@ -308,6 +313,13 @@ class ServerParent:
             job = self.running.get(str(h.get("job_id")))
             if job is not None:
                 self._to_job(job, Envelope(env.kind, {**h, "site": handle.name}, env.model))
+            if "grant" in h:
+                self._end_grant(handle, str(h["grant"]))
+        elif env.kind == p.MAY_UPLOAD:
+            job = self.running.get(str(h.get("job_id")))
+            if job is not None:
+                args = (handle, job, str(h.get("id")))
+                threading.Thread(target=self._grant, args=args, daemon=True).start()
         elif env.kind == p.JOB_STATE:
             log.info(
                 "site %s: job %s %s %s",
@@ -326,6 +338,24 @@ class ServerParent:
             if entry is not None:
                 entry[1].append(env)
                 entry[0].set()
+
+    def _grant(self, handle: SiteHandle, job: RunningJob, grant_id: str) -> None:
+        """Tell a site to send its big result once the job's results slot is free; the slot
+        is held until that result has been passed on (or the site is gone)."""
+        while not job.results_gate.acquire(timeout=1.0):
+            if handle.conn.closed or job.done:
+                return
+        handle.grants[grant_id] = job.results_gate
+        self._granted.add(grant_id)
+        ok = Envelope(p.UPLOAD_OK, {"id": grant_id})
+        if handle.conn.closed or not self.send_to_site(handle.name, ok):
+            self._end_grant(handle, grant_id)
+
+    def _end_grant(self, handle: SiteHandle, grant_id: str) -> None:
+        slot = handle.grants.pop(grant_id, None)
+        if slot is not None:
+            self._granted.discard(grant_id)
+            slot.release()
 
     def _end_stale_jobs(self, handle: SiteHandle) -> None:
         """Abort jobs a site still runs that the server no longer runs (missed end_job)."""
@@ -366,9 +396,12 @@ class ServerParent:
             present = [s for s in job.sites if s in connected]
             self._to_job(job, Envelope(p.SITES, {"sites": present}))
 
-    def send_to_site(self, name: str, env: Envelope, shared: SharedBody | None = None) -> bool:
+    def send_to_site(
+        self, name: str, env: Envelope, shared: SharedBody | None = None, drain: bool = False
+    ) -> bool:
         """Send to a connected site; False when it is not connected or the send failed.
-        ``shared``: the broadcast's frames of ``env``'s model; this is one of its readers."""
+        ``shared``: the broadcast's frames of ``env``'s model; this is one of its readers.
+        ``drain``: return once the frames have left this process's queue (up to a minute)."""
         handle = self.sites.get(name)
         if handle is None:
             if shared is not None:
@@ -381,6 +414,8 @@ class ServerParent:
                 handle.conn.send_shared(env, shared)
         except (ChannelClosed, FedraError, OSError):
             return False
+        if drain:
+            handle.conn.drain(60.0)
         return True
 
     # -- admin --------------------------------------------------------------------------
@@ -702,8 +737,8 @@ class ServerParent:
         def send(target: dict[str, Any]) -> None:
             headers = {**common, "site": target["site"], "task_id": target["task_id"]}
             task = Envelope(p.TASK, headers, env.model)
-            with turns:
-                sent = self.send_to_site(str(target["site"]), task, shared)
+            with turns:  # held until the model has left (a slow site keeps its turn)
+                sent = self.send_to_site(str(target["site"]), task, shared, drain=True)
             if not sent:
                 self._to_job(job, Envelope("lost", {"task_id": target["task_id"]}))
 

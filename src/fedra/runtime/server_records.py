@@ -29,6 +29,8 @@ class SiteHandle:
     #: What the site declared (``local/resources.json``) and, as last reported, has free.
     total: SiteResources | None = None
     free: SiteResources | None = None
+    #: Upload grants this site holds (grant id -> the job's results slot), see _grant.
+    grants: dict[str, threading.Semaphore] = field(default_factory=dict)
 
     def update_resources(self, report: object) -> None:
         """Take a site's resource report (from hello, heartbeat or a reserve answer)."""

@@ -20,6 +20,8 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +47,8 @@ from fedra.wire import Envelope
 
 log = logging.getLogger("fedra.site")
 BACKOFF_MIN, BACKOFF_MAX = 0.5, 30.0
+#: Longest wait for the server's go-ahead to send a big result (then it is sent anyway).
+GRANT_WAIT_S = 300.0
 
 
 @dataclass
@@ -68,6 +72,7 @@ class SiteParent:
         self.refused: dict[str, str] = {}  # job id -> why this site will not run it
         self.resources = SiteResourceBook(kit.name, load_site_resources(kit.root))
         self._spool = Spool(kit.root / "spool")
+        self._grants: dict[str, threading.Event] = {}  # upload grant id -> its go-ahead
         self._lock = threading.Lock()
         self._conn: Connection | None = None
         self._stopping = threading.Event()
@@ -234,6 +239,10 @@ class SiteParent:
                         {**h, "site": self.kit.name, "error": "the site job process is gone"},
                     )
                 )
+        elif env.kind == p.UPLOAD_OK:
+            event = self._grants.get(str(h.get("id")))
+            if event is not None:
+                event.set()
         elif env.kind in (p.ABORT_JOB, p.END_JOB):
             self._end_job(job_id, abort=env.kind == p.ABORT_JOB)
         elif env.kind == p.REQUEST:
@@ -351,6 +360,8 @@ class SiteParent:
         try:
             while True:
                 env = job.channel.recv()
+                if env.kind == p.RESULT and _model_bytes(env) > p.UPLOAD_ASK_BYTES:
+                    env = self._wait_for_turn(env)
                 if env.kind in (p.RESULT, p.LOG):
                     self._send(env)
                 relayed = env.model is not None
@@ -370,6 +381,27 @@ class SiteParent:
             self._send(
                 Envelope(p.JOB_STATE, {"job_id": job.job_id, "state": "failed", "detail": detail})
             )
+
+    def _wait_for_turn(self, env: Envelope) -> Envelope:
+        """Ask the server before sending a big result, and wait for its go-ahead; the result
+        then names the grant. Without an answer (another server, no connection, or none within
+        GRANT_WAIT_S) the result goes as it is: the server's receive gate still orders it."""
+        conn = self._conn
+        if conn is None:
+            return env
+        grant_id = uuid.uuid4().hex
+        event = self._grants[grant_id] = threading.Event()
+        try:
+            conn.send(Envelope(p.MAY_UPLOAD, {"id": grant_id, "job_id": env.headers.get("job_id")}))
+            deadline = time.monotonic() + GRANT_WAIT_S
+            while not event.wait(0.5):
+                if self._conn is not conn or self._stopping.is_set() or time.monotonic() > deadline:
+                    return env
+        except (ChannelClosed, FedraError, OSError):
+            return env
+        finally:
+            self._grants.pop(grant_id, None)
+        return Envelope(env.kind, {**env.headers, "grant": grant_id}, env.model)
 
     def _end_job(self, job_id: str, abort: bool) -> None:
         job = self.jobs.get(job_id)
@@ -447,6 +479,11 @@ class SiteParent:
         conn = self._conn
         if conn is not None:
             conn.close()
+
+
+def _model_bytes(env: Envelope) -> int:
+    params = env.model.params if env.model is not None else None
+    return sum(a.nbytes for a in params.values()) if params else 0
 
 
 def _probe(target: str, timeout: float = 2.0) -> None:

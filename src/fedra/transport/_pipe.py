@@ -68,6 +68,17 @@ class Pipe(Generic[T]):
             self._not_full.notify()
             return item
 
+    def wait_empty(self, timeout: float | None = None) -> bool:
+        """Wait until every item has been taken (or the pipe ended); False after ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._not_full:
+            while self._items and not self._ended:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._not_full.wait(remaining)
+            return True
+
     def finish(self, reason: str) -> None:
         """End softly: no more puts, gets return what is left and then None."""
         self._end(reason, drop=False)

@@ -34,7 +34,6 @@ from fedra.transport.connection import Connection, PeerIdentity, ReceiveGate
 from fedra.transport.errors import ChannelClosed
 from fedra.transport.spool import Spool, SpoolError, SpoolFile
 from fedra.wire import (
-    DEFAULT_CHUNK_SIZE,
     DEFAULT_MAX_FRAME,
     EncodedFrame,
     Envelope,
@@ -43,7 +42,7 @@ from fedra.wire import (
 )
 
 #: Bytes of envelope data in one frame (the last frame of an envelope may carry fewer).
-FRAME_SIZE = DEFAULT_CHUNK_SIZE
+FRAME_SIZE = 1 << 20
 #: Frames queued for sending before ``send`` blocks.
 QUEUED_FRAMES = 4
 #: Frames received and not yet taken by ``recv`` before the reader thread stops reading.
@@ -308,6 +307,10 @@ class StreamConnection(Connection):
         finally:
             if taken < body.count:
                 body.leave(taken)
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until the frames queued by ``send`` have gone to gRPC (or the stream ended)."""
+        return self._out.wait_empty(timeout)
 
     def recv(self, timeout: float | None = None) -> Envelope:
         """The next envelope; see :meth:`Connection.recv`.

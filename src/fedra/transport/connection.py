@@ -80,6 +80,12 @@ class Connection(ABC):
         body.leave()
         self.send(envelope)
 
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until what was sent has left this side's queues (the network's own buffers
+        aside); False after ``timeout`` seconds. Transports without queues return at once."""
+        del timeout
+        return True
+
     @abstractmethod
     def recv(self, timeout: float | None = None) -> Envelope:
         """The next envelope from the peer.

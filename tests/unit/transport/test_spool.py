@@ -281,18 +281,25 @@ def test_a_grpc_stream_spools_big_messages_both_ways(
     with client:
         server_side = accepted.get(timeout=10)
         big = params(1, sizes=(3 << 20, 5))  # 12 MiB: several frames
-        client.send(Envelope("result", {"i": 1}, FLModel(params=big)))
-        client.send(Envelope("log", {"i": 2}, FLModel(params=params(2, sizes=(4,)))))
+
+        def send_both() -> None:
+            client.send(Envelope("result", {"i": 1}, FLModel(params=big)))
+            client.send(Envelope("log", {"i": 2}, FLModel(params=params(2, sizes=(4,)))))
+
+        sender = Worker(send_both)
         got = server_side.recv(10)
         small = server_side.recv(10)
+        sender.join()
         assert got.model is not None and same(got.model.params, big)
         assert all(backing(a) is not None for a in (got.model.params or {}).values())
         assert small.model is not None and all(
             backing(a) is None for a in (small.model.params or {}).values()
         )
         # Sent on from the file (pages let go as they are framed), received to disk again.
-        server_side.send(Envelope("task", {"i": 3}, got.model))
+        model = got.model
+        sender = Worker(lambda: server_side.send(Envelope("task", {"i": 3}, model)))
         back = client.recv(10)
+        sender.join()
         assert back.model is not None and same(back.model.params, big)
         assert all(backing(a) is not None for a in (back.model.params or {}).values())
 
