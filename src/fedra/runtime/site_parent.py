@@ -361,7 +361,7 @@ class SiteParent:
             while True:
                 env = job.channel.recv()
                 if env.kind == p.RESULT and _model_bytes(env) > p.UPLOAD_ASK_BYTES:
-                    env = self._wait_for_turn(env)
+                    env = self._wait_for_turn(env, job)
                 if env.kind in (p.RESULT, p.LOG):
                     self._send(env)
                 relayed = env.model is not None
@@ -382,10 +382,11 @@ class SiteParent:
                 Envelope(p.JOB_STATE, {"job_id": job.job_id, "state": "failed", "detail": detail})
             )
 
-    def _wait_for_turn(self, env: Envelope) -> Envelope:
+    def _wait_for_turn(self, env: Envelope, job: SiteJob) -> Envelope:
         """Ask the server before sending a big result, and wait for its go-ahead; the result
-        then names the grant. Without an answer (another server, no connection, or none within
-        GRANT_WAIT_S) the result goes as it is: the server's receive gate still orders it."""
+        then names the grant. Without an answer (another server, no connection, the job ends
+        here, or none within GRANT_WAIT_S) the result goes as it is: the server's receive gate
+        still orders it, or drops it for a job that ended."""
         conn = self._conn
         if conn is None:
             return env
@@ -395,7 +396,8 @@ class SiteParent:
             conn.send(Envelope(p.MAY_UPLOAD, {"id": grant_id, "job_id": env.headers.get("job_id")}))
             deadline = time.monotonic() + GRANT_WAIT_S
             while not event.wait(0.5):
-                if self._conn is not conn or self._stopping.is_set() or time.monotonic() > deadline:
+                gone = self._conn is not conn or self._stopping.is_set() or job.stopping
+                if gone or time.monotonic() > deadline:
                     return env
         except (ChannelClosed, FedraError, OSError):
             return env
