@@ -90,8 +90,18 @@ def tail(path: Path, lines: int = 40) -> str:
 
 
 def parent_kit(argv: Sequence[str] | None, description: str) -> Path | int:
-    """Parse ``--kit DIR`` and verify the kit: its folder, or the exit code of a refusal."""
+    """Parse ``--kit DIR`` and verify the kit: its folder, or the exit code of a refusal.
+
+    Called first thing in a parent process: it also makes every thread share one malloc
+    heap, which must happen before any thread (gRPC's included) has made a heap of its own.
+    """
     import argparse
+
+    from fedra.core.memory import share_heaps
+
+    # Frames pass between threads: one heap holds only those in flight, instead of each
+    # connection's thread keeping the frames it freed.
+    share_heaps(1)
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--kit", required=True, type=Path, help="the startup kit folder")
@@ -107,11 +117,9 @@ def parent_ready(root: Path, shutdown: Callable[[], None]) -> None:
 
     from fedra.core import release_large_buffers
     from fedra.core.logs import log_to_folder
-    from fedra.core.memory import share_heaps
 
     log_to_folder(root)
     release_large_buffers(ROUTER_MMAP_THRESHOLD)
-    share_heaps(1)  # frames pass between threads: one heap holds only those in flight
     signals.signal(signals.SIGTERM, lambda *_: shutdown())
     signals.signal(signals.SIGINT, lambda *_: shutdown())
     (root / "pid.fl").write_text(str(os.getpid()))

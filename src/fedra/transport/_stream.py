@@ -486,6 +486,9 @@ class StreamConnection(Connection):
         """The encoded frames to put on the stream, until the connection closes."""
         while (frame := self._out.get()) is not None:
             yield frame
+            # gRPC has copied it: hold no frame while waiting for the next one (else every
+            # idle stream keeps its last frame, up to 1 MiB, until it sends again).
+            del frame
 
     def pump(self, frames: Iterable[pb.Frame]) -> None:
         """Move frames from the stream into the receive pipe until the stream ends.
@@ -501,6 +504,7 @@ class StreamConnection(Connection):
                     reason = "connection closed"
                     break
                 self._in.put(frame)
+                del frame  # the pipe has it: keep no frame while the stream is idle
         except Exception as err:  # grpc.RpcError, or the stream broke in another way
             reason = describe_rpc_error(err)
         finally:
