@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import socket
@@ -246,10 +247,11 @@ def test_a_spool_that_cannot_be_written_ends_the_channel_with_the_reason(tmp_pat
 
 
 # -- gRPC streams --------------------------------------------------------------------------
-@pytest.fixture
-def spooled_server(
-    federation: Federation, tmp_path: Path
-) -> Iterator[tuple[TransportServer, queue.Queue[Connection], int]]:
+@contextlib.contextmanager
+def spooled_link(
+    federation: Federation, server_spool: Spool, client_spool: Spool | None = None
+) -> Iterator[tuple[Connection, Connection]]:
+    """(client, server side) over mTLS gRPC; the server spools into ``server_spool``."""
     accepted: queue.Queue[Connection] = queue.Queue()
     server = TransportServer(
         "127.0.0.1",
@@ -258,28 +260,31 @@ def spooled_server(
         cert_pem=federation.server.cert,
         key_pem=federation.server.key,
         on_connect=accepted.put,
-        spool=Spool(tmp_path / "server-spool", threshold=100_000),
+        spool=server_spool,
     )
     port = server.start()
-    yield server, accepted, port
-    server.stop(grace=0.2)
+    try:
+        client = connect(
+            f"127.0.0.1:{port}",
+            ca_pem=federation.ca.cert,
+            cert_pem=federation.site.cert,
+            key_pem=federation.site.key,
+            spool=client_spool,
+        )
+        with client:
+            yield client, accepted.get(timeout=10)
+    finally:
+        server.stop(grace=0.2)
 
 
 def test_a_grpc_stream_spools_big_messages_both_ways(
-    federation: Federation,
-    spooled_server: tuple[TransportServer, queue.Queue[Connection], int],
-    tmp_path: Path,
+    federation: Federation, tmp_path: Path
 ) -> None:
-    _, accepted, port = spooled_server
-    client = connect(
-        f"127.0.0.1:{port}",
-        ca_pem=federation.ca.cert,
-        cert_pem=federation.site.cert,
-        key_pem=federation.site.key,
-        spool=Spool(tmp_path / "client-spool", threshold=100_000),
-    )
-    with client:
-        server_side = accepted.get(timeout=10)
+    with spooled_link(
+        federation,
+        Spool(tmp_path / "server-spool", threshold=100_000),
+        Spool(tmp_path / "client-spool", threshold=100_000),
+    ) as (client, server_side):
         big = params(1, sizes=(3 << 20, 5))  # 12 MiB: several frames
 
         def send_both() -> None:
@@ -309,32 +314,14 @@ def test_a_grpc_spool_failure_ends_the_connection_with_the_reason(
 ) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
-    accepted: queue.Queue[Connection] = queue.Queue()
-    server = TransportServer(
-        "127.0.0.1",
-        0,
-        ca_pem=federation.ca.cert,
-        cert_pem=federation.server.cert,
-        key_pem=federation.server.key,
-        on_connect=accepted.put,
-        spool=Spool(blocker / "spool", threshold=1000),
-    )
-    port = server.start()
-    try:
-        client = connect(
-            f"127.0.0.1:{port}",
-            ca_pem=federation.ca.cert,
-            cert_pem=federation.site.cert,
-            key_pem=federation.site.key,
-        )
-        with client:
-            server_side = accepted.get(timeout=10)
-            Worker(lambda: client.send(Envelope("r", {}, FLModel(params=params()))))
-            with pytest.raises(ChannelClosed, match="cannot spool"):
-                server_side.recv(10)
-            assert server_side.closed
-    finally:
-        server.stop(grace=0.2)
+    with spooled_link(federation, Spool(blocker / "spool", threshold=1000)) as (
+        client,
+        server_side,
+    ):
+        Worker(lambda: client.send(Envelope("r", {}, FLModel(params=params()))))
+        with pytest.raises(ChannelClosed, match="cannot spool"):
+            server_side.recv(10)
+        assert server_side.closed
 
 
 def test_encoded_frames_of_a_spooled_message_equal_the_original(tmp_path: Path) -> None:
