@@ -21,6 +21,12 @@ from typing import IO, Any
 import numpy as np
 
 PAGE = mmap.PAGESIZE
+#: Bytes before a released part that are released with it. The page cache holds a file in
+#: folios of up to 2 MiB (Linux 6.x, ext4/xfs), and a fault maps the whole folio around the
+#: address: reading the start of a part maps again the end of the part before it, already
+#: released. Without this margin a 100 MB model framed in 256 KiB parts by 32 readers keeps
+#: most of its pages resident (measured: 56 MiB of 95 MiB).
+FOLIO_SPAN = 2 << 20
 
 
 class FileMap(mmap.mmap):
@@ -106,18 +112,21 @@ def backing(view: memoryview | np.ndarray[Any, Any]) -> tuple[FileMap, int] | No
 
 
 def release_pages(view: memoryview | np.ndarray[Any, Any]) -> None:
-    """Drop the whole pages of ``view`` from this process's resident memory, if it is part of
-    a read-only FileMap; otherwise do nothing.
+    """Drop ``view``'s pages from this process's resident memory, if it is part of a
+    read-only FileMap; otherwise do nothing.
 
-    The data stays in the file (and usually in the page cache): reading the view again maps
-    the pages back. Call it on parts that were just read, never on memory that is written.
+    For a reader going through a map once, front to back: the pages from
+    :data:`FOLIO_SPAN` bytes before ``view`` to its end go (whole pages, rounded outwards).
+    The data stays in the file (and usually in the page cache): reading any of it again maps
+    the pages back, so releasing pages another thread is reading only costs it a fault.
+    Call it on parts that were just read; it never touches memory that can be written.
     """
     found = backing(view)
     if found is None:
         return
     owner, offset = found
-    start = -(-offset // PAGE) * PAGE
-    end = (offset + view.nbytes) // PAGE * PAGE
+    start = max(0, offset - FOLIO_SPAN) // PAGE * PAGE
+    end = min(len(owner), -(-(offset + view.nbytes) // PAGE) * PAGE)
     if end > start:
         owner.madvise(mmap.MADV_DONTNEED, start, end - start)
 

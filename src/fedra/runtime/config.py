@@ -22,6 +22,20 @@ SERVER_FILE = "fed_server.json"
 CLIENT_FILE = "fed_client.json"
 
 
+#: Bounds of ``receive_window`` in fed_server.json: 64 KiB (HTTP/2's own default) to 64 MiB.
+RECEIVE_WINDOW_RANGE = (64 << 10, 64 << 20)
+
+
+def _receive_window(data: dict[str, Any], path: Path) -> int | None:
+    if "receive_window" not in data:
+        return None
+    value = typed(data, path, "receive_window", int)
+    low, high = RECEIVE_WINDOW_RANGE
+    if not low <= value <= high:
+        raise ConfigError(f"{path}: receive_window must be {low} to {high} bytes, got {value}")
+    return int(value)
+
+
 def _sites(data: dict[str, Any], path: Path) -> tuple[str, ...] | None:
     sites = data.get("sites")
     if sites is None:
@@ -58,6 +72,10 @@ class ServerKit:
     overseer: dict[str, Any] | None = None
     #: The job store (``fedra.store.open_store``): shared by all servers with an overseer.
     job_store: dict[str, Any] | None = None
+    #: Bytes of one site's upload the server buffers before the site waits (None: the
+    #: transport's default, 256 KiB). Bigger is faster over long round trips and costs the
+    #: server about twice this per connected site.
+    receive_window: int | None = None
 
     @property
     def public_host(self) -> str:
@@ -87,6 +105,7 @@ class ServerKit:
             job_aging_s=float(typed(data, path, "job_aging_s", (int, float), 300)),
             overseer=_optional_dict(data, path, "overseer"),
             job_store=_optional_dict(data, path, "job_store"),
+            receive_window=_receive_window(data, path),
         )
 
 

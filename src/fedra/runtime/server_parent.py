@@ -34,7 +34,6 @@ from fedra.scheduler import QueuedJob, Wait, schedule
 from fedra.server import RunStore
 from fedra.store import JobRecord, JobStore, StaleSession, open_store
 from fedra.transport import (
-    FRAME_SIZE,
     ChannelClosed,
     Connection,
     SharedBody,
@@ -52,7 +51,7 @@ RESERVATION_TTL_S = 60.0
 #: Seconds to wait for a site's answer to a request (reserve, free, sys_info ...).
 REQUEST_TIMEOUT_S = 15.0
 #: Site messages above this many bytes wait their turn (see ServerParent._receive_gate).
-GATED_MESSAGE_BYTES = FRAME_SIZE
+GATED_MESSAGE_BYTES = p.UPLOAD_ASK_BYTES
 #: Sites a big model is sent to at the same time (the others wait for a turn).
 FANOUT = 4
 
@@ -95,6 +94,7 @@ class ServerParent:
             on_connect=self._site_connected,
             # Big results go to disk here and are handed to the job process as files.
             spool=self._spool,
+            **({"receive_window": kit.receive_window} if kit.receive_window else {}),
         )
         self._admin = TransportServer(
             kit.host,

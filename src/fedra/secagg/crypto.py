@@ -10,6 +10,9 @@
   numpy's generators), expanded into little-endian unsigned integers.
 - Commitment: SHA-256 of a site's self-mask seed, so the server can check the seed it
   reconstructs from shares.
+
+``cryptography`` is imported on first use: a process that only loads the workflows (the
+server's job process running FedAvg) does not pay for its libraries (about 7 MiB).
 """
 
 from __future__ import annotations
@@ -18,12 +21,6 @@ import hashlib
 import os
 
 import numpy as np
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from fedra.core import Array
 from fedra.secagg.errors import SecAggError
@@ -36,7 +33,6 @@ TAG_BYTES = 16
 #: Purposes a derived key may have (part of the HKDF info).
 ENCRYPT, MASK = b"encrypt", b"mask"
 _LABEL = b"fedra-secagg/v1/"
-_RAW = serialization.Encoding.Raw
 #: The keystream is produced this many bytes at a time (from a shared buffer of zeros).
 _CHUNK = 1 << 22
 _ZEROS = memoryview(bytes(_CHUNK))
@@ -44,15 +40,21 @@ _ZEROS = memoryview(bytes(_CHUNK))
 
 def new_private_key() -> bytes:
     """A fresh X25519 private key (32 raw bytes)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
     return X25519PrivateKey.generate().private_bytes(
-        _RAW, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
     )
 
 
 def public_key(private: bytes) -> bytes:
     """The X25519 public key (32 raw bytes) of a raw private key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
     key = X25519PrivateKey.from_private_bytes(_exact(private, KEY_BYTES, "private key"))
-    return key.public_key().public_bytes(_RAW, serialization.PublicFormat.Raw)
+    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
 def new_seed() -> bytes:
@@ -72,6 +74,13 @@ def derive(
 
     Both ends compute the same key: X25519 is symmetric, and the pair is put in order.
     """
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric.x25519 import (
+        X25519PrivateKey,
+        X25519PublicKey,
+    )
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     key = X25519PrivateKey.from_private_bytes(_exact(private, KEY_BYTES, "private key"))
     try:
         peer = X25519PublicKey.from_public_bytes(_exact(peer_public, KEY_BYTES, "public key"))
@@ -85,12 +94,17 @@ def derive(
 
 def seal(key: bytes, plaintext: bytes, associated: bytes) -> bytes:
     """``nonce || AES-GCM(key, plaintext, associated)``."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     nonce = os.urandom(NONCE_BYTES)
     return nonce + AESGCM(key).encrypt(nonce, plaintext, associated)
 
 
 def open_sealed(key: bytes, blob: bytes, associated: bytes, what: str) -> bytes:
     """Decrypt :func:`seal`'s output; a SecAggError if it was changed, cut or misrouted."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     if len(blob) < NONCE_BYTES + TAG_BYTES:
         raise SecAggError(f"{what}: ciphertext too short ({len(blob)} bytes)")
     try:
@@ -109,6 +123,8 @@ def prg(seed: bytes, count: int, dtype: type[np.unsignedinteger]) -> Array:
     fresh per round and per pair), so the keystream is never reused. The keystream is
     written straight into the result, :data:`_CHUNK` bytes at a time.
     """
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
     size = count * np.dtype(dtype).itemsize
     cipher = Cipher(algorithms.AES(_exact(seed, SEED_BYTES, "seed")), modes.CTR(bytes(16)))
     encryptor = cipher.encryptor()

@@ -44,12 +44,38 @@ def _atomic_write(path: Path, write: Any) -> None:
         raise
 
 
+#: Bytes of an array written to an archive at a time, straight from the array's memory.
+WRITE_CHUNK = 1 << 20
+
+
+def write_npy(member: Any, array: np.ndarray[Any, Any]) -> None:
+    """Write ``array`` in ``.npy`` format to the file-like ``member`` (object arrays refused).
+
+    The same bytes as ``np.lib.format.write_array``, without its 16 MiB copies: the data is
+    written from the array's own memory, :data:`WRITE_CHUNK` bytes at a time, so saving a
+    model that lies in a file map or in the running sum costs no model-sized buffer.
+    """
+    if array.dtype.hasobject:
+        raise ValueError("arrays of Python objects cannot be saved (they would need pickle)")
+    if not (array.flags.c_contiguous or array.flags.f_contiguous):
+        array = np.ascontiguousarray(array)
+    header = np.lib.format.header_data_from_array_1_0(array)
+    try:
+        np.lib.format.write_array_header_1_0(member, header)
+    except ValueError:  # a header too long for format 1.0
+        np.lib.format.write_array_header_2_0(member, header)
+    flat = (array.T if header["fortran_order"] else array).reshape(-1)
+    data = flat.view(np.uint8)
+    for start in range(0, data.nbytes, WRITE_CHUNK):
+        member.write(data[start : start + WRITE_CHUNK].data)
+
+
 def write_npz(handle: Any, arrays: Mapping[str, np.ndarray[Any, Any]]) -> None:
     """Write ``arrays`` as an ``.npz`` archive, array by array (any names, pickle refused)."""
     with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         for name, array in arrays.items():
             with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+                write_npy(member, np.asanyarray(array))
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:

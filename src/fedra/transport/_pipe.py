@@ -16,12 +16,17 @@ class Pipe(Generic[T]):
     :meth:`finish` ends it softly (no more puts; gets drain what is left, then see the end),
     :meth:`close` tears it down (what is left is dropped). Both wake every blocked caller and
     record a reason for whoever sees the end.
+
+    ``acknowledged``: an item taken by ``get`` still counts for :meth:`wait_empty` until the
+    taker calls :meth:`done` (it has finished with it).
     """
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, *, acknowledged: bool = False) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self._capacity = capacity
+        self._acknowledged = acknowledged
+        self._taken = 0  # items taken and not yet done (acknowledged pipes only)
         self._items: deque[T] = deque()
         self._lock = threading.Lock()
         self._not_full = threading.Condition(self._lock)
@@ -65,14 +70,23 @@ class Pipe(Generic[T]):
                     raise TimeoutError("nothing arrived in time")
                 self._not_empty.wait(remaining)
             item = self._items.popleft()
-            self._not_full.notify()
+            if self._acknowledged:
+                self._taken += 1
+            self._not_full.notify_all()
             return item
 
+    def done(self) -> None:
+        """The taker has finished with the oldest item it took (acknowledged pipes)."""
+        with self._lock:
+            self._taken = max(0, self._taken - 1)
+            self._not_full.notify_all()
+
     def wait_empty(self, timeout: float | None = None) -> bool:
-        """Wait until every item has been taken (or the pipe ended); False after ``timeout``."""
+        """Wait until every item has been taken, and done with when the pipe is acknowledged
+        (or the pipe ended); False after ``timeout``."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._not_full:
-            while self._items and not self._ended:
+            while (self._items or self._taken) and not self._ended:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False

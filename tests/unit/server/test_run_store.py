@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from fedra.core import FLModel, Snapshot, WireError, readonly
 from fedra.server import RunStore, load_npz
+from fedra.server.store import write_npy
 
 
 def _params() -> dict[str, np.ndarray]:
@@ -136,3 +138,28 @@ def test_object_arrays_refused_and_nothing_half_written(tmp_path: Path) -> None:
     assert loaded is not None and loaded.params is not None
     np.testing.assert_array_equal(loaded.params["w"], np.ones(2))
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["final.json", "final.npz"]
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(12, dtype=np.float32).reshape(3, 4),
+        np.asfortranarray(np.arange(12.0).reshape(3, 4)),
+        np.arange(20)[::2],  # not contiguous
+        np.array(3.5),
+        np.zeros((0, 5), np.int8),
+        np.arange(6, dtype=">i4").reshape(2, 3),
+        np.zeros(3, dtype=[("a", "<f4"), ("b", "<i8")]),
+        np.arange(3 * (1 << 20) // 4 + 5, dtype=np.float32),  # several write chunks
+    ],
+)
+def test_npy_members_are_the_bytes_numpy_writes(array: np.ndarray) -> None:
+    ours, numpys = io.BytesIO(), io.BytesIO()
+    write_npy(ours, array)
+    np.lib.format.write_array(numpys, array, allow_pickle=False)
+    assert ours.getvalue() == numpys.getvalue()
+
+
+def test_object_arrays_are_refused() -> None:
+    with pytest.raises(ValueError, match="pickle"):
+        write_npy(io.BytesIO(), np.array([{"a": 1}], dtype=object))

@@ -77,3 +77,32 @@ def test_pipe_get_times_out_and_stays_usable() -> None:
 def test_pipe_capacity_must_be_positive() -> None:
     with pytest.raises(ValueError, match="capacity"):
         Pipe(0)
+
+
+def test_an_acknowledged_pipe_is_empty_once_its_taker_is_done() -> None:
+    # A stream's outgoing frames: one gRPC has taken is in flight until it asks for the next.
+    pipe: Pipe[str] = Pipe(2, acknowledged=True)
+    pipe.put("frame")
+    assert pipe.get() == "frame"
+    assert not pipe.wait_empty(timeout=0)  # taken, not sent yet
+    waiter = Worker(lambda: pipe.wait_empty(timeout=30))
+    pipe.done()
+    assert waiter.join() is True
+    assert pipe.wait_empty(timeout=0)
+
+
+def test_an_ended_acknowledged_pipe_does_not_keep_a_drain_waiting() -> None:
+    pipe: Pipe[str] = Pipe(1, acknowledged=True)
+    pipe.put("frame")
+    assert pipe.get() == "frame"
+    waiter = Worker(lambda: pipe.wait_empty(timeout=30))
+    pipe.close("the stream ended")  # its frame never gets acknowledged
+    assert waiter.join() is True
+
+
+def test_a_plain_pipe_is_empty_once_everything_is_taken() -> None:
+    pipe: Pipe[str] = Pipe(1)
+    pipe.put("frame")
+    assert not pipe.wait_empty(timeout=0)
+    assert pipe.get() == "frame"
+    assert pipe.wait_empty(timeout=0)

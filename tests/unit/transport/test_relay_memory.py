@@ -17,7 +17,7 @@ from fedra.core import FLModel
 from fedra.transport import Connection, SharedBody, TransportServer, connect
 from fedra.wire import Envelope, encode_envelope, peek_head
 
-BIG = 3 << 20  # bytes of the test model: above the gate's threshold, under a frame
+BIG = 3 << 20  # bytes of the test model: above the gate's threshold, several frames
 
 
 def model(seed: int) -> FLModel:
@@ -74,10 +74,17 @@ def gated(federation: Federation) -> Iterator[Gated]:
 def test_a_gate_lets_one_big_message_in_at_a_time(gated: Gated, federation: Federation) -> None:
     with gated.client(federation) as a, gated.client(federation) as b:
         end_a, end_b = gated.accepted.get(timeout=10), gated.accepted.get(timeout=10)
-        a.send(Envelope("big", {"from": "a"}, model(1)))
+        # A send returns once its frames are on their way: a big message waits for the
+        # receiver to read, so each is sent from a thread of its own.
+        sending_a = Worker(lambda: a.send(Envelope("big", {"from": "a"}, model(1))))
         got_a = end_a.recv(timeout=30)
-        b.send(Envelope("big", {"from": "b"}, model(2)))
-        b.send(Envelope("small", {"from": "b"}))
+        sending_a.join()
+        sending_b = Worker(
+            lambda: [
+                b.send(Envelope("big", {"from": "b"}, model(2))),
+                b.send(Envelope("small", {"from": "b"})),
+            ]
+        )
         # A's message holds the slot until A's receiver asks for its next message.
         with pytest.raises(TimeoutError):
             end_b.recv(timeout=0.5)
@@ -91,6 +98,7 @@ def test_a_gate_lets_one_big_message_in_at_a_time(gated: Gated, federation: Fede
         assert got_b.model is not None and got_b.model.params is not None
         np.testing.assert_array_equal(got_b.model.params["w"], model(2).params["w"])  # type: ignore[index]
         assert end_b.recv(timeout=30).kind == "small"
+        sending_b.join()
         # The gate saw each message's size and could read its kind and headers from the head.
         big_total = len(encode_envelope(Envelope("big", {"from": "a"}, model(1))))
         assert (big_total, ("big", {"from": "a"})) in gated.asked
@@ -100,8 +108,9 @@ def test_a_gate_lets_one_big_message_in_at_a_time(gated: Gated, federation: Fede
 def test_closing_a_connection_gives_its_slot_back(gated: Gated, federation: Federation) -> None:
     with gated.client(federation) as a:
         end_a = gated.accepted.get(timeout=10)
-        a.send(Envelope("big", {}, model(3)))
+        sending = Worker(lambda: a.send(Envelope("big", {}, model(3))))
         end_a.recv(timeout=30)
+        sending.join()
         assert not gated.slot.acquire(blocking=False)  # held while the message is handled
         end_a.close()
         assert gated.slot.acquire(timeout=5)

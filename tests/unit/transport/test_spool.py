@@ -7,6 +7,8 @@ import os
 import queue
 import socket
 import struct
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from fedra.transport import (
     TransportServer,
     connect,
 )
+from fedra.transport._stream import SharedBody
 from fedra.wire import Envelope, decode_envelope, decode_split, encode_envelope, prepare_envelope
 
 
@@ -91,6 +94,51 @@ def test_release_pages_lets_read_pages_go_and_keeps_the_data(tmp_path: Path) -> 
     release_pages(parked["w"])
     assert rss_file_kib() - before < 8 << 10
     assert float(parked["w"].sum(dtype=np.float64)) == total  # mapped back from the file
+
+
+def test_readers_framing_one_spooled_model_together_leave_it_on_disk(tmp_path: Path) -> None:
+    # As the server parent broadcasts: the model was received into a spool file in 1 MiB
+    # writes and several connections frame it at once. The page cache holds such a file in
+    # large folios, and a fault maps a whole folio, so each reader's release must reach back
+    # over the end of the part before (else most of the model stays resident).
+    encoded = prepare_envelope(
+        Envelope("task", {}, FLModel(params={"w": np.ones(16 << 20, np.float32)}))
+    )
+    spooled = Spool(tmp_path, threshold=1).open(encoded.nbytes)
+    for part in encoded.parts():
+        view = memoryview(part).cast("B")
+        for at in range(0, view.nbytes, 1 << 20):
+            spooled.write(view[at : at + (1 << 20)])
+    del encoded, part, view
+    model = decode_envelope(memoryview(spooled.finish())).model
+    readers = 4
+    body = SharedBody(Envelope("task", {}, model), readers, size=1 << 18)
+    before = rss_file_kib()
+    peak = [before]
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_file_kib())
+            done.wait(0.002)
+
+    def read() -> None:
+        for index in range(body.count):
+            assert len(body.take(index)) > 1 << 18
+            time.sleep(0)  # a connection waits for the network between frames: others run
+
+    watcher = threading.Thread(target=watch)
+    threads = [threading.Thread(target=read) for _ in range(readers)]
+    watcher.start()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    done.set()
+    watcher.join()
+    # 64 MiB framed 4 times: at most a few parts and folios per reader stay mapped.
+    assert (peak[0] - before) < 24 << 10, f"{(peak[0] - before) >> 10} MiB of 64 mapped at once"
+    assert rss_file_kib() - before < 8 << 10
 
 
 def test_copy_on_write_maps_are_writable_and_never_released(tmp_path: Path) -> None:
