@@ -132,33 +132,19 @@ def test_an_unreachable_server_is_reported(federation: Federation) -> None:
 
 
 def test_a_server_with_its_own_receive_window_takes_big_messages(federation: Federation) -> None:
-    accepted: queue.Queue[Connection] = queue.Queue()
-    server = TransportServer(
-        "127.0.0.1",
-        0,
-        ca_pem=federation.ca.cert,
-        cert_pem=federation.server.cert,
-        key_pem=federation.server.key,
-        on_connect=accepted.put,
-        receive_window=4 << 20,
-    )
-    assert dict(server._options)["grpc.http2.lookahead_bytes"] == 4 << 20
-    port = server.start()
+    link = open_link("grpc", federation, receive_window=4 << 20)
     try:
-        client = connect(
-            f"localhost:{port}",
-            ca_pem=federation.ca.cert,
-            cert_pem=federation.site.cert,
-            key_pem=federation.site.key,
-        )
-        with client:
-            model = FLModel(params={"w": np.arange(3 << 18, dtype=np.float32)})  # 3 MiB
-            client.send(Envelope("result", {"n": 1}, model))
-            got = accepted.get(timeout=10).recv(10)
-            assert got.model is not None and got.model.params is not None
-            assert np.array_equal(got.model.params["w"], model.params["w"])
+        assert isinstance(link.server, TransportServer)
+        assert dict(link.server._options)["grpc.http2.lookahead_bytes"] == 4 << 20
+        model = FLModel(params={"w": np.arange(3 << 18, dtype=np.float32)})  # 3 MiB
+        sending = Worker(lambda: link.client.send(Envelope("result", {"n": 1}, model)))
+        got = link.server_end.recv(timeout=30)
+        sending.join()
+        assert got.model is not None and got.model.params is not None
+        assert np.array_equal(got.model.params["w"], model.params["w"])  # type: ignore[index]
     finally:
-        server.stop(grace=0.2)
+        link.client.close()
+        link.server.stop(grace=0.2)
 
 
 def test_on_connect_can_refuse(federation: Federation) -> None:
