@@ -94,7 +94,7 @@ class ServerParent:
             on_connect=self._site_connected,
             # Big results go to disk here and are handed to the job process as files.
             spool=self._spool,
-            **({"receive_window": kit.receive_window} if kit.receive_window else {}),
+            receive_window=kit.receive_window,
         )
         self._admin = TransportServer(
             kit.host,

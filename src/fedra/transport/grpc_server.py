@@ -130,11 +130,12 @@ class TransportServer:
         max_message: int = DEFAULT_MAX_MESSAGE,
         max_workers: int = 64,
         spool: Spool | None = None,
-        receive_window: int = RECEIVE_WINDOW,
+        receive_window: int | None = None,
     ) -> None:
         self._address = _address(host, port)
+        window = receive_window or RECEIVE_WINDOW  # None: the default
         self._options = [
-            (key, receive_window if key == "grpc.http2.lookahead_bytes" else value)
+            (key, window if key == "grpc.http2.lookahead_bytes" else value)
             for key, value in SERVER_OPTIONS
         ]
         self._credentials = grpc.ssl_server_credentials(
