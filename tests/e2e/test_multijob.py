@@ -22,7 +22,7 @@ import pytest
 from fedra.admin import AdminError, Session
 from tests.e2e.conftest import read, wait_for
 from tests.e2e.jobs import arithmetic_job, expected_weights
-from tests.e2e.test_provisioned import (
+from tests.e2e.provisioned import (
     SERVER,
     SITES,
     ProvisionedFederation,
