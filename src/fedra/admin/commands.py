@@ -3,7 +3,9 @@
 The console parses typed lines against these entries (:mod:`fedra.admin.syntax`) and the
 ``fedra job`` commands are built from the same entries, so usage, help text and argument names
 cannot drift apart. Each entry names the :class:`Session` method that does the work; the table
-adds no behaviour of its own.
+adds no behaviour of its own. The right each command needs and what it acts on come from the
+one declaration of admin commands, :mod:`fedra.core.admin_spec` (the server enforces it; a
+test checks that every entry here is declared there and every server command is here).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from rich.console import Console
 
 from fedra.admin import render
 from fedra.admin.errors import UsageError
-from fedra.admin.session import STATUS_TARGETS, SYSTEM_TARGETS, Session
+from fedra.admin.session import Session
+from fedra.core.admin_spec import ADMIN_COMMAND, STATUS_TARGETS, SYSTEM_TARGETS, AdminCommand
 
 ParamKind = Literal["str", "int", "float", "path", "flag", "job_id", "names"]
 
@@ -79,6 +82,18 @@ class Command:
     def summary(self) -> str:
         """The first line of the help text."""
         return self.help.split("\n", 1)[0]
+
+    @property
+    def declaration(self) -> AdminCommand:
+        """The command's declaration: the right it needs and what it acts on."""
+        return ADMIN_COMMAND[self.name]
+
+    @property
+    def needs(self) -> str:
+        """The right the command needs, for help texts (``view``, ``submit_job`` ...)."""
+        declared = self.declaration
+        extra = f" + {declared.object_right} on the job" if declared.object_right else ""
+        return f"{declared.right} (acts on: {declared.acts_on}){extra}"
 
 
 def _job_id(help: str = "The job's id (see list_jobs).") -> Param:
@@ -236,22 +251,32 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "tail",
-        "Show the last lines of a participant's log.",
+        "Show the last lines of a participant's log (or of a job's file, as for cat).",
         Session.tail,
         (
             Param("participant", "server or a site name.", default="server"),
             Param("lines", "How many lines.", "int", flags=("-n", "--lines"), default=50),
+            Param(
+                "file",
+                "log.txt, or JOB_ID/PATH (a file of a job you may see).",
+                flags=("-f", "--file"),
+                default="log.txt",
+            ),
         ),
         show=render.show_text,
         json_view=render.keyed("text"),
     ),
     Command(
         "cat",
-        "Show a file of a participant's workspace.",
+        "Show a participant's log.txt, or a file of a job you may see (JOB_ID/PATH).",
         Session.cat,
         (
             Param("participant", "server or a site name.", required=True),
-            Param("file", "The file, relative to the participant's workspace.", required=True),
+            Param(
+                "file",
+                "log.txt (the participant's log) or JOB_ID/PATH (a file of that job).",
+                required=True,
+            ),
         ),
         show=render.show_text,
         json_view=render.keyed("text"),

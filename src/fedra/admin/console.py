@@ -172,6 +172,7 @@ class AdminConsole:
         command = BY_NAME[argv[0]]
         self.out.print(f"usage: {command.usage}", markup=False)
         self.out.print(f"  {command.help}", markup=False)
+        self.out.print(f"  needs the right: {command.needs}", markup=False)
         for param in command.params:
             names = ", ".join(param.flags) or param.shown
             default = "" if param.default in (None, False) else f" (default: {param.default})"

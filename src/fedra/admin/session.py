@@ -29,12 +29,9 @@ from fedra.admin.download import extract_result
 from fedra.admin.errors import AdminError, UsageError, WaitTimeout
 from fedra.admin.kit import TRANSFER_DIR, AdminKit
 from fedra.core import ConfigError, FLModel
+from fedra.core.admin_spec import STATUS_TARGETS, SYSTEM_TARGETS
 from fedra.wire import Envelope
 
-#: Targets of ``check_status``.
-STATUS_TARGETS = ("server", "client")
-#: Targets of ``shutdown`` and ``restart``.
-SYSTEM_TARGETS = ("client", "server", "all")
 #: Seconds to wait for a reply before giving up on a command.
 DEFAULT_REPLY_TIMEOUT = 120.0
 
@@ -292,17 +289,18 @@ class Session:
         """Restart the server, sites (all, or ``names``), or everything."""
         self._call("restart", _system_args(target, names))
 
-    def tail(self, participant: str = "server", lines: int = 50) -> str:
-        """The last ``lines`` lines of a participant's log."""
+    def tail(self, participant: str = "server", lines: int = 50, file: str = "log.txt") -> str:
+        """The last ``lines`` lines of a participant's log (or of ``file``, as for :meth:`cat`)."""
         if isinstance(lines, bool) or not isinstance(lines, int) or lines < 1:
             raise UsageError(f"lines must be a positive integer, got {lines!r}")
-        data = self._dict(
-            "tail", {"participant": _name("participant", participant), "lines": lines}
-        )
-        return _expect(data, "text", str, "tail")
+        args: dict[str, Any] = {"participant": _name("participant", participant), "lines": lines}
+        if file != "log.txt":
+            args["file"] = _name("file", file)
+        return _expect(self._dict("tail", args), "text", str, "tail")
 
     def cat(self, participant: str, file: str) -> str:
-        """A file of a participant's workspace (the server decides which files may be read)."""
+        """A file of a participant: ``log.txt`` (its log) or ``JOB_ID/PATH`` (a file of a job
+        the admin may see); the server and the site refuse any other name."""
         args = {"participant": _name("participant", participant), "file": _name("file", file)}
         return _expect(self._dict("cat", args), "text", str, "cat")
 

@@ -1,31 +1,32 @@
-"""Which admin may run which command on the server, by role.
+"""Which admin may run which command on what, by role: the server's side of the declarations.
 
-Each command needs one right; the server's ``local/authorization.json`` (else
+Each command declares the right it needs and the object it acts on
+(:mod:`fedra.core.admin_spec`); the server's ``local/authorization.json`` (else
 ``authorization.json.default``, else :data:`SERVER_DEFAULT`) gives each role a scope per
-right: ``any``; ``own_org`` (jobs submitted by an admin of the same org; sites of the same
-org); ``own`` (jobs this admin submitted); ``none``. The admin's name, org and role come
-from the certificate of the connection, never from the request.
+right. Scopes, for every right:
+
+- ``any``: every job and participant;
+- ``own_org``: jobs submitted (or cloned) by an admin of the same org; participants (sites,
+  the server) of the same org;
+- ``own``: jobs this admin submitted (or cloned); no participant;
+- ``none`` (also any unknown role, right or scope value): nothing.
+
+A command with no object needs a scope other than ``none`` (``operate``: ``any``); commands
+that list (``list_jobs``, ``check_status``) show only what the ``view`` scope reaches. The
+admin's name, org and role come from the certificate of the connection, never from the
+request. Decisions are pure: the server supplies the objects through :class:`Objects`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from fedra.core import FedraError
-
-RIGHT_OF: dict[str, str] = {
-    "submit_job": "submit_job",
-    "abort_job": "manage_job",
-    "clone_job": "manage_job",
-    "delete_job": "manage_job",
-    "download_job": "download_job",
-    "remove_client": "operate",
-    "shutdown": "operate",
-    "restart": "operate",
-}
-"""The right each command needs; any other command needs ``view``."""
+from fedra.core.admin_spec import SCOPES, AdminCommand, Right
+from fedra.runtime.confined import parse_file
 
 SERVER_DEFAULT: dict[str, dict[str, str]] = {
     "project_admin": {
@@ -58,11 +59,64 @@ SERVER_DEFAULT: dict[str, dict[str, str]] = {
     },
 }
 
+#: The participant name of the server in admin commands.
+SERVER_TARGET = "server"
+
 
 class NotAllowed(FedraError):
     """The admin's role does not allow this command (on this job or site)."""
 
     exit_code = 8
+
+
+class Caller(Protocol):
+    """Who sends a command: from the connection's certificate."""
+
+    @property
+    def name(self) -> str:
+        """The admin's name (certificate CN)."""
+
+    @property
+    def org(self) -> str:
+        """The admin's org (certificate O)."""
+
+    @property
+    def role(self) -> str:
+        """The admin's role (certificate OU)."""
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who a job belongs to: the admin who submitted or cloned it."""
+
+    name: str | None
+    org: str | None
+
+
+class Objects(Protocol):
+    """What the server knows about the objects commands act on."""
+
+    server_org: str
+
+    def job_owner(self, job_id: str) -> Owner:
+        """The owner of a job (raises the store's JobNotFound for an unknown id)."""
+
+    def site_org(self, name: str) -> str | None:
+        """The org of a connected site; None when no such site is connected."""
+
+    def site_names(self) -> list[str]:
+        """The connected sites, sorted."""
+
+
+def owner_of(run_info: Mapping[str, Any], submitter: str) -> Owner:
+    """The owner recorded with a job: ``owner`` (set at submit and clone), else the
+    signer of the submission, else the store's submitter (org unknown)."""
+    for key in ("owner", "submission"):
+        entry = run_info.get(key)
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            org = entry.get("org")
+            return Owner(entry["name"], org if isinstance(org, str) else None)
+    return Owner(submitter, None)
 
 
 def load_server_policy(kit_root: Path) -> tuple[dict[str, dict[str, str]], str]:
@@ -75,44 +129,108 @@ def load_server_policy(kit_root: Path) -> tuple[dict[str, dict[str, str]], str]:
     return policy, source
 
 
-def scope_of(policy: dict[str, dict[str, str]], role: str, cmd: str) -> str:
-    """The scope of ``role`` for the right ``cmd`` needs."""
-    return str(policy.get(role, {}).get(RIGHT_OF.get(cmd, "view"), "none"))
+@dataclass(frozen=True)
+class Access:
+    """One admin's scopes under the server's policy: decides, refuses in one line."""
+
+    caller: Caller
+    policy: Mapping[str, Any]
+    source: str
+
+    def scope(self, right: Right) -> str:
+        """The admin's scope for ``right`` (``none`` for anything unknown or malformed)."""
+        rights = self.policy.get(self.caller.role)
+        value = rights.get(right) if isinstance(rights, dict) else None
+        return value if isinstance(value, str) and value in SCOPES else "none"
+
+    def may_job(self, right: Right, owner: Owner) -> bool:
+        """Whether the admin's ``right`` reaches a job of ``owner``."""
+        scope = self.scope(right)
+        if scope == "any":
+            return True
+        if scope == "own":
+            return owner.name is not None and owner.name == self.caller.name
+        if scope == "own_org":
+            return owner.org is not None and owner.org == self.caller.org
+        return False
+
+    def may_participant(self, right: Right, org: str | None) -> bool:
+        """Whether the admin's ``right`` reaches a participant of ``org`` (None: unknown)."""
+        scope = self.scope(right)
+        return scope == "any" or (scope == "own_org" and org is not None and org == self.caller.org)
+
+    def may(self, right: Right) -> bool:
+        """Whether the admin has ``right`` at all (``operate`` without object: ``any``)."""
+        scope = self.scope(right)
+        return scope == "any" if right == "operate" else scope != "none"
+
+    def require(self, ok: bool, right: Right, what: str) -> None:
+        """NotAllowed (one line: who, what, which scope, which policy) unless ``ok``."""
+        if not ok:
+            caller = self.caller
+            raise NotAllowed(
+                f"not allowed: {caller.role} {caller.name} may not {what} "
+                f"({right}: {self.scope(right)}, {self.source})"
+            )
+
+    def require_job(self, right: Right, cmd: str, owner: Owner) -> None:
+        """NotAllowed unless ``right`` reaches the job of ``owner``."""
+        what = f"{cmd} on a job of {owner.name} ({owner.org or 'org unknown'})"
+        self.require(self.may_job(right, owner), right, what)
 
 
-def allowed_on_job(scope: str, name: str, org: str, owner: dict[str, Any]) -> bool:
-    """Whether an admin with ``scope`` may act on a job submitted by ``owner``."""
-    if scope == "any":
-        return True
-    if scope == "own":
-        return owner.get("name") == name
-    if scope == "own_org":
-        return owner.get("org") is not None and owner.get("org") == org
-    return False
+def operated_sites(cmd: str, args: Mapping[str, Any], connected: Sequence[str]) -> list[str]:
+    """The participants an ``operate`` command acts on (the server as ``server``): the one
+    list both the authorization and the handler use."""
+    if cmd == "remove_client":
+        return [str(args["name"])]
+    target = args.get("target")
+    names = [str(n) for n in args.get("names") or connected]
+    if target == "client":
+        return names
+    if target == "server":
+        return [SERVER_TARGET]
+    return [*list(connected), SERVER_TARGET]
 
 
-def check(
-    policy: dict[str, dict[str, str]],
-    source: str,
-    peer: Any,
-    cmd: str,
-    *,
-    owner: dict[str, Any] | None = None,
-    site_orgs: Sequence[str] = (),
+def authorize(
+    access: Access, command: AdminCommand, args: Mapping[str, Any], objects: Objects
 ) -> None:
-    """Raise NotAllowed unless ``peer`` (name, org, role) may run ``cmd``."""
-    scope = scope_of(policy, peer.role, cmd)
-    right = RIGHT_OF.get(cmd, "view")
-    if owner is not None:
-        ok = allowed_on_job(scope, peer.name, peer.org, owner)
-        what = f"{cmd} on a job of {owner.get('name')} ({owner.get('org')})"
-    elif site_orgs:
-        ok = scope == "any" or (scope == "own_org" and all(o == peer.org for o in site_orgs))
-        what = f"{cmd} on sites of {', '.join(sorted(set(site_orgs)))}"
-    else:
-        ok = scope == "any" if right == "operate" else scope != "none"
-        what = cmd
-    if not ok:
-        raise NotAllowed(
-            f"not allowed: {peer.role} {peer.name} may not {what} ({right}: {scope}, {source})"
-        )
+    """NotAllowed unless the admin may run ``command`` with exactly these validated ``args``."""
+    right, cmd = command.right, command.name
+    if command.acts_on == "nothing":
+        access.require(access.may(right), right, cmd)
+    elif command.acts_on == "job":
+        owner = objects.job_owner(str(args["job_id"]))
+        if command.object_right is not None:
+            access.require(access.may(right), right, cmd)
+            access.require_job(command.object_right, cmd, owner)
+        else:
+            access.require_job(right, cmd, owner)
+    elif command.acts_on == "participant":
+        _require_participants(access, right, cmd, [str(args["target"])], objects)
+    elif command.acts_on == "sites":
+        names = operated_sites(cmd, args, objects.site_names())
+        _require_participants(access, right, cmd, names or [SERVER_TARGET], objects)
+    elif command.acts_on == "file":
+        ref = parse_file(args["file"])
+        what = f"{cmd} {ref.name} of {args['participant']}"
+        if ref.job_id is None:
+            _require_participants(access, right, what, [str(args["participant"])], objects)
+        else:
+            owner = objects.job_owner(ref.job_id)
+            access.require_job(right, what, owner)
+            if not ref.is_log:  # a job's files (models, code) are what download_job gives
+                access.require_job("download_job", what, owner)
+    else:  # a declaration with an object this server does not know: fail closed
+        access.require(False, right, f"{cmd} (acts on {command.acts_on!r})")
+
+
+def _require_participants(
+    access: Access, right: Right, what: str, names: Sequence[str], objects: Objects
+) -> None:
+    orgs = {n: objects.server_org if n == SERVER_TARGET else objects.site_org(n) for n in names}
+    denied = sorted(n for n, org in orgs.items() if not access.may_participant(right, org))
+    if denied:
+        shown = ", ".join(f"{n} ({orgs[n] or 'not connected'})" for n in denied)
+        access.require(False, right, f"{what} on {shown}")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import shutil
 import threading
 import time
 import zipfile
@@ -18,8 +20,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fedra.core import ConfigError, FedraError, JobMeta, JobStatus, parse_meta
+from fedra.core.admin_spec import ADMIN_COMMAND, BadArguments, server_command, validate_args
 from fedra.runtime import protocol as p
-from fedra.runtime.procs import tail
+from fedra.runtime.admin_rights import (
+    SERVER_TARGET,
+    Access,
+    Caller,
+    Owner,
+    authorize,
+    load_server_policy,
+    operated_sites,
+    owner_of,
+)
+from fedra.runtime.confined import (
+    MAX_READ_BYTES,
+    FileRef,
+    cat_text,
+    parse_file,
+    regular_files,
+    tail_text,
+)
 from fedra.store import JobRecord, meta_as_dict
 from fedra.transport import ChannelClosed, Connection
 from fedra.wire import Envelope
@@ -28,19 +48,27 @@ if TYPE_CHECKING:
     from fedra.runtime.server_parent import ServerParent
 
 log = logging.getLogger("fedra.admin")
-Handler = Callable[["ServerParent", dict[str, Any], bytes | None, str], tuple[Any, bytes | None]]
+Handler = Callable[["ServerParent", dict[str, Any], bytes | None, Access], tuple[Any, bytes | None]]
 _HANDLERS: dict[str, Handler] = {}
-MAX_TEXT = 256 * 1024
+MAX_TEXT = MAX_READ_BYTES
 
 
 def command(name: str) -> Callable[[Handler], Handler]:
-    """Register a handler."""
+    """Register the handler of a command declared in :mod:`fedra.core.admin_spec`."""
 
     def register(fn: Handler) -> Handler:
+        declared = ADMIN_COMMAND.get(name)
+        if declared is None or declared.served_by != "server":
+            raise TypeError(f"admin command {name!r} has no server declaration")
         _HANDLERS[name] = fn
         return fn
 
     return register
+
+
+def handlers() -> dict[str, Handler]:
+    """The server's handlers by command name (for the declaration walk in the tests)."""
+    return dict(_HANDLERS)
 
 
 def serve_admin(server: ServerParent, conn: Connection) -> None:
@@ -56,54 +84,62 @@ def serve_admin(server: ServerParent, conn: Connection) -> None:
             env = conn.recv()
             if env.kind != p.ADMIN:
                 continue
-            conn.send(_answer(server, env, conn.peer.name, conn.peer))
+            conn.send(_answer(server, env, conn.peer))
     except (ChannelClosed, FedraError, OSError):
         log.info("admin %s disconnected", who)
 
 
-def _authorize(server: ServerParent, peer: Any, cmd: str, args: dict[str, Any]) -> None:
-    """Refuse a command the admin's role does not allow (NotAllowed, one line)."""
-    from fedra.runtime.admin_rights import RIGHT_OF, check, load_server_policy
+class _ServerObjects:
+    """The objects of admin commands, as this server knows them (for admin_rights)."""
 
-    policy, source = load_server_policy(server.kit.root)
-    job_id = args.get("job_id")
-    if cmd in RIGHT_OF and RIGHT_OF[cmd] in ("manage_job", "download_job") and job_id:
-        record = server.store.get(str(job_id))
-        owner = dict(record.run_info.get("submission") or {"name": record.submitter})
-        check(policy, source, peer, cmd, owner=owner)
-    elif cmd in ("remove_client", "shutdown", "restart"):
-        names = args.get("names") or ([args["name"]] if args.get("name") else sorted(server.sites))
-        orgs = [server.sites[n].org for n in names if n in server.sites]
-        if cmd != "remove_client" and args.get("target") in ("server", "all"):
-            orgs.append(server.kit.org)
-        check(policy, source, peer, cmd, site_orgs=orgs or [server.kit.org])
-    else:
-        check(policy, source, peer, cmd)
+    def __init__(self, server: ServerParent) -> None:
+        self._server = server
+        self.server_org = server.kit.org
+
+    def job_owner(self, job_id: str) -> Owner:
+        record = self._server.store.get(job_id)
+        return owner_of(record.run_info, record.submitter)
+
+    def site_org(self, name: str) -> str | None:
+        handle = self._server.sites.get(name)
+        return handle.org if handle is not None else None
+
+    def site_names(self) -> list[str]:
+        return sorted(self._server.sites)
 
 
-def _answer(server: ServerParent, env: Envelope, user: str, peer: Any = None) -> Envelope:
+def _answer(server: ServerParent, env: Envelope, peer: Caller) -> Envelope:
+    """Validate, authorize, run one request; the reply. Every refusal is one log line."""
     h = env.headers
-    req_id, cmd = h.get("id"), str(h.get("cmd", ""))
-    args = h.get("args") or {}
-    handler = _HANDLERS.get(cmd)
+    req_id, cmd = h.get("id"), h.get("cmd")
     try:
-        if handler is None:
-            raise ConfigError(f"unknown command '{cmd}'")
-        if not isinstance(args, dict):
-            raise ConfigError("args must be an object")
+        declared = server_command(cmd)
+        args = validate_args(declared, h.get("args"))
+        handler = _HANDLERS.get(declared.name)
+        if handler is None:  # declared but not served here: fail closed
+            raise BadArguments(f"{declared.name} is not served by the server")
         if not server.hot:
             error = FedraError(server.not_in_service())
             error.hint = "the console finds the hot server through the overseer by itself"
             raise error
-        if peer is not None:
-            _authorize(server, peer, cmd, args)
-        data, blob = handler(server, args, p.model_zip(env.model), user)
+        policy, source = load_server_policy(server.kit.root)
+        access = Access(peer, policy, source)
+        authorize(access, declared, args, _ServerObjects(server))
+        data, blob = handler(server, args, p.model_zip(env.model), access)
     except FedraError as exc:
+        log.warning(
+            "refused %s from %s (%s, %s): %s",
+            _one_line(cmd),
+            peer.name,
+            peer.role,
+            peer.org,
+            _one_line(str(exc)),
+        )
         return Envelope(
             p.REPLY, {"id": req_id, "ok": False, "data": None, "error": str(exc), "hint": exc.hint}
         )
     except Exception as exc:
-        log.exception("admin command %s failed", cmd)
+        log.exception("admin command %s of %s failed", _one_line(cmd), peer.name)
         return Envelope(
             p.REPLY,
             {
@@ -120,13 +156,15 @@ def _answer(server: ServerParent, env: Envelope, user: str, peer: Any = None) ->
     )
 
 
+def _one_line(value: object, limit: int = 300) -> str:
+    """``value`` for one log line: control characters escaped, cut short."""
+    text = value if isinstance(value, str) else repr(value)
+    text = text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _job_id(args: dict[str, Any]) -> str:
-    job_id = args.get("job_id")
-    if not isinstance(job_id, str) or not job_id:
-        raise ConfigError(
-            "missing job id",
-        )
-    return job_id
+    return str(args["job_id"])
 
 
 def job_dict(server: ServerParent, record: JobRecord, detailed: bool) -> dict[str, Any]:
@@ -150,13 +188,21 @@ def job_dict(server: ServerParent, record: JobRecord, detailed: bool) -> dict[st
     return out
 
 
+def _may_view(access: Access, record: JobRecord) -> bool:
+    return access.may_job("view", owner_of(record.run_info, record.submitter))
+
+
+def _may_view_site(server: ServerParent, access: Access, name: str) -> bool:
+    handle = server.sites.get(name)
+    return access.may_participant("view", handle.org if handle is not None else None)
+
+
 @command("check_status")
 def _check_status(
-    server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+    server: ServerParent, args: dict[str, Any], _b: bytes | None, access: Access
 ) -> tuple[Any, None]:
-    target = args.get("target", "server")
     now = time.monotonic()
-    if target == "client":
+    if args["target"] == "client":
         sites = [
             {
                 "name": h.name,
@@ -170,18 +216,20 @@ def _check_status(
                 },
             }
             for h in sorted(server.sites.values(), key=lambda h: h.name)
+            if access.may_participant("view", h.org)
         ]
         return {"sites": sites}, None
-    if target != "server":
-        raise ConfigError(f"check_status: target must be 'server' or 'client', got {target!r}")
+    records = [server.store.get(j) for j in list(server.running)]
     jobs = [
-        {"job_id": j, "name": server.store.get(j).name, "status": "RUNNING"} for j in server.running
+        {"job_id": r.job_id, "name": r.name, "status": "RUNNING"}
+        for r in records
+        if _may_view(access, r)
     ]
     return {
         "status": "started",
         "start_time": server.started,
         "jobs": jobs,
-        "sites": sorted(server.sites),
+        "sites": [s for s in sorted(server.sites) if _may_view_site(server, access, s)],
     }, None
 
 
@@ -232,9 +280,14 @@ def check_resources(server: ServerParent, meta: JobMeta) -> None:
             )
 
 
+def _owner(access: Access) -> dict[str, str]:
+    caller = access.caller
+    return {"name": caller.name, "org": caller.org, "role": caller.role}
+
+
 @command("submit_job")
 def _submit(
-    server: ServerParent, args: dict[str, Any], blob: bytes | None, user: str
+    server: ServerParent, args: dict[str, Any], blob: bytes | None, access: Access
 ) -> tuple[Any, None]:
     import json
     import tempfile
@@ -242,6 +295,7 @@ def _submit(
     from fedra.job import load_job
     from fedra.job.archive import unzip_job
 
+    user = access.caller.name
     if blob is None:
         raise ConfigError("submit_job needs the job folder (zipped)")
     submission = check_submission(server, blob, args, user)
@@ -252,7 +306,7 @@ def _submit(
         meta = json.loads((folder / "meta.json").read_text())
     check_resources(server, job.meta)
     record = server.store.create(meta, blob, submitter=user)
-    server.store.update_run_info(record.job_id, {"submission": submission})
+    server.store.update_run_info(record.job_id, {"submission": submission, "owner": _owner(access)})
     log.info("job %s (%s) submitted by %s (signature checked)", record.job_id, job.meta.name, user)
     server.wake()
     return {"job_id": record.job_id}, None
@@ -260,46 +314,58 @@ def _submit(
 
 @command("list_jobs")
 def _list(
-    server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+    server: ServerParent, args: dict[str, Any], _b: bytes | None, access: Access
 ) -> tuple[Any, None]:
-    prefix = args.get("prefix") or None
-    records = server.store.list(prefix=prefix)
-    return {"jobs": [job_dict(server, r, bool(args.get("detailed"))) for r in records]}, None
+    records = [r for r in server.store.list(prefix=args["prefix"]) if _may_view(access, r)]
+    return {"jobs": [job_dict(server, r, args["detailed"]) for r in records]}, None
 
 
 @command("get_job")
-def _get(server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str) -> tuple[Any, None]:
+def _get(
+    server: ServerParent, args: dict[str, Any], _b: bytes | None, _a: Access
+) -> tuple[Any, None]:
     return job_dict(server, server.store.get(_job_id(args)), True), None
 
 
 @command("abort_job")
 def _abort(
-    server: ServerParent, args: dict[str, Any], _b: bytes | None, user: str
+    server: ServerParent, args: dict[str, Any], _b: bytes | None, access: Access
 ) -> tuple[Any, None]:
     job_id = _job_id(args)
-    status = server.abort(job_id, f"aborted by {user}")
+    status = server.abort(job_id, f"aborted by {access.caller.name}")
     return {"job_id": job_id, "status": status.value}, None
 
 
 @command("clone_job")
 def _clone(
-    server: ServerParent, args: dict[str, Any], _b: bytes | None, user: str
+    server: ServerParent, args: dict[str, Any], _b: bytes | None, access: Access
 ) -> tuple[Any, None]:
     record = server.store.get(_job_id(args))
+    user = access.caller.name
     clone = server.store.create(
         meta_as_dict(record.meta), server.store.job_zip(record.job_id), user
     )
-    # The archive is the same bytes: the original signature (and signer) still vouch for it.
+    # The archive is the same bytes: the original signature still vouches for its content
+    # (the sites check it); the clone belongs to, and is recorded as submitted by, the cloner.
     submission = record.run_info.get("submission")
+    signer = submission.get("name") if isinstance(submission, dict) else None
+    info: dict[str, Any] = {
+        "owner": _owner(access),
+        "cloned_from": {"job_id": record.job_id, "signer": signer},
+    }
     if submission is not None:
-        server.store.update_run_info(clone.job_id, {"submission": submission})
+        info["submission"] = submission
+    server.store.update_run_info(clone.job_id, info)
+    log.info(
+        "job %s cloned from %s by %s (signed by %s)", clone.job_id, record.job_id, user, signer
+    )
     server.wake()
     return {"job_id": clone.job_id}, None
 
 
 @command("delete_job")
 def _delete(
-    server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+    server: ServerParent, args: dict[str, Any], _b: bytes | None, _a: Access
 ) -> tuple[Any, None]:
     server.store.delete(_job_id(args))
     return {}, None
@@ -307,24 +373,25 @@ def _delete(
 
 @command("download_job")
 def _download(
-    server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+    server: ServerParent, args: dict[str, Any], _b: bytes | None, _a: Access
 ) -> tuple[Any, bytes]:
     job_id = _job_id(args)
     server.store.get(job_id)
-    root = server.store.workspace(job_id)
     buffer = io.BytesIO()
-    count = 0
+    count, skipped = 0, list[str]()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(root.rglob("*")):
-            if path.is_file() and not path.is_symlink():
-                zf.write(path, path.relative_to(root).as_posix())
-                count += 1
+        for name, fd in regular_files(server.store.workspace(job_id), skipped):
+            with os.fdopen(fd, "rb") as src, zf.open(name, "w") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)  # what was checked is what is read
+            count += 1
+    for entry in skipped:
+        log.warning("download_job %s: skipped %s", job_id, entry)
     return {"files": count}, buffer.getvalue()
 
 
 @command("show_stats")
 def _stats(
-    server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+    server: ServerParent, args: dict[str, Any], _b: bytes | None, _a: Access
 ) -> tuple[Any, None]:
     record = server.store.get(_job_id(args))
     return {
@@ -336,7 +403,7 @@ def _stats(
 
 @command("show_errors")
 def _errors(
-    server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+    server: ServerParent, args: dict[str, Any], _b: bytes | None, _a: Access
 ) -> tuple[Any, None]:
     record = server.store.get(_job_id(args))
     errors = [
@@ -347,14 +414,11 @@ def _errors(
     return {"failure": record.failure, "errors": errors}, None
 
 
-def _participant_file(server: ServerParent, participant: str, name: str) -> Path:
-    if participant != "server":
-        raise ConfigError("only the server's files can be read here; ask the site with sys_info")
-    root = server.kit.root.resolve()
-    path = (root / name).resolve()
-    if not path.is_relative_to(root) or not path.is_file():
-        raise ConfigError(f"no file {name!r} in the server's folder")
-    return path
+def _server_file(server: ServerParent, ref: FileRef) -> tuple[Path, tuple[str, ...]]:
+    """Where the server's file ``ref`` lies: (a folder, the parts under it)."""
+    if ref.job_id is None:
+        return server.kit.root, ref.parts
+    return server.store.workspace(ref.job_id), ref.parts
 
 
 def _relay(server: ServerParent, site: str, cmd: str, args: dict[str, Any]) -> Any:
@@ -365,34 +429,32 @@ def _relay(server: ServerParent, site: str, cmd: str, args: dict[str, Any]) -> A
 
 @command("tail")
 def _tail(
-    server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+    server: ServerParent, args: dict[str, Any], _b: bytes | None, _a: Access
 ) -> tuple[Any, None]:
-    participant = str(args.get("participant", "server"))
-    lines = int(args.get("lines", 40))
-    if participant != "server":
-        return _relay(server, participant, "tail", {"lines": lines}), None
-    return {"text": tail(_participant_file(server, "server", "log.txt"), lines)}, None
+    participant, lines, ref = args["participant"], args["lines"], parse_file(args["file"])
+    if participant != SERVER_TARGET:
+        return _relay(server, participant, "tail", {"lines": lines, "file": ref.name}), None
+    return {"text": tail_text(*_server_file(server, ref), lines)}, None
 
 
 @command("cat")
-def _cat(server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str) -> tuple[Any, None]:
-    participant = str(args.get("participant", "server"))
-    name = str(args.get("file", "log.txt"))
-    if participant != "server":
-        return _relay(server, participant, "cat", {"file": name}), None
-    path = _participant_file(server, participant, name)
-    return {"text": path.read_bytes()[-MAX_TEXT:].decode("utf-8", errors="replace")}, None
+def _cat(
+    server: ServerParent, args: dict[str, Any], _b: bytes | None, _a: Access
+) -> tuple[Any, None]:
+    participant, ref = args["participant"], parse_file(args["file"])
+    if participant != SERVER_TARGET:
+        return _relay(server, participant, "cat", {"file": ref.name}), None
+    return {"text": cat_text(*_server_file(server, ref))}, None
 
 
 @command("sys_info")
 def _sys_info(
-    server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+    server: ServerParent, args: dict[str, Any], _b: bytes | None, _a: Access
 ) -> tuple[Any, None]:
-    import os
     import platform
 
-    target = str(args.get("target", "server"))
-    if target != "server":
+    target = args["target"]
+    if target != SERVER_TARGET:
         return _relay(server, target, "sys_info", {}), None
     return {
         "name": server.kit.name,
@@ -407,48 +469,38 @@ def _sys_info(
 
 @command("remove_client")
 def _remove(
-    server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+    server: ServerParent, args: dict[str, Any], _b: bytes | None, _a: Access
 ) -> tuple[Any, None]:
-    name = str(args.get("name", ""))
-    handle = server.sites.get(name)
-    if handle is None:
-        raise ConfigError(f"site {name!r} is not connected")
-    handle.conn.close()
+    for name in operated_sites("remove_client", args, sorted(server.sites)):
+        handle = server.sites.get(name)
+        if handle is None:
+            raise ConfigError(f"site {name!r} is not connected")
+        handle.conn.close()
     return {}, None
 
 
-def _targets(server: ServerParent, args: dict[str, Any]) -> list[str]:
-    names = args.get("names") or sorted(server.sites)
-    return [str(n) for n in names]
+def _operate(server: ServerParent, cmd: str, args: dict[str, Any], exit_code: int) -> None:
+    """Send ``cmd`` to the sites and/or stop the server: exactly the authorized targets."""
+    for name in operated_sites(cmd, args, sorted(server.sites)):
+        if name == SERVER_TARGET:
+            threading.Timer(0.5, server.shutdown, args=(exit_code,)).start()
+        else:
+            server.send_to_site(name, Envelope(p.REQUEST, {"id": "", "cmd": cmd}))
 
 
 @command("shutdown")
 def _shutdown(
-    server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+    server: ServerParent, args: dict[str, Any], _b: bytes | None, _a: Access
 ) -> tuple[Any, None]:
-    target = args.get("target")
-    if target not in ("client", "server", "all"):
-        raise ConfigError("shutdown: target must be client, server or all")
-    if target in ("client", "all"):
-        for site in _targets(server, args):
-            server.send_to_site(site, Envelope(p.REQUEST, {"id": "", "cmd": "shutdown"}))
-    if target in ("server", "all"):
-        threading.Timer(0.5, server.shutdown).start()
+    _operate(server, "shutdown", args, 0)
     return {}, None
 
 
 @command("restart")
 def _restart(
-    server: ServerParent, args: dict[str, Any], _b: bytes | None, _u: str
+    server: ServerParent, args: dict[str, Any], _b: bytes | None, _a: Access
 ) -> tuple[Any, None]:
-    target = args.get("target")
-    if target not in ("client", "server", "all"):
-        raise ConfigError("restart: target must be client, server or all")
-    if target in ("client", "all"):
-        for site in _targets(server, args):
-            server.send_to_site(site, Envelope(p.REQUEST, {"id": "", "cmd": "restart"}))
-    if target in ("server", "all"):
-        threading.Timer(0.5, server.shutdown, args=(p.RESTART_EXIT_CODE,)).start()
+    _operate(server, "restart", args, p.RESTART_EXIT_CODE)
     return {}, None
 
 

@@ -427,10 +427,16 @@ class SiteParent:
 
     # -- requests relayed from admins ---------------------------------------------------
     def _request(self, h: dict[str, Any]) -> None:
+        """Answer a request relayed by the server. Any input, however malformed, gets a
+        refusal reply and one log line: nothing here may end the site (H1)."""
+        from fedra.runtime.confined import cat_text, parse_file, tail_text
+
         cmd = h.get("cmd")
-        args = h.get("args") or {}
         ok, data, error = True, None, None
         try:
+            args = h.get("args") or {}
+            if not isinstance(args, dict):
+                raise FedraError(f"{cmd!r}: args must be an object")
             if cmd == "sys_info":
                 data = {
                     "name": self.kit.name,
@@ -439,14 +445,18 @@ class SiteParent:
                     "platform": platform.platform(),
                     "jobs": sorted(self.jobs),
                 }
-            elif cmd == "tail":
-                data = {"text": tail(self.kit.root / "log.txt", int(args.get("lines", 40)))}
-            elif cmd == "cat":
-                root = self.kit.root.resolve()
-                path = (root / str(args.get("file", "log.txt"))).resolve()
-                if not path.is_relative_to(root) or not path.is_file():
-                    raise FedraError(f"no file {args.get('file')!r} in the site's folder")
-                data = {"text": path.read_bytes()[-256 * 1024 :].decode("utf-8", "replace")}
+            elif cmd in ("tail", "cat"):
+                # Confined here too: only log.txt or jobs/JOB_ID/..., never startup/ or local/.
+                ref = parse_file(args.get("file", "log.txt"))
+                root = self.kit.root
+                parts = ref.parts if ref.job_id is None else ("jobs", ref.job_id, *ref.parts)
+                if cmd == "cat":
+                    data = {"text": cat_text(root, parts)}
+                else:
+                    lines = args.get("lines", 40)
+                    if isinstance(lines, bool) or not isinstance(lines, int) or lines < 1:
+                        raise FedraError(f"tail: lines must be a positive integer, got {lines!r}")
+                    data = {"text": tail_text(root, parts, min(lines, 10_000))}
             elif cmd == "reserve":
                 job_id = str(args.get("job_id", ""))
                 spec = args.get("spec") or {}
@@ -470,7 +480,11 @@ class SiteParent:
             else:
                 raise FedraError(f"unknown request {cmd!r}")
         except FedraError as exc:
-            ok, error = False, str(exc)
+            ok, data, error = False, None, str(exc)
+            log.warning("refused request %r from the server: %s", cmd, error)
+        except Exception as exc:  # a malformed request is refused, never the end of the site
+            ok, data, error = False, None, f"{cmd!r} failed: {type(exc).__name__}: {exc}"
+            log.warning("refused request %r from the server: %s", cmd, error)
         if h.get("id"):
             self._send(Envelope(p.REPLY, {"id": h["id"], "ok": ok, "data": data, "error": error}))
 

@@ -30,14 +30,18 @@ def test_usage_lines() -> None:
     assert find("list_jobs").usage == "list_jobs [-d] [-n PREFIX]"
     assert find("download_job").usage == "download_job JOB_ID [-o DIR]"
     assert find("shutdown").usage == "shutdown client|server|all [SITE ...]"
-    assert find("tail").usage == "tail [PARTICIPANT] [-n LINES]"
+    assert find("tail").usage == "tail [PARTICIPANT] [-n LINES] [-f FILE]"
 
 
 def test_parse_fills_defaults_and_converts() -> None:
     assert parse_args(find("list_jobs"), []) == {"detailed": False, "prefix": None}
     assert parse_args(find("list_jobs"), ["-d", "-n", "d4"]) == {"detailed": True, "prefix": "d4"}
     assert parse_args(find("list_jobs"), ["--prefix=d4"])["prefix"] == "d4"
-    assert parse_args(find("tail"), ["site-1", "-n", "7"]) == {"participant": "site-1", "lines": 7}
+    assert parse_args(find("tail"), ["site-1", "-n", "7"]) == {
+        "participant": "site-1",
+        "lines": 7,
+        "file": "log.txt",
+    }
     assert parse_args(find("download_job"), ["j1", "-o", "out"])["dest"] == Path("out")
     assert parse_args(find("wait"), ["j1", "--timeout", "2.5"])["timeout"] == 2.5
     assert parse_args(find("shutdown"), ["client", "site-1", "site-2"]) == {
