@@ -87,6 +87,14 @@ def test_job_files_follow_the_jobs_owner(hostile: ProvisionedFederation, job_a: 
     """M5: another org's lead (download_job: own) and a member (download_job: none) may read
     the job's logs (view: any by default) but not its code or models; the owner may."""
     code = f"{job_a}/job/meta.json"
+    with hostile.session(LEAD_B) as lead_b:  # the paths of the review: the store, jobs/
+        for participant, path in (
+            ("server", f"store/jobs/{job_a}/workspace/job/meta.json"),
+            ("server", f"store/jobs/{job_a}/job.zip"),
+            (SITE_B, f"jobs/{job_a}/job/meta.json"),
+        ):
+            with pytest.raises(AdminError, match="not readable"):
+                lead_b.cat(participant, path)
     with hostile.session(LEAD_A) as lead_a:
         assert "min_clients" in lead_a.cat("server", code)
         assert "min_clients" in lead_a.cat(SITE_B, code)
