@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -93,11 +92,11 @@ def test_cloning_needs_the_submit_right_and_the_clone_is_the_cloners(
     hostile: ProvisionedFederation, job_a: str
 ) -> None:
     """L1: org_admin (submit_job: none) may not clone; a clone belongs to who cloned it."""
-    with hostile.session(ORG_ADMIN_A) as org_admin:
-        with pytest.raises(
-            AdminError, match=r"not allowed: org_admin .*clone_job.*submit_job: none"
-        ):
-            org_admin.clone_job(job_a)
+    with (
+        hostile.session(ORG_ADMIN_A) as org_admin,
+        pytest.raises(AdminError, match=r"not allowed: org_admin .*clone_job.*submit_job: none"),
+    ):
+        org_admin.clone_job(job_a)
     wait_log(hostile, SERVER, "refused clone_job from", ORG_ADMIN_A)
     with hostile.session(LEAD_B) as lead_b:
         clone = lead_b.clone_job(job_a)

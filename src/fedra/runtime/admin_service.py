@@ -1,9 +1,14 @@
-"""The admin service of the server parent: one handler per admin command.
+"""The admin service of the server parent: one handler per declared admin command.
 
 Requests and replies follow docs/admin-commands.md: ``Envelope("admin", {"id", "cmd",
 "args"})`` in, ``Envelope("reply", {"id", "ok", "data", "error", "hint"})`` out, archives as a
-``zip`` uint8 array. Handlers raise FedraError for anything the user got wrong; the reply
-then carries its one-line message.
+``zip`` uint8 array. Each request goes through the same steps, fail closed: the command must
+be declared for the server (:mod:`fedra.core.admin_spec`) and have a handler here; its args
+are checked against the declaration (wrong type, missing or undeclared: refused); the admin
+(from the certificate) is authorized on exactly those checked args
+(:mod:`fedra.runtime.admin_rights`); the handler gets exactly those args. Handlers raise
+FedraError for anything the user got wrong; the reply then carries its one-line message, and
+the server's log one line: who, what, why.
 """
 
 from __future__ import annotations
