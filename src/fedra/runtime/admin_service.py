@@ -247,7 +247,8 @@ def _submit(
     submission = check_submission(server, blob, args, user)
     with tempfile.TemporaryDirectory(prefix="fedra-submit-") as tmp:
         folder = Path(tmp) / "job"
-        unzip_job(blob, folder)
+        # The transport refused a bigger upload from its declared size; this bounds the zip.
+        unzip_job(blob, folder, max_archive_bytes=server.kit.max_job_bytes)
         job = load_job(folder)  # fully validated before anything is stored
         meta = json.loads((folder / "meta.json").read_text())
     check_resources(server, job.meta)
