@@ -76,9 +76,7 @@ def raw_connection(fed: ProvisionedFederation, admin: str) -> StreamConnection:
     with that kit would open it (no Session, no checks on this side)."""
     kit = AdminKit.find(fed.kits[admin])
     ca, cert, key = kit.credentials()
-    conn = connect(
-        kit.target, ca_pem=ca, cert_pem=cert, key_pem=key, server_name=kit.server_name
-    )
+    conn = connect(kit.target, ca_pem=ca, cert_pem=cert, key_pem=key, server_name=kit.server_name)
     assert isinstance(conn, StreamConnection)
     return conn
 

@@ -189,6 +189,7 @@ class Session:
         with self._lock:
             if self._closed:
                 raise AdminError("the admin session is closed")
+            self._reopen_if_idle_closed()
             try:
                 self._conn.send(request)
                 reply = self._await_reply(cmd, request_id)
@@ -205,6 +206,13 @@ class Session:
                     "is the server still running? reconnect and try again",
                 ) from exc
         return self._unpack(cmd, reply)
+
+    def _reopen_if_idle_closed(self) -> None:
+        """Connect again when the server closed this session's connection between commands
+        (it closes admin connections that stay idle; see fedra.runtime.admin_port)."""
+        if getattr(self._conn, "closed", False) is True and self.kit is not None:
+            fresh = Session.connect(self.kit)
+            self._conn = fresh._conn
 
     def _await_reply(self, cmd: str, request_id: str) -> Envelope:
         """Receive until the reply to ``request_id``, skipping stale replies (after a timeout)."""

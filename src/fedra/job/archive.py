@@ -120,7 +120,8 @@ def unzip_job(
 ) -> Path:
     """Extract the job zip ``data`` into ``dest`` (which must not exist, or be empty).
 
-    ``max_bytes`` bounds the unpacked size, ``max_archive_bytes`` the zip itself. A zip holding a single top folder with meta.json in it is unwrapped, so that
+    ``max_bytes`` bounds the unpacked size, ``max_archive_bytes`` the zip itself. A zip
+    holding a single top folder with meta.json in it is unwrapped, so that
     ``dest/meta.json`` exists either way. Anything unsafe or malformed raises
     :class:`JobArchiveError` naming the entry, and leaves ``dest`` as it was.
     """

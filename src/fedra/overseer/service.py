@@ -120,8 +120,7 @@ class _Server(ThreadingHTTPServer):
                         return f"{MAX_HANDSHAKES} TLS handshakes are in progress (the limit)"
                     if held >= MAX_HANDSHAKES_PER_ADDRESS:
                         return (
-                            f"{held} TLS handshakes from that address are in progress "
-                            "(the limit)"
+                            f"{held} TLS handshakes from that address are in progress (the limit)"
                         )
                 else:
                     if sum(counts.values()) >= MAX_CONNECTIONS:

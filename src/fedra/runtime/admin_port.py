@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from fedra.transport import ChannelClosed, Connection, PeerIdentity, Spool
+from fedra.transport import Connection, PeerIdentity, Spool
 from fedra.wire import Envelope, peek_head
 
 log = logging.getLogger("fedra.admin")
@@ -217,9 +217,7 @@ class AdminPort:
 
     def _start_watcher(self) -> None:
         if self._watcher is None:
-            self._watcher = threading.Thread(
-                target=self._watch, name="admin-idle", daemon=True
-            )
+            self._watcher = threading.Thread(target=self._watch, name="admin-idle", daemon=True)
             self._watcher.start()
 
     def _watch(self) -> None:
@@ -243,10 +241,7 @@ class AdminPort:
                 seconds,
                 self.idle_timeout_s,
             )
-            try:
-                tracked.close()
-            except ChannelClosed:
-                pass
+            tracked.close()
         return len(idle)
 
     def open_count(self, peer: PeerIdentity) -> int:
