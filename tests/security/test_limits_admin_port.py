@@ -208,7 +208,9 @@ def test_a_job_above_max_job_bytes_is_refused(fed: ProvisionedFederation, tmp_pa
     (folder / "app" / "custom" / "big.bin").write_bytes(os.urandom(3 * MIB))
     with fed.session(LEAD_A) as session, pytest.raises(AdminError) as refused:
         session.submit_job(folder)
-    assert f"above the server's limit of {MAX_JOB} bytes" in str(refused.value)
+    message = str(refused.value)
+    assert message.startswith("the server refused 'submit_job': the job upload is"), message
+    assert f"above the server's limit of {MAX_JOB} bytes" in message
     fed.check_alive()
 
 
@@ -221,6 +223,7 @@ def test_a_junk_prefixed_job_zip_is_refused(fed: ProvisionedFederation, tmp_path
         assert "bytes of junk" in str(refused.value)
         assert len(session.list_jobs()) == before  # nothing stored, nothing sent to sites
     fed.check_alive()
+    assert f"refused a job of {len(archive)} bytes from {LEAD_A}" in log_of(fed)
 
 
 def lying_npz(nbytes: int) -> bytes:
@@ -247,3 +250,4 @@ def test_a_tiny_job_whose_npz_expands_to_gigabytes_is_refused(
     message = str(refused.value)
     assert "init.npz" in message and "2147483648 bytes once loaded" in message, message
     fed.check_alive()
+    assert "2147483648 bytes once loaded" in log_of(fed)

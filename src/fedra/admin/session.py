@@ -201,6 +201,9 @@ class Session:
                     "the server may be busy or gone; try again",
                 ) from exc
             except Exception as exc:
+                refused = str(exc).partition("refused: ")[2]
+                if refused:  # the server's limits refused the request before reading it
+                    raise AdminError(f"the server refused '{cmd}': {refused}") from exc
                 raise AdminError(
                     f"lost the connection to the server during '{cmd}': {exc}",
                     "is the server still running? reconnect and try again",

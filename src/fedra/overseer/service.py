@@ -65,6 +65,36 @@ def server_context(tls: TlsFiles) -> ssl.SSLContext:
     return context
 
 
+class _Places:
+    """Places in use, in all and per key (an address, an identity), each count bounded."""
+
+    def __init__(self, total: int, per_key: int, what: str, whose: str, state: str) -> None:
+        self._total, self._per_key = total, per_key
+        self._what, self._whose, self._state = what, whose, state
+        self._lock = threading.Lock()
+        self._held: dict[str, int] = {}
+
+    def take(self, key: str) -> str | None:
+        """Take a place for ``key``; why not (a one-line reason) when a bound is reached."""
+        with self._lock:
+            held = self._held.get(key, 0)
+            if sum(self._held.values()) >= self._total:
+                return f"{self._total} {self._what} are {self._state} (the limit)"
+            if held >= self._per_key:
+                return f"{held} {self._what} {self._whose} are {self._state} (the limit)"
+            self._held[key] = held + 1
+            return None
+
+    def give(self, key: str) -> None:
+        """Give back a place of ``key``."""
+        with self._lock:
+            held = self._held.get(key, 0) - 1
+            if held > 0:
+                self._held[key] = held
+            else:
+                self._held.pop(key, None)
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = False
     block_on_close = True
@@ -74,9 +104,16 @@ class _Server(ThreadingHTTPServer):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.context = context
         self.api = api
-        self._lock = threading.Lock()
-        self._handshakes: dict[str, int] = {}  # address -> handshakes in progress
-        self._serving: dict[str, int] = {}  # identity -> connections served
+        self._handshakes = _Places(
+            MAX_HANDSHAKES,
+            MAX_HANDSHAKES_PER_ADDRESS,
+            "TLS handshakes",
+            "from that address",
+            "in progress",
+        )
+        self._serving = _Places(
+            MAX_CONNECTIONS, MAX_PER_IDENTITY, "connections", "of that identity", "being served"
+        )
         super().__init__(address, _Handler)
 
     def server_bind(self) -> None:
@@ -99,7 +136,7 @@ class _Server(ThreadingHTTPServer):
     def process_request(self, request: Any, client_address: Any) -> None:
         """Start the connection's thread when a handshake slot is free (else close it)."""
         address = str(client_address[0])
-        refused = self._count(self._handshakes, address, +1)
+        refused = self._handshakes.take(address)
         if refused is not None:
             log.warning("refused a connection from %s: %s", address, refused)
             self.shutdown_request(request)
@@ -107,31 +144,8 @@ class _Server(ThreadingHTTPServer):
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self._count(self._handshakes, address, -1)
+            self._handshakes.give(address)
             raise
-
-    def _count(self, counts: dict[str, int], key: str, step: int) -> str | None:
-        """Add ``step`` to ``counts[key]``; why not when that would pass a limit."""
-        with self._lock:
-            held = counts.get(key, 0)
-            if step > 0:
-                if counts is self._handshakes:
-                    if sum(counts.values()) >= MAX_HANDSHAKES:
-                        return f"{MAX_HANDSHAKES} TLS handshakes are in progress (the limit)"
-                    if held >= MAX_HANDSHAKES_PER_ADDRESS:
-                        return (
-                            f"{held} TLS handshakes from that address are in progress (the limit)"
-                        )
-                else:
-                    if sum(counts.values()) >= MAX_CONNECTIONS:
-                        return f"{MAX_CONNECTIONS} connections are being served (the limit)"
-                    if held >= MAX_PER_IDENTITY:
-                        return f"it has {held} connections being served (the limit)"
-            if held + step > 0:
-                counts[key] = held + step
-            else:
-                counts.pop(key, None)
-            return None
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         """Handshake (bounded in time), then serve in a slot of the authenticated identity."""
@@ -139,11 +153,11 @@ class _Server(ThreadingHTTPServer):
         try:
             key = self._handshake(request, address)
         finally:
-            self._count(self._handshakes, address, -1)
+            self._handshakes.give(address)
         if key is None:
             self.shutdown_request(request)
             return
-        refused = self._count(self._serving, key, +1)
+        refused = self._serving.take(key)
         if refused is not None:
             log.warning("refused a connection of %s from %s: %s", key, address, refused)
             self.shutdown_request(request)
@@ -151,7 +165,7 @@ class _Server(ThreadingHTTPServer):
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self._count(self._serving, key, -1)
+            self._serving.give(key)
 
     def _handshake(self, request: Any, address: str) -> str | None:
         """The TLS handshake within HANDSHAKE_TIMEOUT; the peer's identity, or None (logged)."""

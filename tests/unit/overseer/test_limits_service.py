@@ -90,7 +90,7 @@ def test_one_identity_cannot_take_every_slot(
     held = authenticated_idle(overseer, pki.admin, service_module.MAX_PER_IDENTITY + 2)
     try:
         assert answered(overseer, pki.site, "site-1")  # another identity is served
-        wait_until(lambda: "it has 8 connections being served" in caplog.text)
+        wait_until(lambda: "8 connections of that identity are being served" in caplog.text)
         assert "admin@acme.org (project_admin)" in caplog.text
     finally:
         for sock in held:
