@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from fedra.runtime import protocol as p
 from fedra.transport import Connection, PeerIdentity, Spool
 from fedra.wire import Envelope, peek_head
 
@@ -76,7 +77,7 @@ def judge_message(
         return None
     found = peek_head(head)
     cmd = None
-    if found is not None and found[0] == "admin":
+    if found is not None and found[0] == p.ADMIN:
         cmd = found[1].get("cmd")
     if cmd != UPLOAD_COMMAND:
         return (
@@ -197,7 +198,7 @@ class AdminPort:
             total,
             head,
             max_job_bytes=self.max_job_bytes,
-            may_upload=lambda p: may_submit(self._kit_root, p),
+            may_upload=lambda sender: may_submit(self._kit_root, sender),
         )
         if refused is not None:
             log.warning("admin %s: %s; connection closed", who(peer), refused)
