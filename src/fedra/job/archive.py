@@ -197,9 +197,8 @@ def check_layout(zf: zipfile.ZipFile, data: bytes) -> None:
     for info in sorted(zf.infolist(), key=lambda i: i.header_offset):
         gap = info.header_offset - expected
         if not 0 <= gap <= slack:
-            raise JobArchiveError(
-                info.filename, "an entry right after the previous one", f"{gap} bytes of junk"
-            )
+            where = "the start of the zip" if expected == 0 else "right after the previous one"
+            raise JobArchiveError(info.filename, f"an entry at {where}", f"{gap} bytes of junk")
         start = info.header_offset
         header = bytes(view[start : start + _LOCAL_HEADER_BYTES])
         if len(header) < _LOCAL_HEADER_BYTES or header[:4] != _LOCAL_HEADER:
