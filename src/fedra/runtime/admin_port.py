@@ -193,13 +193,17 @@ class AdminPort:
         ).start()
 
     def _judge(self, peer: PeerIdentity, total: int, head: bytes) -> str | None:
-        refused = judge_message(
-            peer,
-            total,
-            head,
-            max_job_bytes=self.max_job_bytes,
-            may_upload=lambda sender: may_submit(self._kit_root, sender),
-        )
+        try:
+            refused = judge_message(
+                peer,
+                total,
+                head,
+                max_job_bytes=self.max_job_bytes,
+                may_upload=lambda sender: may_submit(self._kit_root, sender),
+            )
+        except Exception as exc:  # e.g. an unreadable policy: refuse, never trust
+            log.exception("admin %s: cannot judge a message of %d bytes", who(peer), total)
+            refused = f"refused: the server cannot judge this message ({exc})"
         if refused is not None:
             log.warning("admin %s: %s; connection closed", who(peer), refused)
         return refused

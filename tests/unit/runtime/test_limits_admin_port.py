@@ -182,3 +182,16 @@ def test_a_session_whose_idle_connection_was_closed_connects_again(
     monkeypatch.setattr(Session, "connect", classmethod(lambda cls, k: Session(fresh, kit=k)))
     session = Session(closed, kit=kit)
     assert session._call("check_status", {}) == ({"x": 1}, None)
+
+
+def test_a_message_that_cannot_be_judged_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "local").mkdir()
+    (tmp_path / "local" / "authorization.json").write_text("{not json")
+    port = AdminPort(tmp_path, serve, max_job_bytes=MIB, check_every_s=3600)
+    conn = FakeConnection(LEAD)
+    port.connected(conn)
+    check = conn.check
+    assert callable(check)
+    refused = check(2 * MIB, head("submit_job"))
+    assert isinstance(refused, str) and refused.startswith("refused: the server cannot judge")
+    conn.close()
