@@ -186,6 +186,7 @@ class Session:
         with self._lock:
             if self._closed:
                 raise AdminError("the admin session is closed")
+            self._reopen_if_idle_closed()
             try:
                 self._conn.send(request)
                 reply = self._await_reply(cmd, request_id)
@@ -197,11 +198,21 @@ class Session:
                     "the server may be busy or gone; try again",
                 ) from exc
             except Exception as exc:
+                refused = str(exc).partition("refused: ")[2]
+                if refused:  # the server's limits refused the request before reading it
+                    raise AdminError(f"the server refused '{cmd}': {refused}") from exc
                 raise AdminError(
                     f"lost the connection to the server during '{cmd}': {exc}",
                     "is the server still running? reconnect and try again",
                 ) from exc
         return self._unpack(cmd, reply)
+
+    def _reopen_if_idle_closed(self) -> None:
+        """Connect again when the server closed this session's connection between commands
+        (it closes admin connections that stay idle; see fedra.runtime.admin_port)."""
+        if getattr(self._conn, "closed", False) is True and self.kit is not None:
+            fresh = Session.connect(self.kit)
+            self._conn = fresh._conn
 
     def _await_reply(self, cmd: str, request_id: str) -> Envelope:
         """Receive until the reply to ``request_id``, skipping stale replies (after a timeout)."""

@@ -3,7 +3,10 @@
 A job zip arrives from outside (an admin's upload), so :func:`unzip_job` treats it as hostile:
 every entry name is checked (no absolute paths, no ``..``, no drive letters or backslashes),
 links and special files are refused, sizes are bounded twice (the sizes the zip declares, then
-the bytes actually written, because zip bombs lie) and so is the number of entries. Files are
+the bytes actually written, because zip bombs lie) and so is the number of entries. The archive
+itself is bounded too: at most ``max_archive_bytes``, and every byte of it belongs to an entry,
+the central directory or its end record (no junk before, between or after the entries, where a
+zip can hide any amount of data that would be stored and sent to every site). Files are
 extracted into a temporary folder next to the destination and renamed into place at the end, so
 a refused zip leaves nothing behind. Every refusal is a :class:`JobArchiveError` naming the
 entry.
@@ -26,6 +29,12 @@ from fedra.core.safezip import CHUNK, UnsafeEntry, entry_path, extract_entries
 MAX_JOB_BYTES = 1 << 30
 #: Default bound on the number of entries in a job zip.
 MAX_JOB_FILES = 10_000
+#: Default bound on the bytes of a job zip itself (the server's ``max_job_bytes`` setting).
+MAX_JOB_ARCHIVE_BYTES = 256 << 20
+#: Bytes a data descriptor may take after an entry's data (zip64, with its signature).
+_DESCRIPTOR_BYTES = 24
+_LOCAL_HEADER = b"PK\x03\x04"
+_LOCAL_HEADER_BYTES = 30
 
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _SKIPPED_DIRS = {"__pycache__"}
@@ -107,22 +116,27 @@ def unzip_job(
     *,
     max_bytes: int = MAX_JOB_BYTES,
     max_files: int = MAX_JOB_FILES,
+    max_archive_bytes: int = MAX_JOB_BYTES,
 ) -> Path:
     """Extract the job zip ``data`` into ``dest`` (which must not exist, or be empty).
 
-    A zip holding a single top folder with meta.json in it is unwrapped, so that
+    ``max_bytes`` bounds the unpacked size, ``max_archive_bytes`` the zip itself. A zip
+    holding a single top folder with meta.json in it is unwrapped, so that
     ``dest/meta.json`` exists either way. Anything unsafe or malformed raises
     :class:`JobArchiveError` naming the entry, and leaves ``dest`` as it was.
     """
     dest = Path(dest)
     if dest.exists() and (not dest.is_dir() or dest.is_symlink() or any(dest.iterdir())):
         raise ConfigError(f"cannot extract a job into {dest}: it exists and is not an empty folder")
+    if len(data) > max_archive_bytes:
+        raise JobArchiveError("(archive)", f"at most {max_archive_bytes} bytes", len(data))
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError) as exc:
         raise JobArchiveError("(archive)", "a zip file", str(exc)) from exc
     with zf:
         plan = _plan(zf.infolist(), max_bytes, max_files)
+        check_layout(zf, data)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.unzip-"))
         try:
@@ -169,6 +183,35 @@ def _plan(
     if clash := sorted(files & parents):
         raise JobArchiveError(str(clash[0]), "either a file or a folder, not both")
     return _unwrap(checked)
+
+
+def check_layout(zf: zipfile.ZipFile, data: bytes) -> None:
+    """Refuse bytes of ``data`` that no entry accounts for (JobArchiveError naming where).
+
+    Each entry's local header must follow the previous entry's data (a data descriptor
+    between them aside), the first at offset 0, and the central directory must follow the
+    last entry: a zip with junk before, between or after its entries is refused.
+    """
+    view = memoryview(data)
+    expected, slack = 0, 0
+    for info in sorted(zf.infolist(), key=lambda i: i.header_offset):
+        gap = info.header_offset - expected
+        if not 0 <= gap <= slack:
+            where = "the start of the zip" if expected == 0 else "right after the previous one"
+            raise JobArchiveError(info.filename, f"an entry at {where}", f"{gap} bytes of junk")
+        start = info.header_offset
+        header = bytes(view[start : start + _LOCAL_HEADER_BYTES])
+        if len(header) < _LOCAL_HEADER_BYTES or header[:4] != _LOCAL_HEADER:
+            raise JobArchiveError(info.filename, "a local file header at its offset")
+        name_len = int.from_bytes(header[26:28], "little")
+        extra_len = int.from_bytes(header[28:30], "little")
+        expected = start + _LOCAL_HEADER_BYTES + name_len + extra_len + info.compress_size
+        slack = _DESCRIPTOR_BYTES if info.flag_bits & 0x08 else 0
+    gap = int(getattr(zf, "start_dir", expected)) - expected
+    if not 0 <= gap <= slack:
+        raise JobArchiveError(
+            "(archive)", "the central directory right after the last entry", f"{gap} bytes"
+        )
 
 
 def _check_entry(info: zipfile.ZipInfo) -> PurePosixPath:

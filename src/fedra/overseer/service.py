@@ -1,11 +1,17 @@
 """The overseer's HTTPS service: mutual TLS against the project's CA, JSON in and out.
 
 Every connection must present a certificate issued by the project's root CA (TLS 1.2+,
-``CERT_REQUIRED``); its subject (CN, O, OU) is the caller's identity and role. The TLS
-handshake runs in the connection's own thread, under a timeout, so a slow or hostile
-client cannot hold up the others; at most :data:`MAX_CONNECTIONS` are served at once and
-each request has :data:`REQUEST_TIMEOUT` seconds. Bodies are read only when their declared
-length is within :data:`fedra.overseer.messages.MAX_REQUEST_BYTES`.
+``CERT_REQUIRED``); its subject (CN, O, OU) is the caller's identity and role.
+
+Limits before trust: a new connection first does its TLS handshake in a thread of its own,
+within :data:`HANDSHAKE_TIMEOUT` seconds; at most :data:`MAX_HANDSHAKES` handshakes are in
+progress at once, :data:`MAX_HANDSHAKES_PER_ADDRESS` from one address. Only an authenticated
+connection takes one of the :data:`MAX_CONNECTIONS` serving slots, at most
+:data:`MAX_PER_IDENTITY` of them per certificate identity. So connections that never finish a
+handshake cannot take the slots of the servers and sites that do, and one certificate cannot
+take them all. Each request has :data:`REQUEST_TIMEOUT` seconds; bodies are read only when
+their declared length is within :data:`fedra.overseer.messages.MAX_REQUEST_BYTES`. Every
+refused connection is one line in the log: from where (and who, once known) and why.
 """
 
 from __future__ import annotations
@@ -31,9 +37,17 @@ from fedra.pki import CertificateError, TlsFiles, identity_of
 
 log = logging.getLogger(__name__)
 
-#: Connections served at once; more are closed at once.
+#: Authenticated connections served at once; more are closed at once.
 MAX_CONNECTIONS = 64
-#: Seconds a connection has for its TLS handshake and for each read or write.
+#: Authenticated connections of one certificate identity served at once.
+MAX_PER_IDENTITY = 8
+#: TLS handshakes in progress at once (connections not yet authenticated); more are closed.
+MAX_HANDSHAKES = 256
+#: TLS handshakes in progress at once from one network address.
+MAX_HANDSHAKES_PER_ADDRESS = 16
+#: Seconds a new connection has to complete its TLS handshake.
+HANDSHAKE_TIMEOUT = 5.0
+#: Seconds an authenticated connection has for each read or write.
 REQUEST_TIMEOUT = 10.0
 
 
@@ -51,6 +65,36 @@ def server_context(tls: TlsFiles) -> ssl.SSLContext:
     return context
 
 
+class _Places:
+    """Places in use, in all and per key (an address, an identity), each count bounded."""
+
+    def __init__(self, total: int, per_key: int, what: str, whose: str, state: str) -> None:
+        self._total, self._per_key = total, per_key
+        self._what, self._whose, self._state = what, whose, state
+        self._lock = threading.Lock()
+        self._held: dict[str, int] = {}
+
+    def take(self, key: str) -> str | None:
+        """Take a place for ``key``; why not (a one-line reason) when a bound is reached."""
+        with self._lock:
+            held = self._held.get(key, 0)
+            if sum(self._held.values()) >= self._total:
+                return f"{self._total} {self._what} are {self._state} (the limit)"
+            if held >= self._per_key:
+                return f"{held} {self._what} {self._whose} are {self._state} (the limit)"
+            self._held[key] = held + 1
+            return None
+
+    def give(self, key: str) -> None:
+        """Give back a place of ``key``."""
+        with self._lock:
+            held = self._held.get(key, 0) - 1
+            if held > 0:
+                self._held[key] = held
+            else:
+                self._held.pop(key, None)
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = False
     block_on_close = True
@@ -60,7 +104,16 @@ class _Server(ThreadingHTTPServer):
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.context = context
         self.api = api
-        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._handshakes = _Places(
+            MAX_HANDSHAKES,
+            MAX_HANDSHAKES_PER_ADDRESS,
+            "TLS handshakes",
+            "from that address",
+            "in progress",
+        )
+        self._serving = _Places(
+            MAX_CONNECTIONS, MAX_PER_IDENTITY, "connections", "of that identity", "being served"
+        )
         super().__init__(address, _Handler)
 
     def server_bind(self) -> None:
@@ -81,21 +134,52 @@ class _Server(ThreadingHTTPServer):
         return wrapped, address
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            log.warning("too many connections: closing one from %s", client_address[0])
+        """Start the connection's thread when a handshake slot is free (else close it)."""
+        address = str(client_address[0])
+        refused = self._handshakes.take(address)
+        if refused is not None:
+            log.warning("refused a connection from %s: %s", address, refused)
             self.shutdown_request(request)
             return
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self._slots.release()
+            self._handshakes.give(address)
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
+        """Handshake (bounded in time), then serve in a slot of the authenticated identity."""
+        address = str(client_address[0])
+        try:
+            key = self._handshake(request, address)
+        finally:
+            self._handshakes.give(address)
+        if key is None:
+            self.shutdown_request(request)
+            return
+        refused = self._serving.take(key)
+        if refused is not None:
+            log.warning("refused a connection of %s from %s: %s", key, address, refused)
+            self.shutdown_request(request)
+            return
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self._slots.release()
+            self._serving.give(key)
+
+    def _handshake(self, request: Any, address: str) -> str | None:
+        """The TLS handshake within HANDSHAKE_TIMEOUT; the peer's identity, or None (logged)."""
+        try:
+            request.settimeout(HANDSHAKE_TIMEOUT)
+            request.do_handshake()
+            der = request.getpeercert(binary_form=True)
+            if not der:  # cannot happen with CERT_REQUIRED; refuse rather than trust
+                raise CertificateError("the client presented no certificate")
+            who = identity_of(ssl.DER_cert_to_PEM_cert(bytes(der)).encode("ascii"))
+        except (OSError, ValueError, CertificateError) as err:
+            log.warning("refused a connection from %s: TLS handshake failed: %s", address, err)
+            return None
+        return f"{who.name} ({who.role})"
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         err = sys.exc_info()[1]
@@ -110,8 +194,7 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
 
     def setup(self) -> None:
-        self.request.settimeout(self.timeout)
-        self.request.do_handshake()
+        self.request.settimeout(self.timeout)  # the handshake is done (see _Server)
         super().setup()
 
     def do_GET(self) -> None:

@@ -306,8 +306,14 @@ def _submit(
     submission = check_submission(server, blob, args, user)
     with tempfile.TemporaryDirectory(prefix="fedra-submit-") as tmp:
         folder = Path(tmp) / "job"
-        unzip_job(blob, folder)
-        job = load_job(folder)  # fully validated before anything is stored
+        try:
+            # The transport refused a bigger upload from its declared size; this bounds the
+            # zip (and its junk), load_job the arrays of its .npz files.
+            unzip_job(blob, folder, max_archive_bytes=server.kit.max_job_bytes)
+            job = load_job(folder)  # fully validated before anything is stored
+        except FedraError as exc:
+            log.warning("refused a job of %d bytes from %s: %s", len(blob), user, exc)
+            raise
         meta = json.loads((folder / "meta.json").read_text())
     check_resources(server, job.meta)
     record = server.store.create(meta, blob, submitter=user)

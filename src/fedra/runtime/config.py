@@ -17,6 +17,7 @@ from typing import Any
 
 from fedra.core import ConfigError
 from fedra.core.jsonfile import read_json_object, typed
+from fedra.job.archive import MAX_JOB_ARCHIVE_BYTES, MAX_JOB_BYTES
 
 SERVER_FILE = "fed_server.json"
 CLIENT_FILE = "fed_client.json"
@@ -33,6 +34,18 @@ def _receive_window(data: dict[str, Any], path: Path) -> int | None:
     low, high = RECEIVE_WINDOW_RANGE
     if not low <= value <= high:
         raise ConfigError(f"{path}: receive_window must be {low} to {high} bytes, got {value}")
+    return int(value)
+
+
+#: Bounds of ``max_job_bytes`` in fed_server.json: 1 MiB to the bound on a job's unpacked size.
+MAX_JOB_BYTES_RANGE = (1 << 20, MAX_JOB_BYTES)
+
+
+def _max_job_bytes(data: dict[str, Any], path: Path) -> int:
+    value = typed(data, path, "max_job_bytes", int, MAX_JOB_ARCHIVE_BYTES)
+    low, high = MAX_JOB_BYTES_RANGE
+    if not low <= value <= high:
+        raise ConfigError(f"{path}: max_job_bytes must be {low} to {high} bytes, got {value}")
     return int(value)
 
 
@@ -76,6 +89,9 @@ class ServerKit:
     #: transport's default, 256 KiB). Bigger is faster over long round trips and costs the
     #: server about twice this per connected site.
     receive_window: int | None = None
+    #: The largest job archive (zip) an admin may upload, in bytes: a bigger upload is refused
+    #: from its declared size, before its body is received.
+    max_job_bytes: int = MAX_JOB_ARCHIVE_BYTES
 
     @property
     def public_host(self) -> str:
@@ -106,6 +122,7 @@ class ServerKit:
             overseer=_optional_dict(data, path, "overseer"),
             job_store=_optional_dict(data, path, "job_store"),
             receive_window=_receive_window(data, path),
+            max_job_bytes=_max_job_bytes(data, path),
         )
 
 

@@ -27,6 +27,7 @@ from typing import Any
 from fedra.core import FedraError, InvalidTransition, JobStatus, trim_heap
 from fedra.pki import TlsFiles
 from fedra.runtime import protocol as p
+from fedra.runtime.admin_port import AdminPort
 from fedra.runtime.config import ServerKit
 from fedra.runtime.procs import end_group, parent_kit, parent_ready, spawn, tail
 from fedra.runtime.server_records import RunningJob, SiteHandle
@@ -96,13 +97,16 @@ class ServerParent:
             spool=self._spool,
             receive_window=kit.receive_window,
         )
+        # Limits before trust: message sizes, connections per admin, idle timeout.
+        self._admin_port = AdminPort(kit.root, self._serve_admin, max_job_bytes=kit.max_job_bytes)
         self._admin = TransportServer(
             kit.host,
             kit.admin_port if admin_port is None else admin_port,
             ca_pem=ca,
             cert_pem=cert,
             key_pem=key,
-            on_connect=self._admin_connected,
+            on_connect=self._admin_port.connected,
+            spool=self._admin_port.spool,
         )
         self.fed_port = 0
         self.admin_port = 0
@@ -419,12 +423,11 @@ class ServerParent:
         return True
 
     # -- admin --------------------------------------------------------------------------
-    def _admin_connected(self, conn: Connection) -> None:
+    def _serve_admin(self, conn: Connection) -> None:
+        """Answer one admin connection until it ends (in a thread of the AdminPort)."""
         from fedra.runtime.admin_service import serve_admin
 
-        threading.Thread(
-            target=serve_admin, args=(self, conn), name=f"admin-{conn.peer.name}", daemon=True
-        ).start()
+        serve_admin(self, conn)
 
     # -- scheduling ---------------------------------------------------------------------
     def wake(self) -> None:

@@ -37,9 +37,25 @@ class ModelPersistor:
         self.seed = seed
 
     def check_app(self, custom_dir: Path | None) -> None:
-        """Refuse a job whose initial model file is missing (before it runs)."""
+        """Refuse a job whose initial model file is missing, or would expand to more than a
+        job may unpack (checked from the file's headers, before it runs)."""
         if self.initial_npz:
-            self._npz_path(custom_dir)
+            self._check_size(self._npz_path(custom_dir))
+
+    def _check_size(self, path: Path) -> None:
+        from fedra.core import WireError
+        from fedra.job.archive import MAX_JOB_BYTES
+        from fedra.server.store import npz_nbytes
+
+        try:
+            need = npz_nbytes(path)
+        except WireError as exc:
+            raise ConfigError(f"initial_npz '{self.initial_npz}': {exc}") from exc
+        if need > MAX_JOB_BYTES:
+            raise ConfigError(
+                f"initial_npz '{self.initial_npz}': its arrays take {need} bytes once loaded, "
+                f"more than a job may unpack ({MAX_JOB_BYTES})"
+            )
 
     def _npz_path(self, custom_dir: Path | None) -> Path:
         assert self.initial_npz
@@ -55,7 +71,9 @@ class ModelPersistor:
         if self.initial_npz:
             from fedra.server.store import load_npz
 
-            return FLModel(params=load_npz(self._npz_path(custom_dir)))
+            path = self._npz_path(custom_dir)
+            self._check_size(path)
+            return FLModel(params=load_npz(path))
         if self.torch_module:
             import torch
 

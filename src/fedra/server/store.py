@@ -84,8 +84,56 @@ def write_json(path: Path, data: Mapping[str, Any]) -> None:
     _atomic_write(path, lambda h: h.write(text))
 
 
-def load_npz(path: Path) -> dict[str, np.ndarray[Any, Any]]:
-    """Load arrays saved by :meth:`RunStore.save` (pickle refused)."""
+def npz_nbytes(path: Path) -> int:
+    """The bytes the arrays of the ``.npz`` file ``path`` take once loaded.
+
+    Read from each member's declared size and its ``.npy`` header (shape and dtype) only:
+    nothing else is inflated, so a small file that would expand to gigabytes costs nothing
+    to judge. WireError names the file and member when a header cannot be read.
+    """
+    total = 0
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                total += max(info.file_size, _member_nbytes(zf, info))
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise WireError(f"{path.name}: not a readable .npz file: {exc}") from exc
+    return total
+
+
+def _member_nbytes(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> int:
+    """The bytes of the array a ``.npy`` member declares (0 for a member that is no array)."""
+    with zf.open(info) as member:
+        if member.read(6) != np.lib.format.MAGIC_PREFIX:
+            return 0
+        member.seek(0)
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+        else:
+            raise ValueError(f"{info.filename}: .npy format {version} is not supported")
+    count = 1
+    for dim in shape:
+        count *= int(dim)
+    return count * max(dtype.itemsize, 1)
+
+
+def load_npz(path: Path, *, max_bytes: int | None = None) -> dict[str, np.ndarray[Any, Any]]:
+    """Load arrays saved by :meth:`RunStore.save` (pickle refused).
+
+    With ``max_bytes`` (for files that came from outside, such as a job's initial model) the
+    arrays' declared sizes are checked first (:func:`npz_nbytes`): WireError naming the file
+    when they would take more, before anything is inflated.
+    """
+    if max_bytes is not None:
+        need = npz_nbytes(path)
+        if need > max_bytes:
+            raise WireError(
+                f"{path.name}: its arrays take {need} bytes once loaded, "
+                f"more than the {max_bytes} allowed"
+            )
     try:
         with np.load(path, allow_pickle=False) as data:
             return {name: data[name] for name in data.files}

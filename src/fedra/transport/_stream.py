@@ -30,7 +30,7 @@ from fedra.core import WireError, release_pages
 from fedra.core.filemap import file_region
 from fedra.transport._pipe import Pipe
 from fedra.transport._proto import fedra_transport_pb2 as pb
-from fedra.transport.connection import Connection, PeerIdentity, ReceiveGate
+from fedra.transport.connection import Connection, MessageCheck, PeerIdentity, ReceiveGate
 from fedra.transport.errors import ChannelClosed
 from fedra.transport.spool import Spool, SpoolError, SpoolFile
 from fedra.wire import (
@@ -230,6 +230,7 @@ class StreamConnection(Connection):
         # Receive gate (see Connection.set_receive_gate): the reader thread appends, for each
         # message it lets in, the semaphore it acquired (or None); recv takes them in order.
         self._gate: ReceiveGate | None = None
+        self._check: MessageCheck | None = None
         self._gate_lock = threading.Lock()
         self._admitted: deque[threading.Semaphore | None] = deque()
         self._receiving: threading.Semaphore | None = None
@@ -260,6 +261,10 @@ class StreamConnection(Connection):
     def set_receive_gate(self, gate: ReceiveGate | None) -> None:
         """See :meth:`Connection.set_receive_gate`; set it before the reader thread starts."""
         self._gate = gate
+
+    def set_message_check(self, check: MessageCheck | None) -> None:
+        """See :meth:`Connection.set_message_check`; set it before the reader thread starts."""
+        self._check = check
 
     def send(self, envelope: Envelope) -> None:
         """Send ``envelope`` as frames; blocks while :data:`QUEUED_FRAMES` frames wait."""
@@ -412,7 +417,14 @@ class StreamConnection(Connection):
         return buffer
 
     def _admit(self, frame: pb.Frame) -> bool:
-        """Wait until the receive gate lets in the message ``frame`` begins; False if closed."""
+        """Wait until the receive gate lets in the message ``frame`` begins; False if closed
+        or refused by the message check (the connection is then aborted with its reason)."""
+        check = self._check
+        if check is not None:
+            refused = check(frame.total, frame.data)
+            if refused is not None:
+                self._shut(abort=refused)
+                return False
         gate = self._gate
         slot = None if gate is None else gate(frame.total, frame.data)
         if slot is not None and not slot.acquire(blocking=False):

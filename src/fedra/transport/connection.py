@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 #: Chooses, from an incoming message's size and first bytes (its first frame's data), the
 #: semaphore to hold while that message is received and handled; None lets it in at once.
 ReceiveGate = Callable[[int, bytes], "threading.Semaphore | None"]
+#: Judges an incoming message from its declared size and first bytes (its first frame's data)
+#: before anything more of it is read: why it is refused, or None to let it in.
+MessageCheck = Callable[[int, bytes], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,16 @@ class Connection(ABC):
         frames ignore it (the default).
         """
         del gate
+
+    def set_message_check(self, check: MessageCheck | None) -> None:
+        """Judge each incoming message by ``check`` before it is buffered (set before traffic).
+
+        A transport that receives in frames asks ``check`` at the first frame of each message
+        (its declared size and first bytes); a refusal ends the connection at once with that
+        reason, so the peer's message is never buffered. Transports that deliver messages
+        whole ignore it (the default).
+        """
+        del check
 
     def __enter__(self) -> Connection:
         return self
