@@ -18,6 +18,8 @@ from pathlib import Path, PurePosixPath
 
 #: Bytes read and written at a time while extracting.
 CHUNK = 1 << 20
+#: Default bound on what a job may unpack: its zip's entries, or the arrays of its model files.
+MAX_JOB_BYTES = 1 << 30
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 

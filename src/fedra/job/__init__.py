@@ -1,7 +1,8 @@
 """Job folders: loading and validation, job zips, the component registry, the Python job API."""
 
+from fedra.core.safezip import MAX_JOB_BYTES
 from fedra.job.api import FedJob
-from fedra.job.archive import MAX_JOB_BYTES, MAX_JOB_FILES, JobArchiveError, unzip_job, zip_job
+from fedra.job.archive import MAX_JOB_FILES, JobArchiveError, unzip_job, zip_job
 from fedra.job.custom import activate_custom_dirs, load_custom_class
 from fedra.job.folder import (
     App,

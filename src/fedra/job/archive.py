@@ -23,10 +23,14 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 from fedra.core import META_FILE, ConfigError, JobValidationError
-from fedra.core.safezip import CHUNK, UnsafeEntry, entry_path, extract_entries
+from fedra.core.safezip import (
+    CHUNK,
+    MAX_JOB_BYTES,
+    UnsafeEntry,
+    entry_path,
+    extract_entries,
+)
 
-#: Default bound on the total uncompressed size of a job zip.
-MAX_JOB_BYTES = 1 << 30
 #: Default bound on the number of entries in a job zip.
 MAX_JOB_FILES = 10_000
 #: Default bound on the bytes of a job zip itself (the server's ``max_job_bytes`` setting).

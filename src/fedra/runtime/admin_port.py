@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Final
 
 from fedra.runtime import protocol as p
 from fedra.transport import Connection, PeerIdentity, Spool
@@ -43,15 +44,15 @@ ADMIN_IDLE_TIMEOUT_S = 900.0
 #: Seconds between two looks for idle admin connections.
 IDLE_CHECK_S = 5.0
 #: The admin command that uploads a job.
-UPLOAD_COMMAND = "submit_job"
+UPLOAD_COMMAND: Final = "submit_job"
 
 
 def may_submit(kit_root: Path, peer: PeerIdentity) -> bool:
     """Whether the server's policy lets ``peer``'s role submit jobs at all."""
-    from fedra.runtime.admin_rights import load_server_policy, scope_of
+    from fedra.runtime.admin_rights import Access, load_server_policy
 
-    policy, _source = load_server_policy(kit_root)
-    return scope_of(policy, peer.role, UPLOAD_COMMAND) != "none"
+    policy, source = load_server_policy(kit_root)
+    return Access(peer, policy, source).may(UPLOAD_COMMAND)
 
 
 def who(peer: PeerIdentity) -> str:

@@ -17,7 +17,8 @@ from typing import Any
 
 from fedra.core import ConfigError
 from fedra.core.jsonfile import read_json_object, typed
-from fedra.job.archive import MAX_JOB_ARCHIVE_BYTES, MAX_JOB_BYTES
+from fedra.core.safezip import MAX_JOB_BYTES
+from fedra.job.archive import MAX_JOB_ARCHIVE_BYTES
 
 SERVER_FILE = "fed_server.json"
 CLIENT_FILE = "fed_client.json"

@@ -44,7 +44,7 @@ class ModelPersistor:
 
     def _check_size(self, path: Path) -> None:
         from fedra.core import WireError
-        from fedra.job.archive import MAX_JOB_BYTES
+        from fedra.core.safezip import MAX_JOB_BYTES
         from fedra.server.store import npz_nbytes
 
         try:

@@ -116,14 +116,14 @@ def test_an_npz_that_is_not_one_is_refused_by_name(tmp_path: Path) -> None:
 def test_a_jobs_initial_model_is_checked_when_the_job_is_checked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import fedra.job.archive
+    import fedra.core.safezip
 
     custom = tmp_path / "custom"
     custom.mkdir()
     _compressed_zeros(custom / "initial.npz", 4 << 20)
     persistor = ModelPersistor(initial_npz="initial.npz")
     persistor.check_app(custom)  # within the 1 GiB a job may unpack
-    monkeypatch.setattr(fedra.job.archive, "MAX_JOB_BYTES", 1 << 20)
+    monkeypatch.setattr(fedra.core.safezip, "MAX_JOB_BYTES", 1 << 20)
     with pytest.raises(ConfigError, match=r"initial_npz 'initial\.npz': its arrays take"):
         persistor.check_app(custom)
     with pytest.raises(ConfigError, match="more than a job may unpack"):
