@@ -75,6 +75,12 @@ class ResultLedger:
         with self._lock:
             book.tasks[task_id] = _Task(site, expected)
 
+    def has_task(self, job_id: str, site: str) -> bool:
+        """Whether a task of ``site`` in ``job_id`` waits for its result."""
+        with self._lock:
+            book = self._jobs.get(job_id)
+            return book is not None and any(t.site == site for t in book.tasks.values())
+
     def forget_task(self, job_id: str, task_id: str) -> None:
         """The task will not be answered (its site could not be reached)."""
         with self._lock:
@@ -142,6 +148,8 @@ class Intake:
         self._reported = threading.Condition(self._lock)
         #: (site, job id) of each upload request waiting for its job's results slot.
         self._waiting: set[tuple[str, str]] = set()
+        #: Repeated upload requests refused, per (site, job id).
+        self._duplicates: dict[tuple[str, str], int] = {}
 
     # -- tasks going out ------------------------------------------------------------------
     def task_sent(self, job_id: str, env: Envelope) -> None:
@@ -204,6 +212,11 @@ class Intake:
         job = self._server.running.get(result.job_id)
         if job is not None and site in job.sites:
             self._server._to_job(job, Envelope("lost", {"task_id": result.task_id}))
+            handle = self._server.sites.get(site)
+            if handle is not None and not self.ledger.has_task(job.job_id, site):
+                for grant_id, slot in list(handle.grants.items()):
+                    if slot is job.results_gate:  # nothing left to upload: its slot is free
+                        self._server._end_grant(handle, grant_id)
         refused = {"job_id": result.job_id, "task_id": result.task_id, "error": why}
         self._server.send_to_site(site, Envelope(p.RESULT_REFUSED, refused))
 
@@ -237,17 +250,29 @@ class Intake:
                 ask.job_id[:64],
             )
             return
+        if not self.ledger.has_task(ask.job_id, handle.name):
+            log.warning(
+                "refused an upload request of site %s for job %s: no task of it is outstanding",
+                handle.name,
+                ask.job_id,
+            )
+            return
         key = (handle.name, ask.job_id)
         with self._lock:
             duplicate = key in self._waiting or job.results_gate in handle.grants.values()
             if not duplicate:
                 self._waiting.add(key)
         if duplicate:
-            log.warning(
-                "refused an upload request of site %s for job %s: it already has one",
-                handle.name,
-                ask.job_id,
-            )
+            with self._lock:
+                count = self._duplicates[key] = self._duplicates.get(key, 0) + 1
+            if _worth_a_line(count):  # a flood gets a few lines, not one per message
+                log.warning(
+                    "refused an upload request of site %s for job %s: it already has one "
+                    "(%d refused so far)",
+                    handle.name,
+                    ask.job_id,
+                    count,
+                )
             return
         threading.Thread(target=self._grant, args=(handle, job, ask.id, key), daemon=True).start()
 
@@ -306,6 +331,9 @@ class Intake:
                         break
                     self._reported.wait(min(left, 0.5))
         self.ledger.forget_job(job.job_id)
+        with self._lock:
+            for key in [k for k in self._duplicates if k[1] == job.job_id]:
+                del self._duplicates[key]
         refused = dict(sorted(book.refused.items()))
         if status != JobStatus.FINISHED_COMPLETED or not refused:
             return status, reason, refused
@@ -325,6 +353,11 @@ class Intake:
     def _all_reported(self, job: RunningJob, book: _JobBook) -> bool:
         connected = self._server.sites
         return all(s in book.started or s in book.refused or s not in connected for s in job.sites)
+
+
+def _worth_a_line(count: int) -> bool:
+    """Log the 1st, 10th, 100th ... of a run of refusals."""
+    return count == 1 or (count % 10 == 0 and _worth_a_line(count // 10))
 
 
 def _first_line(detail: str) -> str:

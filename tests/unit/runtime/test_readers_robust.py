@@ -70,7 +70,7 @@ def fake_server(sites: tuple[str, ...] = ("site-a", "site-b")) -> tuple[Any, Any
     )
     server = SimpleNamespace(
         running={"j1": job},
-        sites={s: SimpleNamespace(name=s) for s in sites},
+        sites={s: SimpleNamespace(name=s, grants={}) for s in sites},
         _to_job=lambda j, env: sent.append(("job", env)),
         send_to_site=lambda name, env: sent.append((name, env)) or True,
         store=SimpleNamespace(update_run_info=lambda job_id, info: sent.append(("info", info))),
@@ -89,16 +89,20 @@ def test_a_may_upload_flood_starts_one_grant_thread(caplog: pytest.LogCaptureFix
         release.wait(10)
 
     server._grant = grant
+    caplog.set_level(logging.WARNING, "fedra.server")
     intake = Intake(server)
     handle = SimpleNamespace(name="site-b", grants={})
+    intake.may_upload(handle, Envelope(p.MAY_UPLOAD, {"id": "early", "job_id": "j1"}))  # type: ignore[arg-type]
+    assert "no task of it is outstanding" in caplog.text and not started
+    intake.ledger.expect("j1", "site-b", "t1", Expectation.of_task(None))
     before = threading.active_count()
-    caplog.set_level(logging.WARNING, "fedra.server")
     for i in range(500):
         intake.may_upload(handle, Envelope(p.MAY_UPLOAD, {"id": f"g{i}", "job_id": "j1"}))  # type: ignore[arg-type]
     intake.may_upload(handle, Envelope(p.MAY_UPLOAD, {"id": "x", "job_id": "other"}))  # type: ignore[arg-type]
     assert threading.active_count() - before <= 1
     assert intake.waiting_grants() == 1
     assert "refused an upload request of site site-b for job j1: it already has one" in caplog.text
+    assert caplog.text.count("it already has one") == 3  # the 1st, 10th and 100th
     assert "job other is not one of its running jobs" in caplog.text
     release.set()
 
