@@ -44,11 +44,11 @@ REFUSE_PROJECT_ADMINS = {"roles": {"project_admin": {"submit_job": "none", "byoc
 def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProvisionedFederation]:
     """A federation whose sites refuse the project admin's jobs (their local policy)."""
     federation = start_federation(tmp_path_factory.mktemp("refusals"))
-    # Read by each site when a job comes (no restart needed).
-    for site in (SITE_A, SITE_B):
-        policy = federation.kits[site] / "local" / "authorization.json"
-        policy.write_text(json.dumps(REFUSE_PROJECT_ADMINS))
     try:
+        # Read by each site when a job comes (no restart needed).
+        for site in (SITE_A, SITE_B):
+            policy = federation.kits[site] / "local" / "authorization.json"
+            policy.write_text(json.dumps(REFUSE_PROJECT_ADMINS))
         yield federation
     finally:
         federation.stop_all()

@@ -53,7 +53,9 @@ class _JobBook:
     """One running job's outstanding tasks and what its sites said about it."""
 
     tasks: dict[str, _Task] = field(default_factory=dict)
+    #: Sites that started the job's process.
     started: set[str] = field(default_factory=set)
+    #: Sites that refused the job or failed to start it (site -> why), before starting it.
     refused: dict[str, str] = field(default_factory=dict)
 
 
@@ -299,13 +301,16 @@ class Intake:
         if job is None or handle.name not in job.sites:
             return None
         book = self.ledger.book(state.job_id)
+        refused = False
         with self._lock:
             if state.state == "started":
                 book.started.add(handle.name)
-            elif state.state == "failed":
-                book.refused[handle.name] = state.detail
+                book.refused.pop(handle.name, None)
+            elif state.state == "failed" and handle.name not in book.started:
+                book.refused[handle.name] = state.detail  # never ran it: a refusal
+                refused = True
             self._reported.notify_all()
-        if state.state == "failed":
+        if refused:
             self._server.store.update_run_info(
                 state.job_id, {"site_refusals": dict(sorted(book.refused.items()))}
             )

@@ -44,7 +44,7 @@ from fedra.transport import (
     accept_channel,
     listen_unix,
 )
-from fedra.wire import Envelope, peek_frame, peek_head
+from fedra.wire import Envelope, peek_frame
 
 log = logging.getLogger("fedra.server")
 FINAL = {s for s in JobStatus if s.is_final}
@@ -248,15 +248,13 @@ class ServerParent:
         fit the task's model, is refused from its header (MessageRefused): never received."""
         if total <= GATED_MESSAGE_BYTES:
             return None
-        if site:
-            frame = peek_frame(head)
-            if frame is not None:
-                self._intake.gate(site, frame)
-        found = peek_head(head)
-        if found is not None and found[0] == p.RESULT:
-            if str(found[1].get("grant")) in self._granted:
+        found = peek_frame(head)
+        if found is not None and site:
+            self._intake.gate(site, found)
+        if found is not None and found.kind == p.RESULT:
+            if str(found.headers.get("grant")) in self._granted:
                 return None  # it holds its job's slot already (see _grant)
-            job = self.running.get(str(found[1].get("job_id")))
+            job = self.running.get(str(found.headers.get("job_id")))
             if job is not None:
                 return job.results_gate
         return self._stray_gate

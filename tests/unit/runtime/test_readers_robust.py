@@ -175,3 +175,15 @@ def test_a_job_its_sites_refused_does_not_complete() -> None:
     )
     status, _, refused = intake.final_status(job, 1, JobStatus.FINISHED_COMPLETED, "done")
     assert status == JobStatus.FINISHED_COMPLETED and list(refused) == ["site-a"]
+    # A site whose process fails after it started the job did not refuse it: the workflow
+    # saw that failure (site_failed) and decides.
+    intake.job_state(
+        SimpleNamespace(name="site-b"),  # type: ignore[arg-type]
+        Envelope(p.JOB_STATE, {"job_id": "j1", "state": "started"}),
+    )
+    intake.job_state(
+        SimpleNamespace(name="site-b"),  # type: ignore[arg-type]
+        Envelope(p.JOB_STATE, {"job_id": "j1", "state": "failed", "detail": "crashed"}),
+    )
+    status, _, refused = intake.final_status(job, 1, JobStatus.FINISHED_COMPLETED, "done")
+    assert status == JobStatus.FINISHED_COMPLETED and refused == {}
