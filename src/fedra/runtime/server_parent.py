@@ -29,7 +29,7 @@ from fedra.pki import TlsFiles
 from fedra.runtime import protocol as p
 from fedra.runtime.config import ServerKit
 from fedra.runtime.intake import Intake
-from fedra.runtime.messages import BadMessage
+from fedra.runtime.messages import BadMessage, text_list
 from fedra.runtime.procs import end_group, parent_kit, parent_ready, spawn, tail
 from fedra.runtime.server_records import RunningJob, SiteHandle
 from fedra.scheduler import QueuedJob, Wait, schedule
@@ -279,7 +279,7 @@ class ServerParent:
                 handle.last_seen = time.monotonic()
                 try:
                     self._from_site(handle, env)
-                except BadMessage as exc:
+                except (BadMessage, ValueError, TypeError) as exc:
                     log.warning(
                         "refused a malformed %r message from site %s: %s", env.kind, name, exc
                     )
@@ -319,7 +319,7 @@ class ServerParent:
             return
         if env.kind in (p.HELLO, p.HEARTBEAT):
             handle.update_resources(h.get("resources"))
-            handle.jobs = [str(j) for j in h.get("jobs", [])]
+            handle.jobs = text_list(h, "jobs", required=False)
             self._end_stale_jobs(handle)
             if env.kind == p.HELLO:
                 self.wake()  # its resources are known now: maybe a queued job fits
