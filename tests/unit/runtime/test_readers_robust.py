@@ -177,13 +177,39 @@ def test_a_job_its_sites_refused_does_not_complete() -> None:
     assert status == JobStatus.FINISHED_COMPLETED and list(refused) == ["site-a"]
     # A site whose process fails after it started the job did not refuse it: the workflow
     # saw that failure (site_failed) and decides.
-    intake.job_state(
-        SimpleNamespace(name="site-b"),  # type: ignore[arg-type]
-        Envelope(p.JOB_STATE, {"job_id": "j1", "state": "started"}),
-    )
+    for site in ("site-a", "site-b"):
+        intake.job_state(
+            SimpleNamespace(name=site),  # type: ignore[arg-type]
+            Envelope(p.JOB_STATE, {"job_id": "j1", "state": "started"}),
+        )
     intake.job_state(
         SimpleNamespace(name="site-b"),  # type: ignore[arg-type]
         Envelope(p.JOB_STATE, {"job_id": "j1", "state": "failed", "detail": "crashed"}),
     )
     status, _, refused = intake.final_status(job, 1, JobStatus.FINISHED_COMPLETED, "done")
     assert status == JobStatus.FINISHED_COMPLETED and refused == {}
+
+
+def test_a_big_result_that_fits_passes_the_gate_and_reaches_its_job() -> None:
+    from fedra.transport import MessageRefused
+    from fedra.wire import peek_frame, prepare_envelope
+
+    server, _, sent = fake_server()
+    intake = Intake(server)
+    task = FLModel(params={"w": np.zeros(1 << 19, np.float32)})  # 2 MiB
+    intake.task_sent(
+        "j1",
+        Envelope(p.TASK, {"job_id": "j1", "task_id": "t1", "site": "site-a"}, task),
+    )
+    headers = {"job_id": "j1", "task_id": "t1", "task_name": "train"}
+    result = Envelope(p.RESULT, headers, FLModel(params={"w": np.ones(1 << 19, np.float32)}))
+    frame = peek_frame(prepare_envelope(result).head)
+    assert frame is not None
+    intake.gate("site-a", frame)  # admitted
+    with pytest.raises(MessageRefused, match="is being received already"):
+        intake.gate("site-a", frame)  # a second copy while the first is received
+    intake.result(SimpleNamespace(name="site-a"), result)  # type: ignore[arg-type]
+    passed = [env for who, env in sent if who == "job" and env.kind == p.RESULT]
+    assert len(passed) == 1 and passed[0].headers["site"] == "site-a"
+    with pytest.raises(MessageRefused, match="is not outstanding for site-a"):
+        intake.gate("site-a", frame)  # answered: spent
