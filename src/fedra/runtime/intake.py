@@ -29,7 +29,7 @@ from fedra.runtime import protocol as p
 from fedra.runtime.messages import BadMessage, JobState, LogHeaders, MayUpload, ResultHeaders
 from fedra.server.resultspec import Expectation, heads_of
 from fedra.transport import MessageRefused
-from fedra.wire import Envelope, FrameHead, TensorHead
+from fedra.wire import ALIGN, Envelope, FrameHead, TensorHead
 
 if TYPE_CHECKING:
     from fedra.runtime.server_parent import ServerParent
@@ -125,6 +125,13 @@ class ResultLedger:
             self._drop(job_id, task_id)
             return None if task.admitted else task.expected.check(tensors)
 
+    def spend(self, job_id: str, site: str, task_id: str) -> None:
+        """The task of ``site`` is answered by a refused result: no longer outstanding."""
+        with self._lock:
+            task, _ = self._find(job_id, site, task_id)
+            if task is not None:
+                self._drop(job_id, task_id)
+
     def _find(self, job_id: str, site: str, task_id: str) -> tuple[_Task | None, str]:
         book = self._jobs.get(job_id)
         if book is None:
@@ -168,9 +175,10 @@ class Intake:
             self.ledger.expect(job_id, str(h.get("site")), str(h.get("task_id")), expected)
 
     # -- results --------------------------------------------------------------------------
-    def gate(self, site: str, head: FrameHead) -> None:
+    def gate(self, site: str, head: FrameHead, total: int = 0, head_bytes: int = 0) -> None:
         """At the receive gate, a big message's header: MessageRefused for a result that does
-        not answer an outstanding task of ``site`` or does not fit the task's model."""
+        not answer an outstanding task of ``site`` or does not fit the task's model, or whose
+        size (``total``, with ``head_bytes`` of head) is more than its header declares."""
         if head.kind != p.RESULT:
             return
         try:
@@ -178,6 +186,13 @@ class Intake:
         except BadMessage as exc:
             self._refuse(site, None, str(exc))
             raise MessageRefused(str(exc)) from None
+        tensors = head.tensors or ()
+        declared = head_bytes + sum(t.nbytes for t in tensors) + ALIGN * (len(tensors) + 1)
+        if head_bytes and total > declared:
+            why = f"it announces {total} bytes, its header declares {declared - ALIGN} at most"
+            self.ledger.spend(result.job_id, site, result.task_id)
+            self._refuse(site, result, why)
+            raise MessageRefused(why)
         why = self.ledger.admit(result.job_id, site, result.task_id, head.tensors)
         if why is not None:
             handle = self._server.sites.get(site)

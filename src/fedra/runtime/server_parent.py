@@ -250,7 +250,7 @@ class ServerParent:
             return None
         found = peek_frame(head)
         if found is not None and site:
-            self._intake.gate(site, found)
+            self._intake.gate(site, found, total, len(head))
         if found is not None and found.kind == p.RESULT:
             if str(found.headers.get("grant")) in self._granted:
                 return None  # it holds its job's slot already (see _grant)

@@ -213,3 +213,21 @@ def test_a_big_result_that_fits_passes_the_gate_and_reaches_its_job() -> None:
     assert len(passed) == 1 and passed[0].headers["site"] == "site-a"
     with pytest.raises(MessageRefused, match="is not outstanding for site-a"):
         intake.gate("site-a", frame)  # answered: spent
+
+
+def test_a_result_announcing_more_bytes_than_its_header_declares_is_refused() -> None:
+    from fedra.transport import MessageRefused
+    from fedra.wire import peek_frame, prepare_envelope
+
+    server, _, sent = fake_server()
+    intake = Intake(server)
+    task = FLModel(params={"w": np.zeros(4, np.float32)})
+    intake.task_sent("j1", Envelope(p.TASK, {"task_id": "t1", "site": "site-a"}, task))
+    headers = {"job_id": "j1", "task_id": "t1", "task_name": "train"}
+    head = prepare_envelope(Envelope(p.RESULT, headers, task)).head
+    frame = peek_frame(head)
+    assert frame is not None
+    with pytest.raises(MessageRefused, match=r"it announces 3221225472 bytes, its header"):
+        intake.gate("site-a", frame, 3 << 30, len(head))
+    assert not intake.ledger.has_task("j1", "site-a")  # answered (refused)
+    assert [env.kind for who, env in sent if who == "job"] == ["lost"]
