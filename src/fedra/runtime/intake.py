@@ -188,12 +188,12 @@ class Intake:
             raise MessageRefused(str(exc)) from None
         tensors = head.tensors or ()
         declared = head_bytes + sum(t.nbytes for t in tensors) + ALIGN * (len(tensors) + 1)
+        why: str | None
         if head_bytes and total > declared:
             why = f"it announces {total} bytes, its header declares {declared - ALIGN} at most"
             self.ledger.spend(result.job_id, site, result.task_id)
-            self._refuse(site, result, why)
-            raise MessageRefused(why)
-        why = self.ledger.admit(result.job_id, site, result.task_id, head.tensors)
+        else:
+            why = self.ledger.admit(result.job_id, site, result.task_id, head.tensors)
         if why is not None:
             handle = self._server.sites.get(site)
             if handle is not None and result.grant is not None:
