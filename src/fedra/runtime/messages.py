@@ -10,6 +10,7 @@ message. The kinds and their fields are listed in :mod:`fedra.runtime.protocol`.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,19 @@ def text(h: Headers, key: str, *, limit: int = MAX_TEXT) -> str:
         raise BadMessage(f"'{key}' must be a string, got {type(value).__name__}")
     if len(value) > limit:
         raise BadMessage(f"'{key}' is {len(value)} characters long, at most {limit} allowed")
+    return value
+
+
+#: A job id as the server makes them (a UUID): also a folder name on the sites.
+_JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+def job_id(h: Headers, key: str = "job_id") -> str:
+    """``h[key]``: a job id (letters, digits, ``.``, ``_``, ``-``; at most 128; no leading
+    dot), safe as a folder name."""
+    value = text(h, key)
+    if not _JOB_ID.fullmatch(value):
+        raise BadMessage(f"'{key}' is not a job id: {value[:64]!r}")
     return value
 
 
@@ -104,7 +118,7 @@ class ResultHeaders:
     def from_headers(cls, h: Headers) -> ResultHeaders:
         """Parse; BadMessage when a field is missing or of the wrong type."""
         return cls(
-            job_id=text(h, "job_id") if "job_id" in h else "",
+            job_id=job_id(h) if "job_id" in h else "",
             task_id=text(h, "task_id"),
             task_name=text(h, "task_name"),
             error=optional_text(h, "error", limit=MAX_DETAIL),
@@ -127,7 +141,7 @@ class LogHeaders:
     def from_headers(cls, h: Headers) -> LogHeaders:
         """Parse; BadMessage when a field is missing or of the wrong type."""
         return cls(
-            job_id=text(h, "job_id") if "job_id" in h else "",
+            job_id=job_id(h) if "job_id" in h else "",
             site=text(h, "site") if "site" in h else "",
             key=text(h, "key"),
             value=number(h, "value"),
@@ -145,7 +159,7 @@ class MayUpload:
     @classmethod
     def from_headers(cls, h: Headers) -> MayUpload:
         """Parse; BadMessage when a field is missing or of the wrong type."""
-        return cls(id=text(h, "id"), job_id=text(h, "job_id"))
+        return cls(id=text(h, "id"), job_id=job_id(h))
 
 
 #: The states a site reports for a job.
@@ -167,7 +181,7 @@ class JobState:
         if state not in JOB_STATES:
             raise BadMessage(f"'state' must be one of {sorted(JOB_STATES)}, got {state[:40]!r}")
         return cls(
-            job_id=text(h, "job_id"),
+            job_id=job_id(h),
             state=state,
             detail=optional_text(h, "detail", limit=MAX_DETAIL) or "",
         )
@@ -216,7 +230,7 @@ class TaskHeaders:
     def from_headers(cls, h: Headers) -> TaskHeaders:
         """Parse; BadMessage when a field is missing or of the wrong type."""
         return cls(
-            job_id=text(h, "job_id") if "job_id" in h else "",
+            job_id=job_id(h) if "job_id" in h else "",
             task_id=text(h, "task_id"),
             task_name=text(h, "task_name"),
         )
@@ -231,7 +245,7 @@ class JobRef:
     @classmethod
     def from_headers(cls, h: Headers) -> JobRef:
         """Parse; BadMessage when ``job_id`` is missing or not a short string."""
-        return cls(job_id=text(h, "job_id"))
+        return cls(job_id=job_id(h))
 
 
 @dataclass(frozen=True)
@@ -244,7 +258,7 @@ class StartJob:
     @classmethod
     def from_headers(cls, h: Headers) -> StartJob:
         """Parse; BadMessage when a field is missing or of the wrong type."""
-        return cls(job_id=text(h, "job_id"), sites=text_list(h, "sites"))
+        return cls(job_id=job_id(h), sites=text_list(h, "sites"))
 
 
 @dataclass(frozen=True)
@@ -276,7 +290,7 @@ class ResultRefused:
     def from_headers(cls, h: Headers) -> ResultRefused:
         """Parse; BadMessage when a field is missing or of the wrong type."""
         return cls(
-            job_id=text(h, "job_id"),
+            job_id=job_id(h),
             task_id=text(h, "task_id"),
             error=text(h, "error", limit=MAX_DETAIL),
         )

@@ -66,3 +66,10 @@ def test_other_kinds() -> None:
         Request.from_headers({"cmd": "tail", "args": [1]})
     with pytest.raises(BadMessage, match="no 'error'"):
         ResultRefused.from_headers({"job_id": "j", "task_id": "t"})
+
+
+def test_a_job_id_is_safe_as_a_folder_name() -> None:
+    for bad in ("../../etc", "", ".hidden", "a/b", "x" * 129, "a\x00b"):
+        with pytest.raises(BadMessage, match=r"is not a job id"):
+            StartJob.from_headers({"job_id": bad, "sites": ["a"]})
+    assert StartJob.from_headers({"job_id": "5f546080-7418-498a", "sites": []}).sites == []
