@@ -5,6 +5,9 @@ FINISHED:COMPLETED and the refusals were hidden. Now each refusal is recorded in
 (``run_info["site_refusals"]`` and its failure, shown by get_job and show_errors), and a job
 that fewer than min_clients sites ran ends FINISHED:EXECUTION_EXCEPTION.
 
+Honest big results (above the 1 MiB upload threshold: asked for, granted, checked at the
+receive gate against their task) still make a job that completes with the right model.
+
 L5: a job whose meta.json nests arrays 100,000 deep, uploaded past the admin client's own
 check, got "internal error: maximum recursion depth exceeded"; now a one-line error names
 the file, and the server goes on.
@@ -16,14 +19,16 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fedra.admin import AdminError
 from fedra.job import FedJob, zip_job
 from fedra.pki import sign_job
 from tests.e2e.conftest import read
+from tests.e2e.jobs import arithmetic_job, expected_weights
 from tests.e2e.provisioned import SERVER, ProvisionedFederation
-from tests.security.conftest import PROJECT_ADMIN, SITE_A, SITE_B, start_federation
+from tests.security.conftest import LEAD_A, PROJECT_ADMIN, SITE_A, SITE_B, start_federation
 
 NO_TASKS = '''
 from fedra.workflows import FedAvg
@@ -36,8 +41,13 @@ class NoTasks(FedAvg):
         return None
 '''
 
-#: Both sites refuse every job of a project admin.
-REFUSE_PROJECT_ADMINS = {"roles": {"project_admin": {"submit_job": "none", "byoc": "none"}}}
+#: Both sites refuse every job of a project admin (leads may submit).
+REFUSE_PROJECT_ADMINS = {
+    "roles": {
+        "project_admin": {"submit_job": "none", "byoc": "none"},
+        "lead": {"submit_job": "any", "byoc": "any"},
+    }
+}
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +116,19 @@ def test_deeply_nested_job_json_is_a_clean_error(
         assert admin.check_status("server")["status"] == "started"
     assert "maximum recursion depth" not in read(fed.kits[SERVER] / "log.txt")
     fed.check_alive()
+
+
+def test_honest_big_results_pass_the_checks(fed: ProvisionedFederation, tmp_path: Path) -> None:
+    job = arithmetic_job(tmp_path / "big", tmp_path / "marks", rounds=2, wait_after_min=60.0)
+    np.savez(job / "app" / "custom" / "init.npz", w=np.zeros(1 << 19, np.float32))  # 2 MiB
+    with fed.session(LEAD_A) as lead:
+        job_id = lead.submit_job(job)
+        final = lead.wait(job_id, timeout=90)
+        assert final["status"] == "FINISHED:COMPLETED", final
+        folder = lead.download_job(job_id, tmp_path / "download")
+    with np.load(folder / "models" / "final.npz") as data:
+        assert data["w"].shape == (1 << 19,)
+        np.testing.assert_allclose(data["w"], expected_weights(2, 2), rtol=1e-6)
+    log = read(fed.kits[SERVER] / "log.txt")
+    assert "refused the result of site site-a for task" not in log
+    assert "refused an upload request" not in log

@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("fedra.server")
 #: Longest wait, when a job ends, for its sites to say whether they run it.
 REPORT_WAIT_S = 30.0
+#: Seconds a site has, once granted an upload, to begin sending that result.
+GRANT_START_S = 60.0
+GRANT_POLL_S = 0.5
 
 
 @dataclass
@@ -159,6 +162,9 @@ class Intake:
         self._waiting: set[tuple[str, str]] = set()
         #: Repeated upload requests refused, per (site, job id).
         self._duplicates: dict[tuple[str, str], int] = {}
+        #: Grants whose result has begun to arrive.
+        self._sending: set[str] = set()
+        self._idle = threading.Event()  # never set: a wait that is not a sleep
 
     # -- tasks going out ------------------------------------------------------------------
     def task_sent(self, job_id: str, env: Envelope) -> None:
@@ -194,6 +200,9 @@ class Intake:
             self.ledger.spend(result.job_id, site, result.task_id)
         else:
             why = self.ledger.admit(result.job_id, site, result.task_id, head.tensors)
+        if why is None and result.grant is not None:
+            with self._lock:
+                self._sending.add(result.grant)  # its grant is in use now (see _withdraw_unused)
         if why is not None:
             handle = self._server.sites.get(site)
             if handle is not None and result.grant is not None:
@@ -301,6 +310,30 @@ class Intake:
         finally:
             with self._lock:
                 self._waiting.discard(key)
+        self._withdraw_unused(handle, job, grant_id)
+
+    def _withdraw_unused(self, handle: SiteHandle, job: RunningJob, grant_id: str) -> None:
+        """Withdraw a grant whose result has not begun within GRANT_START_S: a site that
+        holds its job's results slot and sends nothing would stall the others' big results."""
+        deadline = time.monotonic() + GRANT_START_S
+        try:
+            while grant_id in handle.grants and grant_id not in self._sending:
+                if handle.conn.closed or job.done:
+                    return
+                if time.monotonic() > deadline:
+                    log.warning(
+                        "site %s sent nothing within %.0f s of its upload grant for job %s: "
+                        "grant withdrawn",
+                        handle.name,
+                        GRANT_START_S,
+                        job.job_id,
+                    )
+                    self._server._end_grant(handle, grant_id)
+                    return
+                self._idle.wait(GRANT_POLL_S)
+        finally:
+            with self._lock:
+                self._sending.discard(grant_id)
 
     def waiting_grants(self) -> int:
         """How many upload requests wait for their job's slot now."""

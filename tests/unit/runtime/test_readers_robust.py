@@ -231,3 +231,30 @@ def test_a_result_announcing_more_bytes_than_its_header_declares_is_refused() ->
         intake.gate("site-a", frame, 3 << 30, len(head))
     assert not intake.ledger.has_task("j1", "site-a")  # answered (refused)
     assert [env.kind for who, env in sent if who == "job"] == ["lost"]
+
+
+def test_a_grant_whose_result_never_begins_is_withdrawn(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import fedra.runtime.intake as intake_module
+
+    monkeypatch.setattr(intake_module, "GRANT_START_S", 0.2)
+    monkeypatch.setattr(intake_module, "GRANT_POLL_S", 0.02)
+    server, job, _ = fake_server()
+    ended: list[str] = []
+    handle = SimpleNamespace(name="site-b", grants={}, conn=SimpleNamespace(closed=False))
+
+    def grant(handle: Any, job: Any, grant_id: str) -> None:
+        handle.grants[grant_id] = job.results_gate
+
+    def end_grant(handle: Any, grant_id: str) -> None:
+        handle.grants.pop(grant_id, None)
+        ended.append(grant_id)
+
+    server._grant, server._end_grant = grant, end_grant
+    caplog.set_level(logging.WARNING, "fedra.server")
+    intake = Intake(server)
+    intake.ledger.expect("j1", "site-b", "t1", Expectation.of_task(None))
+    intake._grant(handle, job, "g1", ("site-b", "j1"))  # type: ignore[arg-type]
+    assert ended == ["g1"] and handle.grants == {}
+    assert "site site-b sent nothing within 0 s of its upload grant for job j1" in caplog.text
