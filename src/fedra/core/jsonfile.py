@@ -11,6 +11,44 @@ from typing import Any
 
 #: The largest settings file read (a kit's files are a few hundred bytes).
 MAX_SETTINGS_BYTES = 1 << 20
+#: The deepest nesting of arrays and objects accepted in JSON that comes from outside (job
+#: folders, settings, message headers): deeper input is refused with a clean error instead
+#: of exhausting the interpreter's recursion limit.
+MAX_JSON_DEPTH = 64
+
+
+class JsonTooDeep(ValueError):
+    """JSON nested deeper than :data:`MAX_JSON_DEPTH` levels (the message names the input)."""
+
+
+def check_depth(value: object, what: str, limit: int = MAX_JSON_DEPTH) -> None:
+    """JsonTooDeep when ``value`` (parsed JSON) nests arrays/objects deeper than ``limit``.
+
+    Iterative: safe on any input json.loads returned."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            raise JsonTooDeep(f"{what}: JSON nested deeper than {limit} levels")
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+
+
+def load_json(text: str | bytes, what: str, **options: Any) -> Any:
+    """``json.loads(text, **options)`` with nesting bounded (:func:`check_depth`).
+
+    json.JSONDecodeError for invalid JSON, JsonTooDeep for JSON nested too deep."""
+    try:
+        value = json.loads(text, **options)
+    except RecursionError:
+        raise JsonTooDeep(f"{what}: JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    check_depth(value, what)
+    return value
 
 
 def read_json_object(
@@ -31,11 +69,13 @@ def read_json_object(
     if len(raw) > MAX_SETTINGS_BYTES:
         raise ConfigError(f"{path}: larger than {MAX_SETTINGS_BYTES} bytes")
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = load_json(raw.decode("utf-8"), str(path))
     except UnicodeDecodeError as err:
         raise ConfigError(f"{path}: not UTF-8") from err
     except json.JSONDecodeError as err:
         raise ConfigError(f"{path}: line {err.lineno}: invalid JSON ({err.msg})") from err
+    except JsonTooDeep as err:
+        raise ConfigError(str(err)) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a JSON object")
     return data

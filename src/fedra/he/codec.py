@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from fedra.core import Array, Params, WireError
+from fedra.core.jsonfile import JsonTooDeep, load_json
 from fedra.he.keys import HEContext, tenseal
 
 #: The param holding the ciphertexts of an encrypted model.
@@ -92,8 +93,8 @@ class Layout:
         if array.dtype != np.uint8 or array.ndim != 1 or array.size > _MAX_LAYOUT_BYTES:
             raise WireError(f"{LAYOUT}: expected a 1-D uint8 array of JSON")
         try:
-            doc = json.loads(array.tobytes().decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            doc = load_json(array.tobytes().decode("utf-8"), LAYOUT)
+        except (UnicodeDecodeError, json.JSONDecodeError, JsonTooDeep) as exc:
             raise WireError(f"{LAYOUT}: not JSON: {exc}") from exc
         if not isinstance(doc, dict) or doc.get("scheme") != "ckks":
             raise WireError(f"{LAYOUT}: expected a CKKS layout object")

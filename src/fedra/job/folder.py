@@ -31,6 +31,7 @@ from fedra.core import (
     parse_meta,
     parse_server_config,
 )
+from fedra.core.jsonfile import MAX_JSON_DEPTH, JsonTooDeep, load_json
 from fedra.job.custom import custom_module_file, load_custom_class
 from fedra.job.registry import Kind, builtin, names
 from fedra.server import ModelPersistor
@@ -84,9 +85,13 @@ def read_json(path: Path, shown: str) -> object:
     if path.stat().st_size > MAX_CONFIG_BYTES:
         raise JobValidationError(shown, "", f"at most {MAX_CONFIG_BYTES} bytes")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return load_json(path.read_text(encoding="utf-8"), shown)
     except UnicodeDecodeError as exc:
         raise JobValidationError(shown, "", "UTF-8 text") from exc
+    except JsonTooDeep:
+        raise JobValidationError(
+            shown, "", f"JSON nested at most {MAX_JSON_DEPTH} levels deep"
+        ) from None
     except json.JSONDecodeError as exc:
         raise JobValidationError(
             shown, f"line {exc.lineno} column {exc.colno}", f"valid JSON ({exc.msg})"

@@ -34,6 +34,7 @@ ABORT_JOB = "abort_job"  # {"job_id", "reason"}
 END_JOB = "end_job"  # {"job_id"}
 REQUEST = "request"  # {"id", "cmd", "args"}: sys_info, tail, cat, shutdown, restart
 UPLOAD_OK = "upload_ok"  # {"id"}: send that result now (a RESULT with {"grant": id})
+RESULT_REFUSED = "result_refused"  # {"job_id", "task_id", "error"}: a result was refused
 
 # server parent <-> server job
 READY = "ready"  # {"job_id"}

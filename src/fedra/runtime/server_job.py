@@ -27,6 +27,14 @@ from fedra.job import (
     load_job,
 )
 from fedra.runtime import protocol as p
+from fedra.runtime.messages import (
+    BadMessage,
+    LogHeaders,
+    Lost,
+    ResultHeaders,
+    SiteFailed,
+    text_list,
+)
 from fedra.runtime.procs import ROUTER_MMAP_THRESHOLD
 from fedra.server import EventLog, MetricsSink, RunStore, ServerRun, TaskBoard
 from fedra.transport import ChannelClosed, LocalChannel, Spool, connect_unix
@@ -74,58 +82,74 @@ def _read(
 
     Back-pressure: a result is read only once the workflow has consumed the previous one
     (``slot``), so at most one site result is in this process at a time; the rest wait in
-    the transport, whose flow control holds them back at the sites.
+    the transport, whose flow control holds them back at the sites. A malformed message is
+    logged and skipped: it never ends this reader (the job would wait for ever).
     """
     try:
         while True:
             slot.acquire()
             env = channel.recv()
-            if env.kind != p.RESULT:
+            held = False
+            try:
+                held = _route(env, board, tracking, go)
+            except BadMessage as exc:
+                site = env.headers.get("site")
+                log.warning("refused a malformed %r message (site %r): %s", env.kind, site, exc)
+            except Exception:  # one message must not end the reader: the job would hang
+                log.exception("could not handle a %r message from the parent", env.kind)
+            if not held:
                 slot.release()
-            h = env.headers
-            if env.kind == p.RESULT:
-                result = TaskResult(
-                    task_id=str(h["task_id"]),
-                    task_name=str(h["task_name"]),
-                    site=str(h["site"]),
-                    data=env.model if h.get("error") is None else None,
-                    error=h.get("error"),
-                )
-                verdict = board.submit(result)
-                del result
-                if not verdict.accepted:
-                    slot.release()
-                    log.info("result refused: %s", verdict.reason)
-            elif env.kind == p.LOG:
-                step = h.get("step")
-                tracking.add(
-                    str(h["site"]),
-                    str(h["key"]),
-                    float(h["value"]),
-                    None if step is None else int(step),
-                )
-            elif env.kind == "site_failed":
-                board.fail_site(str(h["site"]), str(h.get("detail", "")))
-            elif env.kind == p.GO:
-                go.set()
-            elif env.kind == p.SITES:
-                board.set_sites([str(s) for s in h["sites"]])
-            elif env.kind == "lost":
-                if "task_id" in h:
-                    board.cancel_task(str(h["task_id"]))
-                else:
-                    count = board.cancel_site(str(h["site"]))
-                    log.info("site %s left: %d outstanding tasks given up", h["site"], count)
-            elif env.kind == p.ABORT:
-                board.abort(str(h.get("reason", "aborted")))
-                go.set()
+            if env.kind == p.ABORT:
                 return
-            del env, h  # hold nothing while waiting for the next message
+            del env  # hold nothing while waiting for the next message
     except (ChannelClosed, FedraError, OSError) as exc:
         board.abort(f"the server parent went away ({exc})")
         go.set()
     finally:
         parent_gone.set()
+
+
+def _route(env: Envelope, board: TaskBoard, tracking: MetricsSink, go: threading.Event) -> bool:
+    """Act on one message from the parent; True when an accepted result now holds the slot.
+
+    BadMessage when its headers are malformed (nothing has been done then)."""
+    h = env.headers
+    if env.kind == p.RESULT:
+        head = ResultHeaders.from_headers(h)
+        result = TaskResult(
+            task_id=head.task_id,
+            task_name=head.task_name,
+            site=head.site,
+            data=env.model if head.error is None else None,
+            error=head.error,
+        )
+        verdict = board.submit(result)
+        del result
+        if not verdict.accepted:
+            log.info("result refused: %s", verdict.reason)
+        return verdict.accepted
+    if env.kind == p.LOG:
+        entry = LogHeaders.from_headers(h)
+        tracking.add(entry.site, entry.key, entry.value, entry.step)
+    elif env.kind == "site_failed":
+        failed = SiteFailed.from_headers(h)
+        board.fail_site(failed.site, failed.detail)
+    elif env.kind == p.GO:
+        go.set()
+    elif env.kind == p.SITES:
+        board.set_sites(text_list(h, "sites"))
+    elif env.kind == "lost":
+        lost = Lost.from_headers(h)
+        if lost.task_id is not None:
+            board.cancel_task(lost.task_id)
+        elif lost.site is not None:
+            count = board.cancel_site(lost.site)
+            log.info("site %s left: %d outstanding tasks given up", lost.site, count)
+    elif env.kind == p.ABORT:
+        reason = h.get("reason")
+        board.abort(reason if isinstance(reason, str) else "aborted")
+        go.set()
+    return False
 
 
 def run(args: argparse.Namespace) -> int:
@@ -164,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
         job_id=args.job_id,
         consumed=lambda _r: slot.release(),
         deliver_many=deliver_many,
+        check_results=True,  # at latest here, before a workflow sees a result
     )
     tracking = MetricsSink(workspace / "tb_events")
     go = threading.Event()

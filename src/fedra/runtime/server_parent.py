@@ -29,6 +29,8 @@ from fedra.pki import TlsFiles
 from fedra.runtime import protocol as p
 from fedra.runtime.admin_port import AdminPort
 from fedra.runtime.config import ServerKit
+from fedra.runtime.intake import Intake
+from fedra.runtime.messages import BadMessage, text_list
 from fedra.runtime.procs import end_group, parent_kit, parent_ready, spawn, tail
 from fedra.runtime.server_records import RunningJob, SiteHandle
 from fedra.scheduler import QueuedJob, Wait, schedule
@@ -43,7 +45,7 @@ from fedra.transport import (
     accept_channel,
     listen_unix,
 )
-from fedra.wire import Envelope, peek_head
+from fedra.wire import Envelope, peek_frame
 
 log = logging.getLogger("fedra.server")
 FINAL = {s for s in JobStatus if s.is_final}
@@ -81,6 +83,8 @@ class ServerParent:
         self._requests: dict[str, tuple[threading.Event, list[Envelope]]] = {}
         self._stray_gate = threading.Semaphore(1)
         self._granted: set[str] = set()  # upload grants outstanding, all sites
+        #: Checks what sites send for their jobs (results, logs, upload requests, job states).
+        self._intake = Intake(self)
         self._stopping = threading.Event()
         self.exit_code = 0
         ca, cert, key = TlsFiles.in_dir(kit.startup, "server").load()
@@ -234,22 +238,27 @@ class ServerParent:
                 "refused site %s (%s): it is not a site of this project", peer.name, peer.org
             )
             raise FedraError(f"refused: {peer.name} is not a site of this project")
-        conn.set_receive_gate(self._receive_gate)
+        name = peer.name
+        conn.set_receive_gate(lambda total, head: self._receive_gate(total, head, name))
         threading.Thread(
             target=self._serve_site, args=(conn,), name=f"site-{peer.name}", daemon=True
         ).start()
 
-    def _receive_gate(self, total: int, head: bytes) -> threading.Semaphore | None:
+    def _receive_gate(self, total: int, head: bytes, site: str = "") -> threading.Semaphore | None:
         """The slot a site's message holds while it is received and passed on: one big result
         per job at a time (other big ones: one stray slot), the rest wait in flow control; it
-        is released when the site's thread asks for its next message (or the stream ends)."""
+        is released when the site's thread asks for its next message (or the stream ends).
+        A big result of ``site`` that does not answer an outstanding task of it, or does not
+        fit the task's model, is refused from its header (MessageRefused): never received."""
         if total <= GATED_MESSAGE_BYTES:
             return None
-        found = peek_head(head)
-        if found is not None and found[0] == p.RESULT:
-            if str(found[1].get("grant")) in self._granted:
+        found = peek_frame(head)
+        if found is not None and site:
+            self._intake.gate(site, found, total, len(head))
+        if found is not None and found.kind == p.RESULT:
+            if str(found.headers.get("grant")) in self._granted:
                 return None  # it holds its job's slot already (see _grant)
-            job = self.running.get(str(found[1].get("job_id")))
+            job = self.running.get(str(found.headers.get("job_id")))
             if job is not None:
                 return job.results_gate
         return self._stray_gate
@@ -272,7 +281,12 @@ class ServerParent:
             while True:
                 env = conn.recv()
                 handle.last_seen = time.monotonic()
-                self._from_site(handle, env)
+                try:
+                    self._from_site(handle, env)
+                except (BadMessage, ValueError, TypeError) as exc:
+                    log.warning(
+                        "refused a malformed %r message from site %s: %s", env.kind, name, exc
+                    )
                 relayed = env.model is not None
                 del env  # hold no model while waiting for the next message
                 if relayed:
@@ -309,32 +323,25 @@ class ServerParent:
             return
         if env.kind in (p.HELLO, p.HEARTBEAT):
             handle.update_resources(h.get("resources"))
-            handle.jobs = [str(j) for j in h.get("jobs", [])]
+            handle.jobs = text_list(h, "jobs", required=False)
             self._end_stale_jobs(handle)
             if env.kind == p.HELLO:
                 self.wake()  # its resources are known now: maybe a queued job fits
-        elif env.kind in (p.RESULT, p.LOG):
-            job = self.running.get(str(h.get("job_id")))
-            if job is not None:
-                self._to_job(job, Envelope(env.kind, {**h, "site": handle.name}, env.model))
-            if "grant" in h:
-                self._end_grant(handle, str(h["grant"]))
+        elif env.kind == p.RESULT:
+            try:
+                self._intake.result(handle, env)
+            finally:
+                if isinstance(h.get("grant"), str):
+                    self._end_grant(handle, h["grant"])
+        elif env.kind == p.LOG:
+            self._intake.log_entry(handle, env)
         elif env.kind == p.MAY_UPLOAD:
-            job = self.running.get(str(h.get("job_id")))
-            if job is not None:
-                args = (handle, job, str(h.get("id")))
-                threading.Thread(target=self._grant, args=args, daemon=True).start()
+            self._intake.may_upload(handle, env)  # one waiting grant per (site, job) at most
         elif env.kind == p.JOB_STATE:
-            log.info(
-                "site %s: job %s %s %s",
-                handle.name,
-                h.get("job_id"),
-                h.get("state"),
-                h.get("detail") or "",
-            )
-            job = self.running.get(str(h.get("job_id")))
-            if job is not None and h.get("state") == "failed":
-                detail = f"the site's job process failed:\n{h.get('detail') or ''}"
+            state = self._intake.job_state(handle, env)
+            job = self.running.get(state.job_id) if state is not None else None
+            if job is not None and state is not None and state.state == "failed":
+                detail = f"the site's job process failed:\n{state.detail}"
                 failed = Envelope("site_failed", {"site": handle.name, "detail": detail})
                 self._to_job(job, failed)
         elif env.kind == p.REPLY:
@@ -664,7 +671,9 @@ class ServerParent:
                     self._fan_out(job, env)
                 elif env.kind == p.TASK:
                     site = str(h["site"])
+                    self._intake.task_sent(job.job_id, env)
                     if not self.send_to_site(site, env):
+                        self._intake.ledger.forget_task(job.job_id, str(h["task_id"]))
                         self._to_job(job, Envelope("lost", {"task_id": h["task_id"]}))
                 elif env.kind == p.ROUND:
                     job.rounds.append(dict(h))
@@ -679,6 +688,8 @@ class ServerParent:
         except (ChannelClosed, FedraError, OSError) as exc:
             log.info("job %s: channel closed (%s)", job.job_id, exc)
         job.done = True
+        if outcome is None:
+            self._intake.ledger.forget_job(job.job_id)  # (else when its end is recorded)
         if self._stopping.is_set() or job.detached:
             with self._lock:
                 if self.running.get(job.job_id) is job:
@@ -693,7 +704,13 @@ class ServerParent:
         self.wake()
 
     def _job_ended(self, job: RunningJob, outcome: dict[str, Any] | None) -> None:
-        """Tell the sites, record how the job ended (its DONE message, or a crash)."""
+        """Tell the sites, record how the job ended (its DONE message, or a crash); a job
+        that too few sites ran does not complete (see Intake.final_status)."""
+        if outcome is not None:
+            status = JobStatus(str(outcome["status"]))
+            reason = str(outcome.get("error") or "all workflows finished")
+            min_clients = self.store.get(job.job_id).meta.min_clients
+            status, reason, refused = self._intake.final_status(job, min_clients, status, reason)
         code = end_group(job.proc, grace=5.0)
         with self._lock:
             self.running.pop(job.job_id, None)
@@ -701,8 +718,9 @@ class ServerParent:
         for site in job.sites:
             self.send_to_site(site, Envelope(kind, {"job_id": job.job_id}))
         if outcome is not None:
-            status = JobStatus(str(outcome["status"]))
-            reason = str(outcome.get("error") or "all workflows finished")
+            if refused and not outcome.get("failed_site"):
+                site = next(iter(refused))
+                outcome = {**outcome, "failed_site": site, "traceback": refused[site]}
             if outcome.get("failed_site"):
                 self.store.set_failure(
                     job.job_id,
@@ -737,12 +755,15 @@ class ServerParent:
         # (frames queued for each stream) then does not grow with the number of sites.
         turns = threading.Semaphore(FANOUT if shared is not None else len(h["targets"]) or 1)
 
+        self._intake.task_sent(job.job_id, env)
+
         def send(target: dict[str, Any]) -> None:
             headers = {**common, "site": target["site"], "task_id": target["task_id"]}
             task = Envelope(p.TASK, headers, env.model)
             with turns:  # held until the model has left (a slow site keeps its turn)
                 sent = self.send_to_site(str(target["site"]), task, shared, drain=True)
             if not sent:
+                self._intake.ledger.forget_task(job.job_id, str(target["task_id"]))
                 self._to_job(job, Envelope("lost", {"task_id": target["task_id"]}))
 
         threads = [threading.Thread(target=send, args=(t,), daemon=True) for t in h["targets"]]

@@ -17,6 +17,7 @@ from fedra.client import SiteContext, SiteRunner
 from fedra.core import FedraError, FLModel, Task, release_large_buffers
 from fedra.job import activate_custom_dirs, build_executors, build_filters, load_job
 from fedra.runtime import protocol as p
+from fedra.runtime.messages import BadMessage, TaskHeaders
 from fedra.runtime.procs import ROUTER_MMAP_THRESHOLD
 from fedra.transport import ChannelClosed, connect_unix
 from fedra.wire import Envelope
@@ -75,12 +76,16 @@ def run(args: argparse.Namespace) -> int:
                 break
             if env.kind != p.TASK:
                 continue
-            h = env.headers
+            try:
+                head = TaskHeaders.from_headers(env.headers)
+            except BadMessage as exc:
+                log.warning("refused a malformed task from the site parent: %s", exc)
+                continue
             task = Task(
-                name=str(h["task_name"]),
+                name=head.task_name,
                 data=env.model or FLModel(),
                 site=args.site,
-                id=str(h["task_id"]),
+                id=head.task_id,
                 job_id=args.job_id,
             )
             log.info("task %s (%s)", task.name, task.id)

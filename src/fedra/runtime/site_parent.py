@@ -31,6 +31,14 @@ from fedra.core import FedraError, trim_heap
 from fedra.pki import TlsFiles
 from fedra.runtime import protocol as p
 from fedra.runtime.config import SiteKit
+from fedra.runtime.messages import (
+    BadMessage,
+    JobRef,
+    Request,
+    ResultRefused,
+    StartJob,
+    TaskHeaders,
+)
 from fedra.runtime.procs import end_group, parent_kit, parent_ready, spawn, tail
 from fedra.runtime.site_resources import SiteResourceBook, load_site_resources
 from fedra.scheduler import ResourceError
@@ -175,7 +183,10 @@ class SiteParent:
             while not self._stopping.is_set():
                 env = conn.recv()
                 relayed = env.model is not None
-                self._from_server(env)
+                try:
+                    self._from_server(env)
+                except (BadMessage, ValueError, TypeError) as exc:
+                    log.warning("refused a malformed %r message from the server: %s", env.kind, exc)
                 del env  # hold no model while waiting for the next message
                 if relayed:
                     trim_heap()  # its frames stay in the reader thread's arena otherwise
@@ -213,9 +224,10 @@ class SiteParent:
                 f"the server speaks for session {h.get('ssid')}, not {self.ssid}: stale"
             )
         if env.kind == p.START_JOB:
-            sites = [str(s) for s in h.get("sites", [])]
-            self._start_job(job_id, sites, p.model_zip(env.model), h)
+            start = StartJob.from_headers(h)
+            self._start_job(start.job_id, start.sites, p.model_zip(env.model), h)
         elif env.kind == p.TASK:
+            job_id = TaskHeaders.from_headers(h).job_id
             job = self.jobs.get(job_id)
             if job is None and job_id in self.refused:
                 self._send(
@@ -244,9 +256,18 @@ class SiteParent:
             if event is not None:
                 event.set()
         elif env.kind in (p.ABORT_JOB, p.END_JOB):
-            self._end_job(job_id, abort=env.kind == p.ABORT_JOB)
+            self._end_job(JobRef.from_headers(h).job_id, abort=env.kind == p.ABORT_JOB)
         elif env.kind == p.REQUEST:
+            Request.from_headers(h)
             self._request(h)
+        elif env.kind == p.RESULT_REFUSED:
+            refused = ResultRefused.from_headers(h)
+            log.warning(
+                "the server refused our result for task %s of job %s: %s",
+                refused.task_id,
+                refused.job_id,
+                refused.error,
+            )
 
     # -- jobs ---------------------------------------------------------------------------
     def _start_job(

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from fedra.core import FLModel, RunAborted, Task, TaskResult, WorkflowError
+from fedra.server.resultspec import Expectation
 
 Deliver = Callable[[Task], None]
 
@@ -50,9 +51,12 @@ class TaskBoard:
         job_id: str = "",
         consumed: Callable[[TaskResult], None] | None = None,
         deliver_many: Callable[[list[Task]], None] | None = None,
+        check_results: bool = False,
     ) -> None:
         """``consumed`` is told when the workflow is done with a result it was given (or when
-        an accepted result is dropped unread): the caller's back-pressure hook."""
+        an accepted result is dropped unread): the caller's back-pressure hook.
+        ``check_results``: refuse a result whose params do not fit its task's model (see
+        :mod:`fedra.server.resultspec`); its task then counts as answered without a result."""
         self._sites = list(sites)
         self._deliver = deliver
         #: Optional: hand all tasks of one broadcast over at once (they share their data), so
@@ -60,8 +64,9 @@ class TaskBoard:
         self._deliver_many = deliver_many
         self._consumed = consumed
         self._job_id = job_id
+        self._check_results = check_results
         self._lock = threading.Lock()
-        self._outstanding: dict[str, tuple[_Batch, str]] = {}
+        self._outstanding: dict[str, tuple[_Batch, str, Expectation | None]] = {}
         self._batches: set[_Batch] = set()
         self._abort_reason: str | None = None
 
@@ -108,12 +113,16 @@ class TaskBoard:
             entry = self._outstanding.get(result.task_id)
             if entry is None:
                 return Verdict(False, f"task {result.task_id} is not outstanding")
-            batch, site = entry
+            batch, site, expected = entry
             if site != result.site:
                 return Verdict(
                     False, f"task {result.task_id} was sent to {site}, not {result.site}"
                 )
             del self._outstanding[result.task_id]
+            why = None if expected is None else expected.check_model(result.data)
+            if why is not None:
+                batch.results.put(_Lost(site))  # answered: the round need not wait for it
+                return Verdict(False, f"result of {site} for task {result.task_id}: {why}")
             # Queued under the lock: once a batch is closed, every accepted result is queued.
             batch.results.put(result)
         return Verdict(True)
@@ -135,7 +144,7 @@ class TaskBoard:
         """Answer every outstanding task of ``site`` with an error (its job process died)."""
         with self._lock:
             doomed = [(tid, e) for tid, e in self._outstanding.items() if e[1] == site]
-            for task_id, (batch, _site) in doomed:
+            for task_id, (batch, _site, _expected) in doomed:
                 del self._outstanding[task_id]
                 batch.results.put(TaskResult(task_id, "", site, error=detail))
         return len(doomed)
@@ -147,7 +156,7 @@ class TaskBoard:
     def _cancel(self, match: Callable[[str, str], bool]) -> int:
         with self._lock:
             doomed = [(tid, e) for tid, e in self._outstanding.items() if match(e[1], tid)]
-            for task_id, (batch, site) in doomed:
+            for task_id, (batch, site, _expected) in doomed:
                 del self._outstanding[task_id]
                 batch.results.put(_Lost(site))
         return len(doomed)
@@ -176,6 +185,7 @@ class TaskBoard:
         timeout: float | None,
     ) -> Iterator[TaskResult]:
         batch = _Batch()
+        expected = Expectation.of_task(data) if self._check_results else None
         tasks = [
             Task(name=task_name, data=data, site=site, job_id=self._job_id, timeout=timeout)
             for site in targets
@@ -185,7 +195,7 @@ class TaskBoard:
                 raise RunAborted(self._abort_reason)
             self._batches.add(batch)
             for task in tasks:
-                self._outstanding[task.id] = (batch, task.site)
+                self._outstanding[task.id] = (batch, task.site, expected)
         handed: TaskResult | None = None  # yielded, not yet known to be consumed
         try:
             if self._deliver_many is not None and len(tasks) > 1:

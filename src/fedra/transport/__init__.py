@@ -10,7 +10,7 @@ import typing as _typing
 
 from fedra.transport._stream import DEFAULT_MAX_MESSAGE, FRAME_SIZE, SharedBody
 from fedra.transport.connection import Connection, PeerIdentity
-from fedra.transport.errors import ChannelClosed, ConnectError, ListenError
+from fedra.transport.errors import ChannelClosed, ConnectError, ListenError, MessageRefused
 from fedra.transport.local import LocalChannel, accept_channel, connect_unix, listen_unix
 from fedra.transport.memory import MemoryConnection, MemoryServer, memory_connect
 from fedra.transport.spool import SPOOL_BYTES, Spool, SpoolError
@@ -45,6 +45,7 @@ __all__ = [
     "LocalChannel",
     "MemoryConnection",
     "MemoryServer",
+    "MessageRefused",
     "PeerIdentity",
     "SharedBody",
     "Spool",

@@ -31,7 +31,7 @@ from fedra.core.filemap import file_region
 from fedra.transport._pipe import Pipe
 from fedra.transport._proto import fedra_transport_pb2 as pb
 from fedra.transport.connection import Connection, MessageCheck, PeerIdentity, ReceiveGate
-from fedra.transport.errors import ChannelClosed
+from fedra.transport.errors import ChannelClosed, MessageRefused
 from fedra.transport.spool import Spool, SpoolError, SpoolFile
 from fedra.wire import (
     DEFAULT_MAX_FRAME,
@@ -516,12 +516,19 @@ class StreamConnection(Connection):
         first frame of each message it waits for the receive gate, if one is set.
         """
         reason = "the peer closed the connection"
+        stream = iter(frames)
         try:
-            for frame in frames:
+            for frame in stream:
                 self._last_heard = time.monotonic()
-                if frame.total and not self._admit(frame):
-                    reason = "connection closed"
-                    break
+                if frame.total:
+                    try:
+                        admitted = self._admit(frame)
+                    except MessageRefused:
+                        self._skip(frame, stream)
+                        continue
+                    if not admitted:
+                        reason = "connection closed"
+                        break
                 self._in.put(frame)
                 del frame  # the pipe has it: keep no frame while the stream is idle
         except Exception as err:  # grpc.RpcError, or the stream broke in another way
@@ -530,6 +537,18 @@ class StreamConnection(Connection):
             self._in.finish(reason)
             self._out.close(reason)
             self._stream_ended()
+
+    def _skip(self, first: pb.Frame, stream: Iterator[pb.Frame]) -> None:
+        """Drop the frames of a message the receive gate refused (``first`` began it)."""
+        frame = first
+        while not frame.last:
+            following = next(stream, None)
+            if following is None:
+                return  # the stream ended: pump sees that
+            frame = following
+            self._last_heard = time.monotonic()
+            if frame.total:
+                self._protocol_error("a message began before the refused one ended")
 
     def stream_terminated(self, reason: str) -> None:
         """The stream is gone: nothing more can be sent (wakes the sending side)."""

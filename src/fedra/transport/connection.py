@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 #: Chooses, from an incoming message's size and first bytes (its first frame's data), the
 #: semaphore to hold while that message is received and handled; None lets it in at once.
+#: It may raise :class:`~fedra.transport.errors.MessageRefused`: the message is then dropped.
 ReceiveGate = Callable[[int, bytes], "threading.Semaphore | None"]
 #: Judges an incoming message from its declared size and first bytes (its first frame's data)
 #: before anything more of it is read: why it is refused, or None to let it in.
@@ -109,8 +110,10 @@ class Connection(ABC):
         and stops reading the stream until the semaphore it names is acquired; the semaphore
         is released when the next ``recv`` begins or the connection ends, so a slot covers
         the message while its receiver handles it. The peer is held back by flow control, and
-        only the frames already read wait in this process. Transports that hold nothing in
-        frames ignore it (the default).
+        only the frames already read wait in this process. A gate that raises MessageRefused
+        refuses the message from its head: its frames are read and dropped, ``recv`` never
+        sees it, and the connection goes on. Transports that hold nothing in frames ignore it
+        (the default).
         """
         del gate
 

@@ -15,3 +15,8 @@ class ConnectError(FedraError):
 
 class ListenError(FedraError):
     """A server could not listen on the address it was given (in use, or not a local address)."""
+
+
+class MessageRefused(FedraError):
+    """Raised by a receive gate to refuse a message from its head: its body is then skipped
+    (read from the stream and dropped, never held) and the connection goes on."""

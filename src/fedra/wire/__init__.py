@@ -7,7 +7,15 @@ no class names travel. Decoding is zero-copy and raises :class:`fedra.core.WireE
 anything malformed.
 """
 
-from fedra.wire.decode import decode_envelope, decode_model, decode_split, peek_head
+from fedra.wire.decode import (
+    FrameHead,
+    TensorHead,
+    decode_envelope,
+    decode_model,
+    decode_split,
+    peek_frame,
+    peek_head,
+)
 from fedra.wire.encode import (
     MODEL_KIND,
     encode_envelope,
@@ -46,6 +54,8 @@ __all__ = [
     "VERSION",
     "EncodedFrame",
     "Envelope",
+    "FrameHead",
+    "TensorHead",
     "decode_envelope",
     "decode_model",
     "decode_split",
@@ -53,6 +63,7 @@ __all__ = [
     "encode_envelope_chunks",
     "encode_model",
     "encode_model_chunks",
+    "peek_frame",
     "peek_head",
     "prepare_envelope",
     "prepare_model",

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from fedra.core import WireError
+from fedra.core.jsonfile import JsonTooDeep, check_depth
 
 
 def _default(value: object) -> object:
@@ -48,6 +49,10 @@ def load_object(text: str, what: str, *, allow_nan: bool = False) -> dict[str, A
             value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except (ValueError, RecursionError) as err:
         raise WireError(f"{what}: invalid JSON: {err}") from None
+    try:
+        check_depth(value, what)
+    except JsonTooDeep as err:
+        raise WireError(str(err)) from None
     if not isinstance(value, dict):
         raise WireError(f"{what}: expected a JSON object, got {type(value).__name__}")
     return value

@@ -8,6 +8,7 @@ raises :class:`fedra.core.WireError` and nothing else.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -220,6 +221,53 @@ def peek_head(data: bytes | bytearray | memoryview) -> tuple[str, dict[str, Any]
         return header.kind, _json.load_object(header.headers_json, "headers")
     except (WireError, DecodeError, ValueError):
         return None
+
+
+@dataclass(frozen=True)
+class TensorHead:
+    """One tensor as a frame's header declares it (not checked against the bytes)."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    nbytes: int
+
+
+@dataclass(frozen=True)
+class FrameHead:
+    """What a frame's header declares: its kind, its headers, and its model's tensors
+    (``tensors`` is None when the frame carries no model or a model without params)."""
+
+    kind: str
+    headers: dict[str, Any]
+    tensors: tuple[TensorHead, ...] | None
+
+
+def peek_frame(data: bytes | bytearray | memoryview) -> FrameHead | None:
+    """Like :func:`peek_head`, with the tensors the header lists (names, dtypes, shapes,
+    sizes): enough to check a message against what is expected before its body arrives.
+    None when ``data`` does not hold the whole header or the header is malformed."""
+    try:
+        view = _byte_view(data)
+        if view.nbytes < PREFIX.size:
+            return None
+        magic, version, header_len = PREFIX.unpack_from(view)
+        header_end = PREFIX.size + header_len
+        if magic != MAGIC or version != VERSION or header_end > view.nbytes:
+            return None
+        if header_len > MAX_HEADER_SIZE:
+            return None
+        header = pb.FrameHeader()
+        header.ParseFromString(bytes(view[PREFIX.size : header_end]))
+        headers = _json.load_object(header.headers_json, "headers")
+    except (WireError, DecodeError, ValueError):
+        return None
+    tensors = None
+    if header.HasField("model") and header.model.has_params:
+        tensors = tuple(
+            TensorHead(t.name, t.dtype, tuple(t.shape), t.nbytes) for t in header.model.tensors
+        )
+    return FrameHead(header.kind, headers, tensors)
 
 
 def decode_model(

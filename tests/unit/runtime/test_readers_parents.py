@@ -1,0 +1,123 @@
+"""The parents' readers refuse a malformed message with a log line naming the peer and read
+on: the server parent's reader of a site, and the site parent's reader of the server."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from fedra.runtime import protocol as p
+from fedra.runtime.intake import Intake
+from fedra.runtime.server_parent import ServerParent
+from fedra.runtime.site_parent import SiteParent
+from fedra.transport import ChannelClosed, PeerIdentity
+from fedra.wire import Envelope
+
+
+class FakeConn:
+    """Hands out the given envelopes, records what is sent, then ends."""
+
+    def __init__(self, envelopes: list[Envelope], peer: PeerIdentity | None = None) -> None:
+        self._envelopes = list(envelopes)
+        self.sent: list[Envelope] = []
+        self.peer = peer or PeerIdentity("site-b", "org-b", "client")
+        self.closed = False
+        self.last_heard = 0.0
+
+    def recv(self, timeout: float | None = None) -> Envelope:
+        if not self._envelopes:
+            raise ChannelClosed("no more")
+        return self._envelopes.pop(0)
+
+    def send(self, env: Envelope) -> None:
+        self.sent.append(env)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def server_parent() -> ServerParent:
+    sp = ServerParent.__new__(ServerParent)  # the routing state only: no ports, no store
+    sp.kit = SimpleNamespace(name="server1")  # type: ignore[assignment]
+    sp.ssid = None
+    sp.hot = True
+    sp._lock = threading.RLock()
+    sp._wake = threading.Condition(sp._lock)
+    sp.sites, sp.running, sp._to_resume, sp._requests = {}, {}, set(), {}
+    sp._granted = set()
+    sp._stray_gate = threading.Semaphore(1)
+    sp._intake = Intake(sp)
+    return sp
+
+
+def test_the_server_parent_reads_on_after_malformed_site_messages(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sp = server_parent()
+    conn = FakeConn(
+        [
+            Envelope(p.HEARTBEAT, {"jobs": 5}),
+            Envelope(p.LOG, {"job_id": "j", "key": "loss", "value": "abc"}),
+            Envelope(p.MAY_UPLOAD, {"id": 3, "job_id": "j"}),
+            Envelope(p.JOB_STATE, {"job_id": "j", "state": 1}),
+            Envelope(p.RESULT, {"job_id": "j", "task_name": "train"}),
+            Envelope(p.HEARTBEAT, {"jobs": ["stale-job"]}),
+        ]
+    )
+    caplog.set_level(logging.INFO, "fedra.server")
+    sp._serve_site(conn)  # type: ignore[arg-type]
+    for why in [
+        "refused a malformed 'heartbeat' message from site site-b: 'jobs' must be a list",
+        "refused a malformed 'log' message from site site-b: 'value' must be a number",
+        "refused a malformed 'may_upload' message from site site-b: 'id' must be a string",
+        "refused a malformed 'job_state' message from site site-b: 'state' must be a string",
+        "refused a malformed 'result' message from site site-b: no 'task_id'",
+    ]:
+        assert why in caplog.text
+    # The last heartbeat was read: the server told the site to end the job it no longer runs.
+    assert [e.headers for e in conn.sent if e.kind == p.ABORT_JOB] == [{"job_id": "stale-job"}]
+
+
+def site_parent(tmp_path: Path) -> SiteParent:
+    sp = SiteParent.__new__(SiteParent)
+    sp.kit = SimpleNamespace(name="site-a", heartbeat_interval=60.0, root=tmp_path)  # type: ignore[assignment]
+    sp.resources = SimpleNamespace(report=dict)  # type: ignore[assignment]
+    sp.overseer, sp.ssid, sp._conn = None, None, None
+    sp._stopping = threading.Event()
+    sp.jobs, sp.refused, sp._grants = {}, {}, {}
+    sp._lock = threading.Lock()
+    return sp
+
+
+def test_the_site_parent_reads_on_after_malformed_server_messages(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sp = site_parent(tmp_path)
+    conn = FakeConn(
+        [
+            Envelope(p.START_JOB, {"job_id": "j", "sites": "site-a"}),
+            Envelope(p.TASK, {"job_id": "j", "task_name": "train"}),
+            Envelope(p.END_JOB, {"job_id": ["j"]}),
+            Envelope(p.REQUEST, {"id": "r1", "cmd": "tail", "args": {"lines": "abc"}}),
+            Envelope(p.RESULT_REFUSED, {"job_id": "j", "task_id": "t", "error": "wrong shape"}),
+            Envelope(p.REQUEST, {"id": "r2", "cmd": "nothing-such"}),
+        ],
+        PeerIdentity("server1", "central", "server"),
+    )
+    caplog.set_level(logging.INFO, "fedra.site")
+    sp._serve(conn)  # type: ignore[arg-type]
+    for why in [
+        "refused a malformed 'start_job' message from the server: 'sites' must be a list",
+        "refused a malformed 'task' message from the server: no 'task_id'",
+        "refused a malformed 'end_job' message from the server: 'job_id' must be a string",
+        "refused a malformed 'request' message from the server:",
+        "the server refused our result for task t of job j: wrong shape",
+    ]:
+        assert why in caplog.text
+    replies: list[Any] = [e.headers for e in conn.sent if e.kind == p.REPLY]
+    assert replies[-1]["id"] == "r2" and "unknown request" in replies[-1]["error"]
