@@ -24,7 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "filters": {"core", "he"},
     "workflows": {"core", "aggregators", "secagg"},
     "scheduler": {"core"},
-    "server": {"core", "wire", "transport", "aggregators", "workflows"},
+    "server": {"core", "wire", "transport", "aggregators", "workflows", "he"},
     "client": {"core", "wire", "transport", "filters", "secagg"},
     "job": {"core", "client", "server", "workflows", "filters"},
     "simulator": {"core", "client", "server", "job", "filters"},

@@ -115,7 +115,7 @@ def test_the_site_parent_reads_on_after_malformed_server_messages(
         "refused a malformed 'start_job' message from the server: 'sites' must be a list",
         "refused a malformed 'task' message from the server: no 'task_id'",
         "refused a malformed 'end_job' message from the server: 'job_id' must be a string",
-        "refused a malformed 'request' message from the server:",
+        "refused request 'tail' from the server: tail: lines must be a positive integer",
         "the server refused our result for task t of job j: wrong shape",
     ]:
         assert why in caplog.text
