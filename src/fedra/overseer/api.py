@@ -65,6 +65,7 @@ class OverseerApi:
 
     ``servers``: the only server names that may heartbeat as servers (from the kit);
     ``None`` lets any certificate with role ``server`` from the project's CA register.
+    ``revoked``: names the project revoked; their requests are refused (403) and logged.
     """
 
     def __init__(
@@ -74,8 +75,10 @@ class OverseerApi:
         *,
         api_root: str = "/api/v1",
         servers: frozenset[str] | None = None,
+        revoked: frozenset[str] = frozenset(),
     ) -> None:
         self.election = election
+        self._revoked = revoked
         self._store = store
         self._root = api_root.rstrip("/")
         self._servers = servers
@@ -94,6 +97,16 @@ class OverseerApi:
         allowed, handler = route
         if method != allowed:
             return _error(405, f"{path} takes {allowed}, not {method}")
+        if identity.name in self._revoked:
+            log.warning(
+                "refused %s (%s, %s): %s %s: it is revoked in this project",
+                identity.name,
+                identity.role,
+                identity.org,
+                method,
+                path,
+            )
+            return _error(403, f"{identity.name} is revoked in this project")
         try:
             return handler(identity, body)
         except WireError as err:

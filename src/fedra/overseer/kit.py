@@ -48,6 +48,8 @@ class OverseerKit:
     settings: OverseerSettings
     #: The project's servers: only these may register; ``None`` lets any server cert in.
     servers: frozenset[str] | None
+    #: Participants the project revoked: refused whatever their certificate (none: empty).
+    revoked: frozenset[str] = frozenset()
 
     @property
     def tls(self) -> TlsFiles:
@@ -84,6 +86,9 @@ class OverseerKit:
             not isinstance(servers, list) or not all(isinstance(s, str) for s in servers)
         ):
             raise ConfigError(f"{path}: servers: expected a list of server names, got {servers!r}")
+        revoked = data.get("revoked", [])
+        if not isinstance(revoked, list) or not all(isinstance(s, str) for s in revoked):
+            raise ConfigError(f"{path}: revoked: expected a list of names, got {revoked!r}")
         api_root = typed(data, path, "api_root", str, "/api/v1")
         if not api_root.startswith("/"):
             raise ConfigError(
@@ -101,6 +106,7 @@ class OverseerKit:
             api_root=api_root.rstrip("/") or "/",
             settings=settings,
             servers=None if servers is None else frozenset(servers),
+            revoked=frozenset(revoked),
         )
 
 

@@ -40,6 +40,7 @@ def serve_kit(root: Path, stop: threading.Event | None = None) -> int:
         settings=kit.settings,
         store=JsonStateFile(kit.state_file),
         servers=kit.servers,
+        revoked=kit.revoked,
     )
     election = service.election
     log.info(

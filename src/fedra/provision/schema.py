@@ -43,6 +43,7 @@ _PROJECT_KEYS = (
     "participants",
     "docker_image",
     "homomorphic_encryption",
+    "revoked",
 )
 _COMMON = ("name", "type", "org")
 _KEYS: dict[str, tuple[str, ...]] = {
@@ -90,6 +91,7 @@ def parse_project(text: str, file: str = "project.yml", *, source: Path | None =
     image = f.optional("docker_image", _pattern(_IMAGE, "a docker image name such as repo:tag"))
     he = f.get("homomorphic_encryption", _boolean, default=False)
     participants = _participants(file, f.located("participants"))
+    revoked = f.optional("revoked", _revoked) or ()
     project = Project(
         name=name,
         participants=tuple(p for p, _ in participants),
@@ -98,6 +100,7 @@ def parse_project(text: str, file: str = "project.yml", *, source: Path | None =
         api_version=version,
         source=source,
         homomorphic_encryption=he,
+        revoked=revoked,
     )
     check_rules(project, file, [loc for _, loc in participants])
     return project
@@ -287,6 +290,21 @@ def _job_store(value: Any) -> dict[str, Any]:
     except ConfigError as exc:
         raise _Invalid(f"a valid job store ({exc})") from exc
     return plain
+
+
+def _revoked(value: Any) -> tuple[str, ...]:
+    """Names of revoked participants: sites, servers, the overseer or admins (e-mail)."""
+    what = "a list of participant names (sites, servers, admins' e-mails)"
+    if not isinstance(value, list):
+        raise _Invalid(what)
+    names = [_plain(v) for v in value]
+    valid = all(
+        isinstance(n, str) and 0 < len(n) <= _MAX_NAME and n.isprintable() and n == n.strip()
+        for n in names
+    )
+    if not valid:
+        raise _Invalid(what)
+    return tuple(dict.fromkeys(names))
 
 
 def _host(value: Any) -> str:

@@ -11,12 +11,13 @@ Layout of a kit (written by ``fedra poc prepare``, later by provisioning)::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fedra.core import ConfigError
 from fedra.core.jsonfile import read_json_object, typed
+from fedra.runtime.peers import Roster
 
 SERVER_FILE = "fed_server.json"
 CLIENT_FILE = "fed_client.json"
@@ -76,6 +77,8 @@ class ServerKit:
     #: transport's default, 256 KiB). Bigger is faster over long round trips and costs the
     #: server about twice this per connected site.
     receive_window: int | None = None
+    #: The project's admins and revoked participants (empty lists: the kit has none).
+    roster: Roster = field(default_factory=Roster)
 
     @property
     def public_host(self) -> str:
@@ -106,6 +109,7 @@ class ServerKit:
             overseer=_optional_dict(data, path, "overseer"),
             job_store=_optional_dict(data, path, "job_store"),
             receive_window=_receive_window(data, path),
+            roster=Roster.from_config(data, path),
         )
 
 
@@ -122,6 +126,8 @@ class SiteKit:
     heartbeat_interval: float
     #: The project's overseer, for high availability: the site connects to the hot server.
     overseer: dict[str, Any] | None = None
+    #: The project's admins and revoked participants (empty lists: the kit has none).
+    roster: Roster = field(default_factory=Roster)
 
     @property
     def startup(self) -> Path:
@@ -147,4 +153,5 @@ class SiteKit:
             fed_port=typed(data, path, "fed_learn_port", int, 8002),
             heartbeat_interval=float(typed(data, path, "heartbeat_interval", (int, float), 5)),
             overseer=_optional_dict(data, path, "overseer"),
+            roster=Roster.from_config(data, path),
         )
