@@ -178,6 +178,11 @@ class _Kit(Protocol):
         """Seconds of silence after which a site counts as gone."""
         ...
 
+    @property
+    def sites(self) -> tuple[str, ...] | None:
+        """The project's sites (None: any site of the CA)."""
+        ...
+
 
 class _Handle(Slot, Protocol):
     name: str
@@ -186,12 +191,14 @@ class _Handle(Slot, Protocol):
 
 def admit_site(sites: dict[str, Any], lock: Any, handle: _Handle, kit: _Kit) -> None:
     """Register a new site connection, or refuse it (FedraError, one log line): a revoked
-    site, or a second connection while the site's live one holds its place. A silent
-    connection that is replaced is closed here."""
+    site, one the project does not list, or a second connection while the site's live one
+    holds its place. A silent connection that is replaced is closed here."""
     name = handle.name
     try:
         if why := kit.roster.participant_refusal(name, "site"):
             raise SiteRefused(why)
+        if kit.sites is not None and name not in kit.sites:
+            raise SiteRefused(f"{name} is not a site of this project")
         with lock:
             old = take_site_slot(sites, name, handle, timeout=kit.heartbeat_timeout)
     except SiteRefused as exc:

@@ -228,13 +228,9 @@ class ServerParent:
             raise FedraError(f"refused: {peer.name} has a {peer.role!r} certificate, not a site's")
         if not self.hot:
             raise FedraError(self.not_in_service())
-        if self.kit.sites is not None and peer.name not in self.kit.sites:
-            log.warning(
-                "refused site %s (%s): it is not a site of this project", peer.name, peer.org
-            )
-            raise FedraError(f"refused: {peer.name} is not a site of this project")
         handle = SiteHandle(peer.name, peer.org, conn)
-        admit_site(self.sites, self._lock, handle, self.kit)  # not revoked, one connection
+        # A site of the project, not revoked, one live connection (fedra.runtime.peers).
+        admit_site(self.sites, self._lock, handle, self.kit)
         conn.set_receive_gate(self._receive_gate)
         threading.Thread(
             target=self._serve_site, args=(handle,), name=f"site-{peer.name}", daemon=True

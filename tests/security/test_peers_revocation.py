@@ -1,0 +1,116 @@
+"""L2: revocation, and admins checked against the project's list, with real processes.
+
+Before the fix, every certificate of the project's CA was admitted for ever: an admin removed
+from project.yml and re-provisioned still connected with the old kit. Now the project is
+provisioned twice from one CA: the second time lead@org-b is removed and site-b and
+member@org-a are revoked. The server and site-a run the new kits; the old kits of the three
+others are refused, each with a clear message and one line in the server's log.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fedra.admin import AdminError, Session
+from tests.e2e.conftest import read, wait_for
+from tests.e2e.provisioned import SERVER, ProvisionedFederation, free_ports, provision_project
+from tests.security.conftest import (
+    LEAD_B,
+    MEMBER_A,
+    PARTICIPANTS,
+    PROJECT_ADMIN,
+    SITE_A,
+    SITE_B,
+)
+
+pytestmark = pytest.mark.timeout(300)
+
+REVOKED = (SITE_B, MEMBER_A)
+
+
+def second_provisioning() -> str:
+    """The participants without lead@org-b (removed), site-b and member@org-a (revoked)."""
+    kept = [
+        line
+        for line in PARTICIPANTS.splitlines()
+        if not any(f"name: {name}," in line for name in (LEAD_B, *REVOKED))
+    ]
+    return "\n".join(kept) + f"\nrevoked: [{', '.join(REVOKED)}]"
+
+
+@pytest.fixture(scope="module")
+def reprovisioned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProvisionedFederation]:
+    root = tmp_path_factory.mktemp("revocation")
+    fed_port, admin_port = free_ports()
+    old = provision_project(root, "security", fed_port, admin_port, PARTICIPANTS)
+    new = provision_project(root, "security", fed_port, admin_port, second_provisioning())
+    assert old[SERVER].parent.name == "prod_00" and new[SERVER].parent.name == "prod_01"
+    kits = {**new, **{name: old[name] for name in (SITE_B, MEMBER_A, LEAD_B)}}
+    fed = ProvisionedFederation(kits, fed_port, admin_port)
+    try:
+        fed.start(SERVER)
+        wait_for(lambda: "listening" in read(kits[SERVER] / "log.txt"), 60, "the server")
+        fed.start(SITE_A)
+        fed.start(SITE_B)
+        yield fed
+    finally:
+        fed.stop_all()
+
+
+def server_log(fed: ProvisionedFederation) -> str:
+    return read(fed.kits[SERVER] / "log.txt")
+
+
+def test_the_new_kits_carry_the_lists_in_their_signed_part(
+    reprovisioned: ProvisionedFederation,
+) -> None:
+    config = json.loads((reprovisioned.kits[SERVER] / "startup" / "fed_server.json").read_text())
+    assert sorted(config["revoked"]) == sorted(REVOKED)
+    assert LEAD_B not in [a["name"] for a in config["admins"]]
+    state = reprovisioned.kits[SERVER].parent.parent / "state" / "revoked.json"
+    assert sorted(json.loads(state.read_text())["revoked"]) == sorted(REVOKED)
+
+
+def test_a_revoked_site_is_refused(reprovisioned: ProvisionedFederation) -> None:
+    fed = reprovisioned
+
+    def refused() -> bool:
+        fed.check_alive()
+        return f"refused site {SITE_B} (org-b) on the FL port" in server_log(fed)
+
+    wait_for(refused, 60, f"{SITE_B} to be refused")
+    with Session.connect(fed.kits[PROJECT_ADMIN], timeout=15.0) as admin:
+
+        def only_a() -> bool:
+            return [s["name"] for s in admin.check_status("client")["sites"]] == [SITE_A]
+
+        wait_for(only_a, 60, f"{SITE_A} alone")
+    line = next(ln for ln in server_log(fed).splitlines() if f"refused site {SITE_B}" in ln)
+    assert "revoked in this project" in line
+    wait_for(
+        lambda: f"site {SITE_B} is revoked in this project" in read(fed.kits[SITE_B] / "log.txt"),
+        30,
+        f"{SITE_B} to log why",
+    )
+    fed.check_alive()
+
+
+@pytest.mark.parametrize(
+    ("admin", "why"),
+    [(LEAD_B, "is not an admin of this project"), (MEMBER_A, "is revoked in this project")],
+)
+def test_an_old_admin_kit_is_refused_at_connect(
+    reprovisioned: ProvisionedFederation, admin: str, why: str
+) -> None:
+    fed = reprovisioned
+    with pytest.raises(AdminError, match=rf"refused: {admin} \(\w+, [\w-]+\) {why}"):
+        Session.connect(Path(fed.kits[admin]), timeout=15.0)
+    lines = [ln for ln in server_log(fed).splitlines() if f"refused admin {admin}" in ln]
+    assert lines and why in lines[-1], server_log(fed)
+    with Session.connect(fed.kits[PROJECT_ADMIN], timeout=15.0) as still_in:
+        assert still_in.check_status("server")
+    fed.check_alive()
