@@ -348,3 +348,20 @@ def test_a_silent_connection_does_not_hold_up_others(start: Start, pki: Pki) -> 
         assert time.monotonic() - started < 2.0
     finally:
         idle.close()
+
+
+def test_revoked_peers_are_refused_and_logged(
+    start: Start, pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    from fedra.overseer import ParticipantHeartbeat
+
+    caplog.set_level(logging.WARNING, logger="fedra.overseer")
+    service = start(revoked=frozenset({"server2", "site-1"}))
+    with pytest.raises(OverseerRefused, match=r"server2 is revoked in this project") as err:
+        client(service, pki.server2).heartbeat(beat("server2"))
+    assert err.value.status == 403
+    with pytest.raises(OverseerRefused, match=r"site-1 is revoked in this project"):
+        client(service, pki.site).heartbeat(ParticipantHeartbeat("site-1"))
+    assert "refused server2 (server, acme): POST /api/v1/heartbeat: it is revoked" in caplog.text
+    assert client(service, pki.server1).heartbeat(beat("server1")).holds_lease("server1")
+    assert [s.info.name for s in service.election.state().servers] == ["server1"]
