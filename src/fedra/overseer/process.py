@@ -41,6 +41,7 @@ def serve_kit(root: Path, stop: threading.Event | None = None) -> int:
         store=JsonStateFile(kit.state_file),
         servers=kit.servers,
         revoked=kit.revoked,
+        admins=kit.admins,
     )
     election = service.election
     log.info(

@@ -192,7 +192,7 @@ class OverseerService:
 
     ``port=0`` picks a free port (see :attr:`port` after :meth:`start`). ``servers`` limits
     which server names may register (``None``: any ``server`` certificate of the CA);
-    ``revoked``: names whose requests are refused.
+    ``revoked`` and ``admins``: the project's lists (see :class:`OverseerApi`).
     Raises :class:`fedra.overseer.StateFileError` when the saved state is unreadable.
     """
 
@@ -208,6 +208,7 @@ class OverseerService:
         servers: frozenset[str] | None = None,
         election: Election | None = None,
         revoked: frozenset[str] = frozenset(),
+        admins: frozenset[tuple[str, str, str]] | None = None,
     ) -> None:
         self._context = server_context(tls)
         self._store: StateStore = store if store is not None else MemoryStateStore()
@@ -215,7 +216,12 @@ class OverseerService:
             election = Election(settings, saved=self._store.load())
         self.election = election
         self.api = OverseerApi(
-            election, self._store, api_root=api_root, servers=servers, revoked=revoked
+            election,
+            self._store,
+            api_root=api_root,
+            servers=servers,
+            revoked=revoked,
+            admins=admins,
         )
         self.host = host
         self.port = port

@@ -13,8 +13,8 @@ Kit layout (the runtime reads the same files from a POC kit)::
 
 Server, site and admin configs carry an ``overseer`` block (host, port, api_root, url) when
 the project has an overseer. The signed configs of servers and sites list the project's
-admins (``admins``: name, org, role); those of servers, sites and the overseer list the
-revoked participants (``revoked``): see :mod:`fedra.runtime.peers`.
+admins (``admins``: name, org, role) and the revoked participants (``revoked``); so does
+the overseer's: see :mod:`fedra.runtime.peers`.
 """
 
 from __future__ import annotations
@@ -225,7 +225,7 @@ def _overseer(startup: Path, o: Overseer, project: Project, ca: CertKey, python:
             "port": o.port,
             # Only these servers may register, even with a certificate from the project's CA.
             "servers": [s.name for s in project.servers],
-            "revoked": sorted(project.revoked),
+            **_lists(project),
         },
     )
     write_participant_scripts(startup, "fedra.cli overseer start", python, RESTART_EXIT_CODE)

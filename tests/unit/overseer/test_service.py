@@ -362,6 +362,17 @@ def test_revoked_peers_are_refused_and_logged(
     assert err.value.status == 403
     with pytest.raises(OverseerRefused, match=r"site-1 is revoked in this project"):
         client(service, pki.site).heartbeat(ParticipantHeartbeat("site-1"))
-    assert "refused server2 (server, acme): POST /api/v1/heartbeat: it is revoked" in caplog.text
+    line = "refused server2 (server, acme): POST /api/v1/heartbeat: server2 is revoked"
+    assert line in caplog.text
     assert client(service, pki.server1).heartbeat(beat("server1")).holds_lease("server1")
     assert [s.info.name for s in service.election.state().servers] == ["server1"]
+
+
+def test_only_the_project_admins_are_answered(start: Start, pki: Pki) -> None:
+    from fedra.overseer import ParticipantHeartbeat
+
+    service = start(admins=frozenset({("admin@acme.org", "acme", "project_admin")}))
+    with pytest.raises(OverseerRefused, match=r"lead@acme.org \(lead, acme\) is not an admin"):
+        client(service, pki.lead).state()
+    assert client(service, pki.admin).state().ssid is None
+    client(service, pki.site).heartbeat(ParticipantHeartbeat("site-1"))  # not an admin: passes

@@ -64,7 +64,9 @@ def test_every_kit_lists_admins_and_revoked_in_its_signed_part(
     for kit in (ServerKit.load(kits["server1"]), SiteKit.load(kits["site-1"])):
         assert kit.roster.admins == admins
         assert kit.roster.revoked == {"old-site"}
-    assert OverseerKit.load(kits["overseer.acme.org"]).revoked == {"old-site"}
+    overseer = OverseerKit.load(kits["overseer.acme.org"])
+    assert overseer.revoked == {"old-site"}
+    assert overseer.admins == {(a.name, a.org, a.role) for a in admins.values()}
     for kit in kits.values():
         verify_kit(kit)  # the lists are in startup/, under the signature
     config = kits["site-1"] / "startup" / "fed_client.json"
