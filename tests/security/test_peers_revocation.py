@@ -17,6 +17,7 @@ import pytest
 
 from fedra.admin import AdminError, Session
 from tests.e2e.conftest import read, wait_for
+from tests.e2e.jobs import arithmetic_job
 from tests.e2e.provisioned import SERVER, ProvisionedFederation, free_ports, provision_project
 from tests.security.conftest import (
     LEAD_B,
@@ -114,3 +115,26 @@ def test_an_old_admin_kit_is_refused_at_connect(
     with Session.connect(fed.kits[PROJECT_ADMIN], timeout=15.0) as still_in:
         assert still_in.check_status("server")
     fed.check_alive()
+
+
+def test_a_site_refuses_a_job_signed_by_an_admin_its_kit_does_not_list(tmp_path: Path) -> None:
+    """The site's own check, for a server that still runs an old kit (or lies): the server of
+    the first provisioning admits lead@org-b, site-a of the second runs none of its jobs."""
+    fed_port, admin_port = free_ports()
+    old = provision_project(tmp_path, "security", fed_port, admin_port, PARTICIPANTS)
+    new = provision_project(tmp_path, "security", fed_port, admin_port, second_provisioning())
+    fed = ProvisionedFederation({**old, SITE_A: new[SITE_A]}, fed_port, admin_port)
+    try:
+        fed.start(SERVER)
+        wait_for(lambda: "listening" in server_log(fed), 60, "the server")
+        fed.start(SITE_A)
+        with Session.connect(fed.kits[LEAD_B], timeout=15.0) as lead:
+            wait_for(lambda: len(lead.check_status("client")["sites"]) == 1, 60, SITE_A)
+            job = arithmetic_job(tmp_path / "job", tmp_path / "marks", min_clients=1)
+            job_id = lead.submit_job(job)
+        refusal = f"{SITE_A} refuses job {job_id}: its signer: {LEAD_B} (lead, org-b) is not an"
+        wait_for(lambda: refusal in read(fed.kits[SITE_A] / "log.txt"), 60, "the refusal")
+        assert not (fed.kits[SITE_A] / "jobs" / job_id / "log.txt").exists()  # never started
+        fed.check_alive()
+    finally:
+        fed.stop_all()
