@@ -138,3 +138,40 @@ def test_a_site_refuses_a_job_signed_by_an_admin_its_kit_does_not_list(tmp_path:
         fed.check_alive()
     finally:
         fed.stop_all()
+
+
+def test_a_stolen_site_key_is_refused_by_its_fingerprint_and_the_site_keeps_its_name(
+    tmp_path: Path,
+) -> None:
+    """site-a's key leaked: its certificate is revoked by fingerprint, site-a gets a new one
+    in the next provisioning; the thief's copy of the old kit is refused, the site joins."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    fed_port, admin_port = free_ports()
+    old = provision_project(tmp_path, "security", fed_port, admin_port, PARTICIPANTS)
+    pem = (old[SITE_A] / "startup" / "client.crt").read_bytes()
+    fingerprint = x509.load_pem_x509_certificate(pem).fingerprint(hashes.SHA256()).hex()
+    revoked = f'{PARTICIPANTS}\nrevoked: ["sha256:{fingerprint}"]'
+    new = provision_project(tmp_path, "security", fed_port, admin_port, revoked)
+    fed = ProvisionedFederation({**new, "thief": old[SITE_A]}, fed_port, admin_port)
+    try:
+        fed.start(SERVER)
+        wait_for(lambda: "listening" in server_log(fed), 60, "the server")
+        fed.start("thief")
+        refusal = (
+            f"refused site {SITE_A} (org-a) on the FL port: the certificate of {SITE_A} "
+            f"(sha256:{fingerprint[:16]}…) is revoked in this project"
+        )
+        wait_for(lambda: refusal in server_log(fed), 60, "the stolen certificate to be refused")
+        fed.start(SITE_A)
+        with Session.connect(fed.kits[PROJECT_ADMIN], timeout=15.0) as admin:
+
+            def joined() -> bool:
+                fed.check_alive()
+                return [s["name"] for s in admin.check_status("client")["sites"]] == [SITE_A]
+
+            wait_for(joined, 60, f"the renewed {SITE_A} to join")
+        assert f"site {SITE_A} (org-a) connected" in server_log(fed)
+    finally:
+        fed.stop_all()

@@ -148,6 +148,8 @@ class OverseerApi:
         """Why the project's lists refuse ``who`` (revoked, or an unlisted admin); or None."""
         if who.name in self._revoked:
             return "is revoked in this project"
+        if who.fingerprint and f"sha256:{who.fingerprint}" in self._revoked:
+            return f"(certificate sha256:{who.fingerprint[:16]}…) is revoked in this project"
         admin = (who.name, who.org, who.role)
         if who.role in ADMIN_ROLES and self._admins is not None and admin not in self._admins:
             return f"({who.role}, {who.org}) is not an admin of this project"

@@ -32,6 +32,7 @@ from fedra.provision.project import (
 )
 from fedra.provision.rules import check_rules
 from fedra.provision.yamlfile import Located, parse_yaml
+from fedra.runtime.peers import revoked_entry
 from fedra.store import StoreConfig
 
 T = TypeVar("T")
@@ -293,18 +294,21 @@ def _job_store(value: Any) -> dict[str, Any]:
 
 
 def _revoked(value: Any) -> tuple[str, ...]:
-    """Names of revoked participants: sites, servers, the overseer or admins (e-mail)."""
-    what = "a list of participant names (sites, servers, admins' e-mails)"
+    """Revoked participants (names of sites, servers, the overseer, admins' e-mails) and
+    certificates (``sha256:`` fingerprints, see :func:`fedra.runtime.peers.revoked_entry`)."""
+    what = "a list of participant names and sha256:<64 hex> certificate fingerprints"
     if not isinstance(value, list):
         raise _Invalid(what)
     names = [_plain(v) for v in value]
     valid = all(
         isinstance(n, str) and 0 < len(n) <= _MAX_NAME and n.isprintable() and n == n.strip()
         for n in names
+        if not (isinstance(n, str) and n.lower().startswith("sha256:"))
     )
-    if not valid:
+    entries = [revoked_entry(n) if isinstance(n, str) else None for n in names]
+    if not valid or not all(entries):
         raise _Invalid(what)
-    return tuple(dict.fromkeys(names))
+    return tuple(dict.fromkeys(str(e) for e in entries))
 
 
 def _host(value: Any) -> str:

@@ -3,10 +3,11 @@
 Three rules that keep one participant from speaking for another (docs/ha.md, docs/provisioning.md):
 
 - **The project's lists** (:class:`Roster`). A provisioned kit's signed ``startup/fed_*.json``
-  lists the project's admins (name, org, role) and the participants it has *revoked* (by
-  name). The server admits only admins the project lists (with the role and org the list
-  gives) and no revoked site or admin; a site runs no job signed by a revoked or unlisted
-  admin and connects to no revoked server; the overseer answers no revoked peer. A kit
+  lists the project's admins (name, org, role) and what it has *revoked*: participants by
+  name, single certificates by SHA-256 fingerprint (``sha256:<hex>``). The server admits
+  only admins the project lists (with the role and org the list gives) and no revoked site
+  or admin; a site runs no job signed by a revoked or unlisted admin and connects to no
+  revoked server; the overseer answers no revoked peer. A kit
   without the lists (provisioned before them, or a POC kit) keeps the previous behaviour:
   any certificate of the project's CA.
 - **One live connection per site identity** (:func:`take_site_slot`). The connection that
@@ -36,6 +37,21 @@ log = logging.getLogger("fedra.peers")
 
 #: Seconds between two questions to the overseer caused by sites' session claims.
 ASK_INTERVAL_S = 3.0
+#: How a revoked certificate is written in the lists: ``sha256:`` and 64 hex digits.
+FINGERPRINT_PREFIX = "sha256:"
+_HEX = frozenset("0123456789abcdef")
+
+
+def revoked_entry(entry: str) -> str | None:
+    """A ``revoked`` entry in its canonical form: a name as it is, a certificate fingerprint
+    as ``sha256:`` and 64 lowercase hex digits (``openssl x509 -fingerprint -sha256``'s
+    ``AB:CD:…`` is accepted); None when it looks like a fingerprint but is not one."""
+    if not entry.lower().startswith(FINGERPRINT_PREFIX):
+        return entry
+    digits = entry[len(FINGERPRINT_PREFIX) :].replace(":", "").lower()
+    if len(digits) != 64 or not set(digits) <= _HEX:
+        return None
+    return FINGERPRINT_PREFIX + digits
 
 
 class SiteRefused(ConfigError):
@@ -64,10 +80,18 @@ class Roster:
         """The lists in a ``fed_*.json`` (``admins``, ``revoked``); absent keys: no list."""
         return cls(admins=_admins(data.get("admins"), path), revoked=_revoked(data, path))
 
-    def admin_refusal(self, name: str, org: str, role: str) -> str | None:
-        """Why the admin certificate (name, org, role) is refused; None when it is admitted."""
+    def _revoked_cert(self, name: str, fingerprint: str) -> str | None:
+        if fingerprint and FINGERPRINT_PREFIX + fingerprint in self.revoked:
+            return f"the certificate of {name} ({FINGERPRINT_PREFIX}{fingerprint[:16]}…)"
+        return None
+
+    def admin_refusal(self, name: str, org: str, role: str, fingerprint: str = "") -> str | None:
+        """Why the admin certificate (name, org, role, SHA-256 ``fingerprint``) is refused;
+        None when it is admitted."""
         if name in self.revoked:
             return f"{name} ({role}, {org}) is revoked in this project"
+        if cert := self._revoked_cert(name, fingerprint):
+            return f"{cert} is revoked in this project"
         if self.admins is None:
             return None
         listed = self.admins.get(name)
@@ -80,10 +104,13 @@ class Roster:
             )
         return None
 
-    def participant_refusal(self, name: str, what: str) -> str | None:
-        """Why the site, server or overseer ``name`` is refused (revoked); None if not."""
+    def participant_refusal(self, name: str, what: str, fingerprint: str = "") -> str | None:
+        """Why the site, server or overseer ``name`` (with the certificate of SHA-256
+        ``fingerprint``) is refused (revoked); None if not."""
         if name in self.revoked:
             return f"{what} {name} is revoked in this project"
+        if cert := self._revoked_cert(name, fingerprint):
+            return f"{cert} is revoked in this project"
         return None
 
 
@@ -109,9 +136,14 @@ def _revoked(data: Mapping[str, Any], path: Path) -> frozenset[str]:
     value = data.get("revoked")
     if value is None:
         return frozenset()
-    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-        raise ConfigError(f"{path}: revoked: expected a list of participant names, got {value!r}")
-    return frozenset(value)
+    ok = isinstance(value, list) and all(isinstance(x, str) for x in value)
+    entries = [revoked_entry(x) for x in value] if ok else [None]
+    if not all(isinstance(x, str) for x in entries):
+        raise ConfigError(
+            f"{path}: revoked: expected a list of participant names and sha256:<hex> "
+            f"certificate fingerprints, got {value!r}"
+        )
+    return frozenset(str(x) for x in entries)
 
 
 def load_roster(kit_root: Path, config_file: str) -> Roster:
@@ -195,7 +227,7 @@ def admit_site(sites: dict[str, Any], lock: Any, handle: _Handle, kit: _Kit) -> 
     holds its place. A silent connection that is replaced is closed here."""
     name = handle.name
     try:
-        if why := kit.roster.participant_refusal(name, "site"):
+        if why := kit.roster.participant_refusal(name, "site", handle.conn.peer.fingerprint):
             raise SiteRefused(why)
         if kit.sites is not None and name not in kit.sites:
             raise SiteRefused(f"{name} is not a site of this project")
@@ -214,7 +246,7 @@ def admit_admin(roster: Roster, peer: Any) -> None:
     revoked. Certificates of other roles pass: the admin service refuses them itself."""
     if peer.role in ("client", "server", "overseer"):
         return
-    if why := roster.admin_refusal(peer.name, peer.org, peer.role):
+    if why := roster.admin_refusal(peer.name, peer.org, peer.role, peer.fingerprint):
         log.warning("refused admin %s on the admin port: %s", peer.name, why)
         raise FedraError(f"refused: {why}")
 

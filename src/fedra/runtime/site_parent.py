@@ -106,7 +106,10 @@ class SiteParent:
                     timeout=10.0,
                     spool=self._spool,  # big tasks go to disk, then to the job as files
                 )
-                if why := self.kit.roster.participant_refusal(conn.peer.name, "server"):
+                peer = conn.peer
+                if why := self.kit.roster.participant_refusal(
+                    peer.name, "server", peer.fingerprint
+                ):
                     conn.close()
                     raise FedraError(f"refused: {why}")
             except FedraError as exc:
@@ -279,7 +282,7 @@ class SiteParent:
                     self.kit.root, self.kit.org, self.tls[0], data, headers, job_dir
                 )
                 if why := self.kit.roster.admin_refusal(
-                    submitter.name, submitter.org, submitter.role
+                    submitter.name, submitter.org, submitter.role, submitter.fingerprint
                 ):
                     raise JobRefused(f"its signer: {why}")
             except JobRefused as exc:

@@ -376,3 +376,13 @@ def test_only_the_project_admins_are_answered(start: Start, pki: Pki) -> None:
         client(service, pki.lead).state()
     assert client(service, pki.admin).state().ssid is None
     client(service, pki.site).heartbeat(ParticipantHeartbeat("site-1"))  # not an admin: passes
+
+
+def test_a_revoked_certificate_is_refused_by_its_fingerprint(start: Start, pki: Pki) -> None:
+    from fedra.pki import identity_of
+
+    fingerprint = identity_of(pki.server2.cert.read_bytes()).fingerprint
+    service = start(revoked=frozenset({f"sha256:{fingerprint}"}))
+    with pytest.raises(OverseerRefused, match=r"server2 \(certificate sha256:\w+…\) is revoked"):
+        client(service, pki.server2).heartbeat(beat("server2"))
+    assert client(service, pki.server1).heartbeat(beat("server1")).holds_lease("server1")

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 from fedra.overseer import OverseerKit
 from fedra.provision import (
@@ -106,3 +108,24 @@ def test_a_removed_admin_is_no_longer_listed(tmp_path: Path, project_text: str) 
         "member@other.org (member, other) is not an admin of this project"
     )
     assert roster.admin_refusal("admin@acme.org", "acme", "project_admin") is None
+
+
+def test_a_certificate_is_revoked_by_fingerprint_and_its_name_may_stay(
+    tmp_path: Path, project_text: str
+) -> None:
+    def fingerprint(kit: Path) -> bytes:
+        pem = (kit / "startup" / "client.crt").read_bytes()
+        return x509.load_pem_x509_certificate(pem).fingerprint(hashes.SHA256())
+
+    first = provision(load_project(write(tmp_path, project_text)), tmp_path)
+    raw = fingerprint(first.kits["site-1"])
+    openssl = "SHA256:" + ":".join(f"{b:02X}" for b in raw)  # as `openssl x509 -fingerprint`
+    text = project_text + f'revoked: ["{openssl}"]\n'
+    second = provision(load_project(write(tmp_path, text)), tmp_path)
+    roster = SiteKit.load(second.kits["site-2"]).roster
+    assert roster.revoked == {f"sha256:{raw.hex()}"}
+    assert roster.participant_refusal("site-1", "site", raw.hex()) is not None
+    renewed = fingerprint(second.kits["site-1"])  # site-1 stays, with a new certificate
+    assert renewed != raw and roster.participant_refusal("site-1", "site", renewed.hex()) is None
+    with pytest.raises(ProjectError, match="sha256:<64 hex>"):
+        parse_project(project_text + "revoked: [sha256:1234]\n")

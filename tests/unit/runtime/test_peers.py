@@ -18,6 +18,7 @@ from fedra.runtime.peers import (
     SiteRefused,
     admit_admin,
     admit_site,
+    revoked_entry,
     take_site_slot,
 )
 from fedra.transport import PeerIdentity
@@ -54,6 +55,20 @@ def test_revoked_names_are_refused_whatever_the_lists_say() -> None:
     assert "revoked" in str(lists.admin_refusal("old@a.org", "org-a", "lead"))
 
 
+def test_a_certificate_is_revoked_by_its_fingerprint_in_any_usual_spelling() -> None:
+    openssl = "SHA256:" + ":".join(FINGERPRINT[i : i + 2].upper() for i in range(0, 64, 2))
+    assert revoked_entry(openssl) == f"sha256:{FINGERPRINT}"
+    assert revoked_entry("site-b") == "site-b"
+    assert revoked_entry("sha256:abc") is None
+    lists = roster(revoked=[openssl], admins=[])
+    assert lists.participant_refusal("site-a", "site", "cd" * 32) is None  # its new certificate
+    why = lists.participant_refusal("site-a", "site", FINGERPRINT)
+    assert (
+        why == f"the certificate of site-a (sha256:{FINGERPRINT[:16]}…) is revoked in this project"
+    )
+    assert "is revoked" in str(lists.admin_refusal("lead@a.org", "org-a", "lead", FINGERPRINT))
+
+
 @pytest.mark.parametrize(
     "data",
     [
@@ -62,6 +77,7 @@ def test_revoked_names_are_refused_whatever_the_lists_say() -> None:
         {"admins": [["x", "o", "lead"]]},
         {"revoked": "site-b"},
         {"revoked": [1]},
+        {"revoked": ["sha256:not-hex"]},
     ],
 )
 def test_malformed_lists_are_a_config_error(data: dict[str, object]) -> None:
@@ -91,10 +107,16 @@ def test_admit_admin_refuses_with_the_reason_and_logs_it(
 
 
 # -- one live connection per site ----------------------------------------------------------
+FINGERPRINT = "ab" * 32
+
+
 @dataclass
 class FakeConn:
     last_heard: float = 0.0
     closed: bool = False
+    peer: PeerIdentity = field(
+        default_factory=lambda: PeerIdentity("site-a", "org-a", "client", FINGERPRINT)
+    )
 
     def close(self) -> None:
         self.closed = True
@@ -152,6 +174,9 @@ def test_admit_site_checks_revocation_the_project_list_and_the_slot(
     assert old.conn.closed
     assert "site site-a connected again: its silent connection is closed" in caplog.text
     assert "refused site site-b (org-a) on the FL port: site site-b is revoked" in caplog.text
+    stolen = FakeKit(roster=roster(revoked=[f"sha256:{FINGERPRINT}"]))
+    with pytest.raises(FedraError, match=r"refused: the certificate of site-a \(sha256:abab"):
+        admit_site({}, lock, FakeHandle("site-a"), stolen)
 
 
 # -- claims of a newer session ---------------------------------------------------------------
