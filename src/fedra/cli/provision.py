@@ -30,9 +30,10 @@ def provision(
     Without a project.yml here, offers to write a documented sample to edit first.
 
     To shut someone out: remove an admin from participants, or add any
-    participant's name to `revoked:` (kept in state/revoked.json); then
-    provision again and hand the new kits to everyone still in. Old kits stay
-    valid for the CA; the lists in the new kits refuse them (docs/provisioning.md).
+    participant's name, or a certificate's "sha256:…" fingerprint, to
+    `revoked:` (kept in state/revoked.json); then provision again and hand the
+    new kits to everyone still in. Old kits stay valid for the CA; the lists in
+    the new kits refuse them (docs/provisioning.md).
     """
     from fedra.provision import PROJECT_FILE, load_project, write_sample
     from fedra.provision import provision as do_provision
