@@ -28,6 +28,12 @@ def provision(
     """Write workspace/<project>/prod_NN/ with one signed kit (folder and zip) per participant.
 
     Without a project.yml here, offers to write a documented sample to edit first.
+
+    To shut someone out: remove an admin from participants, or add any
+    participant's name, or a certificate's "sha256:…" fingerprint, to
+    `revoked:` (kept in state/revoked.json); then provision again and hand the
+    new kits to everyone still in. Old kits stay valid for the CA; the lists in
+    the new kits refuse them (docs/provisioning.md).
     """
     from fedra.provision import PROJECT_FILE, load_project, write_sample
     from fedra.provision import provision as do_provision
@@ -50,6 +56,8 @@ def provision(
     for participant in project.participants:
         kit = result.kits[participant.name]
         typer.echo(f"  {participant.type:<8} {kit}  ({result.zips[participant.name].name})")
+    if result.project.revoked:
+        typer.echo(f"revoked (refused by every new kit): {', '.join(result.project.revoked)}")
     typer.echo("hand each participant its folder or zip; it starts with startup/start.sh")
     if project.admins:
         typer.echo(f"admin:  {result.kits[project.admins[0].name]}/startup/fl_admin.sh")

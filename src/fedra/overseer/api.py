@@ -65,6 +65,8 @@ class OverseerApi:
 
     ``servers``: the only server names that may heartbeat as servers (from the kit);
     ``None`` lets any certificate with role ``server`` from the project's CA register.
+    ``revoked``: names the project revoked; ``admins``: the project's admins as (name, org,
+    role), ``None`` for any admin certificate of the CA. Others are refused (403) and logged.
     """
 
     def __init__(
@@ -74,8 +76,12 @@ class OverseerApi:
         *,
         api_root: str = "/api/v1",
         servers: frozenset[str] | None = None,
+        revoked: frozenset[str] = frozenset(),
+        admins: frozenset[tuple[str, str, str]] | None = None,
     ) -> None:
         self.election = election
+        self._revoked = revoked
+        self._admins = admins
         self._store = store
         self._root = api_root.rstrip("/")
         self._servers = servers
@@ -94,6 +100,10 @@ class OverseerApi:
         allowed, handler = route
         if method != allowed:
             return _error(405, f"{path} takes {allowed}, not {method}")
+        if (why := self._refusal(identity)) is not None:
+            who = f"{identity.name} ({identity.role}, {identity.org})"
+            log.warning("refused %s: %s %s: %s %s", who, method, path, identity.name, why)
+            return _error(403, f"{identity.name} {why}")
         try:
             return handler(identity, body)
         except WireError as err:
@@ -134,6 +144,17 @@ class OverseerApi:
         return self._apply(self.election.state)
 
     # -- helpers --------------------------------------------------------------------------
+    def _refusal(self, who: Identity) -> str | None:
+        """Why the project's lists refuse ``who`` (revoked, or an unlisted admin); or None."""
+        if who.name in self._revoked:
+            return "is revoked in this project"
+        if who.fingerprint and f"sha256:{who.fingerprint}" in self._revoked:
+            return f"(certificate sha256:{who.fingerprint[:16]}…) is revoked in this project"
+        admin = (who.name, who.org, who.role)
+        if who.role in ADMIN_ROLES and self._admins is not None and admin not in self._admins:
+            return f"({who.role}, {who.org}) is not an admin of this project"
+        return None
+
     def _apply(self, event: Callable[[], OverseerAnswer]) -> Reply:
         with self._lock:
             answer = event()

@@ -48,6 +48,10 @@ class OverseerKit:
     settings: OverseerSettings
     #: The project's servers: only these may register; ``None`` lets any server cert in.
     servers: frozenset[str] | None
+    #: Participants the project revoked: refused whatever their certificate (none: empty).
+    revoked: frozenset[str] = frozenset()
+    #: The project's admins as (name, org, role); ``None`` lets any admin cert of the CA in.
+    admins: frozenset[tuple[str, str, str]] | None = None
 
     @property
     def tls(self) -> TlsFiles:
@@ -84,6 +88,10 @@ class OverseerKit:
             not isinstance(servers, list) or not all(isinstance(s, str) for s in servers)
         ):
             raise ConfigError(f"{path}: servers: expected a list of server names, got {servers!r}")
+        revoked = data.get("revoked", [])
+        if not isinstance(revoked, list) or not all(isinstance(s, str) for s in revoked):
+            raise ConfigError(f"{path}: revoked: expected a list of names, got {revoked!r}")
+        admins = _admins(data.get("admins"), path)
         api_root = typed(data, path, "api_root", str, "/api/v1")
         if not api_root.startswith("/"):
             raise ConfigError(
@@ -101,7 +109,20 @@ class OverseerKit:
             api_root=api_root.rstrip("/") or "/",
             settings=settings,
             servers=None if servers is None else frozenset(servers),
+            revoked=frozenset(revoked),
+            admins=admins,
         )
+
+
+def _admins(value: object, path: Path) -> frozenset[tuple[str, str, str]] | None:
+    if value is None:
+        return None
+    keys = ("name", "org", "role")
+    if not isinstance(value, list) or not all(
+        isinstance(a, dict) and all(isinstance(a.get(k), str) for k in keys) for a in value
+    ):
+        raise ConfigError(f"{path}: admins: expected a list of {{name, org, role}}, got {value!r}")
+    return frozenset((a["name"], a["org"], a["role"]) for a in value)
 
 
 def client_for_kit(root: Path, *, timeout: float = DEFAULT_TIMEOUT) -> OverseerClient:

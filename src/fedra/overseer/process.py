@@ -40,6 +40,8 @@ def serve_kit(root: Path, stop: threading.Event | None = None) -> int:
         settings=kit.settings,
         store=JsonStateFile(kit.state_file),
         servers=kit.servers,
+        revoked=kit.revoked,
+        admins=kit.admins,
     )
     election = service.election
     log.info(

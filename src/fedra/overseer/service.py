@@ -274,7 +274,8 @@ class OverseerService:
     """The overseer: an election, its saved state and the HTTPS API around them.
 
     ``port=0`` picks a free port (see :attr:`port` after :meth:`start`). ``servers`` limits
-    which server names may register (``None``: any ``server`` certificate of the CA).
+    which server names may register (``None``: any ``server`` certificate of the CA);
+    ``revoked`` and ``admins``: the project's lists (see :class:`OverseerApi`).
     Raises :class:`fedra.overseer.StateFileError` when the saved state is unreadable.
     """
 
@@ -289,13 +290,22 @@ class OverseerService:
         store: StateStore | None = None,
         servers: frozenset[str] | None = None,
         election: Election | None = None,
+        revoked: frozenset[str] = frozenset(),
+        admins: frozenset[tuple[str, str, str]] | None = None,
     ) -> None:
         self._context = server_context(tls)
         self._store: StateStore = store if store is not None else MemoryStateStore()
         if election is None:
             election = Election(settings, saved=self._store.load())
         self.election = election
-        self.api = OverseerApi(election, self._store, api_root=api_root, servers=servers)
+        self.api = OverseerApi(
+            election,
+            self._store,
+            api_root=api_root,
+            servers=servers,
+            revoked=revoked,
+            admins=admins,
+        )
         self.host = host
         self.port = port
         self.api_root = api_root.rstrip("/")

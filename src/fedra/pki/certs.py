@@ -138,7 +138,8 @@ def identity_of(cert_pem: bytes) -> Identity:
         value = attrs[0].value
         values.append(value.decode() if isinstance(value, bytes) else value)
     try:
-        return Identity(name=values[0], org=values[1], role=values[2])
+        fingerprint = cert.fingerprint(hashes.SHA256()).hex()
+        return Identity(name=values[0], org=values[1], role=values[2], fingerprint=fingerprint)
     except ConfigError as err:
         raise CertificateError(f"certificate subject is not a Fedra identity: {err}") from err
 

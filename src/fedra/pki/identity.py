@@ -7,6 +7,7 @@ here, once, for every certificate Fedra issues or reads.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from fedra.core import ConfigError
@@ -35,6 +36,9 @@ class Identity:
     name: str
     org: str
     role: str
+    #: SHA-256 of the certificate (lowercase hex) when read from one, for revocation; not part
+    #: of the identity's equality.
+    fingerprint: str = dataclasses.field(default="", compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for field, value in (("name", self.name), ("org", self.org)):

@@ -12,7 +12,9 @@ Kit layout (the runtime reads the same files from a POC kit)::
                      overseer.json.default for the overseer (heartbeat and lease timing)
 
 Server, site and admin configs carry an ``overseer`` block (host, port, api_root, url) when
-the project has an overseer.
+the project has an overseer. The signed configs of servers and sites list the project's
+admins (``admins``: name, org, role) and the revoked participants (``revoked``); so does
+the overseer's: see :mod:`fedra.runtime.peers`.
 """
 
 from __future__ import annotations
@@ -156,6 +158,7 @@ def _server(startup: Path, s: Server, project: Project, ca: CertKey, python: str
         "admin_port": s.admin_port,
         # Only these sites may join, even with a certificate from the project's CA.
         "sites": sorted(c.name for c in project.clients),
+        **_lists(project),
     }
     if (overseer := overseer_entry(project)) is not None:
         config["overseer"] = overseer
@@ -177,6 +180,7 @@ def _client(startup: Path, c: Client, project: Project, ca: CertKey, python: str
         "server_name": primary.name,
         "fed_learn_port": primary.fed_learn_port,
         "servers": servers_list(project),
+        **_lists(project),
     }
     if (overseer := overseer_entry(project)) is not None:
         config["overseer"] = overseer
@@ -221,10 +225,17 @@ def _overseer(startup: Path, o: Overseer, project: Project, ca: CertKey, python:
             "port": o.port,
             # Only these servers may register, even with a certificate from the project's CA.
             "servers": [s.name for s in project.servers],
+            **_lists(project),
         },
     )
     write_participant_scripts(startup, "fedra.cli overseer start", python, RESTART_EXIT_CODE)
     _docker(startup, o.name, project)
+
+
+def _lists(project: Project) -> dict[str, Any]:
+    """The project's admins and revoked names, as servers and sites check them."""
+    admins = [{"name": a.name, "org": a.org, "role": a.role} for a in project.admins]
+    return {"admins": admins, "revoked": sorted(project.revoked)}
 
 
 def _docker(startup: Path, name: str, project: Project) -> None:

@@ -116,6 +116,9 @@ class Project:
     source: Path | None = None
     #: Whether kits carry CKKS key files (sites: secret context; servers: public context).
     homomorphic_encryption: bool = False
+    #: Participants revoked for good (their names): every kit lists them and refuses them,
+    #: whatever certificate of the project's CA they present (docs/provisioning.md).
+    revoked: tuple[str, ...] = ()
 
     @property
     def servers(self) -> tuple[Server, ...]:

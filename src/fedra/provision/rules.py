@@ -3,7 +3,9 @@
 - participant names are unique (compared without case: they are host and folder names);
 - there is at least one server, and at most one overseer;
 - servers and the overseer that share a host use distinct ports (the name of a server is its
-  host unless ``host`` says otherwise; ``localhost``, ``127.0.0.1`` and ``::1`` are one host).
+  host unless ``host`` says otherwise; ``localhost``, ``127.0.0.1`` and ``::1`` are one host);
+- a revoked name is no participant's (a revoked participant is out for good: it comes back
+  only under a new name).
 """
 
 from __future__ import annotations
@@ -56,6 +58,23 @@ def check_rules(project: Project, file: str, nodes: Sequence[Located]) -> None:
             "expected at most one overseer",
         )
     _check_ports(project, file, nodes)
+    check_revoked(project, file, nodes)
+
+
+def check_revoked(project: Project, file: str, nodes: Sequence[Located]) -> None:
+    """Raise :class:`ProjectError` when a participant's name is revoked."""
+    revoked = {name.lower() for name in project.revoked}
+    for index, participant in enumerate(project.participants):
+        if participant.name.lower() in revoked:
+            line = _line(nodes[index], "name") if index < len(nodes) else None
+            raise ProjectError(
+                file,
+                line,
+                f"participants[{index}].name",
+                f"{participant.name!r} is revoked (revoked: here or in an earlier "
+                "provisioning's state/revoked.json): a revoked participant comes back only "
+                "under a new name",
+            )
 
 
 def _line(node: Located, key: str) -> int:

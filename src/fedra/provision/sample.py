@@ -24,6 +24,14 @@ description: An example federation with two servers and two sites.
 # for jobs that average homomorphically encrypted models (HEEncrypt, he_weighted; see
 # docs/privacy.md). The secret context is kept in state/ and reused by later provisionings.
 # homomorphic_encryption: true
+# Participants shut out for good (a stolen key, a lost laptop, someone who left): every new
+# kit lists them, and the server, the sites and the overseer refuse their certificates. Hand
+# the new kits to everyone still in. A revoked name is never a participant again (give a
+# replacement a new name); provisioning remembers it in state/revoked.json. An admin merely
+# removed from participants is refused too: kits list the project's admins. When only a key
+# leaked, revoke that certificate by its fingerprint (openssl x509 -in client.crt -noout
+# -fingerprint -sha256) and keep the participant: the next kits give it a new certificate.
+# revoked: [old-site, former@example.org, "sha256:3F:A2:...:9C"]
 
 participants:
   # The overseer watches the servers for high availability: it names the hot server and

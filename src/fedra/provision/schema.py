@@ -32,6 +32,7 @@ from fedra.provision.project import (
 )
 from fedra.provision.rules import check_rules
 from fedra.provision.yamlfile import Located, parse_yaml
+from fedra.runtime.peers import revoked_entry
 from fedra.store import StoreConfig
 
 T = TypeVar("T")
@@ -43,6 +44,7 @@ _PROJECT_KEYS = (
     "participants",
     "docker_image",
     "homomorphic_encryption",
+    "revoked",
 )
 _COMMON = ("name", "type", "org")
 _KEYS: dict[str, tuple[str, ...]] = {
@@ -90,6 +92,7 @@ def parse_project(text: str, file: str = "project.yml", *, source: Path | None =
     image = f.optional("docker_image", _pattern(_IMAGE, "a docker image name such as repo:tag"))
     he = f.get("homomorphic_encryption", _boolean, default=False)
     participants = _participants(file, f.located("participants"))
+    revoked = f.optional("revoked", _revoked) or ()
     project = Project(
         name=name,
         participants=tuple(p for p, _ in participants),
@@ -98,6 +101,7 @@ def parse_project(text: str, file: str = "project.yml", *, source: Path | None =
         api_version=version,
         source=source,
         homomorphic_encryption=he,
+        revoked=revoked,
     )
     check_rules(project, file, [loc for _, loc in participants])
     return project
@@ -287,6 +291,24 @@ def _job_store(value: Any) -> dict[str, Any]:
     except ConfigError as exc:
         raise _Invalid(f"a valid job store ({exc})") from exc
     return plain
+
+
+def _revoked(value: Any) -> tuple[str, ...]:
+    """Revoked participants (names of sites, servers, the overseer, admins' e-mails) and
+    certificates (``sha256:`` fingerprints, see :func:`fedra.runtime.peers.revoked_entry`)."""
+    what = "a list of participant names and sha256:<64 hex> certificate fingerprints"
+    if not isinstance(value, list):
+        raise _Invalid(what)
+    names = [_plain(v) for v in value]
+    valid = all(
+        isinstance(n, str) and 0 < len(n) <= _MAX_NAME and n.isprintable() and n == n.strip()
+        for n in names
+        if not (isinstance(n, str) and n.lower().startswith("sha256:"))
+    )
+    entries = [revoked_entry(n) if isinstance(n, str) else None for n in names]
+    if not valid or not all(entries):
+        raise _Invalid(what)
+    return tuple(dict.fromkeys(str(e) for e in entries))
 
 
 def _host(value: Any) -> str:

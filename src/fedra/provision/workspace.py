@@ -2,16 +2,23 @@
 
 Layout of a provisioning workspace::
 
-    <workspace>/<project>/state/        rootCA.pem, rootCA.key (0600): the project's CA
+    <workspace>/<project>/state/        rootCA.pem, rootCA.key (0600): the project's CA;
+                                        revoked.json: every name ever revoked (see below)
     <workspace>/<project>/prod_00/      the first provisioning: <participant>/ and .zip each
     <workspace>/<project>/prod_01/      the next one, from the same CA (older kits stay valid)
 
 The CA is created on the first run and reused ever after, so a participant added later can
-join a federation whose other kits were provisioned earlier.
+join a federation whose other kits were provisioned earlier. For the same reason a kit of an
+earlier provisioning stays valid for the CA; what shuts a participant out is the lists in the
+new kits: the admins the project lists now, and the revoked names. ``state/revoked.json``
+keeps every name ever revoked (the project's ``revoked:`` list is added to it), so a later
+project.yml that forgets one does not let it back in; to take a name off, edit that file.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import re
 import shutil
@@ -24,6 +31,7 @@ from fedra.he import load_or_create_secret
 from fedra.pki import ROOT_CA_FILE, CertKey, create_ca, verify_issued_by, write_key
 from fedra.provision.kits import write_kit
 from fedra.provision.project import Project
+from fedra.provision.rules import check_revoked
 
 #: Where ``fedra provision`` writes unless told otherwise, relative to the current folder.
 DEFAULT_WORKSPACE = Path("workspace")
@@ -31,6 +39,8 @@ STATE_DIR = "state"
 CA_KEY_FILE = "rootCA.key"
 #: The project's secret CKKS context (``homomorphic_encryption: true``), kept with the CA.
 HE_STATE_FILE = "he_context.tenseal"
+#: Every participant name ever revoked in the project, kept with the CA.
+REVOKED_STATE_FILE = "revoked.json"
 #: The name of a provisioning's folder inside the project's workspace folder.
 PROD_PREFIX = "prod_"
 
@@ -58,6 +68,7 @@ def provision(
     root = Path(workspace) / project.name
     root.mkdir(parents=True, exist_ok=True)
     ca = load_or_create_ca(root / STATE_DIR, project.name)
+    project = with_revoked_state(project, root / STATE_DIR)
     he = None
     if project.homomorphic_encryption:
         # Kept with the CA: kits provisioned later (a new site) must share the same key.
@@ -74,10 +85,42 @@ def provision(
             zips[participant.name] = zip_kit(folder)
         if project.source is not None and project.source.is_file():
             shutil.copyfile(project.source, prod / "project.yml")
+        _save_revoked(root / STATE_DIR, project.revoked)
     except BaseException:
         shutil.rmtree(prod, ignore_errors=True)
         raise
     return ProvisionResult(project=project, prod=prod, kits=kits, zips=zips)
+
+
+def with_revoked_state(project: Project, state: Path) -> Project:
+    """``project`` with every name revoked earlier (``state/revoked.json``) revoked too.
+
+    Raises :class:`fedra.provision.ProjectError` when a participant has a revoked name.
+    """
+    path = state / REVOKED_STATE_FILE
+    earlier: list[str] = []
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ConfigError(f"{path}: cannot read the revoked names: {err}") from err
+        names = data.get("revoked") if isinstance(data, dict) else None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ConfigError(f'{path}: expected {{"revoked": ["name", ...]}}')
+        earlier = names
+    revoked = tuple(dict.fromkeys([*earlier, *project.revoked]))
+    if revoked == project.revoked:
+        return project
+    project = dataclasses.replace(project, revoked=revoked)
+    check_revoked(project, str(project.source or "project.yml"), [])
+    return project
+
+
+def _save_revoked(state: Path, revoked: tuple[str, ...]) -> None:
+    if not revoked and not (state / REVOKED_STATE_FILE).exists():
+        return
+    text = json.dumps({"revoked": sorted(revoked)}, indent=2) + "\n"
+    (state / REVOKED_STATE_FILE).write_text(text, encoding="utf-8")
 
 
 def load_or_create_ca(state: Path, project: str) -> CertKey:

@@ -11,7 +11,7 @@ Layout of a kit (written by ``fedra poc prepare``, later by provisioning)::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from fedra.core import ConfigError
 from fedra.core.jsonfile import read_json_object, typed
 from fedra.core.safezip import MAX_JOB_BYTES
 from fedra.job.archive import MAX_JOB_ARCHIVE_BYTES
+from fedra.runtime.peers import Roster
 
 SERVER_FILE = "fed_server.json"
 CLIENT_FILE = "fed_client.json"
@@ -93,6 +94,8 @@ class ServerKit:
     #: The largest job archive (zip) an admin may upload, in bytes: a bigger upload is refused
     #: from its declared size, before its body is received.
     max_job_bytes: int = MAX_JOB_ARCHIVE_BYTES
+    #: The project's admins and revoked participants (empty lists: the kit has none).
+    roster: Roster = field(default_factory=Roster)
 
     @property
     def public_host(self) -> str:
@@ -124,6 +127,7 @@ class ServerKit:
             job_store=_optional_dict(data, path, "job_store"),
             receive_window=_receive_window(data, path),
             max_job_bytes=_max_job_bytes(data, path),
+            roster=Roster.from_config(data, path),
         )
 
 
@@ -140,6 +144,8 @@ class SiteKit:
     heartbeat_interval: float
     #: The project's overseer, for high availability: the site connects to the hot server.
     overseer: dict[str, Any] | None = None
+    #: The project's admins and revoked participants (empty lists: the kit has none).
+    roster: Roster = field(default_factory=Roster)
 
     @property
     def startup(self) -> Path:
@@ -165,4 +171,5 @@ class SiteKit:
             fed_port=typed(data, path, "fed_learn_port", int, 8002),
             heartbeat_interval=float(typed(data, path, "heartbeat_interval", (int, float), 5)),
             overseer=_optional_dict(data, path, "overseer"),
+            roster=Roster.from_config(data, path),
         )

@@ -110,6 +110,8 @@ class HaAgent:
         self._lease_deadline = 0.0
         self._failures = 0
         self._stop = threading.Event()
+        #: Set to heartbeat now rather than at the next interval (see :meth:`ask_now`).
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -120,6 +122,7 @@ class HaAgent:
     def stop(self, release: bool = True) -> None:
         """End the loop; with ``release``, tell the overseer this server is stopping."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
         if release:
@@ -139,10 +142,19 @@ class HaAgent:
             self.name, self.host, self.fl_port, self.admin_port, state, ssid=ssid or None
         )
 
+    def ask_now(self, reason: str) -> None:
+        """Heartbeat the overseer now instead of at the next interval, and act on its answer
+        (e.g. a site claims a newer session). Returns at once; the question is asked in the
+        agent's thread, so at most one is in flight, and a wake-up while one is pending is
+        the same wake-up."""
+        log.info("asking the overseer now: %s", reason)
+        self._wake.set()
+
     def _loop(self) -> None:
         while not self._stop.is_set():
+            self._wake.clear()
             self.step()
-            self._stop.wait(self._next_wait())
+            self._wake.wait(self._next_wait())
 
     def _next_wait(self) -> float:
         wait = self.interval

@@ -31,6 +31,7 @@ from fedra.runtime.admin_port import AdminPort
 from fedra.runtime.config import ServerKit
 from fedra.runtime.intake import Intake
 from fedra.runtime.messages import BadMessage, text_list
+from fedra.runtime.peers import SessionClaims, admit_admin, admit_site
 from fedra.runtime.procs import end_group, parent_kit, parent_ready, spawn, tail
 from fedra.runtime.server_records import RunningJob, SiteHandle
 from fedra.scheduler import QueuedJob, Wait, schedule
@@ -74,6 +75,8 @@ class ServerParent:
         self.hot = kit.overseer is None
         self.ssid: int | None = None
         self.ha: Any = None  # the HaAgent, with an overseer
+        #: Sites' claims of a newer session: logged, and they make the agent ask the overseer.
+        self._claims = SessionClaims(lambda why: self.ha.ask_now(why) if self.ha else None)
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
         self.sites: dict[str, SiteHandle] = {}
@@ -109,7 +112,7 @@ class ServerParent:
             ca_pem=ca,
             cert_pem=cert,
             key_pem=key,
-            on_connect=self._admin_port.connected,
+            on_connect=self._admin_connected,
             spool=self._admin_port.spool,
         )
         self.fed_port = 0
@@ -233,15 +236,13 @@ class ServerParent:
             raise FedraError(f"refused: {peer.name} has a {peer.role!r} certificate, not a site's")
         if not self.hot:
             raise FedraError(self.not_in_service())
-        if self.kit.sites is not None and peer.name not in self.kit.sites:
-            log.warning(
-                "refused site %s (%s): it is not a site of this project", peer.name, peer.org
-            )
-            raise FedraError(f"refused: {peer.name} is not a site of this project")
+        handle = SiteHandle(peer.name, peer.org, conn)
+        # A site of the project, not revoked, one live connection (fedra.runtime.peers).
+        admit_site(self.sites, self._lock, handle, self.kit)
         name = peer.name
         conn.set_receive_gate(lambda total, head: self._receive_gate(total, head, name))
         threading.Thread(
-            target=self._serve_site, args=(conn,), name=f"site-{peer.name}", daemon=True
+            target=self._serve_site, args=(handle,), name=f"site-{peer.name}", daemon=True
         ).start()
 
     def _receive_gate(self, total: int, head: bytes, site: str = "") -> threading.Semaphore | None:
@@ -263,15 +264,10 @@ class ServerParent:
                 return job.results_gate
         return self._stray_gate
 
-    def _serve_site(self, conn: Connection) -> None:
-        name = conn.peer.name
-        handle = SiteHandle(name, conn.peer.org, conn)
+    def _serve_site(self, handle: SiteHandle) -> None:
+        name, conn = handle.name, handle.conn
         with self._lock:
-            old = self.sites.get(name)
-            self.sites[name] = handle
             rejoin = [j for j in self.running.values() if name in j.sites]
-        if old is not None:
-            old.conn.close()
         log.info("site %s (%s) connected", name, conn.peer.org)
         try:
             conn.send(Envelope(p.WELCOME, {"server": self.kit.name, "ssid": self.ssid}))
@@ -309,17 +305,14 @@ class ServerParent:
 
     def _from_site(self, handle: SiteHandle, env: Envelope) -> None:
         h = env.headers
+        # A site's word on the session never makes this server step down: it asks the
+        # overseer, whose answer decides (HaAgent), at most every few seconds.
         if env.kind == p.SESSION and _newer(h.get("ssid"), self.ssid):
-            self.step_down(f"site {handle.name} follows the newer service session {h['ssid']}")
+            self._claims.claim(handle.name, h["ssid"], self.ssid, env.kind)
             return
         if env.kind == p.HELLO and _newer(h.get("ssid"), self.ssid):
-            log.warning(
-                "site %s knows a newer service session (%s > %s): this server is stale",
-                handle.name,
-                h.get("ssid"),
-                self.ssid,
-            )
-            handle.conn.close()
+            self._claims.claim(handle.name, h["ssid"], self.ssid, env.kind)
+            handle.conn.close()  # that site follows another server: this one is not its own
             return
         if env.kind in (p.HELLO, p.HEARTBEAT):
             handle.update_resources(h.get("resources"))
@@ -435,6 +428,10 @@ class ServerParent:
         from fedra.runtime.admin_service import serve_admin
 
         serve_admin(self, conn)
+
+    def _admin_connected(self, conn: Connection) -> None:
+        admit_admin(self.kit.roster, conn.peer)  # listed by the project, not revoked
+        self._admin_port.connected(conn)  # then the limits per admin
 
     # -- scheduling ---------------------------------------------------------------------
     def wake(self) -> None:

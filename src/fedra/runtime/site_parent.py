@@ -114,6 +114,12 @@ class SiteParent:
                     timeout=10.0,
                     spool=self._spool,  # big tasks go to disk, then to the job as files
                 )
+                peer = conn.peer
+                if why := self.kit.roster.participant_refusal(
+                    peer.name, "server", peer.fingerprint
+                ):
+                    conn.close()
+                    raise FedraError(f"refused: {why}")
             except FedraError as exc:
                 attempts += 1
                 if attempts <= 3 or attempts % 10 == 0:
@@ -296,6 +302,10 @@ class SiteParent:
                 submitter = check_job(
                     self.kit.root, self.kit.org, self.tls[0], data, headers, job_dir
                 )
+                if why := self.kit.roster.admin_refusal(
+                    submitter.name, submitter.org, submitter.role, submitter.fingerprint
+                ):
+                    raise JobRefused(f"its signer: {why}")
             except JobRefused as exc:
                 self.resources.free(job_id)
                 self.refused[job_id] = f"{self.kit.name} refuses job {job_id}: {exc}"

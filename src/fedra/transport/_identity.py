@@ -7,6 +7,7 @@ import ipaddress
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
 from fedra.transport.connection import PeerIdentity
@@ -26,6 +27,7 @@ def identity_of_cert(cert: x509.Certificate) -> PeerIdentity:
         name=_attribute(cert, NameOID.COMMON_NAME),
         org=_attribute(cert, NameOID.ORGANIZATION_NAME),
         role=_attribute(cert, NameOID.ORGANIZATIONAL_UNIT_NAME),
+        fingerprint=cert.fingerprint(hashes.SHA256()).hex(),
     )
 
 

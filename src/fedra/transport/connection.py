@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -28,12 +28,14 @@ class PeerIdentity:
     """Who is at the other end of a connection, as its certificate says it.
 
     ``name`` is the certificate's common name (CN), ``org`` its organization (O) and ``role``
-    its organizational unit (OU). Missing attributes are empty strings.
+    its organizational unit (OU). Missing attributes are empty strings. ``fingerprint``: the
+    SHA-256 of the certificate (lowercase hex), for revocation; not part of equality.
     """
 
     name: str
     org: str
     role: str
+    fingerprint: str = field(default="", compare=False, repr=False)
 
 
 class Connection(ABC):

@@ -348,3 +348,41 @@ def test_a_silent_connection_does_not_hold_up_others(start: Start, pki: Pki) -> 
         assert time.monotonic() - started < 2.0
     finally:
         idle.close()
+
+
+def test_revoked_peers_are_refused_and_logged(
+    start: Start, pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    from fedra.overseer import ParticipantHeartbeat
+
+    caplog.set_level(logging.WARNING, logger="fedra.overseer")
+    service = start(revoked=frozenset({"server2", "site-1"}))
+    with pytest.raises(OverseerRefused, match=r"server2 is revoked in this project") as err:
+        client(service, pki.server2).heartbeat(beat("server2"))
+    assert err.value.status == 403
+    with pytest.raises(OverseerRefused, match=r"site-1 is revoked in this project"):
+        client(service, pki.site).heartbeat(ParticipantHeartbeat("site-1"))
+    line = "refused server2 (server, acme): POST /api/v1/heartbeat: server2 is revoked"
+    assert line in caplog.text
+    assert client(service, pki.server1).heartbeat(beat("server1")).holds_lease("server1")
+    assert [s.info.name for s in service.election.state().servers] == ["server1"]
+
+
+def test_only_the_project_admins_are_answered(start: Start, pki: Pki) -> None:
+    from fedra.overseer import ParticipantHeartbeat
+
+    service = start(admins=frozenset({("admin@acme.org", "acme", "project_admin")}))
+    with pytest.raises(OverseerRefused, match=r"lead@acme.org \(lead, acme\) is not an admin"):
+        client(service, pki.lead).state()
+    assert client(service, pki.admin).state().ssid is None
+    client(service, pki.site).heartbeat(ParticipantHeartbeat("site-1"))  # not an admin: passes
+
+
+def test_a_revoked_certificate_is_refused_by_its_fingerprint(start: Start, pki: Pki) -> None:
+    from fedra.pki import identity_of
+
+    fingerprint = identity_of(pki.server2.cert.read_bytes()).fingerprint
+    service = start(revoked=frozenset({f"sha256:{fingerprint}"}))
+    with pytest.raises(OverseerRefused, match=r"server2 \(certificate sha256:\w+…\) is revoked"):
+        client(service, pki.server2).heartbeat(beat("server2"))
+    assert client(service, pki.server1).heartbeat(beat("server1")).holds_lease("server1")

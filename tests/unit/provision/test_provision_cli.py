@@ -100,3 +100,20 @@ def test_missing_project_file_given_with_p(capsys: pytest.CaptureFixture[str]) -
     code, _, err = cli(capsys, "provision", "-p", "nowhere.yml")
     assert code == 2
     assert "nowhere.yml: file not found" in err
+
+
+def test_revoked_names_are_listed_and_a_revoked_participant_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from tests.unit.provision.conftest import PROJECT
+
+    (tmp_path / "p.yml").write_text(PROJECT + "revoked: [old-site]\n")
+    code, out, _ = cli(capsys, "provision", "-p", "p.yml")
+    assert code == 0
+    assert "revoked (refused by every new kit): old-site" in out
+    (tmp_path / "p.yml").write_text(PROJECT + "  - {name: old-site, type: client, org: x}\n")
+    code, _, err = cli(capsys, "provision", "-p", "p.yml")
+    assert code != 0
+    assert "'old-site' is revoked" in err and len(err.strip().splitlines()) == 1
+    code, out, _ = cli(capsys, "provision", "--help")
+    assert "revoked:" in out and "state/revoked.json" in out

@@ -152,3 +152,31 @@ def test_a_standby_polls_fast_only_while_the_hot_server_is_silent() -> None:
     assert ha._next_wait() == 2.0
     ha.step()
     assert ha._next_wait() == 0.25
+
+
+def test_ask_now_heartbeats_at_once_and_the_answer_decides() -> None:
+    """A site's claim of a newer session wakes the agent: the overseer's answer, not the
+    claim, makes the server step down (here: it names server2)."""
+    import dataclasses
+
+    slow = dataclasses.replace(answer("server1", 5, 60.0), heartbeat_interval=60.0)
+    other = dataclasses.replace(answer("server2", 6, None), heartbeat_interval=60.0)
+    server, client = FakeServer(), FakeClient([slow, slow, other])
+    ha = agent(server, client)
+    ha.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(client.beats) < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server.hot
+        ha.ask_now("site-3 claims session 1000000000")
+        while len(client.beats) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(client.beats) == 2 and server.hot  # the overseer still says server1
+        ha.ask_now("site-1 claims session 6")
+        while len(client.beats) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server.calls == ["hot 5", "down: the overseer names server2 hot"]
+    finally:
+        client.answers.append(other)
+        ha.stop(release=False)
