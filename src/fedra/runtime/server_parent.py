@@ -16,19 +16,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from fedra.core import FedraError, InvalidTransition, JobStatus, trim_heap
 from fedra.pki import TlsFiles
 from fedra.runtime import protocol as p
 from fedra.runtime.config import ServerKit
-from fedra.runtime.procs import end_group, parent_kit, parent_ready, spawn, tail
+from fedra.runtime.procs import JobListener, end_group, parent_kit, parent_ready, spawn, tail
 from fedra.runtime.server_records import RunningJob, SiteHandle
 from fedra.scheduler import QueuedJob, Wait, schedule
 from fedra.server import RunStore
@@ -40,7 +38,6 @@ from fedra.transport import (
     Spool,
     TransportServer,
     accept_channel,
-    listen_unix,
 )
 from fedra.wire import Envelope, peek_head
 
@@ -568,8 +565,7 @@ class ServerParent:
         try:
             if not job_dir.exists():
                 unzip_job(self.store.job_zip(job_id), job_dir)
-            sock_dir = Path(tempfile.mkdtemp(prefix="fedra-sj-"))
-            listener = listen_unix(str(sock_dir / "sj.sock"))
+            listener = JobListener("fedra-sj-", "sj.sock")
             log_path = workspace / "server_job.log"
             args = [
                 "--job-id",
@@ -579,7 +575,7 @@ class ServerParent:
                 "--workspace",
                 str(workspace),
                 "--socket",
-                str(sock_dir / "sj.sock"),
+                listener.path,
                 "--sites",
                 ",".join(sites),
                 "--kit",
