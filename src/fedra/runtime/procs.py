@@ -130,6 +130,9 @@ def lock_refused(root: Path) -> int | None:
     except AlreadyRunning as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # e.g. a kit folder this user cannot write
+        print(f"error: cannot lock {root / 'daemon.lock'}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return None
 
 

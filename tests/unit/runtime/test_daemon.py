@@ -78,3 +78,14 @@ def test_read_pid_takes_only_positive_numbers(tmp_path: Path) -> None:
         path.write_text(text)
         assert daemon.read_pid(path) == expected
     assert daemon.read_pid(tmp_path / "missing") is None
+
+
+def test_a_lock_that_cannot_be_opened_is_a_one_line_refusal(
+    kit: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fedra.runtime.procs import lock_refused
+
+    (kit / daemon.LOCK_FILE).mkdir()  # not a file: open() fails, even for root
+    assert lock_refused(kit) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot lock ") and len(err.splitlines()) == 1
