@@ -180,13 +180,13 @@ class ScriptExecutor(Executor):
             channel = accept_channel(listener, timeout=self.start_timeout)
         except Exception as exc:
             self._kill()
-            self._tmpdir.cleanup()
-            self._tmpdir = None
             raise SiteError(
                 ctx.site_name, "start", f"the script did not connect: {exc}\n{_tail(log_path)}"
             ) from exc
         finally:
             listener.close()
+            self._tmpdir.cleanup()  # connected or not, the socket's path is not needed now
+            self._tmpdir = None
         self._channel = channel
         headers = {
             "site_name": info.site_name,

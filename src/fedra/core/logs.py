@@ -10,6 +10,15 @@ from pathlib import Path
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+class _Copy(logging.StreamHandler):  # type: ignore[type-arg]
+    """The copy on stdout: once stdout is gone (a closed terminal, a closed pipe), records
+    still go to log.txt, and no record turns into a "Logging error" traceback on stderr
+    (which a parent sends to log.txt: see fedra.runtime.stderr_log)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """Drop the copy quietly."""
+
+
 def log_to_folder(root: Path) -> None:
     """Send INFO and above of every logger to ``root/log.txt`` (appended) and to stdout."""
     fmt = logging.Formatter(LOG_FORMAT)
@@ -17,7 +26,7 @@ def log_to_folder(root: Path) -> None:
     logger.setLevel(logging.INFO)
     for handler in (
         logging.FileHandler(root / "log.txt", encoding="utf-8"),
-        logging.StreamHandler(sys.stdout),
+        _Copy(sys.stdout),
     ):
         handler.setFormatter(fmt)
         logger.addHandler(handler)

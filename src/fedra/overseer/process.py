@@ -21,15 +21,21 @@ def serve_kit(root: Path, stop: threading.Event | None = None) -> int:
     ``stop`` is not given); return the exit code (0).
 
     Refuses a kit whose signed files changed (:class:`fedra.pki.KitTampered`) and a state
-    file it cannot read (:class:`fedra.overseer.StateFileError`). Logs go to ``log.txt`` in
-    the kit and to stdout.
+    file it cannot read (:class:`fedra.overseer.StateFileError`). As a process (no ``stop``):
+    refuses to start while another holds the kit's lock (:mod:`fedra.runtime.daemon`), and
+    logs to ``log.txt`` in the kit and to stdout, its standard error included.
     """
     root = Path(root).resolve()
     verify_kit(root)
     kit = OverseerKit.load(root)
     if stop is None:
+        from fedra.runtime.daemon import hold_kit_lock
+        from fedra.runtime.stderr_log import capture_stderr
+
+        hold_kit_lock(root)  # one running copy per kit (AlreadyRunning otherwise)
         stop = threading.Event()
         log_to_folder(root)
+        capture_stderr()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
     service = OverseerService(

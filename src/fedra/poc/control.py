@@ -1,8 +1,11 @@
-"""``fedra poc start`` / ``fedra poc stop``: run each participant's own start/stop scripts."""
+"""``fedra poc start`` / ``fedra poc stop``: run each participant's own start/stop scripts.
+
+A participant runs while its kit's lock is held (see :mod:`fedra.runtime.daemon`): that, not a
+pid file, is what both commands check.
+"""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import time
@@ -11,6 +14,7 @@ from pathlib import Path
 
 from fedra.core import FedraError
 from fedra.poc.prepare import PocLayout
+from fedra.runtime.daemon import is_running
 
 
 def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -27,28 +31,22 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _pid(folder: Path) -> int | None:
-    try:
-        return int((folder / "daemon_pid.fl").read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _alive(pid: int | None) -> bool:
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _run(script: Path, quiet: bool) -> None:
+    """Run start.sh (its output not captured: what it starts keeps it open)."""
     out = subprocess.DEVNULL if quiet else None
-    subprocess.run([str(script)], check=True, stdout=out, stderr=out)
+    code = subprocess.run([str(script)], check=False, stdout=out, stderr=out).returncode
+    if code != 0:
+        raise FedraError(f"{script} failed (exit code {code})")
+
+
+def _stop(script: Path, quiet: bool) -> None:
+    """Run stop_fl.sh; its error line becomes a FedraError."""
+    done = subprocess.run([str(script)], check=False, capture_output=True, text=True)
+    if not quiet and done.stdout:
+        print(done.stdout, end="")
+    if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines() or [f"{script} failed"]
+        raise FedraError(lines[-1].removeprefix("error: "))
 
 
 def _connected(layout: PocLayout, site: str) -> bool:
@@ -63,7 +61,7 @@ def start(
     import json
 
     ports = json.loads((layout.root / ".fedra-poc").read_text())
-    if _alive(_pid(layout.server)):
+    if is_running(layout.server):
         raise FedraError(f"the server of {layout.root} is already running")
     for key in ("fed_port", "admin_port"):
         if _port_open(int(ports[key])):
@@ -75,7 +73,7 @@ def start(
     _run(layout.server / "startup" / "start.sh", quiet)
     _wait(lambda: _port_open(int(ports["admin_port"])), timeout, "the server's admin port")
     for site in layout.sites:
-        if not _alive(_pid(layout.site(site))):
+        if not is_running(layout.site(site)):
             _run(layout.site(site) / "startup" / "start.sh", quiet)
     if wait_for_sites:
         for site in layout.sites:
@@ -87,18 +85,11 @@ def stop(layout: PocLayout, *, timeout: float = 60.0, quiet: bool = False) -> li
     stopped = []
     folders = [layout.site(s) for s in layout.sites] + [layout.server]
     for folder in folders:
-        pid = _pid(folder)
-        if _alive(pid):
-            _run(folder / "startup" / "stop_fl.sh", quiet)
+        running = is_running(folder)
+        # stop_fl.sh also removes a stale daemon_pid.fl; it signals only this participant.
+        _stop(folder / "startup" / "stop_fl.sh", quiet)
+        if running:
             stopped.append(folder.name)
     for folder in folders:
-        for pid in (_pid(folder), _python_pid(folder)):
-            _wait(lambda p=pid: not _alive(p), timeout, f"{folder.name} to stop")  # type: ignore[misc]
+        _wait(lambda f=folder: not is_running(f), timeout, f"{folder.name} to stop")  # type: ignore[misc]
     return stopped
-
-
-def _python_pid(folder: Path) -> int | None:
-    try:
-        return int((folder / "pid.fl").read_text().strip())
-    except (OSError, ValueError):
-        return None

@@ -8,21 +8,41 @@ from pathlib import Path
 
 START = """#!/usr/bin/env bash
 # Start this participant in the background, in a session of its own; logs go to ../log.txt.
-DIR="$(cd "$(dirname "$0")" && pwd)"
-setsid "$DIR/sub_start.sh" "$@" < /dev/null &
-echo "started $(basename "$(dirname "$DIR")") (log: $(dirname "$DIR")/log.txt)"
+# While it runs it holds ../daemon.lock: a second start says so, exits 1 and changes nothing.
+DIR="$(cd "$(dirname "$0")" && pwd -P)"
+KIT="$(dirname "$DIR")"
+exec 9>>"$KIT/daemon.lock"
+if ! flock -n 9; then
+  echo "error: $(basename "$KIT") is already running from $KIT: nothing was started or changed;" \\
+    "stop it first with $DIR/stop_fl.sh" >&2
+  exit 1
+fi
+FEDRA_KIT_LOCK_FD=9 setsid "$DIR/sub_start.sh" "$@" < /dev/null &
+echo "started $(basename "$KIT") (log: $KIT/log.txt)"
 """
 
 SUB_START = """#!/usr/bin/env bash
 # Run the participant; start it again when it exits with the restart code ({restart}).
-DIR="$(cd "$(dirname "$0")" && pwd)"
+# Holds ../daemon.lock (handed down by start.sh on descriptor 9, or taken here) while it runs.
+DIR="$(cd "$(dirname "$0")" && pwd -P)"
 KIT="$(dirname "$DIR")"
 PYTHON="${{FEDRA_PYTHON:-{python}}}"
+if [ "${{FEDRA_KIT_LOCK_FD:-}}" != 9 ] || ! {{ true >&9; }} 2>/dev/null; then
+  exec 9>>"$KIT/daemon.lock"
+fi
+if ! flock -n 9; then
+  echo "error: $(basename "$KIT") is already running from $KIT: nothing was started" >&2
+  exit 1
+fi
+export FEDRA_KIT_LOCK_FD=9
 echo $$ > "$KIT/daemon_pid.fl"
+# stop_fl.sh signals the whole group: outlive the participant, then remove daemon_pid.fl.
+stopping=""
+trap 'stopping=1' TERM INT
 while true; do
   "$PYTHON" -m {module} --kit "$KIT"
   code=$?
-  if [ "$code" -ne {restart} ]; then
+  if [ -n "$stopping" ] || [ "$code" -ne {restart} ]; then
     rm -f "$KIT/daemon_pid.fl"
     exit "$code"
   fi
@@ -31,14 +51,11 @@ done
 """
 
 STOP = """#!/usr/bin/env bash
-# Stop this participant: SIGTERM to its process group (it shuts down cleanly).
-KIT="$(cd "$(dirname "$0")/.." && pwd)"
-if [ ! -f "$KIT/daemon_pid.fl" ]; then
-  echo "$(basename "$KIT") is not running"
-  exit 0
-fi
-kill -TERM -- "-$(cat "$KIT/daemon_pid.fl")" 2>/dev/null
-echo "stopping $(basename "$KIT")"
+# Stop this participant: SIGTERM to its process group (it shuts down cleanly). Signals only
+# the process group of this kit's running sub_start.sh; a stale daemon_pid.fl is removed.
+KIT="$(cd "$(dirname "$0")/.." && pwd -P)"
+PYTHON="${{FEDRA_PYTHON:-{python}}}"
+exec "$PYTHON" -m fedra.runtime.daemon stop --kit "$KIT"
 """
 
 ADMIN = """#!/usr/bin/env bash
@@ -62,7 +79,7 @@ def write_participant_scripts(startup: Path, module: str, python: str, restart: 
     write_script(
         startup / "sub_start.sh", SUB_START.format(python=python, module=module, restart=restart)
     )
-    write_script(startup / "stop_fl.sh", STOP)
+    write_script(startup / "stop_fl.sh", STOP.format(python=python))
 
 
 def write_admin_script(startup: Path, python: str) -> None:

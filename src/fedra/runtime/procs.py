@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+
+# First among the parents' imports that matter: it turns on gRPC's handshake trace in a server
+# or site parent, which works only before gRPC is imported (see fedra.runtime.stderr_log).
+from fedra.runtime import stderr_log
 
 #: Seconds a process gets between SIGTERM and SIGKILL.
 GRACE = 5.0
@@ -107,19 +115,67 @@ def parent_kit(argv: Sequence[str] | None, description: str) -> Path | int:
     parser.add_argument("--kit", required=True, type=Path, help="the startup kit folder")
     root = parser.parse_args(argv).kit.resolve()
     refused = kit_refused(root)
+    if refused is None:
+        refused = lock_refused(root)
     return root if refused is None else refused
 
 
+def lock_refused(root: Path) -> int | None:
+    """Take the kit's lock for the life of this process (one running copy per kit); if
+    another process holds it, print why and return the exit code. Nothing else is touched."""
+    from fedra.runtime.daemon import AlreadyRunning, hold_kit_lock
+
+    try:
+        hold_kit_lock(root)
+    except AlreadyRunning as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:  # e.g. a kit folder this user cannot write
+        print(f"error: cannot lock {root / 'daemon.lock'}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return None
+
+
 def parent_ready(root: Path, shutdown: Callable[[], None]) -> None:
-    """What every parent process does once its kit is loaded: log to ``log.txt`` and stdout,
-    return model-sized buffers to the system, stop cleanly on SIGTERM/SIGINT, write pid.fl."""
+    """What every parent process does once its kit is loaded: log to ``log.txt`` and stdout
+    (its standard error too, gRPC's refused handshakes included), return model-sized buffers
+    to the system, stop cleanly on SIGTERM/SIGINT, write pid.fl (informational)."""
     import signal as signals
 
     from fedra.core import release_large_buffers
     from fedra.core.logs import log_to_folder
 
     log_to_folder(root)
+    stderr_log.capture_stderr()
     release_large_buffers(ROUTER_MMAP_THRESHOLD)
     signals.signal(signals.SIGTERM, lambda *_: shutdown())
     signals.signal(signals.SIGINT, lambda *_: shutdown())
     (root / "pid.fl").write_text(str(os.getpid()))
+
+
+class JobListener(socket.socket):
+    """The listening Unix socket a job process connects to, in a private temporary folder.
+
+    The folder (mode 0700, prefix e.g. ``fedra-sj-``) holds only the socket at :attr:`path`.
+    The job process connects once; :meth:`close` (in a ``finally``, once the job connected or
+    failed to) also removes the folder, so none outlives the start of its job. (A socket under
+    the participant's own folder would often pass the 107-byte limit of a socket's path.)
+    """
+
+    def __init__(self, prefix: str, name: str) -> None:
+        super().__init__(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.folder = tempfile.mkdtemp(prefix=prefix)
+        self.path = os.path.join(self.folder, name)
+        # Also when close() is never reached (a failed spawn): once this object is gone.
+        self._remove = weakref.finalize(self, shutil.rmtree, self.folder, ignore_errors=True)
+        try:
+            self.bind(self.path)
+            self.listen(16)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop listening and remove the folder."""
+        super().close()
+        self._remove()

@@ -16,12 +16,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from fedra.core import FedraError, InvalidTransition, JobStatus, trim_heap
@@ -32,7 +30,7 @@ from fedra.runtime.config import ServerKit
 from fedra.runtime.intake import Intake
 from fedra.runtime.messages import BadMessage, text_list
 from fedra.runtime.peers import SessionClaims, admit_admin, admit_site
-from fedra.runtime.procs import end_group, parent_kit, parent_ready, spawn, tail
+from fedra.runtime.procs import JobListener, end_group, parent_kit, parent_ready, spawn, tail
 from fedra.runtime.server_records import RunningJob, SiteHandle
 from fedra.scheduler import QueuedJob, Wait, schedule
 from fedra.server import RunStore
@@ -44,7 +42,6 @@ from fedra.transport import (
     Spool,
     TransportServer,
     accept_channel,
-    listen_unix,
 )
 from fedra.wire import Envelope, peek_frame
 
@@ -575,8 +572,7 @@ class ServerParent:
         try:
             if not job_dir.exists():
                 unzip_job(self.store.job_zip(job_id), job_dir)
-            sock_dir = Path(tempfile.mkdtemp(prefix="fedra-sj-"))
-            listener = listen_unix(str(sock_dir / "sj.sock"))
+            listener = JobListener("fedra-sj-", "sj.sock")
             log_path = workspace / "server_job.log"
             args = [
                 "--job-id",
@@ -586,7 +582,7 @@ class ServerParent:
                 "--workspace",
                 str(workspace),
                 "--socket",
-                str(sock_dir / "sj.sock"),
+                listener.path,
                 "--sites",
                 ",".join(sites),
                 "--kit",

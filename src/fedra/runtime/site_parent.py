@@ -18,7 +18,6 @@ import random
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -39,7 +38,7 @@ from fedra.runtime.messages import (
     StartJob,
     TaskHeaders,
 )
-from fedra.runtime.procs import end_group, parent_kit, parent_ready, spawn, tail
+from fedra.runtime.procs import JobListener, end_group, parent_kit, parent_ready, spawn, tail
 from fedra.runtime.site_resources import SiteResourceBook, load_site_resources
 from fedra.scheduler import ResourceError
 from fedra.transport import (
@@ -49,7 +48,6 @@ from fedra.transport import (
     Spool,
     accept_channel,
     connect,
-    listen_unix,
 )
 from fedra.wire import Envelope
 
@@ -325,8 +323,7 @@ class SiteParent:
                 submitter.org,
             )
             env = self._allocate(job_id, job_dir)
-            sock_dir = Path(tempfile.mkdtemp(prefix="fedra-cj-"))
-            listener = listen_unix(str(sock_dir / "cj.sock"))
+            listener = JobListener("fedra-cj-", "cj.sock")
             log_path = root / "log.txt"
             args = [
                 "--job-id",
@@ -336,7 +333,7 @@ class SiteParent:
                 "--workdir",
                 str(root),
                 "--socket",
-                str(sock_dir / "cj.sock"),
+                listener.path,
                 "--site",
                 self.kit.name,
                 "--index",
