@@ -562,12 +562,14 @@ class ServerParent:
 
     def _launch(self, job_id: str, sites: list[str], resume: bool) -> None:
         from fedra.job.archive import unzip_job
+        from fedra.runtime.byoc import check_server_job
 
         workspace = self.store.workspace(job_id)
         job_dir = workspace / "job"
         try:
             if not job_dir.exists():
                 unzip_job(self.store.job_zip(job_id), job_dir)
+            check_server_job(self.kit, self.ca_pem, self.store, job_id, job_dir)  # BYOC
             sock_dir = Path(tempfile.mkdtemp(prefix="fedra-sj-"))
             listener = listen_unix(str(sock_dir / "sj.sock"))
             log_path = workspace / "server_job.log"

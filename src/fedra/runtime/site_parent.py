@@ -273,7 +273,13 @@ class SiteParent:
                 unzip_job(data, job_dir)
             try:
                 submitter = check_job(
-                    self.kit.root, self.kit.org, self.tls[0], data, headers, job_dir
+                    self.kit.root,
+                    self.kit.org,
+                    self.tls[0],
+                    data,
+                    headers,
+                    job_dir,
+                    site=self.kit.name,
                 )
             except JobRefused as exc:
                 self.resources.free(job_id)
