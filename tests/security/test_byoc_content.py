@@ -9,6 +9,8 @@ own. Each script or module writes a marker file when it runs: the marker is the 
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,8 +40,8 @@ TRAIN = textwrap.dedent(
     import fedra.client as flare
 
     flare.init()
-    marks = Path(sys.argv[1])
-    (marks / f"{flare.get_site_name()}.ran").write_text("the job's script ran here")
+    # In the job's own folder (its working directory): the job user may write there.
+    Path(f"{flare.get_site_name()}.ran").write_text("the job's script ran here")
     while flare.is_running():
         model = flare.receive()
         flare.send(fedra.FLModel(params={"w": np.ones(2)}, meta={"num_samples": 1}))
@@ -48,13 +50,19 @@ TRAIN = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProvisionedFederation]:
-    """server1 and site-a without BYOC, site-b with it."""
-    federation = start_federation(tmp_path_factory.mktemp("byoc"), PARTICIPANTS, server_byoc=False)
+def fed() -> Iterator[ProvisionedFederation]:
+    """server1 and site-a without BYOC, site-b with it. The kits live outside pytest's temp
+    root, which other pytest sessions close (chmod 700) while job processes (their own user,
+    as root) use folders below it."""
+    root = Path(tempfile.mkdtemp(prefix="fedra-byoc-"))
     try:
-        yield federation
+        federation = start_federation(root, PARTICIPANTS, server_byoc=False)
+        try:
+            yield federation
+        finally:
+            federation.stop_all()
     finally:
-        federation.stop_all()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _write(path: Path, document: object) -> None:
@@ -62,7 +70,7 @@ def _write(path: Path, document: object) -> None:
     path.write_text(json.dumps(document) if not isinstance(document, str) else document)
 
 
-def _text_script_job(folder: Path, marks: Path, site: str) -> Path:
+def _text_script_job(folder: Path, site: str) -> Path:
     """A built-in server app, and for ``site`` an app whose only code is custom/train.txt."""
     meta = {
         "name": "text-script",
@@ -73,7 +81,7 @@ def _text_script_job(folder: Path, marks: Path, site: str) -> Path:
     executor = {
         "tasks": ["*"],
         "class": "ScriptExecutor",
-        "args": {"script": "train.txt", "args": [str(marks)], "launch": "subprocess"},
+        "args": {"script": "train.txt", "launch": "subprocess"},
     }
     _write(folder / "meta.json", meta)
     _write(
@@ -90,25 +98,22 @@ def _text_script_job(folder: Path, marks: Path, site: str) -> Path:
 
 def test_the_text_script_runs_where_byoc_is_on(fed: ProvisionedFederation, tmp_path: Path) -> None:
     """The control: the same job on site-b (BYOC on) runs the script, which leaves its marker."""
-    marks = tmp_path / "marks"
-    marks.mkdir()
     with fed.session(LEAD) as lead:
-        job_id = lead.submit_job(_text_script_job(tmp_path / "job", marks, SITE_B))
+        job_id = lead.submit_job(_text_script_job(tmp_path / "job", SITE_B))
         final = lead.wait(job_id, timeout=120)
     assert final["status"] == "FINISHED:COMPLETED", final
-    assert (marks / f"{SITE_B}.ran").is_file()
+    assert (fed.kits[SITE_B] / "jobs" / job_id / f"{SITE_B}.ran").is_file()
 
 
 def test_a_site_without_byoc_refuses_a_text_script(
     fed: ProvisionedFederation, tmp_path: Path
 ) -> None:
-    marks = tmp_path / "marks"
-    marks.mkdir()
     with fed.session(LEAD) as lead:
-        job_id = lead.submit_job(_text_script_job(tmp_path / "job", marks, SITE_A))
+        job_id = lead.submit_job(_text_script_job(tmp_path / "job", SITE_A))
         final = lead.wait(job_id, timeout=120)
     assert final["status"] == "FINISHED:EXECUTION_EXCEPTION", final
-    assert not (marks / f"{SITE_A}.ran").exists(), "site-a ran custom/train.txt without BYOC"
+    ran = fed.kits[SITE_A] / "jobs" / job_id / f"{SITE_A}.ran"
+    assert not ran.exists(), "site-a ran custom/train.txt without BYOC"
     assert not (fed.kits[SITE_A] / "jobs" / job_id / "log.txt").exists()  # no job process
     site_a_log = read(fed.kits[SITE_A] / "log.txt")
     refusal = next(line for line in site_a_log.splitlines() if f"refuses job {job_id}" in line)
@@ -119,9 +124,10 @@ def test_a_site_without_byoc_refuses_a_text_script(
     fed.check_alive()
 
 
-def _custom_server_job(folder: Path, marks: Path) -> Path:
+def _custom_server_job(folder: Path) -> Path:
     """One app for all: its server workflow is a class of the job's own."""
-    module = f"from pathlib import Path\nPath({str(marks / 'imported')!r}).write_text('x')\n"
+    # Importing it leaves a file in the server job's working directory (its workspace).
+    module = "from pathlib import Path\nPath('imported').write_text('x')\n"
     module += "class Flow:\n    pass\n"
     meta = {"name": "custom-server", "deploy_map": {"app": ["@ALL"]}, "min_clients": 1}
     _write(folder / "meta.json", meta)
@@ -140,14 +146,13 @@ def _custom_server_job(folder: Path, marks: Path) -> Path:
 def test_the_server_without_byoc_refuses_custom_server_code(
     fed: ProvisionedFederation, tmp_path: Path
 ) -> None:
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    job = _custom_server_job(tmp_path / "job", marks)
+    job = _custom_server_job(tmp_path / "job")
     with fed.session(LEAD) as lead:
         job_id = lead.submit_job(job)
         final = lead.wait(job_id, timeout=120)
     assert final["status"] == "FAILED_TO_RUN", final
-    assert not (marks / "imported").exists(), "the server imported the job's own class"
+    workspace = fed.kits[SERVER] / "store" / "jobs" / job_id / "workspace"
+    assert not (workspace / "imported").exists(), "the server imported the job's own class"
     reason = json.dumps(final)
     assert f"{SERVER} refuses job {job_id}" in reason, final
     assert "flow.Flow" in reason and f"{LEAD} (lead, org-a)" in reason, final

@@ -9,6 +9,10 @@ import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fedra.runtime.isolation import JobUser
 
 #: Seconds a process gets between SIGTERM and SIGKILL.
 GRACE = 5.0
@@ -25,12 +29,17 @@ def spawn(
     log_path: Path,
     cwd: Path,
     env: Mapping[str, str] | None = None,
+    user: JobUser | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``python -m module args`` in a new session, output appended to ``log_path``.
 
-    ``env``: the whole environment of the new process (default: this one's).
+    ``env``: the whole environment of the new process (default: this one's). ``user``: run
+    it as that user, with no other groups and umask 077 (see :mod:`fedra.runtime.isolation`).
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    as_user: dict[str, Any] = {}
+    if user is not None:
+        as_user = {"user": user.uid, "group": user.gid, "extra_groups": [], "umask": 0o077}
     with open(log_path, "ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", module, *args],
@@ -40,6 +49,7 @@ def spawn(
             stderr=subprocess.STDOUT,
             start_new_session=True,
             env=env,
+            **as_user,
         )
 
 
@@ -117,8 +127,10 @@ def parent_ready(root: Path, shutdown: Callable[[], None]) -> None:
 
     from fedra.core import release_large_buffers
     from fedra.core.logs import log_to_folder
+    from fedra.runtime.isolation import announce
 
     log_to_folder(root)
+    announce()  # who job processes run as, and what job code can reach (logged)
     release_large_buffers(ROUTER_MMAP_THRESHOLD)
     signals.signal(signals.SIGTERM, lambda *_: shutdown())
     signals.signal(signals.SIGINT, lambda *_: shutdown())

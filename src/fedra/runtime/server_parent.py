@@ -28,6 +28,7 @@ from fedra.core import FedraError, InvalidTransition, JobStatus, trim_heap
 from fedra.pki import TlsFiles
 from fedra.runtime import protocol as p
 from fedra.runtime.config import ServerKit
+from fedra.runtime.isolation import prepare_job, reclaim
 from fedra.runtime.procs import end_group, parent_kit, parent_ready, spawn, tail
 from fedra.runtime.server_records import RunningJob, SiteHandle
 from fedra.scheduler import QueuedJob, Wait, schedule
@@ -572,6 +573,7 @@ class ServerParent:
             check_server_job(self.kit, self.ca_pem, self.store, job_id, job_dir)  # BYOC
             sock_dir = Path(tempfile.mkdtemp(prefix="fedra-sj-"))
             listener = listen_unix(str(sock_dir / "sj.sock"))
+            launch = prepare_job(self.kit.root, workspace, sock_dir)  # its own user, a kit copy
             log_path = workspace / "server_job.log"
             args = [
                 "--job-id",
@@ -585,11 +587,13 @@ class ServerParent:
                 "--sites",
                 ",".join(sites),
                 "--kit",
-                str(self.kit.root),
+                str(launch.kit),
             ]
             if resume:
                 args.append("--resume")
-            proc = spawn("fedra.runtime.server_job", args, log_path, cwd=workspace)
+            proc = spawn(
+                "fedra.runtime.server_job", args, log_path, workspace, launch.env, launch.user
+            )
             try:
                 channel = accept_channel(listener, timeout=60.0, spool=self._spool, pass_files=True)
                 ready = channel.recv(timeout=120.0)
@@ -694,6 +698,7 @@ class ServerParent:
     def _job_ended(self, job: RunningJob, outcome: dict[str, Any] | None) -> None:
         """Tell the sites, record how the job ended (its DONE message, or a crash)."""
         code = end_group(job.proc, grace=5.0)
+        reclaim(job.log_path.parent)  # the job's workspace: the parent's only again
         with self._lock:
             self.running.pop(job.job_id, None)
         kind = p.ABORT_JOB if job.aborting else p.END_JOB

@@ -31,6 +31,7 @@ from fedra.core import FedraError, trim_heap
 from fedra.pki import TlsFiles
 from fedra.runtime import protocol as p
 from fedra.runtime.config import SiteKit
+from fedra.runtime.isolation import prepare_job, reclaim
 from fedra.runtime.procs import end_group, parent_kit, parent_ready, spawn, tail
 from fedra.runtime.site_resources import SiteResourceBook, load_site_resources
 from fedra.scheduler import ResourceError
@@ -302,6 +303,7 @@ class SiteParent:
             env = self._allocate(job_id, job_dir)
             sock_dir = Path(tempfile.mkdtemp(prefix="fedra-cj-"))
             listener = listen_unix(str(sock_dir / "cj.sock"))
+            launch = prepare_job(self.kit.root, root, sock_dir, env)  # its own user, a kit copy
             log_path = root / "log.txt"
             args = [
                 "--job-id",
@@ -319,9 +321,9 @@ class SiteParent:
                 "--num-sites",
                 str(len(sites)),
                 "--kit",
-                str(self.kit.root),
+                str(launch.kit),
             ]
-            proc = spawn("fedra.runtime.site_job", args, log_path, cwd=root, env=env)
+            proc = spawn("fedra.runtime.site_job", args, log_path, root, launch.env, launch.user)
             try:
                 channel = accept_channel(listener, timeout=60.0, spool=self._spool, pass_files=True)
                 ready = channel.recv(timeout=120.0)
@@ -377,6 +379,7 @@ class SiteParent:
         except (ChannelClosed, FedraError, OSError):
             pass
         code = end_group(job.proc, grace=2.0)
+        reclaim(job.log_path.parent)  # the job's folder: the parent's only again
         with self._lock:
             if self.jobs.get(job.job_id) is job:
                 del self.jobs[job.job_id]
