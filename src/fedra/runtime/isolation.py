@@ -196,7 +196,7 @@ def prepare_job(
     environment = dict(os.environ if env is None else env)
     if user is None:
         return JobLaunch(view, None, environment)
-    _lock_down(kit_root, workdir)
+    _lock_down(kit_root, workdir, user)
     _hand_over(workdir, user)
     for path in (sock_dir, *sock_dir.rglob("*")):
         os.chown(path, 0, user.gid, follow_symlinks=False)
@@ -232,30 +232,46 @@ def _kit_view(kit_root: Path, view: Path) -> Path:
     return view
 
 
-def _lock_down(kit_root: Path, workdir: Path) -> None:
+def _lock_down(kit_root: Path, workdir: Path, user: JobUser) -> None:
     """Only the parent reads the kit; the folders on the way to ``workdir`` stay searchable.
 
     A ``workdir`` outside the kit is a server job's workspace in a job store elsewhere
-    (``<store>/jobs/<id>/workspace``): that store is locked down like the kit.
+    (``<store>/jobs/<id>/workspace``): that store is locked down like the kit. Folders of
+    jobs running now (the job user's, or holding an entry of the job user's) are left alone.
     """
     area = kit_root if workdir.is_relative_to(kit_root) else workdir.parents[2]
-    _close_entries(kit_root, keep=workdir)
+    _close_entries(kit_root, workdir, user)
     for folder in workdir.parents:
         if folder.is_relative_to(area):
-            _close_entries(folder, keep=workdir)
+            _close_entries(folder, workdir, user)
             mode = stat.S_IMODE(folder.stat().st_mode)
             os.chmod(folder, (mode & ~0o066) | 0o011)  # noqa: S103 (search only, no listing)
     _searchable([area], "job processes reach their folders")
 
 
-def _close_entries(folder: Path, keep: Path) -> None:
-    """Take group and others' rights off every entry of ``folder`` but the one toward ``keep``."""
+def _close_entries(folder: Path, keep: Path, user: JobUser) -> None:
+    """Take group and others' rights off every entry of ``folder`` but the one toward ``keep``
+    and those of running jobs."""
     for entry in folder.iterdir():
         if keep == entry or keep.is_relative_to(entry):
             continue
         info = entry.lstat()
-        if not stat.S_ISLNK(info.st_mode) and stat.S_IMODE(info.st_mode) & 0o077:
+        if stat.S_ISLNK(info.st_mode) or not stat.S_IMODE(info.st_mode) & 0o077:
+            continue
+        if not _in_use(entry, info, user):
             os.chmod(entry, stat.S_IMODE(info.st_mode) & ~0o077)
+
+
+def _in_use(entry: Path, info: os.stat_result, user: JobUser) -> bool:
+    """Whether ``entry`` is (or holds) a running job's folder: the job user's."""
+    if info.st_uid == user.uid:
+        return True
+    if not stat.S_ISDIR(info.st_mode):
+        return False
+    try:
+        return any(child.lstat().st_uid == user.uid for child in entry.iterdir())
+    except OSError:
+        return False
 
 
 def _hand_over(workdir: Path, user: JobUser) -> None:
