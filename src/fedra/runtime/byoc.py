@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fedra.job.code import folder_code
+from fedra.job.code import describe, folder_code
 from fedra.pki import CertificateError, Identity, verify_job
 from fedra.runtime.authz import JobRefused, _allowed, byoc_refusal, load_policy
 from fedra.runtime.config import ServerKit
@@ -28,28 +28,29 @@ def check_server_job(
     policy, source = load_policy(kit.root)
     submission = store.get(job_id).run_info.get("submission") or {}
     submitter = _submitter(store.job_zip(job_id), submission, ca_pem)
-    rights = policy.get(submitter.role, {}) if submitter is not None else {}
-    if submitter is not None and _allowed(rights.get("byoc", "none"), submitter, kit.org):
-        return
+    if isinstance(submitter, Identity):
+        rights = policy.get(submitter.role, {})
+        if _allowed(rights.get("byoc", "none"), submitter, kit.org):
+            return
     code = folder_code(job_dir, None)
     if not code:
         return
-    if submitter is None:
+    if not isinstance(submitter, Identity):
         raise JobRefused(
-            f"{kit.name} refuses job {job_id}: it brings its own code and carries no valid "
-            "submitter signature to check the server's byoc right against"
+            f"{kit.name} refuses job {job_id}: it brings its own code ({describe(code)}) and "
+            f"{submitter}, so the server's byoc right cannot be checked"
         )
     raise JobRefused(
         f"{kit.name} refuses job {job_id}: {byoc_refusal(submitter, code, kit.name, source)}"
     )
 
 
-def _submitter(archive: bytes, submission: Mapping[str, Any], ca_pem: bytes) -> Identity | None:
-    """The verified signer of the job's archive, or None without a valid signature."""
+def _submitter(archive: bytes, submission: Mapping[str, Any], ca_pem: bytes) -> Identity | str:
+    """The verified signer of the job's archive, or why there is none."""
     signature, certificate = submission.get("signature"), submission.get("certificate")
     if not isinstance(signature, str) or not isinstance(certificate, str):
-        return None
+        return "the job carries no submitter signature"
     try:
         return verify_job(archive, signature, certificate.encode(), ca_pem)
-    except CertificateError:
-        return None
+    except CertificateError as exc:
+        return f"the job's signature is not valid: {exc}"

@@ -3,7 +3,8 @@
 A job's code (a training script, a custom class) runs in the job processes: the server job
 process and the site job processes, and whatever they start. When the parent process runs as
 root, those processes run as the unprivileged system user :data:`JOB_USER` (created with
-``useradd`` when missing), with umask 077, and the parent locks its kit down first:
+``useradd`` when missing), with no other groups and umask 077 (:func:`command_as`), and the
+parent locks its kit down first:
 
 - the kit's ``startup/`` (keys), ``local/`` (policies), ``spool/``, logs and every other entry
   are readable by the parent only; the folders on the way to the job's workspace are
@@ -32,7 +33,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,6 +136,20 @@ def _find_or_make(name: str) -> JobUser:
     raise OSError(f"cannot create the user {name} with useradd: {detail}")
 
 
+#: Run by a fresh interpreter as root: drop to the job user, then exec the command. The
+#: parent itself never forks to switch users (a fork of a process running gRPC's threads can
+#: crash in gRPC's fork handlers; a plain spawn uses vfork and runs none).
+_DROP = (
+    "import os, sys; os.setgroups([]); os.setgid(int(sys.argv[2])); "
+    "os.setuid(int(sys.argv[1])); os.umask(0o077); os.execv(sys.argv[3], sys.argv[3:])"
+)
+
+
+def command_as(user: JobUser, argv: Sequence[str]) -> list[str]:
+    """``argv`` (a program path first) run as ``user``, with no other groups, umask 077."""
+    return [sys.executable, "-I", "-S", "-c", _DROP, str(user.uid), str(user.gid), *argv]
+
+
 def _python_paths() -> list[Path]:
     """Where this Python and the modules it imports live (the job user must reach them)."""
     import fedra
@@ -165,10 +180,7 @@ def _probe(user: JobUser) -> None:
     check += "; print(*bad); sys.exit(1 if bad else 0)"
     try:
         done = subprocess.run(
-            [sys.executable, "-I", "-S", "-c", check, *folders],
-            user=user.uid,
-            group=user.gid,
-            extra_groups=[],
+            command_as(user, [sys.executable, "-I", "-S", "-c", check, *folders]),
             cwd="/",
             capture_output=True,
             text=True,

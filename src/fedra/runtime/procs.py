@@ -9,7 +9,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from fedra.runtime.isolation import JobUser
@@ -37,19 +37,20 @@ def spawn(
     it as that user, with no other groups and umask 077 (see :mod:`fedra.runtime.isolation`).
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    as_user: dict[str, Any] = {}
+    argv = [sys.executable, "-m", module, *args]
     if user is not None:
-        as_user = {"user": user.uid, "group": user.gid, "extra_groups": [], "umask": 0o077}
+        from fedra.runtime.isolation import command_as
+
+        argv = command_as(user, argv)
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", module, *args],
+            argv,
             cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             env=env,
-            **as_user,
         )
 
 

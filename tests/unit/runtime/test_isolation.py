@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,19 @@ def test_a_running_server_job_keeps_its_way_in_when_another_starts(tmp_path: Pat
     assert _mode(jobs / "running") & 0o001  # its job process still reaches its workspace
     assert _mode(jobs / "ended") & 0o077 == 0
     assert _mode(jobs / "running" / "job.zip") & 0o077 == 0
+
+
+@as_root
+def test_a_command_runs_as_the_job_user_with_no_other_group(tmp_path: Path) -> None:
+    import subprocess
+
+    user = isolation.job_user()
+    assert user is not None
+    script = "import os; print(os.getuid(), os.getgid(), os.getgroups(), oct(os.umask(0)))"
+    done = subprocess.run(
+        isolation.command_as(user, [sys.executable, "-c", script]),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.split() == [str(user.uid), str(user.gid), "[]", "0o77"]
