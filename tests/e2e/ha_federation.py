@@ -56,6 +56,7 @@ participants:
     host: 127.0.0.1
     fed_learn_port: {p1}
     admin_port: {p2}
+    enable_byoc: true
     job_store: {{backend: sqlite, path: "{shared}"}}
   - name: server2
     type: server
@@ -63,6 +64,7 @@ participants:
     host: 127.0.0.1
     fed_learn_port: {p3}
     admin_port: {p4}
+    enable_byoc: true
     job_store: {{backend: sqlite, path: "{shared}"}}
   - {{name: site-1, type: client, org: hospital-a, enable_byoc: true}}
   - {{name: site-2, type: client, org: hospital-b, enable_byoc: true}}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import textwrap
 from pathlib import Path
 
@@ -53,6 +55,22 @@ SCRIPT = textwrap.dedent(
 )
 
 
+def open_to_job_processes(folder: Path) -> None:
+    """Make ``folder`` (created if needed) a place job scripts may write to.
+
+    A parent running as root runs job processes as an unprivileged user of their own (see
+    fedra.runtime.isolation): the folder becomes writable by all (sticky, like /tmp) and the
+    folders above it searchable (``--x``), as pytest's temp folders are root's only."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        return
+    folder.chmod(0o1777)
+    for parent in folder.parents:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            parent.chmod(stat.S_IMODE(mode) | 0o001)
+
+
 def arithmetic_job(
     folder: Path,
     marks: Path,
@@ -70,7 +88,7 @@ def arithmetic_job(
     src.mkdir(parents=True, exist_ok=True)
     (src / "train.py").write_text(SCRIPT)
     np.savez(src / "init.npz", w=np.zeros(4))
-    marks.mkdir(parents=True, exist_ok=True)
+    open_to_job_processes(marks)
     args = [f"marks={marks}"] + [f"{k}={v}" for k, v in options.items()]
     job = FedJob(
         folder.name, min_clients=min_clients, resource_spec=resource_spec, priority=priority

@@ -122,8 +122,10 @@ participants:
     host: 127.0.0.1
     fed_learn_port: {fed_port}
     admin_port: {admin_port}
+    enable_byoc: true
 {others}
 """
+SERVER_BYOC = "    enable_byoc: true\n"
 
 MAIN_PARTICIPANTS = f"""\
   - {{name: site-1, type: client, org: hospital-a, enable_byoc: true}}
@@ -133,13 +135,20 @@ MAIN_PARTICIPANTS = f"""\
 
 
 def provision_project(
-    folder: Path, name: str, fed_port: int, admin_port: int, others: str
+    folder: Path,
+    name: str,
+    fed_port: int,
+    admin_port: int,
+    others: str,
+    *,
+    server_byoc: bool = True,
 ) -> dict[str, Path]:
-    """Provision ``folder/project.yml`` into ``folder/workspace``; each participant's kit."""
+    """Provision ``folder/project.yml`` into ``folder/workspace``; each participant's kit.
+
+    ``server_byoc``: whether the server runs jobs' own code (its ``enable_byoc``)."""
     folder.mkdir(parents=True, exist_ok=True)
     project_file = folder / "project.yml"
-    project_file.write_text(
-        PROJECT.format(name=name, fed_port=fed_port, admin_port=admin_port, others=others)
-    )
+    text = PROJECT.format(name=name, fed_port=fed_port, admin_port=admin_port, others=others)
+    project_file.write_text(text if server_byoc else text.replace(SERVER_BYOC, "", 1))
     result = provision(load_project(project_file), folder / "workspace", python=sys.executable)
     return result.kits

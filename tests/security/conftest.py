@@ -36,11 +36,18 @@ PARTICIPANTS = f"""\
 
 
 def start_federation(
-    root: Path, participants: str = PARTICIPANTS, sites: tuple[str, ...] = (SITE_A, SITE_B)
+    root: Path,
+    participants: str = PARTICIPANTS,
+    sites: tuple[str, ...] = (SITE_A, SITE_B),
+    *,
+    server_byoc: bool = True,
 ) -> ProvisionedFederation:
-    """Provision ``participants`` under ``root`` and start the server and ``sites``."""
+    """Provision ``participants`` under ``root`` and start the server and ``sites``
+    (``server_byoc``: the server's ``enable_byoc``)."""
     fed_port, admin_port = free_ports()
-    kits = provision_project(root, "security", fed_port, admin_port, participants)
+    kits = provision_project(
+        root, "security", fed_port, admin_port, participants, server_byoc=server_byoc
+    )
     fed = ProvisionedFederation(kits, fed_port, admin_port)
     try:
         fed.start(SERVER)

@@ -2,7 +2,8 @@
 
 The site checks every job before starting it: the submitter's signature over the job archive
 (the signer's certificate must come from the project CA), the signer's right to submit jobs
-here, and, when the job brings code of its own (``custom/``), the right to run it (BYOC).
+here, and, when the job brings code of its own (any file in ``custom/``, a script, a custom
+class: see :mod:`fedra.job.code`), the right to run it (BYOC).
 The policy file maps each admin role to a scope per right: ``any``, ``own_org`` (the
 submitter's org is the site's), ``own`` or ``none``. Without ``authorization.json`` the site
 uses ``authorization.json.default`` and, failing that, the built-in default below.
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fedra.core import ConfigError, FedraError
+from fedra.job.code import describe, folder_code
 from fedra.pki import CertificateError, Identity, verify_job
 
 #: Without a policy file: project admins and leads may submit jobs and run their code.
@@ -55,9 +57,14 @@ def _allowed(scope: object, submitter: Identity, site_org: str) -> bool:
     return False
 
 
-def has_custom_code(job_dir: Path) -> bool:
-    """Whether any app of the job ships Python code in its custom/ folder."""
-    return any(p.is_file() for p in job_dir.glob("*/custom/**/*.py"))
+def byoc_refusal(submitter: Identity, code: list[str], where: str, source: str) -> str:
+    """Why ``where`` refuses a job that brings ``code``: who submitted it, what code, which
+    policy (one line, for the submitter and the participant's log)."""
+    return (
+        f"job submitted by {submitter.name} ({submitter.role}, {submitter.org}) brings its own "
+        f"code ({describe(code)}) and {submitter.role} may not run custom code on {where} "
+        f"({source}: byoc)"
+    )
 
 
 def check_job(
@@ -67,8 +74,10 @@ def check_job(
     archive: bytes,
     headers: dict[str, Any],
     job_dir: Path,
+    *,
+    site: str,
 ) -> Identity:
-    """Raise JobRefused unless this site accepts the job; return the verified submitter."""
+    """Raise JobRefused unless ``site`` accepts the job; return the verified submitter."""
     signature, certificate = headers.get("signature"), headers.get("certificate")
     if not isinstance(signature, str) or not isinstance(certificate, str):
         raise JobRefused("the job carries no submitter signature")
@@ -83,9 +92,8 @@ def check_job(
             f"{submitter.name} ({submitter.role}, {submitter.org}) may not submit jobs to this "
             f"site ({source})"
         )
-    if has_custom_code(job_dir) and not _allowed(rights.get("byoc", "none"), submitter, site_org):
-        raise JobRefused(
-            f"the job brings its own code (custom/) and {submitter.role} may not run custom "
-            f"code on this site ({source}: byoc)"
-        )
+    if not _allowed(rights.get("byoc", "none"), submitter, site_org) and (
+        code := folder_code(job_dir, site)
+    ):
+        raise JobRefused(byoc_refusal(submitter, code, "this site", source))
     return submitter

@@ -13,6 +13,10 @@ import tempfile
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fedra.runtime.isolation import JobUser
 
 # First among the parents' imports that matter: it turns on gRPC's handshake trace in a server
 # or site parent, which works only before gRPC is imported (see fedra.runtime.stderr_log).
@@ -33,15 +37,22 @@ def spawn(
     log_path: Path,
     cwd: Path,
     env: Mapping[str, str] | None = None,
+    user: JobUser | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``python -m module args`` in a new session, output appended to ``log_path``.
 
-    ``env``: the whole environment of the new process (default: this one's).
+    ``env``: the whole environment of the new process (default: this one's). ``user``: run
+    it as that user, with no other groups and umask 077 (see :mod:`fedra.runtime.isolation`).
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", module, *args]
+    if user is not None:
+        from fedra.runtime.isolation import command_as
+
+        argv = command_as(user, argv)
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", module, *args],
+            argv,
             cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -144,9 +155,11 @@ def parent_ready(root: Path, shutdown: Callable[[], None]) -> None:
 
     from fedra.core import release_large_buffers
     from fedra.core.logs import log_to_folder
+    from fedra.runtime.isolation import announce
 
     log_to_folder(root)
     stderr_log.capture_stderr()
+    announce()  # who job processes run as, and what job code can reach (logged)
     release_large_buffers(ROUTER_MMAP_THRESHOLD)
     signals.signal(signals.SIGTERM, lambda *_: shutdown())
     signals.signal(signals.SIGINT, lambda *_: shutdown())

@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
     channel = connect_unix(args.socket, timeout=30.0, accept_files="read")
     job = load_job(Path(args.job_dir))
     app = job.server_app
-    activate_custom_dirs(*(a.custom_dir for a in job.apps.values()))
+    activate_custom_dirs(app.custom_dir)  # the server app's code only (what BYOC checked)
     workspace = Path(args.workspace)
     persistor = build_persistor(app)
     workflows = build_workflows(app)

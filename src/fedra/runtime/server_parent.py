@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from fedra.core import FedraError, InvalidTransition, JobStatus, trim_heap
@@ -28,6 +29,7 @@ from fedra.runtime import protocol as p
 from fedra.runtime.admin_port import AdminPort
 from fedra.runtime.config import ServerKit
 from fedra.runtime.intake import Intake
+from fedra.runtime.isolation import prepare_job, reclaim
 from fedra.runtime.messages import BadMessage, text_list
 from fedra.runtime.peers import SessionClaims, admit_admin, admit_site
 from fedra.runtime.procs import JobListener, end_group, parent_kit, parent_ready, spawn, tail
@@ -566,13 +568,16 @@ class ServerParent:
 
     def _launch(self, job_id: str, sites: list[str], resume: bool) -> None:
         from fedra.job.archive import unzip_job
+        from fedra.runtime.byoc import check_server_job
 
         workspace = self.store.workspace(job_id)
         job_dir = workspace / "job"
         try:
             if not job_dir.exists():
                 unzip_job(self.store.job_zip(job_id), job_dir)
+            check_server_job(self.kit, self.ca_pem, self.store, job_id, job_dir)  # BYOC
             listener = JobListener("fedra-sj-", "sj.sock")
+            launch = prepare_job(self.kit.root, workspace, Path(listener.folder))  # user, kit copy
             log_path = workspace / "server_job.log"
             args = [
                 "--job-id",
@@ -586,11 +591,13 @@ class ServerParent:
                 "--sites",
                 ",".join(sites),
                 "--kit",
-                str(self.kit.root),
+                str(launch.kit),
             ]
             if resume:
                 args.append("--resume")
-            proc = spawn("fedra.runtime.server_job", args, log_path, cwd=workspace)
+            proc = spawn(
+                "fedra.runtime.server_job", args, log_path, workspace, launch.env, launch.user
+            )
             try:
                 channel = accept_channel(listener, timeout=60.0, spool=self._spool, pass_files=True)
                 ready = channel.recv(timeout=120.0)
@@ -601,6 +608,7 @@ class ServerParent:
         except Exception as exc:
             reason = f"could not start the job: {exc}"
             log.error("job %s: %s", job_id, reason)
+            reclaim(workspace)
             self._finish(
                 job_id,
                 JobStatus.FAILED_TO_RUN if not resume else JobStatus.FINISHED_EXECUTION_EXCEPTION,
@@ -705,6 +713,7 @@ class ServerParent:
             min_clients = self.store.get(job.job_id).meta.min_clients
             status, reason, refused = self._intake.final_status(job, min_clients, status, reason)
         code = end_group(job.proc, grace=5.0)
+        reclaim(job.log_path.parent)  # the job's workspace: the parent's only again
         with self._lock:
             self.running.pop(job.job_id, None)
         kind = p.ABORT_JOB if job.aborting else p.END_JOB

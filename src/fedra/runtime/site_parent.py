@@ -30,6 +30,7 @@ from fedra.core import FedraError, trim_heap
 from fedra.pki import TlsFiles
 from fedra.runtime import protocol as p
 from fedra.runtime.config import SiteKit
+from fedra.runtime.isolation import prepare_job, reclaim
 from fedra.runtime.messages import (
     BadMessage,
     JobRef,
@@ -298,7 +299,13 @@ class SiteParent:
                 unzip_job(data, job_dir)
             try:
                 submitter = check_job(
-                    self.kit.root, self.kit.org, self.tls[0], data, headers, job_dir
+                    self.kit.root,
+                    self.kit.org,
+                    self.tls[0],
+                    data,
+                    headers,
+                    job_dir,
+                    site=self.kit.name,
                 )
                 if why := self.kit.roster.admin_refusal(
                     submitter.name, submitter.org, submitter.role, submitter.fingerprint
@@ -324,6 +331,7 @@ class SiteParent:
             )
             env = self._allocate(job_id, job_dir)
             listener = JobListener("fedra-cj-", "cj.sock")
+            launch = prepare_job(self.kit.root, root, Path(listener.folder), env)  # user, kit copy
             log_path = root / "log.txt"
             args = [
                 "--job-id",
@@ -341,9 +349,9 @@ class SiteParent:
                 "--num-sites",
                 str(len(sites)),
                 "--kit",
-                str(self.kit.root),
+                str(launch.kit),
             ]
-            proc = spawn("fedra.runtime.site_job", args, log_path, cwd=root, env=env)
+            proc = spawn("fedra.runtime.site_job", args, log_path, root, launch.env, launch.user)
             try:
                 channel = accept_channel(listener, timeout=60.0, spool=self._spool, pass_files=True)
                 ready = channel.recv(timeout=120.0)
@@ -353,6 +361,7 @@ class SiteParent:
                 raise FedraError(str(ready.headers.get("detail", ready.kind)))
         except Exception as exc:
             self.resources.free(job_id)
+            reclaim(root)
             log.error("job %s failed to start: %s", job_id, exc)
             self._send(
                 Envelope(p.JOB_STATE, {"job_id": job_id, "state": "failed", "detail": str(exc)})
@@ -399,6 +408,7 @@ class SiteParent:
         except (ChannelClosed, FedraError, OSError):
             pass
         code = end_group(job.proc, grace=2.0)
+        reclaim(job.log_path.parent)  # the job's folder: the parent's only again
         with self._lock:
             if self.jobs.get(job.job_id) is job:
                 del self.jobs[job.job_id]
