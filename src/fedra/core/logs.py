@@ -13,7 +13,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 class _Copy(logging.StreamHandler):  # type: ignore[type-arg]
     """The copy on stdout: once stdout is gone (a closed terminal, a closed pipe), records
     still go to log.txt, and no record turns into a "Logging error" traceback on stderr
-    (which a parent sends to log.txt: see fedra.runtime.stderr_log)."""
+    (which a parent sends to log.txt: see fedra.core.stderr_log)."""
 
     def handleError(self, record: logging.LogRecord) -> None:
         """Drop the copy quietly."""

@@ -22,15 +22,15 @@ def serve_kit(root: Path, stop: threading.Event | None = None) -> int:
 
     Refuses a kit whose signed files changed (:class:`fedra.pki.KitTampered`) and a state
     file it cannot read (:class:`fedra.overseer.StateFileError`). As a process (no ``stop``):
-    refuses to start while another holds the kit's lock (:mod:`fedra.runtime.daemon`), and
+    refuses to start while another holds the kit's lock (:mod:`fedra.core.daemon`), and
     logs to ``log.txt`` in the kit and to stdout, its standard error included.
     """
     root = Path(root).resolve()
     verify_kit(root)
     kit = OverseerKit.load(root)
     if stop is None:
-        from fedra.runtime.daemon import hold_kit_lock
-        from fedra.runtime.stderr_log import capture_stderr
+        from fedra.core.daemon import hold_kit_lock
+        from fedra.core.stderr_log import capture_stderr
 
         hold_kit_lock(root)  # one running copy per kit (AlreadyRunning otherwise)
         stop = threading.Event()

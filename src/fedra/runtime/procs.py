@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from fedra.runtime.isolation import JobUser
 
 # First among the parents' imports that matter: it turns on gRPC's handshake trace in a server
-# or site parent, which works only before gRPC is imported (see fedra.runtime.stderr_log).
-from fedra.runtime import stderr_log
+# or site parent, which works only before gRPC is imported (see fedra.core.stderr_log).
+from fedra.core import stderr_log
 
 #: Seconds a process gets between SIGTERM and SIGKILL.
 GRACE = 5.0
@@ -134,7 +134,7 @@ def parent_kit(argv: Sequence[str] | None, description: str) -> Path | int:
 def lock_refused(root: Path) -> int | None:
     """Take the kit's lock for the life of this process (one running copy per kit); if
     another process holds it, print why and return the exit code. Nothing else is touched."""
-    from fedra.runtime.daemon import AlreadyRunning, hold_kit_lock
+    from fedra.core.daemon import AlreadyRunning, hold_kit_lock
 
     try:
         hold_kit_lock(root)

@@ -20,7 +20,6 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from fedra.core import FedraError, InvalidTransition, JobStatus, trim_heap
@@ -29,10 +28,11 @@ from fedra.runtime import protocol as p
 from fedra.runtime.admin_port import AdminPort
 from fedra.runtime.config import ServerKit
 from fedra.runtime.intake import Intake
-from fedra.runtime.isolation import prepare_job, reclaim
+from fedra.runtime.isolation import reclaim
 from fedra.runtime.messages import BadMessage, text_list
 from fedra.runtime.peers import SessionClaims, admit_admin, admit_site
-from fedra.runtime.procs import JobListener, end_group, parent_kit, parent_ready, spawn, tail
+from fedra.runtime.procs import end_group, parent_kit, parent_ready, tail
+from fedra.runtime.server_launch import start_server_job
 from fedra.runtime.server_records import RunningJob, SiteHandle
 from fedra.scheduler import QueuedJob, Wait, schedule
 from fedra.server import RunStore
@@ -43,7 +43,6 @@ from fedra.transport import (
     SharedBody,
     Spool,
     TransportServer,
-    accept_channel,
 )
 from fedra.wire import Envelope, peek_frame
 
@@ -567,48 +566,13 @@ class ServerParent:
         self._launch(job_id, sites, resume=True)
 
     def _launch(self, job_id: str, sites: list[str], resume: bool) -> None:
-        from fedra.job.archive import unzip_job
-        from fedra.runtime.byoc import check_server_job
-
-        workspace = self.store.workspace(job_id)
-        job_dir = workspace / "job"
         try:
-            if not job_dir.exists():
-                unzip_job(self.store.job_zip(job_id), job_dir)
-            check_server_job(self.kit, self.ca_pem, self.store, job_id, job_dir)  # BYOC
-            listener = JobListener("fedra-sj-", "sj.sock")
-            launch = prepare_job(self.kit.root, workspace, Path(listener.folder))  # user, kit copy
-            log_path = workspace / "server_job.log"
-            args = [
-                "--job-id",
-                job_id,
-                "--job-dir",
-                str(job_dir),
-                "--workspace",
-                str(workspace),
-                "--socket",
-                listener.path,
-                "--sites",
-                ",".join(sites),
-                "--kit",
-                str(launch.kit),
-            ]
-            if resume:
-                args.append("--resume")
-            proc = spawn(
-                "fedra.runtime.server_job", args, log_path, workspace, launch.env, launch.user
+            proc, channel, log_path = start_server_job(
+                self.kit, self.ca_pem, self.store, self._spool, job_id, sites, resume
             )
-            try:
-                channel = accept_channel(listener, timeout=60.0, spool=self._spool, pass_files=True)
-                ready = channel.recv(timeout=120.0)
-            finally:
-                listener.close()
-            if ready.kind != p.READY:
-                raise FedraError(f"server job process sent {ready.kind!r} instead of ready")
         except Exception as exc:
             reason = f"could not start the job: {exc}"
             log.error("job %s: %s", job_id, reason)
-            reclaim(workspace)
             self._finish(
                 job_id,
                 JobStatus.FAILED_TO_RUN if not resume else JobStatus.FINISHED_EXECUTION_EXCEPTION,

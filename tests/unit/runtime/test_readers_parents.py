@@ -14,6 +14,7 @@ import pytest
 from fedra.runtime import protocol as p
 from fedra.runtime.intake import Intake
 from fedra.runtime.server_parent import ServerParent
+from fedra.runtime.server_records import SiteHandle
 from fedra.runtime.site_parent import SiteParent
 from fedra.transport import ChannelClosed, PeerIdentity
 from fedra.wire import Envelope
@@ -70,7 +71,9 @@ def test_the_server_parent_reads_on_after_malformed_site_messages(
         ]
     )
     caplog.set_level(logging.INFO, "fedra.server")
-    sp._serve_site(conn)  # type: ignore[arg-type]
+    handle = SiteHandle("site-b", "org-b", conn)  # type: ignore[arg-type]
+    sp.sites["site-b"] = handle  # admitted (fedra.runtime.peers.admit_site)
+    sp._serve_site(handle)
     for why in [
         "refused a malformed 'heartbeat' message from site site-b: 'jobs' must be a list",
         "refused a malformed 'log' message from site site-b: 'value' must be a number",

@@ -180,7 +180,7 @@ def stop(root: Path, sig: int = signal.SIGTERM) -> Stopped:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m fedra.runtime.daemon stop --kit DIR`` (what ``stop_fl.sh`` runs)."""
+    """``python -m fedra.core.daemon stop --kit DIR`` (what ``stop_fl.sh`` runs)."""
     parser = argparse.ArgumentParser(description="Stop a Fedra participant, checked first.")
     parser.add_argument("action", choices=["stop"])
     parser.add_argument("--kit", required=True, type=Path, help="the startup kit folder")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from fedra.runtime import stderr_log
-from fedra.runtime.stderr_log import StderrLines, Throttle
+from fedra.core import stderr_log
+from fedra.core.stderr_log import StderrLines, Throttle
 
 SSL_FAILED = (
     "I1207 22:50:09.089378    7383 ssl_transport_security.cc:2563] Handshake failed with error "
@@ -142,7 +142,7 @@ def test_capture_stderr_sends_descriptor_2_to_the_log(tmp_path: Path) -> None:
     code = f"""
 import logging, os, sys
 logging.basicConfig(filename={str(log)!r}, level=logging.INFO, format="%(name)s: %(message)s")
-from fedra.runtime.stderr_log import capture_stderr
+from fedra.core.stderr_log import capture_stderr
 capture_stderr()
 os.write(2, b"written by C code\\n")
 print("a Python line", file=sys.stderr)

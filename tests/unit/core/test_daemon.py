@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from fedra.runtime import daemon
-from fedra.runtime.daemon import AlreadyRunning, hold_kit_lock, is_running, leader_problem, stop
+from fedra.core import daemon
+from fedra.core.daemon import AlreadyRunning, hold_kit_lock, is_running, leader_problem, stop
 from tests.e2e.conftest import wait_for
 
 
