@@ -125,7 +125,7 @@ def leader_problem(root: Path, pid: int) -> str | None:
         if os.getpgid(pid) != pid:
             return f"process {pid} does not lead a process group"
         lock = os.path.realpath(root / LOCK_FILE)
-        fds = [os.path.realpath(fd) for fd in (proc / "fd").iterdir()]
+        fds = _open_files(proc)
         args = (proc / "cmdline").read_bytes().split(b"\0")
         cwd = os.readlink(proc / "cwd")
     except ProcessLookupError:
@@ -138,6 +138,18 @@ def leader_problem(root: Path, pid: int) -> str | None:
     if not any(os.path.realpath(os.path.join(cwd, os.fsdecode(a))) == script for a in args if a):
         return f"process {pid} is not {script}"
     return None
+
+
+def _open_files(proc: Path) -> list[str]:
+    """The paths of a process's open descriptors. One that closes while they are listed
+    (a process starting up closes many) is left out, not an error."""
+    found = []
+    for fd in (proc / "fd").iterdir():
+        try:
+            found.append(os.path.realpath(os.readlink(fd)))
+        except FileNotFoundError:
+            continue
+    return found
 
 
 @dataclass(frozen=True)

@@ -184,9 +184,12 @@ class Intake:
     def gate(self, site: str, head: FrameHead, total: int = 0, head_bytes: int = 0) -> None:
         """At the receive gate, a big message's header: MessageRefused for a result that does
         not answer an outstanding task of ``site`` or does not fit the task's model, or whose
-        size (``total``, with ``head_bytes`` of head) is more than its header declares."""
+        size (``total``, with ``head_bytes`` of head) is more than its header declares. Only
+        results may be big: any other message of a site that reaches the gate is refused."""
         if head.kind != p.RESULT:
-            return
+            why = f"a {head.kind[:32]!r} message of {total} bytes: only results may be this big"
+            log.warning("refused a message from site %s: %s", site, why)
+            raise MessageRefused(why)
         try:
             result = ResultHeaders.from_headers(head.headers)
         except BadMessage as exc:

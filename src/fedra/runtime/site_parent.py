@@ -408,7 +408,8 @@ class SiteParent:
         except (ChannelClosed, FedraError, OSError):
             pass
         code = end_group(job.proc, grace=2.0)
-        reclaim(job.log_path.parent)  # the job's folder: the parent's only again
+        if not job.stopping:  # else _end_job reclaimed it
+            reclaim(job.log_path.parent)  # the job's folder: the parent's only again
         with self._lock:
             if self.jobs.get(job.job_id) is job:
                 del self.jobs[job.job_id]
@@ -456,6 +457,8 @@ class SiteParent:
             except (ChannelClosed, FedraError, OSError, subprocess.TimeoutExpired):
                 pass
         end_group(job.proc)  # whatever is left of the job's process group
+        # Here, not in _serve_job's thread: a restarted job's new process gets the folder next.
+        reclaim(job.log_path.parent)
         job.channel.close()
         log.info("job %s %s", job_id, "aborted" if abort else "ended")
 

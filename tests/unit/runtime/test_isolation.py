@@ -56,7 +56,8 @@ def test_the_kit_is_locked_down_and_the_job_gets_its_own_folder(tmp_path: Path) 
     launch = isolation.prepare_job(kit, workdir, sock_dir, {"PATH": "/usr/bin"})
     user = launch.user
     assert user is not None and user.uid != 0
-    assert launch.kit == sock_dir / "kit" and launch.env["HOME"] == str(workdir)
+    assert launch.kit.name.startswith("fedra-kit-") and launch.env["HOME"] == str(workdir)
+    assert (launch.kit.lstat().st_gid, _mode(launch.kit)) == (user.gid, 0o750)
     for private in ("startup", "local", "spool", "log.txt", "jobs/old"):
         assert _mode(kit / private) & 0o077 == 0, private
     assert _mode(kit) == 0o711 and _mode(kit / "jobs") == 0o711  # searchable, not listable
@@ -65,6 +66,7 @@ def test_the_kit_is_locked_down_and_the_job_gets_its_own_folder(tmp_path: Path) 
     assert (sock_dir.lstat().st_gid, _mode(sock_dir)) == (user.gid, 0o750)
     isolation.reclaim(workdir)
     assert (workdir / "job" / "meta.json").lstat().st_uid == 0 and _mode(workdir) == 0o700
+    assert not launch.kit.exists()  # the job's kit copy goes with the job
 
 
 @as_root

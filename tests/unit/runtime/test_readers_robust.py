@@ -258,3 +258,17 @@ def test_a_grant_whose_result_never_begins_is_withdrawn(
     intake._grant(handle, job, "g1", ("site-b", "j1"))  # type: ignore[arg-type]
     assert ended == ["g1"] and handle.grants == {}
     assert "site site-b sent nothing within 0 s of its upload grant for job j1" in caplog.text
+
+
+def test_only_results_may_be_big() -> None:
+    from fedra.transport import MessageRefused
+    from fedra.wire import peek_frame, prepare_envelope
+
+    server, _, _ = fake_server()
+    intake = Intake(server)
+    log_entry = Envelope(p.LOG, {"job_id": "j1", "key": "loss", "value": 1.0})
+    head = prepare_envelope(log_entry).head
+    frame = peek_frame(head)
+    assert frame is not None
+    with pytest.raises(MessageRefused, match=r"a 'log' message of 8388608 bytes: only results"):
+        intake.gate("site-a", frame, 8 << 20, len(head))
