@@ -187,9 +187,9 @@ class Intake:
         size (``total``, with ``head_bytes`` of head) is more than its header declares. Only
         results may be big: any other message of a site that reaches the gate is refused."""
         if head.kind != p.RESULT:
-            why = f"a {head.kind[:32]!r} message of {total} bytes: only results may be this big"
-            log.warning("refused a message from site %s: %s", site, why)
-            raise MessageRefused(why)
+            big = f"a {head.kind[:32]!r} message of {total} bytes: only results may be this big"
+            log.warning("refused a message from site %s: %s", site, big)
+            raise MessageRefused(big)
         try:
             result = ResultHeaders.from_headers(head.headers)
         except BadMessage as exc:
