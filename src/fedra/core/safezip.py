@@ -20,6 +20,8 @@ from pathlib import Path, PurePosixPath
 CHUNK = 1 << 20
 #: Default bound on what a job may unpack: its zip's entries, or the arrays of its model files.
 MAX_JOB_BYTES = 1 << 30
+#: Default bound on the bytes of a job zip itself (the server's ``max_job_bytes`` setting).
+MAX_JOB_ARCHIVE_BYTES = 256 << 20
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 

@@ -33,8 +33,6 @@ from fedra.core.safezip import (
 
 #: Default bound on the number of entries in a job zip.
 MAX_JOB_FILES = 10_000
-#: Default bound on the bytes of a job zip itself (the server's ``max_job_bytes`` setting).
-MAX_JOB_ARCHIVE_BYTES = 256 << 20
 #: Bytes a data descriptor may take after an entry's data (zip64, with its signature).
 _DESCRIPTOR_BYTES = 24
 _LOCAL_HEADER = b"PK\x03\x04"

@@ -17,8 +17,7 @@ from typing import Any
 
 from fedra.core import ConfigError
 from fedra.core.jsonfile import read_json_object, typed
-from fedra.core.safezip import MAX_JOB_BYTES
-from fedra.job.archive import MAX_JOB_ARCHIVE_BYTES
+from fedra.core.safezip import MAX_JOB_ARCHIVE_BYTES, MAX_JOB_BYTES
 from fedra.runtime.peers import Roster
 
 SERVER_FILE = "fed_server.json"

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from fedra.core import FedraError
 from fedra.runtime import protocol as p
-from fedra.runtime.byoc import check_server_job
 from fedra.runtime.config import ServerKit
 from fedra.runtime.isolation import prepare_job, reclaim
 from fedra.runtime.procs import JobListener, end_group, spawn
@@ -36,6 +35,7 @@ def start_server_job(
     """Unpack the job, check the server's own BYOC policy, start its process and wait until
     it is ready: (process, channel to it, its log file)."""
     from fedra.job.archive import unzip_job
+    from fedra.runtime.byoc import check_server_job  # loads the job package: on first use
 
     workspace = store.workspace(job_id)
     job_dir = workspace / "job"
