@@ -64,6 +64,32 @@ def test_jobs_leave_no_temporary_folders(
         )
 
 
+def test_stopping_mid_job_leaves_no_temporary_folders(
+    fed: Federation, private_tmp: Path, tmp_path: Path
+) -> None:
+    """A job that resumes later gets a new kit copy: the server and the sites remove theirs
+    when they stop mid-job (SIGTERM), not only when the job ends."""
+    marks = tmp_path / "gated"
+    job = arithmetic_job(
+        tmp_path / "gated-job",
+        marks,
+        rounds=2,
+        launch="in_process",
+        gate_round="1",
+        gate_sites="site-1",
+    )
+    try:
+        with fed.session() as session:
+            session.submit_job(job)
+        wait_for((marks / "site-1.waiting").exists, 90, "site-1 to wait at the gate")
+        assert any(n.startswith("fedra-kit-") for n in _job_temp_folders(private_tmp))
+        fed.stop_all()  # SIGTERM to each process group, as stop_fl.sh does
+        assert _job_temp_folders(private_tmp) == []
+    finally:
+        marks.mkdir(parents=True, exist_ok=True)
+        (marks / "gate").write_text("open")
+
+
 def _tls_context(cert: tuple[Path, Path] | None) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False

@@ -193,6 +193,7 @@ class ServerParent:
             job.detached = True
         for job in jobs:
             end_group(job.proc, grace=2.0)
+            reclaim(job.log_path.parent)  # it resumes with a new kit copy, here or elsewhere
         for handle in sites:
             handle.conn.close()
 
@@ -220,6 +221,7 @@ class ServerParent:
         for job in jobs:
             job.detached = True
             end_group(job.proc, grace=2.0)
+            reclaim(job.log_path.parent)  # its kit copy goes; it resumes with a new one
         if self.ha is not None:
             self.ha.stop(release=True)  # the standby may take over at once
         self._fed.stop(0.5)
