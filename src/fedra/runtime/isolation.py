@@ -155,12 +155,19 @@ def command_as(user: JobUser, argv: Sequence[str]) -> list[str]:
 
 
 def _python_paths() -> list[Path]:
-    """Where this Python and the modules it imports live (the job user must reach them)."""
+    """Where this Python and what job processes import live (the job user must reach them):
+    the interpreter, its prefixes, fedra, the site-packages folders and the entries of
+    ``PYTHONPATH`` (job processes inherit it). Not the rest of this process's ``sys.path``
+    (its working folder, a test runner's root): job processes start elsewhere, with ``-m``."""
+    import site
+
     import fedra
 
     paths = [Path(sys.executable).resolve(), Path(sys.prefix), Path(sys.base_prefix)]
     paths += [Path(fedra.__file__).resolve().parent]
-    paths += [Path(entry) for entry in sys.path if os.path.isabs(entry)]
+    paths += [Path(entry) for entry in site.getsitepackages() if os.path.isdir(entry)]
+    extra = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    paths += [Path(entry) for entry in extra if os.path.isabs(entry)]
     return paths
 
 
