@@ -208,19 +208,8 @@ def peek_head(data: bytes | bytearray | memoryview) -> tuple[str, dict[str, Any]
     whole header or the header is malformed (:func:`decode_envelope` of the whole frame then
     says why). The tensors are not checked here.
     """
-    try:
-        view = _byte_view(data)
-        if view.nbytes < PREFIX.size:
-            return None
-        magic, version, header_len = PREFIX.unpack_from(view)
-        header_end = PREFIX.size + header_len
-        if magic != MAGIC or version != VERSION or header_end > view.nbytes:
-            return None
-        header = pb.FrameHeader()
-        header.ParseFromString(bytes(view[PREFIX.size : header_end]))
-        return header.kind, _json.load_object(header.headers_json, "headers")
-    except (WireError, DecodeError, ValueError):
-        return None
+    found = _peek_header(data)
+    return None if found is None else (found[0].kind, found[1])
 
 
 @dataclass(frozen=True)
@@ -247,6 +236,23 @@ def peek_frame(data: bytes | bytearray | memoryview) -> FrameHead | None:
     """Like :func:`peek_head`, with the tensors the header lists (names, dtypes, shapes,
     sizes): enough to check a message against what is expected before its body arrives.
     None when ``data`` does not hold the whole header or the header is malformed."""
+    found = _peek_header(data)
+    if found is None:
+        return None
+    header, headers = found
+    tensors = None
+    if header.HasField("model") and header.model.has_params:
+        tensors = tuple(
+            TensorHead(t.name, t.dtype, tuple(t.shape), t.nbytes) for t in header.model.tensors
+        )
+    return FrameHead(header.kind, headers, tensors)
+
+
+def _peek_header(
+    data: bytes | bytearray | memoryview,
+) -> tuple[pb.FrameHeader, dict[str, Any]] | None:
+    """A frame's parsed header and headers from its first bytes; None when ``data`` does not
+    hold the whole header (at most MAX_HEADER_SIZE bytes) or it is malformed."""
     try:
         view = _byte_view(data)
         if view.nbytes < PREFIX.size:
@@ -259,15 +265,9 @@ def peek_frame(data: bytes | bytearray | memoryview) -> FrameHead | None:
             return None
         header = pb.FrameHeader()
         header.ParseFromString(bytes(view[PREFIX.size : header_end]))
-        headers = _json.load_object(header.headers_json, "headers")
+        return header, _json.load_object(header.headers_json, "headers")
     except (WireError, DecodeError, ValueError):
         return None
-    tensors = None
-    if header.HasField("model") and header.model.has_params:
-        tensors = tuple(
-            TensorHead(t.name, t.dtype, tuple(t.shape), t.nbytes) for t in header.model.tensors
-        )
-    return FrameHead(header.kind, headers, tensors)
 
 
 def decode_model(
