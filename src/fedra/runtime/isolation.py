@@ -40,6 +40,8 @@ from pathlib import Path
 
 log = logging.getLogger("fedra.isolation")
 
+#: The name of each job's kit copy in the temp folder starts with this and the parent's pid.
+VIEW_PREFIX = "fedra-kit-"
 #: The system user job processes run as when the parent is root.
 JOB_USER = "fedra-job"
 #: What job code can do when the parent is not root (logged at start; see docs/security.md).
@@ -78,8 +80,35 @@ _DECIDING = threading.Lock()
 
 def announce() -> None:
     """Decide who job processes run as, and say it in the log, without holding up the start
-    (a thread: the first job waits for the decision if it comes first)."""
+    (a thread: the first job waits for the decision if it comes first); remove the kit
+    copies that parents killed mid-job left behind."""
     threading.Thread(target=job_user, name="job-user", daemon=True).start()
+    sweep_views()
+
+
+def sweep_views(folder: Path | None = None) -> list[Path]:
+    """Remove the kit copies (``fedra-kit-<pid>-*`` in the temp folder) of parents that are
+    gone: a parent killed mid-job never reached :func:`reclaim`. Copies of live parents stay."""
+    removed = []
+    for view in Path(folder or tempfile.gettempdir()).glob(f"{VIEW_PREFIX}*-*"):
+        pid = view.name[len(VIEW_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)) or view.is_symlink() or not view.is_dir():
+            continue
+        shutil.rmtree(view, ignore_errors=True)
+        removed.append(view)
+    if removed:
+        log.info("removed %d kit copies of job processes whose parent is gone", len(removed))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def job_user() -> JobUser | None:
@@ -216,7 +245,7 @@ def prepare_job(
     the kit copy opened to it only.
     """
     user = job_user()
-    view = _kit_view(kit_root, Path(tempfile.mkdtemp(prefix="fedra-kit-")))
+    view = _kit_view(kit_root, Path(tempfile.mkdtemp(prefix=f"{VIEW_PREFIX}{os.getpid()}-")))
     with _VIEWS_LOCK:
         _VIEWS[workdir] = view
     environment = dict(os.environ if env is None else env)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -113,3 +114,15 @@ def test_a_command_runs_as_the_job_user_with_no_other_group(tmp_path: Path) -> N
         check=True,
     )
     assert done.stdout.split() == [str(user.uid), str(user.gid), "[]", "0o77"]
+
+
+def test_kit_copies_of_parents_that_are_gone_are_swept(tmp_path: Path) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stale = tmp_path / f"{isolation.VIEW_PREFIX}{gone.pid}-abc"
+    live = tmp_path / f"{isolation.VIEW_PREFIX}{os.getpid()}-def"
+    other = tmp_path / f"{isolation.VIEW_PREFIX}notapid"
+    for folder in (stale, live, other):
+        (folder / "startup").mkdir(parents=True)
+    assert isolation.sweep_views(tmp_path) == [stale]
+    assert not stale.exists() and live.exists() and other.exists()
