@@ -64,7 +64,7 @@ def load_json(text: str | bytes, what: str, **options: Any) -> Any:
 
 def read_json_object(
     path: Path, *, required: bool = True, what: str = "a startup kit folder"
-) -> JsonObject:
+) -> dict[str, Any]:  # Any: fedra.overseer.kit narrows its values by hand
     """The JSON object in ``path``; ``{}`` for a missing file unless ``required``."""
     from fedra.core.errors import ConfigError
 

@@ -28,7 +28,7 @@ Text = Annotated[
 Seconds = Annotated[float, msgspec.Meta(gt=0, description="a number of seconds > 0")]
 
 
-class _File(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+class _File(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A kit file: frozen, and no key the schema does not declare."""
 
 
@@ -62,7 +62,7 @@ class AdminEntry(_File, frozen=True):
     role: str
 
 
-class JobStoreEntry(_File, frozen=True):
+class JobStoreEntry(_File, frozen=True, omit_defaults=True):
     """Where a server keeps its jobs (``fedra.store.open_store`` checks the values further)."""
 
     backend: Literal["sqlite", "postgres"] = "sqlite"
@@ -98,7 +98,9 @@ class ServerFile(_File, frozen=True):
     #: The largest job archive (zip) an admin may upload: 1 MiB to a job's unpacked bound.
     max_job_bytes: Annotated[
         int,
-        msgspec.Meta(ge=1 << 20, le=MAX_JOB_BYTES, description=f"an integer 1048576-{MAX_JOB_BYTES} (bytes)"),
+        msgspec.Meta(
+            ge=1 << 20, le=MAX_JOB_BYTES, description=f"an integer 1048576-{MAX_JOB_BYTES} (bytes)"
+        ),
     ] = MAX_JOB_ARCHIVE_BYTES
     admins: list[AdminEntry] | None = None
     revoked: list[str] | None = None
