@@ -106,7 +106,8 @@ class AdminCommand:
     served_by: ServedBy = "server"
     object_right: Right | None = None
     help: str = ""
-    result: type[msgspec.Struct] = r.Done
+    #: What the reply's ``data`` holds (``check_status``: one type per target).
+    results: tuple[type[msgspec.Struct], ...] = (r.Done,)
     cli: str | None = None
     group: Literal["jobs", "federation", "ha"] = "jobs"
 
@@ -158,7 +159,7 @@ _JOBS: tuple[AdminCommand, ...] = (
             ArgSpec("certificate", "str", max_len=16384, multiline=True, side="filled"),
         ),
         help="Validate a job folder here, upload it, and print the new job's id.",
-        result=r.JobCreated,
+        results=(r.JobCreated,),
         cli="submit",
     ),
     AdminCommand(
@@ -183,7 +184,7 @@ _JOBS: tuple[AdminCommand, ...] = (
             ),
         ),
         help="List jobs with their status, submitter, submission time and duration.",
-        result=r.JobList,
+        results=(r.JobList,),
         cli="list",
     ),
     AdminCommand(
@@ -192,7 +193,7 @@ _JOBS: tuple[AdminCommand, ...] = (
         "job",
         (_job(),),
         help="Show one job: status, history, what it waits for, why it failed.",
-        result=r.JobInfo,
+        results=(r.JobInfo,),
         cli="status",
     ),
     AdminCommand(
@@ -212,7 +213,7 @@ _JOBS: tuple[AdminCommand, ...] = (
         ),
         served_by="console",
         help="Wait until a job reaches a final status, then show it.",
-        result=r.JobInfo,
+        results=(r.JobInfo,),
         cli="wait",
     ),
     AdminCommand(
@@ -221,7 +222,7 @@ _JOBS: tuple[AdminCommand, ...] = (
         "job",
         (_job(),),
         help="Abort a submitted or running job.",
-        result=r.AbortResult,
+        results=(r.AbortResult,),
         cli="abort",
     ),
     AdminCommand(
@@ -231,7 +232,7 @@ _JOBS: tuple[AdminCommand, ...] = (
         (_job(),),
         object_right="view",
         help="Submit a copy of a job; prints the new job's id.",
-        result=r.JobCreated,
+        results=(r.JobCreated,),
         cli="clone",
     ),
     AdminCommand(
@@ -258,7 +259,7 @@ _JOBS: tuple[AdminCommand, ...] = (
             ),
         ),
         help="Download a job's folder and results (models, tb_events, logs) into DIR/<job id>/.",
-        result=r.Downloaded,
+        results=(r.Downloaded,),
         cli="download",
     ),
     AdminCommand(
@@ -267,7 +268,7 @@ _JOBS: tuple[AdminCommand, ...] = (
         "job",
         (_job(),),
         help="Show a job's progress: rounds, metrics, status.",
-        result=r.JobStats,
+        results=(r.JobStats,),
         cli="stats",
     ),
     AdminCommand(
@@ -276,7 +277,7 @@ _JOBS: tuple[AdminCommand, ...] = (
         "job",
         (_job(),),
         help="Show why a job failed: the failure and the errors sites reported.",
-        result=r.JobErrors,
+        results=(r.JobErrors,),
         cli="errors",
     ),
 )
@@ -288,7 +289,7 @@ _FEDERATION: tuple[AdminCommand, ...] = (
         "nothing",
         (ArgSpec("target", "str", "server or client.", default="server", choices=STATUS_TARGETS),),
         help="Show the server's status, jobs and sites, or every site's connection.",
-        result=r.ServerStatus,  # or r.SitesStatus for target client: see r.Status
+        results=(r.ServerStatus, r.SitesStatus),
         group="federation",
     ),
     AdminCommand(
@@ -297,7 +298,7 @@ _FEDERATION: tuple[AdminCommand, ...] = (
         "participant",
         (ArgSpec("target", "str", _PARTICIPANT, default="server", max_len=128),),
         help="Show host information of the server or a site.",
-        result=r.SysInfo,
+        results=(r.SysInfo,),
         group="federation",
     ),
     AdminCommand(
@@ -324,7 +325,7 @@ _FEDERATION: tuple[AdminCommand, ...] = (
             ),
         ),
         help="Show the last lines of a participant's log (or of a job's file, as for cat).",
-        result=r.FileText,
+        results=(r.FileText,),
         group="federation",
     ),
     AdminCommand(
@@ -341,7 +342,7 @@ _FEDERATION: tuple[AdminCommand, ...] = (
             ),
         ),
         help="Show a participant's log.txt, or a file of a job you may see (JOB_ID/PATH).",
-        result=r.FileText,
+        results=(r.FileText,),
         group="federation",
     ),
     AdminCommand(
@@ -386,7 +387,7 @@ _HA: tuple[AdminCommand, ...] = (
         "nothing",
         served_by="overseer",
         help="List the servers the overseer knows (high availability): state, hot, last seen.",
-        result=r.SpState,
+        results=(r.SpState,),
         group="ha",
     ),
     AdminCommand(
@@ -395,7 +396,7 @@ _HA: tuple[AdminCommand, ...] = (
         "nothing",
         served_by="overseer",
         help="Show the hot server and the service session id.",
-        result=r.ActiveSp,
+        results=(r.ActiveSp,),
         group="ha",
     ),
     AdminCommand(
@@ -405,7 +406,7 @@ _HA: tuple[AdminCommand, ...] = (
         (ArgSpec("name", "str", "The server to promote (see list_sp).", True, max_len=128),),
         served_by="overseer",
         help="Make a standby server hot (project admins); running jobs resume on it.",
-        result=r.SpState,
+        results=(r.SpState,),
         group="ha",
     ),
 )
