@@ -98,7 +98,6 @@ def run_sim(args: argparse.Namespace) -> None:
 def run_deploy(args: argparse.Namespace) -> None:
     """The POC federation: start to ready, then one job per model."""
     from bench.federation import Federation, parse_rounds
-    from fedra.admin import is_final
     from fedra.server import load_npz
 
     workdir = Path(args.workdir).resolve()
@@ -124,8 +123,8 @@ def run_deploy(args: argparse.Namespace) -> None:
                 deadline = started + 120 + rounds * 120
                 while True:
                     record = session.get_job(job_id)
-                    status = str(record.get("status", ""))
-                    if is_final(status):
+                    status = record.status.value
+                    if record.status.is_final:
                         break
                     if time.perf_counter() > deadline:
                         session.abort_job(job_id)
