@@ -110,6 +110,8 @@ class AdminCommand:
     results: tuple[type[msgspec.Struct], ...] = (r.Done,)
     cli: str | None = None
     group: Literal["jobs", "federation", "ha"] = "jobs"
+    #: What else is checked, for the docs (beyond the right on the object).
+    note: str = ""
 
     @property
     def arg_names(self) -> tuple[str, ...]:
@@ -159,6 +161,7 @@ _JOBS: tuple[AdminCommand, ...] = (
             ArgSpec("certificate", "str", max_len=16384, multiline=True, side="filled"),
         ),
         help="Validate a job folder here, upload it, and print the new job's id.",
+        note="and the job's signature: you signed it",
         results=(r.JobCreated,),
         cli="submit",
     ),
@@ -184,6 +187,7 @@ _JOBS: tuple[AdminCommand, ...] = (
             ),
         ),
         help="List jobs with their status, submitter, submission time and duration.",
+        note="lists only the jobs your view scope reaches",
         results=(r.JobList,),
         cli="list",
     ),
@@ -213,6 +217,7 @@ _JOBS: tuple[AdminCommand, ...] = (
         ),
         served_by="console",
         help="Wait until a job reaches a final status, then show it.",
+        note="through `get_job`",
         results=(r.JobInfo,),
         cli="wait",
     ),
@@ -232,6 +237,8 @@ _JOBS: tuple[AdminCommand, ...] = (
         (_job(),),
         object_right="view",
         help="Submit a copy of a job; prints the new job's id.",
+        note="the clone is yours (`submitter`, `run_info.owner`; `run_info.cloned_from` names "
+        "the original and its signer)",
         results=(r.JobCreated,),
         cli="clone",
     ),
@@ -259,6 +266,7 @@ _JOBS: tuple[AdminCommand, ...] = (
             ),
         ),
         help="Download a job's folder and results (models, tb_events, logs) into DIR/<job id>/.",
+        note="links and hard links in the workspace are left out",
         results=(r.Downloaded,),
         cli="download",
     ),
@@ -289,6 +297,7 @@ _FEDERATION: tuple[AdminCommand, ...] = (
         "nothing",
         (ArgSpec("target", "str", "server or client.", default="server", choices=STATUS_TARGETS),),
         help="Show the server's status, jobs and sites, or every site's connection.",
+        note="lists only the jobs and sites your view scope reaches",
         results=(r.ServerStatus, r.SitesStatus),
         group="federation",
     ),
@@ -325,6 +334,8 @@ _FEDERATION: tuple[AdminCommand, ...] = (
             ),
         ),
         help="Show the last lines of a participant's log (or of a job's file, as for cat).",
+        note="`log.txt`: view on the participant's org; `JOB_ID/PATH`: view on the job's owner, "
+        "and download_job unless the file is a log (`log.txt`, `*.log`)",
         results=(r.FileText,),
         group="federation",
     ),
@@ -342,6 +353,7 @@ _FEDERATION: tuple[AdminCommand, ...] = (
             ),
         ),
         help="Show a participant's log.txt, or a file of a job you may see (JOB_ID/PATH).",
+        note="as `tail`",
         results=(r.FileText,),
         group="federation",
     ),
@@ -359,6 +371,7 @@ _FEDERATION: tuple[AdminCommand, ...] = (
         "sites",
         _SYSTEM,
         help="Shut down sites, the server, or all.",
+        note="the sites named, else every site; the server for `server`/`all`",
         group="federation",
     ),
     AdminCommand(
@@ -367,6 +380,7 @@ _FEDERATION: tuple[AdminCommand, ...] = (
         "sites",
         _SYSTEM,
         help="Restart sites, the server, or all.",
+        note="as `shutdown`",
         group="federation",
     ),
     AdminCommand(
@@ -375,6 +389,7 @@ _FEDERATION: tuple[AdminCommand, ...] = (
         "sites",
         served_by="console",
         help="Shut down every site and the server (project admins).",
+        note="through `shutdown all`",
         group="federation",
     ),
 )
@@ -406,6 +421,7 @@ _HA: tuple[AdminCommand, ...] = (
         (ArgSpec("name", "str", "The server to promote (see list_sp).", True, max_len=128),),
         served_by="overseer",
         help="Make a standby server hot (project admins); running jobs resume on it.",
+        note="project admins only",
         results=(r.SpState,),
         group="ha",
     ),
