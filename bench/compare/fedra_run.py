@@ -167,8 +167,8 @@ def start_and_wait(fed: Federation) -> float:
     with fed.session() as session:
 
         def connected() -> bool:
-            sites = session.check_status("client")["sites"]
-            return sorted(s["name"] for s in sites) == wanted
+            sites = session.sites_status().sites
+            return sorted(s.name for s in sites) == wanted
 
         wait_for(connected, 60, f"sites {wanted} to connect")
     return time.perf_counter() - started

@@ -75,7 +75,7 @@ def test_the_lead_submits_a_job_that_completes(fed: ProvisionedFederation, tmp_p
         job_id = lead.submit_job(job)
         final = lead.wait(job_id, timeout=120)
     assert final.status == "FINISHED:COMPLETED", final
-    assert final["submitter"] == LEAD
+    assert final.submitter == LEAD
     with fed.session(MEMBER) as member:  # a member may view any job
         assert member.get_job(job_id).status == "FINISHED:COMPLETED"
 

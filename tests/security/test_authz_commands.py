@@ -101,12 +101,12 @@ def test_cloning_needs_the_submit_right_and_the_clone_is_the_cloners(
     with hostile.session(LEAD_B) as lead_b:
         clone = lead_b.clone_job(job_a)
         record = lead_b.get_job(clone)
-        assert record["submitter"] == LEAD_B
+        assert record.submitter == LEAD_B
         assert (record.run_info or {})["owner"]["name"] == LEAD_B
-        assert record["run_info"]["cloned_from"] == {"job_id": job_a, "signer": LEAD_A}
+        assert (record.run_info or {})["cloned_from"] == {"job_id": job_a, "signer": LEAD_A}
         lead_b.abort_job(clone)  # manage_job: own reaches the clone
         final = lead_b.wait(clone, timeout=60)
-    assert final["status"] in ("FINISHED:ABORTED", "FINISHED:COMPLETED")
+    assert final.status in ("FINISHED:ABORTED", "FINISHED:COMPLETED")
     with hostile.session(LEAD_A) as lead_a, pytest.raises(AdminError, match="manage_job: own"):
         lead_a.delete_job(clone)  # no longer lead-a's: the clone is lead-b's
 
