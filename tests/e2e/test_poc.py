@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -405,7 +406,7 @@ def test_a_job_altered_in_the_server_store_is_refused(
         federation.start("site-2")
         final = session.wait(job_id, timeout=120)
     assert final.status == "FAILED_TO_RUN", final
-    assert "signature is not valid" in json.dumps(final)
+    assert "signature is not valid" in json.dumps(msgspec.to_builtins(final))
     assert f"server refuses job {job_id}" in federation.log("server")
     assert "refuses job" not in federation.log("site-1")
 
