@@ -23,13 +23,12 @@ from rich.text import Text
 
 from fedra.core.admin_results import (
     JobInfo,
-    JsonObject,
-    JsonValue,
     RunningJob,
     ServerStatus,
     SitesStatus,
 )
 from fedra.core.admin_spec import ArgValue
+from fedra.core.jsonfile import JsonObject, JsonValue
 
 #: A parsed console or CLI argument: a request argument, or a local path.
 ConsoleValue: TypeAlias = ArgValue | Path

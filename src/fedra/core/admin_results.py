@@ -14,21 +14,12 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import TypeAlias, TypeVar
 
 import msgspec
 
+from fedra.core.jsonfile import JsonObject, JsonValue
 from fedra.core.status import JobStatus
-
-if TYPE_CHECKING:
-    #: Any JSON value, as ``json.loads`` gives it.
-    JsonValue: TypeAlias = (
-        str | int | float | bool | list["JsonValue"] | dict[str, "JsonValue"] | None
-    )
-else:  # msgspec cannot resolve the recursive alias; ``Any`` accepts exactly JSON values here
-    JsonValue = Any
-#: A JSON object of values not fixed by Fedra (metrics, run info).
-JsonObject: TypeAlias = dict[str, JsonValue]
 
 R = TypeVar("R", bound=msgspec.Struct)
 

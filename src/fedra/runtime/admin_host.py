@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Protocol, TypeAlias
 import msgspec
 
 from fedra.core import JobStatus
-from fedra.core.admin_results import JsonObject, JsonValue
 from fedra.core.admin_spec import Args
+from fedra.core.jsonfile import JsonObject, JsonValue
 from fedra.runtime.admin_rights import Access
 
 if TYPE_CHECKING:

@@ -31,11 +31,10 @@ from fedra.core.admin_results import (
     JobInfo,
     JobList,
     JobStats,
-    JsonObject,
-    JsonValue,
     StatusEntry,
 )
 from fedra.core.admin_spec import arg_flag, arg_optional_text, arg_text
+from fedra.core.jsonfile import JsonObject, JsonValue
 from fedra.runtime.admin_host import AdminHost, AdminRequest, Handler, HandlerResult
 from fedra.runtime.admin_rights import Access, owner_of
 from fedra.runtime.confined import regular_files

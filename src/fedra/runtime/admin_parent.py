@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fedra.core import JobStatus
-from fedra.core.admin_results import JsonObject, JsonValue
+from fedra.core.jsonfile import JsonObject, JsonValue
 from fedra.runtime import protocol as p
 from fedra.runtime.admin_host import SiteView
 from fedra.wire import Envelope

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Protocol
 
 from fedra.core import FedraError
-from fedra.core.admin_results import JsonValue
 from fedra.core.admin_spec import SCOPES, AdminCommand, Args, ArgValue, Right, arg_text
+from fedra.core.jsonfile import JsonValue
 from fedra.runtime.confined import parse_file
 
 SERVER_DEFAULT: dict[str, dict[str, str]] = {

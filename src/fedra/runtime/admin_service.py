@@ -21,8 +21,9 @@ import logging
 from typing import TYPE_CHECKING
 
 from fedra.core import FedraError
-from fedra.core.admin_results import JsonObject, JsonValue, result_data
+from fedra.core.admin_results import result_data
 from fedra.core.admin_spec import ADMIN_COMMAND, BadArguments, server_command, validate_args
+from fedra.core.jsonfile import JsonObject, JsonValue
 from fedra.runtime import protocol as p
 from fedra.runtime.admin_host import AdminHost, AdminRequest, Handler, HandlerResult
 from fedra.runtime.admin_jobs import JOB_HANDLERS

@@ -23,7 +23,6 @@ from fedra.core.admin_results import (
     BadReply,
     Done,
     FileText,
-    JsonObject,
     RunningJob,
     ServerStatus,
     SiteCapacity,
@@ -33,6 +32,7 @@ from fedra.core.admin_results import (
     decode_result,
 )
 from fedra.core.admin_spec import arg_int, arg_text
+from fedra.core.jsonfile import JsonObject
 from fedra.runtime import protocol as p
 from fedra.runtime.admin_host import AdminHost, AdminRequest, Handler, HandlerResult, SiteView
 from fedra.runtime.admin_jobs import may_view
