@@ -15,7 +15,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from fedra.core import Array, FLModel, Params, ParamsType, WireError
-from fedra.wire import _json
+from fedra.wire._json import check_metrics, load_object
 from fedra.wire._proto import fedra_wire_pb2 as pb
 from fedra.wire.envelope import Envelope
 from fedra.wire.frame import (
@@ -95,9 +95,9 @@ def _model(header: pb.Model, data: memoryview) -> FLModel:
         params_type = ParamsType(header.params_type)
     except ValueError:
         raise WireError(f"unknown params_type {header.params_type!r}") from None
-    metrics = _json.load_object(header.metrics_json, "metrics", allow_nan=True)
-    _json.check_metrics(metrics, "metrics")
-    meta = _json.load_object(header.meta_json, "meta")
+    metrics = load_object(header.metrics_json, "metrics", allow_nan=True)
+    check_metrics(metrics, "metrics")
+    meta = load_object(header.meta_json, "meta")
     if len(header.tensors) > MAX_TENSORS:
         raise WireError(f"{len(header.tensors)} tensors, at most {MAX_TENSORS} allowed")
     if not header.has_params and header.tensors:
@@ -153,7 +153,7 @@ def _head(view: memoryview, size: int) -> tuple[pb.FrameHeader, int]:
 
 
 def _envelope(header: pb.FrameHeader, data: memoryview) -> Envelope:
-    headers = _json.load_object(header.headers_json, "headers")
+    headers = load_object(header.headers_json, "headers")
     model = None
     if header.HasField("model"):
         model = _model(header.model, data)
@@ -265,7 +265,7 @@ def _peek_header(
             return None
         header = pb.FrameHeader()
         header.ParseFromString(bytes(view[PREFIX.size : header_end]))
-        return header, _json.load_object(header.headers_json, "headers")
+        return header, load_object(header.headers_json, "headers")
     except (WireError, DecodeError, ValueError):
         return None
 
