@@ -27,10 +27,11 @@ from fedra.core import (
     RunAborted,
     Task,
     TaskResult,
+    Workflow,
     new_id,
     release_large_buffers,
 )
-from fedra.filters import FilteredFleet
+from fedra.filters import Filter, FilteredFleet
 from fedra.job import (
     FedJob,
     JobDefinition,
@@ -41,7 +42,16 @@ from fedra.job import (
     load_custom_class,
     load_job,
 )
-from fedra.server import EventLog, MetricsSink, RunStore, ServerRun, TaskBoard, write_json
+from fedra.server import (
+    EventLog,
+    MetricsSink,
+    ModelPersistor,
+    RunOutcome,
+    RunStore,
+    ServerRun,
+    TaskBoard,
+    write_json,
+)
 from fedra.simulator.progress import ProgressDisplay
 from fedra.simulator.ray_backend import RayOptions, RaySites, check_backend
 from fedra.simulator.sites import SiteBackend, build_site_runner
@@ -290,6 +300,31 @@ def simulate(
         file_log.close()
 
 
+@dataclass(frozen=True)
+class _ServerApp:
+    """The job's server side, built before any site starts: a broken job starts none."""
+
+    persistor: ModelPersistor
+    workflows: list[Workflow]
+    filters: list[Filter]
+    initial: FLModel | None
+
+    @classmethod
+    def build(cls, definition: JobDefinition) -> _ServerApp:
+        """Import the job's custom code and instantiate its server components."""
+        app = definition.server_app
+        activate_custom_dirs(*(a.custom_dir for a in definition.apps.values()))
+        persistor = build_persistor(app)
+        workflows = build_workflows(app)
+        filters = build_result_filters(app)
+
+        def load_class(name: str) -> object:
+            return load_custom_class(app.custom_dir, name)
+
+        initial = persistor.initial_model(app.custom_dir, load_class)
+        return cls(persistor, workflows, filters, initial)
+
+
 def _simulate(
     definition: JobDefinition,
     sites: list[str],
@@ -309,16 +344,7 @@ def _simulate(
         len(sites),
         threads,
     )
-    server_app = definition.server_app
-    activate_custom_dirs(*(app.custom_dir for app in definition.apps.values()))
-    persistor = build_persistor(server_app)
-    workflows = build_workflows(server_app)
-    server_filters = build_result_filters(server_app)
-
-    def load_class(name: str) -> object:
-        return load_custom_class(server_app.custom_dir, name)
-
-    initial = persistor.initial_model(server_app.custom_dir, load_class)
+    server = _ServerApp.build(definition)
     tracking = MetricsSink(ws / "tb_events")
     site_backend = _start_sites(
         definition, sites, job_id, ws, threads, ray_options, tracking, kits=kits
@@ -335,17 +361,38 @@ def _simulate(
     events = EventLog(display=display)
     lifecycle = JobLifecycle()
     run = ServerRun(
-        workflows,
-        FilteredFleet(board, server_filters) if server_filters else board,
+        server.workflows,
+        FilteredFleet(board, server.filters) if server.filters else board,
         RunStore(ws),
         events,
-        initial=initial,
+        initial=server.initial,
         lifecycle=lifecycle,
-        key_metric=persistor.key_metric,
-        higher_is_better=persistor.higher_is_better,
+        key_metric=server.persistor.key_metric,
+        higher_is_better=server.persistor.higher_is_better,
         startup_dir=kits / "server" / "startup" if kits is not None else None,
     )
+    outcome = _run_to_end(run, resume, display, board, lifecycle, site_backend, tracking)
+    summary = _summary(definition, job_id, sites, ws, started, lifecycle, events, outcome)
+    write_json(ws / "summary.json", summary.to_json())
+    log.info("job %s ended: %s", job_id, summary.status.value)
+    if outcome is None:
+        raise RunAborted("interrupted (Ctrl-C); partial results in " + str(ws))
+    return summary
+
+
+def _run_to_end(
+    run: ServerRun,
+    resume: bool,
+    display: ProgressDisplay | None,
+    board: TaskBoard,
+    lifecycle: JobLifecycle,
+    site_backend: SiteBackend,
+    tracking: MetricsSink,
+) -> RunOutcome | None:
+    """Run the job, then stop the sites (aborting them unless it completed) and close the
+    metrics; the outcome, or None when Ctrl-C interrupted the run (the job is then aborted)."""
     interrupted = False
+    outcome: RunOutcome | None = None
     try:
         if display is not None:
             with display:
@@ -356,13 +403,26 @@ def _simulate(
         interrupted = True
         board.abort("interrupted (Ctrl-C)")
         lifecycle.move(JobStatus.FINISHED_ABORTED, "interrupted (Ctrl-C)")
-        outcome = None
     finally:
         failed = interrupted or lifecycle.status != JobStatus.FINISHED_COMPLETED
         if failed:
             board.abort(lifecycle.history[-1].reason)
         site_backend.close(abort=failed)
         tracking.close()
+    return outcome
+
+
+def _summary(
+    definition: JobDefinition,
+    job_id: str,
+    sites: list[str],
+    ws: Path,
+    started: float,
+    lifecycle: JobLifecycle,
+    events: EventLog,
+    outcome: RunOutcome | None,
+) -> RunSummary:
+    """What the run produced; ``outcome`` None: interrupted."""
     summary = RunSummary(
         job=definition.meta.name,
         job_id=job_id,
@@ -381,20 +441,16 @@ def _simulate(
         ],
         history=lifecycle.as_dicts(),
     )
-    if outcome is not None:
-        summary.error = outcome.error
-        summary.failed_site = outcome.failed_site
-        summary.failed_task = outcome.failed_task
-        summary.site_traceback = outcome.site_traceback
-        summary.final = outcome.final
-        if outcome.final is not None:
-            summary.final_metrics = dict(outcome.final.metrics)
-    else:
+    if outcome is None:
         summary.error = "interrupted (Ctrl-C)"
-    write_json(ws / "summary.json", summary.to_json())
-    log.info("job %s ended: %s", job_id, summary.status.value)
-    if interrupted:
-        raise RunAborted("interrupted (Ctrl-C); partial results in " + str(ws))
+        return summary
+    summary.error = outcome.error
+    summary.failed_site = outcome.failed_site
+    summary.failed_task = outcome.failed_task
+    summary.site_traceback = outcome.site_traceback
+    summary.final = outcome.final
+    if outcome.final is not None:
+        summary.final_metrics = dict(outcome.final.metrics)
     return summary
 
 
