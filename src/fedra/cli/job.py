@@ -18,6 +18,7 @@ import typer
 from fedra.admin.commands import COMMANDS, Command, Param
 from fedra.admin.render import OutputFormat, make_console
 from fedra.cli.admin import KIT_HELP
+from fedra.core import JsonObject
 
 app = typer.Typer(
     help="Validate job folders; submit, watch, download and manage jobs.", no_args_is_help=True
@@ -36,7 +37,7 @@ def validate(
     typer.echo(f"{folder}: job '{job.meta.name}' is valid ({apps})")
 
 
-_TYPES: dict[str, Any] = {"int": int, "float": float, "path": Path, "flag": bool}
+_TYPES: dict[str, type] = {"int": int, "float": float, "path": Path, "flag": bool}
 
 
 def _parameter(param: Param) -> inspect.Parameter:
@@ -98,7 +99,7 @@ def _command(command: Command) -> Callable[..., None]:
     return run
 
 
-def _fail_unless_completed(job: dict[str, Any]) -> None:
+def _fail_unless_completed(job: JsonObject) -> None:
     """``fedra job wait`` exits non-zero unless the job completed, so scripts can rely on it."""
     from fedra.admin import AdminError
 

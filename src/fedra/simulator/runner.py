@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from fedra.client import SiteRunner
 from fedra.core import (
@@ -24,6 +24,7 @@ from fedra.core import (
     FLModel,
     JobLifecycle,
     JobStatus,
+    MetricValue,
     RunAborted,
     Task,
     TaskResult,
@@ -62,6 +63,34 @@ log = logging.getLogger("fedra.simulator")
 RUN_OUTPUTS = ("models", "snapshots", "tb_events", "sites", "cross_site_eval.json", "summary.json")
 
 
+class RoundSummary(TypedDict):
+    """One finished round in ``summary.json``."""
+
+    workflow: str
+    round: int
+    metrics: dict[str, MetricValue]
+    seconds: float
+
+
+class SummaryJson(TypedDict):
+    """``summary.json``: :class:`RunSummary` with the models written and how to view metrics."""
+
+    job: str
+    job_id: str
+    status: str
+    sites: list[str]
+    seconds: float
+    rounds: list[RoundSummary]
+    final_metrics: dict[str, MetricValue]
+    error: str | None
+    failed_site: str | None
+    failed_task: str | None
+    site_traceback: str | None
+    history: list[dict[str, object]]
+    models: list[str]
+    tensorboard: str
+
+
 @dataclass
 class RunSummary:
     """What a simulation produced (also written to ``summary.json``)."""
@@ -72,8 +101,8 @@ class RunSummary:
     sites: list[str]
     workspace: Path
     seconds: float
-    rounds: list[dict[str, Any]] = field(default_factory=list)
-    final_metrics: dict[str, Any] = field(default_factory=dict)
+    rounds: list[RoundSummary] = field(default_factory=list)
+    final_metrics: dict[str, MetricValue] = field(default_factory=dict)
     error: str | None = None
     failed_site: str | None = None
     failed_task: str | None = None
@@ -81,7 +110,7 @@ class RunSummary:
     history: list[dict[str, object]] = field(default_factory=list)
     final: FLModel | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> SummaryJson:
         """The JSON form written to summary.json."""
         return {
             "job": self.job,
