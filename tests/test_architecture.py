@@ -22,12 +22,13 @@ ALLOWED: dict[str, set[str]] = {
     "he": {"core"},  # homomorphic encryption: CKKS keys and encrypted params (TenSEAL)
     "secagg": {"core"},  # secure aggregation protocol (pure): masks, Shamir shares, messages
     "transport": {"core", "wire", "pki"},
+    "protocol": {"core", "wire"},  # the typed messages between Fedra's processes
     "aggregators": {"core", "filters", "he"},  # filters: the privacy accountant (dp_gaussian)
     "filters": {"core", "he"},
     "workflows": {"core", "aggregators", "secagg"},
     "scheduler": {"core"},
     "server": {"core", "wire", "transport", "aggregators", "workflows", "he"},
-    "client": {"core", "wire", "transport", "filters", "secagg"},
+    "client": {"core", "wire", "transport", "protocol", "filters", "secagg"},
     "job": {"core", "client", "server", "workflows", "filters"},
     "simulator": {"core", "client", "server", "job", "filters"},
     "runtime": {
@@ -36,6 +37,7 @@ ALLOWED: dict[str, set[str]] = {
         "wire",
         "store",
         "transport",
+        "protocol",
         "server",
         "client",
         "job",
@@ -44,7 +46,7 @@ ALLOWED: dict[str, set[str]] = {
         "scheduler",
         "overseer",
     },
-    "admin": {"core", "pki", "wire", "transport", "job", "overseer"},
+    "admin": {"core", "pki", "wire", "transport", "protocol", "job", "overseer"},
     "overseer": {"core", "pki"},
     "poc": {"core", "pki", "runtime", "he"},
     "provision": {"core", "pki", "poc", "runtime", "overseer", "he", "store"},

@@ -101,7 +101,7 @@ def test_the_text_script_runs_where_byoc_is_on(fed: ProvisionedFederation, tmp_p
     with fed.session(LEAD) as lead:
         job_id = lead.submit_job(_text_script_job(tmp_path / "job", SITE_B))
         final = lead.wait(job_id, timeout=120)
-    assert final["status"] == "FINISHED:COMPLETED", final
+    assert final.status == "FINISHED:COMPLETED", final
     assert (fed.kits[SITE_B] / "jobs" / job_id / f"{SITE_B}.ran").is_file()
 
 
@@ -111,7 +111,7 @@ def test_a_site_without_byoc_refuses_a_text_script(
     with fed.session(LEAD) as lead:
         job_id = lead.submit_job(_text_script_job(tmp_path / "job", SITE_A))
         final = lead.wait(job_id, timeout=120)
-    assert final["status"] == "FINISHED:EXECUTION_EXCEPTION", final
+    assert final.status == "FINISHED:EXECUTION_EXCEPTION", final
     ran = fed.kits[SITE_A] / "jobs" / job_id / f"{SITE_A}.ran"
     assert not ran.exists(), "site-a ran custom/train.txt without BYOC"
     assert not (fed.kits[SITE_A] / "jobs" / job_id / "log.txt").exists()  # no job process
@@ -150,7 +150,7 @@ def test_the_server_without_byoc_refuses_custom_server_code(
     with fed.session(LEAD) as lead:
         job_id = lead.submit_job(job)
         final = lead.wait(job_id, timeout=120)
-    assert final["status"] == "FAILED_TO_RUN", final
+    assert final.status == "FAILED_TO_RUN", final
     workspace = fed.kits[SERVER] / "store" / "jobs" / job_id / "workspace"
     assert not (workspace / "imported").exists(), "the server imported the job's own class"
     reason = json.dumps(final)

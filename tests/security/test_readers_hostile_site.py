@@ -173,13 +173,13 @@ def test_a_hostile_site_cannot_stall_flood_or_poison_a_job(
                 nonlocal most
                 fed.check_alive()
                 most = max(most, threads(server_pid))
-                return str(admin.get_job(job_id)["status"]).startswith("FINISHED")
+                return str(admin.get_job(job_id).status).startswith("FINISHED")
 
             # Each round waits up to 60 s for site-b after site-a: only a refused result that
             # gives its task up lets the three rounds end sooner.
             wait_for(finished, 90, "the job to finish")
             final = admin.get_job(job_id)
-            assert final["status"] == "FINISHED:COMPLETED", final
+            assert final.status == "FINISHED:COMPLETED", final
             folder = admin.download_job(job_id, tmp_path / "download")
         with np.load(folder / "models" / "final.npz") as data:
             np.testing.assert_allclose(data["w"], expected_weights(1, 3))  # site-a's model

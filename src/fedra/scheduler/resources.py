@@ -17,9 +17,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, NotRequired, TypedDict
+from typing import Any
 
 from fedra.core.errors import ConfigError
+from fedra.core.jsonfile import JsonObject
 
 NUM_GPUS = "num_gpus"
 MEM_PER_GPU = "mem_per_gpu"
@@ -29,16 +30,6 @@ MEMORY = "memory"
 STANDARD_KEYS = (NUM_GPUS, MEM_PER_GPU, NUM_CPUS, MEMORY)
 _CONSUMED = (NUM_GPUS, NUM_CPUS, MEMORY)
 _LABELS = {NUM_GPUS: "GPUs", NUM_CPUS: "CPUs", MEMORY: "GiB of memory"}
-
-
-class ResourcesJson(TypedDict):
-    """The JSON form of :class:`SiteResources` (``extra`` only when the site declares some)."""
-
-    num_gpus: int
-    mem_per_gpu: float
-    num_cpus: int
-    memory: float
-    extra: NotRequired[dict[str, float]]
 
 
 class ResourceError(ConfigError):
@@ -65,16 +56,17 @@ class SiteResources:
             _check_number("(site)", key, value)
         object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
 
-    def as_dict(self) -> ResourcesJson:
-        """JSON form, as in ``local/resources.json`` (and in site heartbeats)."""
-        out: ResourcesJson = {
+    def as_dict(self) -> JsonObject:
+        """JSON form, as in ``local/resources.json`` (and in site heartbeats); ``extra`` only
+        when the site declares some."""
+        out: JsonObject = {
             "num_gpus": self.num_gpus,
             "mem_per_gpu": self.mem_per_gpu,
             "num_cpus": self.num_cpus,
             "memory": self.memory,
         }
         if self.extra:
-            out["extra"] = dict(self.extra)
+            out["extra"] = {key: value for key, value in self.extra.items()}  # JSON values
         return out
 
     @classmethod

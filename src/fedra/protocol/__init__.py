@@ -1,0 +1,115 @@
+"""The messages between Fedra's processes: one typed, validated form per kind.
+
+::
+
+    site parent (CP) <-- gRPC/mTLS --> server parent (SP) <-- unix socket --> server job (SJ)
+          |                                 ^ admin port (gRPC/mTLS): admin clients
+          +-- unix socket --> site job (CJ) --> script process (script-hop, :mod:`.script`)
+
+Every message is a frozen :class:`msgspec.Struct` with its ``KIND``; :func:`encode` makes the
+:class:`fedra.wire.Envelope` that carries it (the model or archive beside it), and
+:func:`decode` turns an envelope back into the message, accepting only the kinds one link
+carries (:data:`FROM_SITE`, :data:`TO_SITE` ...). A missing field, a value of the wrong
+type, a text too long or a kind the link does not carry raises :class:`BadMessage`.
+No other module builds an envelope (``tests/test_architecture.py`` checks).
+"""
+
+from fedra.protocol.fields import MAX_DETAIL, MAX_ITEMS, MAX_TEXT
+from fedra.protocol.messages import (
+    FROM_ADMIN,
+    FROM_SERVER_JOB,
+    FROM_SITE,
+    FROM_SITE_JOB,
+    KINDS,
+    RESTART_EXIT_CODE,
+    TO_SERVER_JOB,
+    TO_SITE,
+    TO_SITE_JOB,
+    UPLOAD_ASK_BYTES,
+    Abort,
+    AbortJob,
+    AdminRequest,
+    BadMessage,
+    Broadcast,
+    Done,
+    EndJob,
+    Go,
+    Heartbeat,
+    Hello,
+    JobState,
+    Log,
+    MayUpload,
+    Message,
+    Ready,
+    Reply,
+    Request,
+    Result,
+    ResultRefused,
+    Round,
+    Session,
+    SiteFailed,
+    SiteLost,
+    Sites,
+    StartJob,
+    Stop,
+    Target,
+    Task,
+    TaskLost,
+    UploadOk,
+    Welcome,
+    decode,
+    encode,
+    model_zip,
+    zip_model,
+)
+
+__all__ = [
+    "FROM_ADMIN",
+    "FROM_SERVER_JOB",
+    "FROM_SITE",
+    "FROM_SITE_JOB",
+    "KINDS",
+    "MAX_DETAIL",
+    "MAX_ITEMS",
+    "MAX_TEXT",
+    "RESTART_EXIT_CODE",
+    "TO_SERVER_JOB",
+    "TO_SITE",
+    "TO_SITE_JOB",
+    "UPLOAD_ASK_BYTES",
+    "Abort",
+    "AbortJob",
+    "AdminRequest",
+    "BadMessage",
+    "Broadcast",
+    "Done",
+    "EndJob",
+    "Go",
+    "Heartbeat",
+    "Hello",
+    "JobState",
+    "Log",
+    "MayUpload",
+    "Message",
+    "Ready",
+    "Reply",
+    "Request",
+    "Result",
+    "ResultRefused",
+    "Round",
+    "Session",
+    "SiteFailed",
+    "SiteLost",
+    "Sites",
+    "StartJob",
+    "Stop",
+    "Target",
+    "Task",
+    "TaskLost",
+    "UploadOk",
+    "Welcome",
+    "decode",
+    "encode",
+    "model_zip",
+    "zip_model",
+]
