@@ -132,13 +132,6 @@ def test_nothing_unpickles_or_evals() -> None:
     assert not offenders, offenders
 
 
-#: Import cycles being removed by another change of issue 15; the integrator empties this.
-KNOWN_CYCLES: list[list[str]] = [
-    # The admin console/commands/syntax group: the admin helper's branch (h-admin) breaks it.
-    ["fedra.admin", "fedra.admin.commands", "fedra.admin.console", "fedra.admin.syntax"],
-]
-
-
 def test_no_import_cycles() -> None:
-    cycles = [group for group in import_cycles() if group not in KNOWN_CYCLES]
+    cycles = import_cycles()
     assert not cycles, f"modules that import each other (import a sibling module instead): {cycles}"
