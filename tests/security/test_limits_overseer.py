@@ -20,11 +20,14 @@ import pytest
 from fedra.overseer import (
     HANDSHAKE_TIMEOUT,
     MAX_CALLS,
+    OverseerClient,
+    OverseerUnavailable,
     ParticipantHeartbeat,
     ServerHeartbeat,
     ServerState,
     client_for_kit,
 )
+from fedra.pki import Identity, TlsFiles, create_ca, write_participant
 from tests.e2e.conftest import wait_for
 from tests.e2e.ha_federation import OVERSEER, HaFederation, make_ha_federation
 
@@ -108,3 +111,31 @@ def test_idle_connections_without_a_certificate_do_not_take_the_servers_places(
     finally:
         for sock in idle:
             sock.close()
+
+
+def test_a_certificate_of_another_ca_is_refused_and_logged(
+    ha: HaFederation, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    stranger = write_participant(
+        tmp_path_factory.mktemp("stranger"),
+        create_ca("another-project"),
+        Identity("admin@central.org", "central", "project_admin"),
+        file_stem="p",
+    )
+    ca = TlsFiles.in_dir(ha.kits["server1"] / "startup", "server").ca  # trusts the overseer
+    client = OverseerClient(
+        client_for_kit(ha.kits["server1"]).url,
+        TlsFiles(ca=ca, cert=stranger.cert, key=stranger.key),
+        timeout=3.0,
+    )
+    with pytest.raises(OverseerUnavailable, match=r"TLS failed"):
+        client.state()
+    wait_for(
+        lambda: (
+            "refused a TLS connection" in ha.log(OVERSEER)
+            and "CERTIFICATE_VERIFY_FAILED" in ha.log(OVERSEER)
+        ),
+        10,
+        "the overseer to log the refusal",
+    )
+    assert server_beat(ha)
