@@ -20,9 +20,10 @@ authenticate cannot take the places of the servers and sites that do. Then:
   once (HTTP/2 streams);
 - an authenticated connection with no call for :data:`IDLE_TIMEOUT` seconds is closed.
 
-Every call refused by the overseer itself (certificate, per-identity limit, role, revoked) is
-one line in the log, with who and from where. Refusals during the TLS handshake happen in
-gRPC's core, before any identity is known; they are not logged by the overseer.
+Every call refused for its certificate, its identity's limit or the project's lists (revoked,
+unlisted admin) is one line in the log, with who and from where. A refused TLS handshake
+happens in gRPC's core, before any identity is known: the overseer process logs gRPC's own
+report of it (:mod:`fedra.core.stderr_log`), which does not name the peer.
 """
 
 from __future__ import annotations
