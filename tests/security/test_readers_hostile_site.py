@@ -138,12 +138,12 @@ class HostileSite:
     def send_raw(self, head: bytes, total: int, tail: bytes) -> None:
         """Frames as an attacker writes them: a head announcing ``total`` bytes, then a last
         frame long before that many bytes have come."""
-        from fedra.transport._stream import _framed
+        from fedra.transport._frames import framed
 
         out = self.conn._out  # type: ignore[attr-defined]
         with self.conn._send_lock:  # type: ignore[attr-defined]
-            out.put(_framed(head, total=total, last=False))
-            out.put(_framed(tail, total=0, last=True))
+            out.put(framed(head, total=total, last=False))
+            out.put(framed(tail, total=0, last=True))
 
     def close(self) -> None:
         self.stop.set()

@@ -240,7 +240,7 @@ class ServerParent:
         # A site of the project, not revoked, one live connection (fedra.runtime.peers).
         admit_site(self.sites, self._lock, handle, self.kit)
         name = peer.name
-        conn.set_receive_gate(lambda total, head: self._receive_gate(total, head, name))
+        conn.set_gate(lambda total, head: self._receive_gate(total, head, name))
         threading.Thread(
             target=self._serve_site, args=(handle,), name=f"site-{peer.name}", daemon=True
         ).start()
