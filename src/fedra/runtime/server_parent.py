@@ -24,7 +24,16 @@ from typing import Any
 
 from fedra.core import FedraError, FLModel, InvalidTransition, JobStatus
 from fedra.pki import TlsFiles
-from fedra.protocol import FROM_SITE, UPLOAD_ASK_BYTES, BadMessage, Result, Task, decode, encode
+from fedra.protocol import (
+    FROM_SITE,
+    UPLOAD_ASK_BYTES,
+    BadMessage,
+    Message,
+    Result,
+    Task,
+    decode,
+    encode,
+)
 from fedra.runtime.admin_port import AdminPort
 from fedra.runtime.config import ServerKit
 from fedra.runtime.intake import Intake
@@ -323,12 +332,12 @@ class ServerParent:
             case ToSite(site=site, message=message) if not isinstance(message, Task):
                 self.send_to_site(site, encode(message))
             case StartOn(job_id=job_id, site=site):
-                send_start(self, job_id, site)
+                self.start_on(job_id, site)
             case ToJob(job_id=job_id, message=message):
                 with self.lock:
                     job = self.running.get(job_id)
                 if job is not None:
-                    to_job(job, message, model if isinstance(message, Result) else None)
+                    self.to_job(job, message, model if isinstance(message, Result) else None)
             case Refused(site=site, job_id=job_id, task_id=task_id, why=why):
                 log.warning(
                     "refused the result of site %s for task %s of job %s: %s",
@@ -353,6 +362,14 @@ class ServerParent:
                 self.finish(job_id, status, reason)
             case Refusals(job_id=job_id, refused=refused):
                 self.store.update_run_info(job_id, {"site_refusals": refused})
+
+    def start_on(self, job_id: str, site: str) -> None:
+        """Send a running job's StartJob to a site."""
+        send_start(self, job_id, site)
+
+    def to_job(self, job: RunningJob, message: Message, model: FLModel | None = None) -> None:
+        """Send to a job's process (gone: its reader records why)."""
+        to_job(job, message, model)
 
     def phase(self, job_id: str) -> Phase:
         """A running job's phase (ENDED: not running here)."""

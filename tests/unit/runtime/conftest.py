@@ -38,4 +38,6 @@ def routing_server(sent: list[tuple[str, Envelope]] | None = None) -> ServerPare
             return True
 
         sp.send_to_site = send  # type: ignore[method-assign]
+        sp.to_job = lambda job, message, model=None: sent.append(("job", message))  # type: ignore[method-assign,arg-type]
+        sp.start_on = lambda job_id, site: None  # type: ignore[method-assign]
     return sp

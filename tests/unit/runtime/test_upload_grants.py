@@ -12,7 +12,6 @@ from fedra.protocol import Result, encode
 from fedra.runtime.server_parent import GATED_MESSAGE_BYTES
 from fedra.runtime.uploads import UploadSlots
 from fedra.wire import prepare_envelope
-
 from tests.unit.runtime.conftest import routing_server
 
 
