@@ -128,7 +128,7 @@ def test_a_job_its_sites_refused_does_not_complete() -> None:
     assert Refusals("j1", {"a": "a refuses job j1: no", "b": "b refuses job j1: no"}) in actions
     router.handle(JobDone("j1", JobStatus.FINISHED_COMPLETED, Done("FINISHED:COMPLETED")))
     assert router.all_reported("j1")
-    record = [a for a in router.handle(JobEnded("j1", 0, 1)) if isinstance(a, Record)][0]
+    record = next(a for a in router.handle(JobEnded("j1", 0, 1)) if isinstance(a, Record))
     assert record.status == JobStatus.FINISHED_EXECUTION_EXCEPTION
     assert record.reason.startswith("2 of 2 sites refused or failed the job (0 ran it")
     assert record.failure is not None and record.failure.site == "a"
@@ -141,7 +141,7 @@ def test_one_refusal_of_two_still_completes_and_a_later_failure_is_the_workflows
     crashed = router.handle(SiteSays("b", JobState("j1", "failed", "crashed")))
     assert isinstance(to_job(crashed)[0], SiteFailed)
     router.handle(JobDone("j1", JobStatus.FINISHED_COMPLETED, Done("FINISHED:COMPLETED")))
-    record = [a for a in router.handle(JobEnded("j1", 0, 1)) if isinstance(a, Record)][0]
+    record = next(a for a in router.handle(JobEnded("j1", 0, 1)) if isinstance(a, Record))
     assert record.status == JobStatus.FINISHED_COMPLETED
 
 
@@ -149,7 +149,7 @@ def test_a_crashed_job_process_fails_the_job_and_ends_it_on_its_sites() -> None:
     router = started("a")
     actions = router.handle(JobEnded("j1", 3, 1, "Traceback ..."))
     assert ToSite("a", EndJob("j1")) in actions and FreeUploads("j1") in actions
-    record = [a for a in actions if isinstance(a, Record)][0]
+    record = next(a for a in actions if isinstance(a, Record))
     assert record.status == JobStatus.FINISHED_EXECUTION_EXCEPTION
     assert record.failure is not None and record.failure.traceback == "Traceback ..."
 
