@@ -55,19 +55,17 @@ from fedra.runtime.routing import (
     ToJob,
     ToSite,
 )
-from fedra.runtime.server_jobs import end_detached, launch, send_start, to_job
+from fedra.runtime.server_jobs import end_detached, send_start, to_job
 from fedra.runtime.server_records import RunningJob, SiteHandle
+from fedra.runtime.server_schedule import schedule_once
 from fedra.runtime.server_sites import REQUEST_TIMEOUT_S, Requests, ask, serve_site
 from fedra.runtime.uploads import UploadSlots
-from fedra.scheduler import QueuedJob, Wait, schedule
-from fedra.store import JobRecord, JobStore, StaleSession, open_store
+from fedra.store import JobStore, StaleSession, open_store
 from fedra.transport import ChannelClosed, Connection, SharedBody, Spool, TransportServer
 from fedra.wire import Envelope, peek_frame
 
 log = logging.getLogger("fedra.server")
 FINAL = {s for s in JobStatus if s.is_final}
-#: Seconds a site holds resources reserved for a job that the server is about to start.
-RESERVATION_TTL_S = 60.0
 #: Site messages above this many bytes wait their turn (see ServerParent._receive_gate).
 GATED_MESSAGE_BYTES = UPLOAD_ASK_BYTES
 
@@ -418,7 +416,7 @@ class ServerParent:
     def _schedule_loop(self) -> None:
         while not self._stopping.is_set():
             try:
-                self._schedule_once()
+                schedule_once(self)
                 self._expire_silent_sites()
             except Exception:
                 log.exception("scheduler step failed")
@@ -436,115 +434,6 @@ class ServerParent:
                 self.kit.heartbeat_timeout,
             )
             handle.conn.close()
-
-    def _schedule_once(self) -> None:
-        if not self.hot:
-            return
-        for job_id in sorted(self.to_resume):
-            self._resume(job_id)
-        records = {r.job_id: r for r in self.store.list(statuses={JobStatus.SUBMITTED})}
-        for gone in set(self.waiting) - set(records):
-            self.waiting.pop(gone, None)
-        if not records:
-            return
-        queue = [
-            QueuedJob(r.job_id, r.meta, r.meta.priority, r.submitted_at) for r in records.values()
-        ]
-        with self.lock:
-            free = {n: h.free for n, h in self.sites.items() if h.free is not None}
-            running = len(self.running) + len(self.to_resume)
-        decisions = schedule(
-            queue, free, running, self.kit.max_jobs, time.time(), self.kit.job_aging_s
-        )
-        for decision in decisions:
-            if isinstance(decision, Wait):
-                self.waiting[decision.job_id] = f"waiting: {decision.reason}"
-            else:
-                self._dispatch(records[decision.job_id], list(decision.sites))
-
-    def _dispatch(self, record: JobRecord, sites: list[str]) -> None:
-        """Reserve the job's resources on its sites, then move it to DISPATCHED and start it.
-
-        An optional site that refuses the reservation is left out while the job still has
-        its mandatory sites and min_clients; otherwise every reservation is released and the
-        job waits with the site's reason. The transition expects SUBMITTED, so a job aborted
-        meanwhile is never started.
-        """
-        job_id, meta = record.job_id, record.meta
-        reserved: list[str] = []
-        refusals: list[str] = []
-        for site in sites:
-            spec = dict(meta.resource_spec.get(site, {}))
-            args = {"job_id": job_id, "spec": spec, "ttl": RESERVATION_TTL_S}
-            try:
-                report = self.ask(site, "reserve", args)
-            except FedraError as exc:
-                refusals.append(str(exc))
-                if site in meta.mandatory_clients:
-                    break
-                continue
-            reserved.append(site)
-            handle = self.sites.get(site)
-            if handle is not None:
-                handle.update_resources(report)
-        enough = len(reserved) >= meta.min_clients
-        if not enough or any(s not in reserved for s in meta.mandatory_clients):
-            self._release(job_id, reserved)
-            self.waiting[job_id] = f"waiting: {'; '.join(refusals) or 'sites refused'}"
-            return
-        try:
-            self.store.transition(
-                job_id,
-                JobStatus.DISPATCHED,
-                f"dispatched to {', '.join(reserved)}",
-                expected=JobStatus.SUBMITTED,
-            )
-        except InvalidTransition:
-            self._release(job_id, reserved)  # aborted meanwhile: never started
-            return
-        self.waiting.pop(job_id, None)
-        self._launch(job_id, reserved, resume=False)
-
-    def _release(self, job_id: str, sites: Sequence[str]) -> None:
-        """Give back reservations made for a job that will not start (best effort: they expire)."""
-        for site in sites:
-            try:
-                report = self.ask(site, "free", {"job_id": job_id})
-            except FedraError as exc:
-                log.info("could not release job %s on %s: %s", job_id, site, exc)
-                continue
-            handle = self.sites.get(site)
-            if handle is not None:
-                handle.update_resources(report)
-
-    def _resume(self, job_id: str) -> None:
-        """Restart a job that was running when the server stopped, once its sites are back."""
-        record = self.store.get(job_id)
-        if record.status in FINAL:
-            self.to_resume.discard(job_id)
-            return
-        with self.lock:
-            if job_id in self.running:
-                self.to_resume.discard(job_id)
-                return
-            connected = sorted(self.sites)
-        meta = record.meta
-        sites = [s for s in connected if meta.app_for_site(s) is not None]
-        missing = [s for s in meta.mandatory_clients if s not in sites]
-        if missing:
-            self.waiting[job_id] = f"waiting to resume: mandatory sites {missing} not connected"
-            return
-        if len(sites) < meta.min_clients:
-            self.waiting[job_id] = (
-                f"waiting to resume: {len(sites)} of min_clients={meta.min_clients} connected"
-            )
-            return
-        self.waiting.pop(job_id, None)
-        self.to_resume.discard(job_id)
-        self._launch(job_id, sites, resume=True)
-
-    def _launch(self, job_id: str, sites: list[str], resume: bool) -> None:
-        launch(self, job_id, sites, resume)
 
     def finish(self, job_id: str, status: JobStatus, reason: str) -> None:
         """Record a job's end (already final, e.g. aborted first: the first word stands)."""
