@@ -14,7 +14,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from fedra.core import FedraError, InvalidTransition, JobStatus, trim_heap
+from fedra.core import FedraError, InvalidTransition, JobStatus, JsonObject, trim_heap
 from fedra.protocol import (
     FROM_SERVER_JOB,
     BadMessage,
@@ -186,7 +186,7 @@ def _from_job(server: ServerParent, job: RunningJob, env: Envelope) -> Done | No
     return None
 
 
-def _round_info(message: Round) -> dict[str, object]:
+def _round_info(message: Round) -> JsonObject:
     return {
         "workflow": message.workflow,
         "round": message.round,
