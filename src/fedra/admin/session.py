@@ -27,7 +27,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import msgspec
-import numpy as np
 
 from fedra.admin.download import extract_result
 from fedra.admin.errors import AdminError, UsageError, WaitTimeout
@@ -59,6 +58,16 @@ from fedra.core.admin_spec import (
     Args,
     BadArguments,
     validate_args,
+)
+from fedra.protocol import (
+    TO_ADMIN,
+    AdminRequest,
+    BadMessage,
+    Reply,
+    decode,
+    encode,
+    model_zip,
+    zip_model,
 )
 from fedra.wire import Envelope
 
@@ -206,9 +215,9 @@ class Session:
 
     def _call(self, cmd: str, args: Args, zip: bytes | None = None) -> tuple[object, bytes | None]:
         """Send one command, wait for its reply; return (data, zip bytes or None)."""
-        model = None if zip is None else FLModel(params={"zip": np.frombuffer(zip, np.uint8)})
+        model = None if zip is None else zip_model(zip)
         request_id = uuid.uuid4().hex
-        request = Envelope("admin", {"id": request_id, "cmd": cmd, "args": args}, model)
+        request = encode(AdminRequest(id=request_id, cmd=cmd, args=dict(args)), model)
         with self._lock:
             if self._closed:
                 raise AdminError("the admin session is closed")
@@ -240,34 +249,30 @@ class Session:
             fresh = Session.connect(self.kit)
             self._conn = fresh._conn
 
-    def _await_reply(self, cmd: str, request_id: str) -> Envelope:
+    def _await_reply(self, cmd: str, request_id: str) -> tuple[Reply, FLModel | None]:
         """Receive until the reply to ``request_id``, skipping stale replies (after a timeout)."""
         deadline = None if self.reply_timeout is None else time.monotonic() + self.reply_timeout
         while True:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            reply = self._conn.recv(timeout=left)
-            if reply.kind == "reply" and reply.headers.get("id") == request_id:
-                return reply
+            envelope = self._conn.recv(timeout=left)
+            if envelope.kind != Reply.KIND:
+                continue  # not an answer (the server sends nothing else): skipped
+            try:
+                reply = decode(envelope, TO_ADMIN)
+            except BadMessage as exc:
+                raise AdminError(f"malformed reply to '{cmd}': {exc}") from None
+            if isinstance(reply, Reply) and reply.id == request_id:
+                return reply, envelope.model
 
     @staticmethod
-    def _unpack(cmd: str, reply: Envelope) -> tuple[object, bytes | None]:
-        ok = reply.headers.get("ok")
-        if not isinstance(ok, bool):
-            raise AdminError(f"malformed reply to '{cmd}': 'ok' is missing")
-        if not ok:
-            error = reply.headers.get("error")
-            hint = reply.headers.get("hint")
-            raise AdminError(
-                str(error) if error else f"the server refused '{cmd}'",
-                str(hint) if hint else None,
-            )
-        data: bytes | None = None
-        if reply.model is not None and reply.model.params and "zip" in reply.model.params:
-            array = reply.model.params["zip"]
-            if array.dtype != np.uint8 or array.ndim != 1:
-                raise AdminError(f"malformed reply to '{cmd}': 'zip' is not a byte array")
-            data = array.tobytes()
-        return reply.headers.get("data"), data
+    def _unpack(cmd: str, answer: tuple[Reply, FLModel | None]) -> tuple[object, bytes | None]:
+        reply, model = answer
+        if not reply.ok:
+            raise AdminError(reply.error or f"the server refused '{cmd}'", reply.hint or None)
+        data = model_zip(model)
+        if model is not None and data is None:
+            raise AdminError(f"malformed reply to '{cmd}': its archive is not a byte array")
+        return reply.data, data
 
     def _result(self, cmd: str, args: Args, kind: type[R], zip: bytes | None = None) -> R:
         """Run ``cmd`` with ``args`` (checked against its declaration first); the reply's data

@@ -7,6 +7,7 @@ envelope and is passed to :func:`encode` / read from ``envelope.model``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal, TypeAlias
 
 import msgspec
@@ -369,6 +370,7 @@ TO_SERVER_JOB: frozenset[type[Message]] = frozenset(
 FROM_SITE_JOB: frozenset[type[Message]] = frozenset({Ready, Result, Log, JobState})
 TO_SITE_JOB: frozenset[type[Message]] = frozenset({Task, Stop})
 FROM_ADMIN: frozenset[type[Message]] = frozenset({AdminRequest})
+TO_ADMIN: frozenset[type[Message]] = frozenset({Reply})
 
 
 def encode(message: Message, model: FLModel | None = None) -> Envelope:
@@ -380,13 +382,20 @@ def encode(message: Message, model: FLModel | None = None) -> Envelope:
 def decode(envelope: Envelope, accepted: frozenset[type[Message]]) -> Message:
     """The message an envelope carries; BadMessage for a kind not ``accepted`` here or for
     headers that do not fit the kind."""
-    cls = KINDS.get(envelope.kind)
+    return decode_headers(envelope.kind, envelope.headers, accepted)
+
+
+def decode_headers(
+    kind: str, headers: Mapping[str, object], accepted: frozenset[type[Message]]
+) -> Message:
+    """The message of ``kind`` with these headers (a frame's head, read before its body)."""
+    cls = KINDS.get(kind)
     if cls is None or cls not in accepted:
-        raise BadMessage(f"a {envelope.kind[:40]!r} message is not expected here")
+        raise BadMessage(f"a {kind[:40]!r} message is not expected here")
     try:
-        return msgspec.convert(envelope.headers, type=cls)
+        return msgspec.convert(headers, type=cls)
     except msgspec.ValidationError as exc:
-        raise BadMessage(f"{envelope.kind}: {exc}") from None
+        raise BadMessage(f"{kind}: {exc}") from None
 
 
 def zip_model(data: bytes) -> FLModel:

@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING
 
 from fedra.core import JobStatus
 from fedra.core.jsonfile import JsonObject, JsonValue
-from fedra.runtime import protocol as p
+from fedra.protocol import Request, encode
 from fedra.runtime.admin_host import SiteView
-from fedra.wire import Envelope
 
 if TYPE_CHECKING:
     from fedra.runtime.server_parent import ServerParent
@@ -115,7 +114,7 @@ class ParentAdminHost:
 
     def tell_site(self, site: str, cmd: str) -> None:
         """Send a one-way request to a connected site."""
-        self._server.send_to_site(site, Envelope(p.REQUEST, {"id": "", "cmd": cmd}))
+        self._server.send_to_site(site, encode(Request(cmd=cmd)))
 
     def drop_site(self, name: str) -> bool:
         """Close a site's connection; False when not connected."""

@@ -1,7 +1,7 @@
 """The admin service of the server parent: validate, authorize and dispatch admin requests.
 
-Requests and replies follow docs/admin-commands.md: ``Envelope("admin", {"id", "cmd",
-"args"})`` in, ``Envelope("reply", {"id", "ok", "data", "error", "hint"})`` out, archives as a
+Requests and replies follow docs/admin-commands.md: :class:`fedra.protocol.AdminRequest` in,
+:class:`fedra.protocol.Reply` out, archives as a
 ``zip`` uint8 array. Each request goes through the same steps, fail closed: the command must
 be declared for the server (:mod:`fedra.core.admin_spec`) and have a handler
 (:mod:`fedra.runtime.admin_jobs`, :mod:`fedra.runtime.admin_system`); its args are checked
@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 from fedra.core import FedraError
 from fedra.core.admin_results import result_data
 from fedra.core.admin_spec import ADMIN_COMMAND, BadArguments, server_command, validate_args
-from fedra.core.jsonfile import JsonObject, JsonValue
-from fedra.runtime import protocol as p
+from fedra.protocol import FROM_ADMIN, Reply, decode, encode, model_zip, zip_model
+from fedra.protocol import AdminRequest as Command
 from fedra.runtime.admin_host import AdminHost, AdminRequest, Handler, HandlerResult
 from fedra.runtime.admin_jobs import JOB_HANDLERS
 from fedra.runtime.admin_parent import ParentAdminHost
@@ -81,10 +81,7 @@ def serve_host(host: AdminHost, conn: Connection) -> None:
     log.info("admin %s connected", who)
     try:
         while True:
-            env = conn.recv()
-            if env.kind != p.ADMIN:
-                continue
-            conn.send(answer(host, env, conn.peer))
+            conn.send(answer(host, conn.recv(), conn.peer))
     except (ChannelClosed, FedraError, OSError):
         log.info("admin %s disconnected", who)
 
@@ -110,9 +107,11 @@ class _HostObjects:
 
 def _run(host: AdminHost, env: Envelope, peer: Caller) -> HandlerResult:
     """Validate, then authorize, then run one request (each step fails closed)."""
-    h = env.headers
-    declared = server_command(h.get("cmd"))
-    args = validate_args(declared, h.get("args"))
+    message = decode(env, FROM_ADMIN)
+    if not isinstance(message, Command):  # FROM_ADMIN carries nothing else
+        raise FedraError(f"a {env.kind!r} message is not a request")
+    declared = server_command(message.cmd)
+    args = validate_args(declared, message.args)
     handler = _HANDLERS.get(declared.name)
     if handler is None:  # declared but not served here: fail closed
         raise BadArguments(f"{declared.name} is not served by the server")
@@ -124,7 +123,7 @@ def _run(host: AdminHost, env: Envelope, peer: Caller) -> HandlerResult:
     policy, source = load_server_policy(host.root)
     access = Access(peer, policy, source)
     authorize(access, declared, args, _HostObjects(host))
-    result, blob = handler(host, AdminRequest(args, p.model_zip(env.model), access))
+    result, blob = handler(host, AdminRequest(args, model_zip(env.model), access))
     if not isinstance(result, declared.results):
         raise TypeError(f"{declared.name} answered {type(result).__name__}")
     return result, blob
@@ -132,8 +131,8 @@ def _run(host: AdminHost, env: Envelope, peer: Caller) -> HandlerResult:
 
 def answer(host: AdminHost, env: Envelope, peer: Caller) -> Envelope:
     """The reply to one request. Every refusal is one log line."""
-    req_id: JsonValue = env.headers.get("id")
-    cmd = env.headers.get("cmd")
+    raw_id, cmd = env.headers.get("id"), env.headers.get("cmd")
+    req_id = raw_id if isinstance(raw_id, str) else ""
     try:
         result, blob = _run(host, env, peer)
     except FedraError as exc:
@@ -149,18 +148,12 @@ def answer(host: AdminHost, env: Envelope, peer: Caller) -> Envelope:
     except Exception as exc:
         log.exception("admin command %s of %s failed", _one_line(cmd), peer.name)
         return _reply(req_id, error=f"internal error: {exc}")
-    model = p.zip_model(blob) if blob is not None else None
-    return Envelope(p.REPLY, _headers(req_id, True, result_data(result), None, None), model)
+    model = zip_model(blob) if blob is not None else None
+    return encode(Reply(id=req_id, ok=True, data=result_data(result)), model)
 
 
-def _reply(req_id: JsonValue, *, error: str, hint: str | None = None) -> Envelope:
-    return Envelope(p.REPLY, _headers(req_id, False, None, error, hint))
-
-
-def _headers(
-    req_id: JsonValue, ok: bool, data: JsonObject | None, error: str | None, hint: str | None
-) -> JsonObject:
-    return {"id": req_id, "ok": ok, "data": data, "error": error, "hint": hint}
+def _reply(req_id: str, *, error: str, hint: str | None = None) -> Envelope:
+    return encode(Reply(id=req_id, ok=False, error=error, hint=hint))
 
 
 def _one_line(value: object, limit: int = 300) -> str:

@@ -20,11 +20,19 @@ import time
 from typing import TYPE_CHECKING
 
 from fedra.core import FLModel
-from fedra.protocol import FROM_SITE, BadMessage, MayUpload, Result, UploadOk, decode, encode
+from fedra.protocol import (
+    FROM_SITE,
+    BadMessage,
+    MayUpload,
+    Result,
+    UploadOk,
+    decode_headers,
+    encode,
+)
 from fedra.runtime.routing import Refused, ResultHead, ResultIn
 from fedra.server.resultspec import heads_of
 from fedra.transport import MessageRefused
-from fedra.wire import ALIGN, Envelope, FrameHead
+from fedra.wire import ALIGN, FrameHead
 
 if TYPE_CHECKING:
     from fedra.runtime.server_parent import ServerParent
@@ -54,7 +62,7 @@ class Intake:
             log.warning("refused a message from site %s: %s", site, big)
             raise MessageRefused(big)
         try:
-            result = decode(Envelope(head.kind, head.headers), FROM_SITE)
+            result = decode_headers(head.kind, head.headers, FROM_SITE)
         except BadMessage as exc:
             log.warning("refused a result from site %s: malformed headers: %s", site, exc)
             raise MessageRefused(str(exc)) from None

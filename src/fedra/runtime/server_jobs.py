@@ -206,7 +206,7 @@ def _deliver(server: ServerParent, job: RunningJob, event: TasksOut, model: FLMo
     params = model.params if model is not None else None
     if len(tasks) > 1 and params and sum(a.nbytes for a in params.values()) > SHARED_MODEL_BYTES:
         with contextlib.suppress(FedraError):  # each send then says why
-            shared = SharedBody(Envelope(Task.KIND, {}, model), len(tasks))
+            shared = SharedBody(encode(tasks[0].message, model), len(tasks))
     turns = threading.Semaphore(FANOUT if shared is not None else len(tasks))
 
     def send(action: ToSite) -> None:

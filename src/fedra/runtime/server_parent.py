@@ -31,7 +31,7 @@ from fedra.protocol import (
     Message,
     Result,
     Task,
-    decode,
+    decode_headers,
     encode,
 )
 from fedra.runtime.admin_port import AdminPort
@@ -280,7 +280,7 @@ class ServerParent:
         job_id = grant = None
         if found is not None and found.kind == Result.KIND:
             with contextlib.suppress(BadMessage):
-                result = decode(Envelope(found.kind, found.headers), FROM_SITE)
+                result = decode_headers(found.kind, found.headers, FROM_SITE)
                 assert isinstance(result, Result)
                 job_id, grant = result.job_id, result.grant
         return self.uploads.gate_slot(job_id, grant)

@@ -118,7 +118,8 @@ def host(tmp_path: Path) -> FakeHost:
 
 
 def call(host: AdminHost, cmd: object, args: object = None, peer: Peer = ADMIN) -> Envelope:
-    reply = answer(host, Envelope("admin", {"id": "r1", "cmd": cmd, "args": args}), peer)
+    headers = {"id": "r1", "cmd": cmd, "args": {} if args is None else args}
+    reply = answer(host, Envelope("admin", headers), peer)
     assert reply.kind == "reply" and reply.headers["id"] == "r1"
     json.dumps(reply.headers, allow_nan=False)  # strict JSON on the wire
     return reply
