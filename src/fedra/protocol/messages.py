@@ -356,13 +356,19 @@ KINDS: dict[str, type[Message]] = {
 }
 
 #: What each link carries (the receiving end refuses other kinds).
-FROM_SITE = frozenset({Hello, Heartbeat, Session, Result, Log, JobState, MayUpload, Reply})
-TO_SITE = frozenset({Welcome, StartJob, Task, AbortJob, EndJob, Request, UploadOk, ResultRefused})
-FROM_SERVER_JOB = frozenset({Ready, Task, Broadcast, Round, Done})
-TO_SERVER_JOB = frozenset({Result, Log, Go, Sites, Abort, TaskLost, SiteLost, SiteFailed})
-FROM_SITE_JOB = frozenset({Ready, Result, Log, JobState})
-TO_SITE_JOB = frozenset({Task, Stop})
-FROM_ADMIN = frozenset({AdminRequest})
+FROM_SITE: frozenset[type[Message]] = frozenset(
+    {Hello, Heartbeat, Session, Result, Log, JobState, MayUpload, Reply}
+)
+TO_SITE: frozenset[type[Message]] = frozenset(
+    {Welcome, StartJob, Task, AbortJob, EndJob, Request, UploadOk, ResultRefused}
+)
+FROM_SERVER_JOB: frozenset[type[Message]] = frozenset({Ready, Task, Broadcast, Round, Done})
+TO_SERVER_JOB: frozenset[type[Message]] = frozenset(
+    {Result, Log, Go, Sites, Abort, TaskLost, SiteLost, SiteFailed}
+)
+FROM_SITE_JOB: frozenset[type[Message]] = frozenset({Ready, Result, Log, JobState})
+TO_SITE_JOB: frozenset[type[Message]] = frozenset({Task, Stop})
+FROM_ADMIN: frozenset[type[Message]] = frozenset({AdminRequest})
 
 
 def encode(message: Message, model: FLModel | None = None) -> Envelope:
