@@ -280,7 +280,13 @@ class SiteParent:
 
     def _do(self, action: Action) -> None:
         if isinstance(action, SendToServer):
-            self._send(encode(action.message, action.model))
+            env = encode(action.message, action.model)
+            if isinstance(action.message, Result) and action.message.grant is not None:
+                # A granted big result: sent aside, so that the server's reader (which got
+                # the go-ahead) reads on while it uploads.
+                threading.Thread(target=self._send, args=(env,), daemon=True).start()
+            else:
+                self._send(env)
         elif isinstance(action, SendToJob):
             self._to_job(action)
         elif isinstance(action, CheckJob):

@@ -162,9 +162,9 @@ class SiteState:
         record = self.jobs.get(job_id)
         return None if record is None else record.phase
 
-    def held_grants(self) -> list[str]:
-        """Ids of the upload grants whose big results wait for the server's go-ahead."""
-        return sorted(self._held)
+    def held(self) -> dict[str, tuple[str, str]]:
+        """The big results waiting for the server's go-ahead: grant id -> (job, task)."""
+        return {key: (held.job_id, held.result.task_id) for key, held in self._held.items()}
 
     # -- events ---------------------------------------------------------------------------
     def handle(self, event: Event) -> list[Action]:
