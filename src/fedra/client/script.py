@@ -22,7 +22,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from fedra.client import api
+from fedra.client.api import _bind_thread
 from fedra.client.bridge import ERROR, RESULT, SOCKET_ENV, Outcome, QueueBridge, SiteInfo
 from fedra.client.executor import Executor, SiteContext
 from fedra.core import ConfigError, FLModel, SiteError
@@ -137,7 +137,7 @@ class ScriptExecutor(Executor):
                 sys.path.insert(0, custom)
 
         def main() -> None:
-            api._bind_thread(bridge)
+            _bind_thread(bridge)
             detail = ""
             try:
                 with _GLOBAL_LOCK:
@@ -149,7 +149,7 @@ class ScriptExecutor(Executor):
             except BaseException as exc:
                 detail = "".join(traceback.format_exception(exc))
             finally:
-                api._bind_thread(None)
+                _bind_thread(None)
                 self._outbox.put((ENDED, None, detail))
 
         self._thread = threading.Thread(target=main, name=f"script-{info.site_name}", daemon=True)

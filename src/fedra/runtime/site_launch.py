@@ -49,7 +49,7 @@ def check_job_here(kit: SiteKit, ca_pem: bytes, action: CheckJob) -> JobChecked:
     try:
         if not job_dir.exists():
             unzip_job(action.archive, job_dir)
-        signed = {"signature": start.signature, "certificate": start.certificate}
+        signed = (start.signature, start.certificate)
         args = (kit.root, kit.org, ca_pem, action.archive, signed, job_dir)
         submitter = check_job(*args, site=kit.name)
         if why := kit.roster.admin_refusal(
