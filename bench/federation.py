@@ -29,7 +29,7 @@ What is measured:
 * **start to ready**: from starting the three processes to both sites listed by
   ``check_status("client")`` (and, on the way, to the admin port accepting TCP);
 * **seconds per round**: the server job's (SJ's) own round records. The admin's
-  ``get_job(...)["run_info"]["rounds"]`` entries carry workflow/round/metrics but no duration
+  ``get_job(...).run_info["rounds"]`` entries carry workflow/round/metrics but no duration
   (they are used when they do), so the benchmark reads the SJ's log
   (``<server>/store/jobs/<id>/workspace/server_job.log``): ``FedAvg round N/M: sent to 2
   sites`` (the broadcast begins) and ``FedAvg round N done in X s`` (after aggregation and
@@ -80,7 +80,7 @@ import psutil
 
 from bench.machine import machine_info
 from bench.table import format_table, verdict
-from fedra.admin import Session, is_final
+from fedra.admin import Session
 from fedra.job import FedJob
 from fedra.job.archive import MAX_JOB_BYTES
 from fedra.poc import PocLayout, prepare
@@ -261,8 +261,8 @@ def start_federation(fed: Federation) -> Startup:
     with fed.session() as session:
 
         def connected() -> bool:
-            sites = session.check_status("client")["sites"]
-            return sorted(s["name"] for s in sites) == wanted
+            sites = session.sites_status().sites
+            return sorted(s.name for s in sites) == wanted
 
         wait_for(connected, 60, f"sites {wanted} to connect")
     return Startup(listening, time.perf_counter() - started)
@@ -825,7 +825,7 @@ def run_job(
             if phase is not None and time.perf_counter() >= next_look:
                 next_look = time.perf_counter() + 1.0
                 rounds_told = tell_rounds(workspace, rounds_told, num_rounds, label, phase)
-            if is_final(str(record.get("status", ""))):
+            if record.status.is_final:
                 break
             if sampler.low_memory.is_set() or time.perf_counter() > deadline:
                 session.abort_job(job_id)
@@ -835,14 +835,18 @@ def run_job(
         wall = time.perf_counter() - started
         sampler.sample()
         peaks = sampler.take()
-        run_info = record.get("run_info") or {}
-        entries = [r for r in run_info.get("rounds", []) if r.get("workflow") == "FedAvg"]
-    status = str(record["status"])
+        recorded = (record.run_info or {}).get("rounds")
+        entries = [
+            r
+            for r in (recorded if isinstance(recorded, list) else [])
+            if isinstance(r, dict) and r.get("workflow") == "FedAvg"
+        ]
+    status = record.status.value
     if phase is not None:
         tell_rounds(workspace, rounds_told, num_rounds, label, phase)
         phase(f"{label}: {status} after {wall:.1f} s")
     if status != "FINISHED:COMPLETED":
-        raise RuntimeError(f"job {label} ended {status}: {json.dumps(record, default=str)}")
+        raise RuntimeError(f"job {label} ended {status}: {record}")
     rounds = parse_rounds((workspace / "server_job.log").read_text(errors="replace"))
     add_marks(rounds, [fed.layout.site(s) / "jobs" / job_id / MARKS_FILE for s in fed.layout.sites])
     if len(rounds) != len(entries):
@@ -850,7 +854,8 @@ def run_job(
     have_seconds = bool(entries) and all("seconds" in r for r in entries)
     if have_seconds:  # the server's own round records, when they carry a duration
         for entry, parsed in zip(entries, rounds, strict=True):
-            parsed.seconds = float(entry["seconds"])
+            seconds = entry["seconds"]
+            parsed.seconds = float(seconds) if isinstance(seconds, int | float) else float("nan")
     final_check = ""
     if layout is not None:
         if phase is not None:
@@ -870,7 +875,7 @@ def run_job(
         rounds=rounds,
         final_validation=final_validation,
         wall_s=wall,
-        server_s=float(record.get("duration_s", float("nan"))),
+        server_s=record.duration_s,
         submit_s=submitted - started,
         status=status,
         peaks=peaks,

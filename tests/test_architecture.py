@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.code_metrics import import_cycles
+
 SRC = Path(__file__).resolve().parent.parent / "src" / "fedra"
 
 #: Each package may import only the packages listed (besides itself). Pure layers import core.
@@ -128,3 +130,8 @@ def test_nothing_unpickles_or_evals() -> None:
         for m in banned.finditer(p.read_text())
     ]
     assert not offenders, offenders
+
+
+def test_no_import_cycles() -> None:
+    cycles = import_cycles()
+    assert not cycles, f"modules that import each other (import a sibling module instead): {cycles}"

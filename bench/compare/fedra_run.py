@@ -98,7 +98,6 @@ def run_sim(args: argparse.Namespace) -> None:
 def run_deploy(args: argparse.Namespace) -> None:
     """The POC federation: start to ready, then one job per model."""
     from bench.federation import Federation, parse_rounds
-    from fedra.admin import is_final
     from fedra.server import load_npz
 
     workdir = Path(args.workdir).resolve()
@@ -124,8 +123,8 @@ def run_deploy(args: argparse.Namespace) -> None:
                 deadline = started + 120 + rounds * 120
                 while True:
                     record = session.get_job(job_id)
-                    status = str(record.get("status", ""))
-                    if is_final(status):
+                    status = record.status.value
+                    if record.status.is_final:
                         break
                     if time.perf_counter() > deadline:
                         session.abort_job(job_id)
@@ -168,8 +167,8 @@ def start_and_wait(fed: Federation) -> float:
     with fed.session() as session:
 
         def connected() -> bool:
-            sites = session.check_status("client")["sites"]
-            return sorted(s["name"] for s in sites) == wanted
+            sites = session.sites_status().sites
+            return sorted(s.name for s in sites) == wanted
 
         wait_for(connected, 60, f"sites {wanted} to connect")
     return time.perf_counter() - started

@@ -102,7 +102,7 @@ class Federation:
 
         def connected() -> bool:
             with self.session() as s:
-                return sorted(x["name"] for x in s.check_status("client")["sites"]) == sorted(sites)
+                return sorted(x.name for x in s.sites_status().sites) == sorted(sites)
 
         wait_for(connected, timeout, f"sites {sites} to connect")
 

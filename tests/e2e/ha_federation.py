@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fedra.admin import AdminError, Session
+from fedra.admin import AdminError, JobInfo, Session
 from fedra.core import FedraError
 from fedra.overseer import client_for_kit
 from fedra.provision import load_project, provision
@@ -223,8 +223,8 @@ class HaFederation:
 
     def connected_sites(self) -> list[str]:
         """The sites the hot server lists as connected."""
-        sites = self.ask(lambda s: s.check_status("client")["sites"])
-        return sorted(site["name"] for site in sites)
+        status = self.ask(lambda s: s.sites_status())
+        return sorted(site.name for site in status.sites)
 
     def wait_ready(self, timeout: float = 90.0) -> str:
         """Until a server is hot and both sites are connected to it; return its name."""
@@ -239,9 +239,9 @@ class HaFederation:
         wait_for(ready, timeout, "a hot server with both sites connected")
         return str(self.hot())
 
-    def job(self, job_id: str) -> dict[str, Any]:
+    def job(self, job_id: str) -> JobInfo:
         """A job's record, from whichever server is hot."""
-        return dict(self.ask(lambda s: s.get_job(job_id)))
+        return self.ask(lambda s: s.get_job(job_id))
 
 
 def make_ha_federation(root: Path, settings: dict[str, float] | None = None) -> HaFederation:

@@ -100,7 +100,7 @@ class ProvisionedFederation:
     def connected(self) -> list[tuple[str, str]]:
         """(name, org) of every site the server lists as connected."""
         with self.session(LEAD) as session:
-            return [(s["name"], s["org"]) for s in session.check_status("client")["sites"]]
+            return [(s.name, s.org) for s in session.sites_status().sites]
 
     def wait_sites(self, names: tuple[str, ...] = SITES, timeout: float = 60.0) -> None:
         """Until the server lists exactly the sites ``names`` as connected."""

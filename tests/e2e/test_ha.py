@@ -50,7 +50,7 @@ def other(server: str) -> str:
 
 
 def rounds_done(ha: HaFederation, job_id: str) -> int:
-    return len(ha.job(job_id).get("run_info", {}).get("rounds", []))
+    return len((ha.job(job_id).run_info or {}).get("rounds") or [])
 
 
 def tasks(marks: Path) -> dict[str, list[tuple[float, int]]]:
@@ -78,7 +78,7 @@ def finish_and_check(ha: HaFederation, job_id: str, marks: Path, faults: int, de
     """The job completes with the closed-form model; at most the rounds in flight repeat."""
 
     def final() -> bool:
-        status = ha.job(job_id)["status"]
+        status = ha.job(job_id).status
         assert status in ("SUBMITTED", "DISPATCHED", "RUNNING", "FINISHED:COMPLETED"), status
         return status == "FINISHED:COMPLETED"
 
@@ -133,7 +133,7 @@ def test_promote_sp_moves_a_running_job_to_the_other_server(
     job_id, marks = submit(ha, tmp_path, "promote", gate_round=3, gate_sites="site-1,site-2")
     wait_for(lambda: held(marks), 120, "round 3")
     answer = ha.ask(lambda s: s.promote_sp(other(hot)))
-    assert answer["hot"] == other(hot)
+    assert answer.hot == other(hot)
     wait_for(lambda: ha.serving(other(hot)) and not ha.serving(hot), 60, "the switch")
     (marks / "gate").write_text("open")
     finish_and_check(ha, job_id, marks, faults=1, dest=tmp_path / "dl")

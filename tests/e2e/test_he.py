@@ -42,7 +42,7 @@ def test_he_fedavg_on_real_processes(he_federation: Federation, tmp_path: Path) 
     with he_federation.session() as session:
         job_id = session.submit_job(EXAMPLE)
         final = session.wait(job_id, timeout=120)
-        assert final["status"] == "FINISHED:COMPLETED", final
+        assert final.status == "FINISHED:COMPLETED", final
         out = session.download_job(job_id, tmp_path / "download")
     saved = load_npz(out / "models" / "final.npz")
     assert set(saved) == {CIPHERTEXT, LAYOUT}  # the server stored ciphertext only

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fedra.admin import AdminError, Session
+from fedra.admin import AdminError, Session, SiteCapacity
 from tests.e2e.conftest import read, wait_for
 from tests.e2e.jobs import arithmetic_job, expected_weights
 from tests.e2e.provisioned import (
@@ -77,15 +77,15 @@ def final_weights(fed: ProvisionedFederation, admin: str, job_id: str, dest: Pat
         return np.array(data["w"])
 
 
-def site_resources(fed: ProvisionedFederation) -> dict[str, dict[str, object]]:
+def site_resources(fed: ProvisionedFederation) -> dict[str, SiteCapacity | None]:
     """What the server last heard from each site about its resources."""
     with fed.session(LEAD_A) as session:
-        return {s["name"]: s["resources"] for s in session.check_status("client")["sites"]}
+        return {s.name: s.resources for s in session.sites_status().sites}
 
 
 def books_balance(fed: ProvisionedFederation) -> bool:
     """Every site reports all of its resources free again."""
-    return all(r["free"] == r["total"] for r in site_resources(fed).values())
+    return all(r is not None and r.free == r.total for r in site_resources(fed).values())
 
 
 def test_two_jobs_share_the_gpus_and_a_third_waits_with_a_reason(
@@ -107,7 +107,7 @@ def test_two_jobs_share_the_gpus_and_a_third_waits_with_a_reason(
         def both_held() -> bool:
             for job_id in (id_a, id_b):
                 job = lead_a.get_job(job_id)
-                assert not job["status"].startswith("FINISHED"), job
+                assert not job.status.startswith("FINISHED"), job
             return all((marks[j] / f"{s}.waiting").exists() for j in ("a", "b") for s in SITES)
 
         wait_for(both_held, 120, "jobs a and b to be in round 1 at the same time")
@@ -115,23 +115,23 @@ def test_two_jobs_share_the_gpus_and_a_third_waits_with_a_reason(
 
         def c_waits_with_reason() -> bool:
             job = lead_b.get_job(id_c)
-            return job["status"] == "SUBMITTED" and "GPUs free" in str(job.get("waiting"))
+            return job.status == "SUBMITTED" and "GPUs free" in str(job.waiting)
 
         wait_for(c_waits_with_reason, 30, "job c to wait with a reason")
-        listed = {j["job_id"]: j for j in lead_b.list_jobs(detailed=True)}
-        assert "0 of 2 GPUs free" in listed[id_c]["waiting"], listed[id_c]
+        listed = {j.job_id: j for j in lead_b.list_jobs(detailed=True)}
+        assert "0 of 2 GPUs free" in str(listed[id_c].waiting), listed[id_c]
         # Each running job sees only its own GPU on each site.
         for site in SITES:
             seen = {read(marks[j] / f"{site}.cuda") for j in ("a", "b")}
             assert seen == {"0", "1"}, (site, seen)
 
         (marks["a"] / "gate").write_text("open")
-        assert lead_a.wait(id_a, timeout=120)["status"] == "FINISHED:COMPLETED"
+        assert lead_a.wait(id_a, timeout=120).status == "FINISHED:COMPLETED"
         # c needs both GPUs: it still waits for b, which holds one of them.
-        assert lead_b.get_job(id_c)["status"] == "SUBMITTED"
+        assert lead_b.get_job(id_c).status == "SUBMITTED"
         (marks["b"] / "gate").write_text("open")
-        assert lead_b.wait(id_b, timeout=120)["status"] == "FINISHED:COMPLETED"
-        assert lead_b.wait(id_c, timeout=180)["status"] == "FINISHED:COMPLETED"
+        assert lead_b.wait(id_b, timeout=120).status == "FINISHED:COMPLETED"
+        assert lead_b.wait(id_c, timeout=180).status == "FINISHED:COMPLETED"
     for site in SITES:
         assert read(marks["c"] / f"{site}.cuda") == "0,1"
     for name, job_id, admin in (("a", id_a, LEAD_A), ("b", id_b, LEAD_B), ("c", id_c, LEAD_B)):
@@ -197,12 +197,12 @@ def test_twenty_jobs_from_two_users_with_aborts_end_consistently(
             job_id, marks = str(job["id"]), Path(str(job["marks"]))
 
             def held(m: Path = marks, job_id: str = job_id, admin: Session = session) -> bool:
-                status = admin.get_job(job_id)["status"]
+                status = admin.get_job(job_id).status
                 assert not status.startswith("FINISHED"), (job_id, status)
                 return all((m / f"{s}.waiting").exists() for s in SITES)
 
             wait_for(held, 240, f"job {job['i']} to be held in round 1")
-            assert session.get_job(job_id)["status"] == "RUNNING"
+            assert session.get_job(job_id).status == "RUNNING"
             session.abort_job(job_id)
 
         finals = {}
@@ -213,13 +213,13 @@ def test_twenty_jobs_from_two_users_with_aborts_end_consistently(
     for job in plan:
         final = finals[job["i"]]
         marks = Path(str(job["marks"]))
-        history = [h["status"] for h in final["history"]]
+        history = [h.status for h in final.history or []]
         if job["kind"] == "run":
-            assert final["status"] == "FINISHED:COMPLETED", (job["i"], final)
-            assert final["submitter"] == job["admin"]
+            assert final.status == "FINISHED:COMPLETED", (job["i"], final)
+            assert final.submitter == job["admin"]
             continue
-        assert final["status"] == "FINISHED:ABORTED", (job["i"], final)
-        aborted_at = next(h["at"] for h in final["history"] if h["status"] == "FINISHED:ABORTED")
+        assert final.status == "FINISHED:ABORTED", (job["i"], final)
+        aborted_at = next(h.at for h in final.history or [] if h.status == "FINISHED:ABORTED")
         started = task_times(marks)
         if "RUNNING" not in history:  # aborted before it was started: it never ran at all
             assert started == [], (job["i"], history, started)
@@ -230,7 +230,7 @@ def test_twenty_jobs_from_two_users_with_aborts_end_consistently(
             assert "RUNNING" in history
     wait_for(lambda: books_balance(fed), 60, "every site's resources to be free again")
     with fed.session(LEAD_A) as lead:
-        assert lead.check_status("server")["jobs"] == []
+        assert lead.server_status().jobs == []
 
 
 def test_an_abort_of_a_waiting_job_is_never_undone(
@@ -250,14 +250,14 @@ def test_an_abort_of_a_waiting_job_is_never_undone(
             "the holder to run",
         )
         waiter_id = lead.submit_job(waiter)
-        wait_for(lambda: lead.get_job(waiter_id).get("waiting") is not None, 30, "waiter waits")
-        assert lead.abort_job(waiter_id)["status"] == "FINISHED:ABORTED"
+        wait_for(lambda: lead.get_job(waiter_id).waiting is not None, 30, "waiter waits")
+        assert lead.abort_job(waiter_id).status == "FINISHED:ABORTED"
         (holder_marks / "gate").write_text("open")
-        assert lead.wait(holder_id, timeout=120)["status"] == "FINISHED:COMPLETED"
+        assert lead.wait(holder_id, timeout=120).status == "FINISHED:COMPLETED"
         wait_for(lambda: books_balance(fed), 60, "resources to be free again")
         final = lead.get_job(waiter_id)
-    assert final["status"] == "FINISHED:ABORTED"
-    assert [h["status"] for h in final["history"]] == ["SUBMITTED", "FINISHED:ABORTED"]
+    assert final.status == "FINISHED:ABORTED"
+    assert [h.status for h in final.history or []] == ["SUBMITTED", "FINISHED:ABORTED"]
     assert task_times(tmp_path / "marks-waiter") == []
 
 

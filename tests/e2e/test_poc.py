@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -23,21 +24,21 @@ def test_submit_wait_download_through_the_session(federation: Federation, tmp_pa
     job = arithmetic_job(tmp_path / "arith", tmp_path / "marks", rounds=3)
     with federation.session() as session:
         job_id = session.submit_job(job)
-        listed = {j["job_id"]: j for j in session.list_jobs()}
+        listed = {j.job_id: j for j in session.list_jobs()}
         assert job_id in listed
         final = session.wait(job_id, timeout=120)
-        assert final["status"] == "FINISHED:COMPLETED", final
-        statuses = [h["status"] for h in final["history"]]
+        assert final.status == "FINISHED:COMPLETED", final
+        statuses = [h.status for h in final.history or []]
         assert statuses == ["SUBMITTED", "DISPATCHED", "RUNNING", "FINISHED:COMPLETED"]
         stats = session.show_stats(job_id)
-        assert [r["round"] for r in stats["rounds"] if r["workflow"] == "FedAvg"] == [1, 2, 3]
+        assert [r["round"] for r in stats.rounds if r["workflow"] == "FedAvg"] == [1, 2, 3]
         out = session.download_job(job_id, tmp_path / "download")
         weights = load_npz(out / "models" / "final.npz")["w"]
         np.testing.assert_allclose(weights, expected_weights(2, 3))
         assert (out / "tb_events").is_dir()
         assert "FINISHED:COMPLETED" in session.tail("server", 50)
         info = session.sys_info("site-1")
-        assert info["name"] == "site-1"
+        assert info.name == "site-1"
 
 
 @pytest.mark.slow
@@ -46,8 +47,8 @@ def test_hello_pt_trains_to_the_bar(federation: Federation, tmp_path: Path) -> N
     with federation.session() as session:
         job_id = session.submit_job(examples / "hello-pt")
         final = session.wait(job_id, timeout=200)
-        assert final["status"] == "FINISHED:COMPLETED", final
-        last = final["run_info"]["rounds"][-1]
+        assert final.status == "FINISHED:COMPLETED", final
+        last = (final.run_info or {})["rounds"][-1]
         assert last["metrics"]["accuracy"] >= 0.90
         out = session.download_job(job_id, tmp_path / "dl")
         assert list((out / "tb_events" / "site-1").glob("events.out.tfevents.*"))
@@ -73,14 +74,14 @@ def test_abort_ends_a_script_that_ignores_sigterm(federation: Federation, tmp_pa
         )
         pids = [int((marks / f"{s}.pid").read_text()) for s in ("site-1", "site-2")]
         assert all(pid_alive(p) for p in pids)
-        assert session.abort_job(job_id)["status"] == "FINISHED:ABORTED"
+        assert session.abort_job(job_id).status == "FINISHED:ABORTED"
         wait_for(lambda: not any(pid_alive(p) for p in pids), 30, "the scripts to be gone")
         record = session.get_job(job_id)
-        assert record["status"] == "FINISHED:ABORTED"
-        assert record["history"][-1]["reason"].startswith("aborted by admin@")
+        assert record.status == "FINISHED:ABORTED"
+        assert (record.history or [])[-1].reason.startswith("aborted by admin@")
         # Nothing restarts an aborted job: still aborted after the scheduler ran again.
         session.submit_job(arithmetic_job(tmp_path / "after", tmp_path / "m2", rounds=1))
-        assert session.get_job(job_id)["status"] == "FINISHED:ABORTED"
+        assert session.get_job(job_id).status == "FINISHED:ABORTED"
 
 
 def test_server_killed_mid_job_resumes_to_the_same_model(tmp_path: Path) -> None:
@@ -102,7 +103,7 @@ def test_server_killed_mid_job_resumes_to_the_same_model(tmp_path: Path) -> None
         with fed.session() as session:
             job_id = session.submit_job(job)
             wait_for((marks / "site-1.waiting").exists, 90, "round 3 to start")
-            done_rounds = [r["round"] for r in session.get_job(job_id)["run_info"]["rounds"]]
+            done_rounds = [r["round"] for r in (session.get_job(job_id).run_info or {})["rounds"]]
             assert done_rounds == [1, 2]
         fed.kill("server")  # kill -9, mid-round
         (marks / "gate").write_text("open")
@@ -110,7 +111,7 @@ def test_server_killed_mid_job_resumes_to_the_same_model(tmp_path: Path) -> None
         fed.wait_sites(["site-1", "site-2"], timeout=90)
         with fed.session() as session:
             final = session.wait(job_id, timeout=120)
-            assert final["status"] == "FINISHED:COMPLETED", final
+            assert final.status == "FINISHED:COMPLETED", final
             out = session.download_job(job_id, tmp_path / "dl")
         np.testing.assert_allclose(
             load_npz(out / "models" / "final.npz")["w"], expected_weights(2, 5)
@@ -143,7 +144,7 @@ def test_site_killed_mid_round_round_completes_and_site_rejoins(tmp_path: Path) 
             wait_for((marks / "site-3.waiting").exists, 90, "site-3 in round 2")
             fed.kill("site-3")
             wait_for(
-                lambda: len(session.get_job(job_id)["run_info"].get("rounds", [])) >= 2,
+                lambda: len((session.get_job(job_id).run_info or {}).get("rounds") or []) >= 2,
                 60,
                 "round 2 to complete without site-3",
             )
@@ -151,7 +152,7 @@ def test_site_killed_mid_round_round_completes_and_site_rejoins(tmp_path: Path) 
             fed.wait_sites(["site-1", "site-2", "site-3"], timeout=90)
             (marks / "gate").write_text("open")
             final = session.wait(job_id, timeout=120)
-        assert final["status"] == "FINISHED:COMPLETED", final
+        assert final.status == "FINISHED:COMPLETED", final
         assert "site site-3 disconnected" in fed.log("server")
     finally:
         fed.stop_all()
@@ -181,7 +182,7 @@ def test_a_site_from_another_ca_is_refused_and_logged(
             "the refusal in the server's log.txt",
         )
         with federation.session() as session:
-            names = [s["name"] for s in session.check_status("client")["sites"]]
+            names = [s.name for s in session.sites_status().sites]
         assert "site-1" in names and len(names) == 2
     finally:
         other.stop_all()
@@ -266,7 +267,7 @@ def test_console_in_a_terminal(federation: Federation, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "console ok 0" in done.stdout
     with federation.session() as session:
-        assert [j["name"] for j in session.list_jobs()] == ["console-job"]
+        assert [j.name for j in session.list_jobs()] == ["console-job"]
 
 
 def test_a_crashing_site_job_process_fails_the_job_with_its_cause(
@@ -284,19 +285,20 @@ def test_a_crashing_site_job_process_fails_the_job_with_its_cause(
     with federation.session() as session:
         job_id = session.submit_job(job)
         final = session.wait(job_id, timeout=120)
-        assert final["status"] == "FINISHED:EXECUTION_EXCEPTION", final
-        failure = final["failure"]
+        assert final.status == "FINISHED:EXECUTION_EXCEPTION", final
+        failure = final.failure
+        assert failure is not None
         assert failure["site"] == "site-2"
         assert "exited with code 3" in failure["traceback"]
         errors = session.show_errors(job_id)
-        assert errors["failure"]["site"] == "site-2"
+        assert (errors.failure or {})["site"] == "site-2"
         # The federation is unharmed: the next job runs to the end.
         again = session.submit_job(arithmetic_job(tmp_path / "next", tmp_path / "m2", rounds=1))
-        assert session.wait(again, timeout=120)["status"] == "FINISHED:COMPLETED"
+        assert session.wait(again, timeout=120).status == "FINISHED:COMPLETED"
         clone = session.clone_job(again)
-        assert session.wait(clone, timeout=120)["status"] == "FINISHED:COMPLETED"
+        assert session.wait(clone, timeout=120).status == "FINISHED:COMPLETED"
         session.delete_job(clone)
-        assert clone not in [j["job_id"] for j in session.list_jobs()]
+        assert clone not in [j.job_id for j in session.list_jobs()]
 
 
 @pytest.mark.parametrize("participant", ["server", "site-1", "admin"])
@@ -336,16 +338,16 @@ def test_site_policy_refuses_jobs_and_custom_code(federation: Federation, tmp_pa
     with federation.session() as session:
         job_id = session.submit_job(arithmetic_job(tmp_path / "byoc", tmp_path / "marks"))
         final = session.wait(job_id, timeout=120)
-    assert final["status"] == "FINISHED:EXECUTION_EXCEPTION"
-    assert final["failure"]["site"] == "site-2"
-    assert "may not run custom code on this site" in final["failure"]["traceback"]
-    assert "local/authorization.json: byoc" in final["failure"]["traceback"]
+    assert final.status == "FINISHED:EXECUTION_EXCEPTION"
+    assert (final.failure or {})["site"] == "site-2"
+    assert "may not run custom code on this site" in (final.failure or {})["traceback"]
+    assert "local/authorization.json: byoc" in (final.failure or {})["traceback"]
     policy["roles"]["project_admin"] = {"submit_job": "none", "byoc": "any"}
     (local / "authorization.json").write_text(json.dumps(policy))
     with federation.session() as session:
         job_id = session.submit_job(arithmetic_job(tmp_path / "nosubmit", tmp_path / "m2"))
         final = session.wait(job_id, timeout=120)
-    assert "may not submit jobs to this site" in final["failure"]["traceback"]
+    assert "may not submit jobs to this site" in (final.failure or {})["traceback"]
 
 
 def test_unsigned_or_wrongly_signed_jobs_are_refused(
@@ -388,7 +390,7 @@ def test_a_job_altered_in_the_server_store_is_refused(
     with federation.session() as session:
         job_id = session.submit_job(arithmetic_job(tmp_path / "victim", tmp_path / "marks"))
         wait_for(
-            lambda: "waiting" in str(session.get_job(job_id).get("waiting")),
+            lambda: "waiting" in str(session.get_job(job_id).waiting),
             30,
             "the job to wait for sites",
         )
@@ -403,8 +405,8 @@ def test_a_job_altered_in_the_server_store_is_refused(
         stored.write_bytes(altered.read_bytes())
         federation.start("site-2")
         final = session.wait(job_id, timeout=120)
-    assert final["status"] == "FAILED_TO_RUN", final
-    assert "signature is not valid" in json.dumps(final)
+    assert final.status == "FAILED_TO_RUN", final
+    assert "signature is not valid" in json.dumps(msgspec.to_builtins(final))
     assert f"server refuses job {job_id}" in federation.log("server")
     assert "refuses job" not in federation.log("site-1")
 
@@ -421,5 +423,5 @@ def test_a_sites_mandatory_privacy_policy_wraps_every_job(
     with federation.session() as session:
         job_id = session.submit_job(arithmetic_job(tmp_path / "strip", tmp_path / "marks"))
         final = session.wait(job_id, timeout=120)
-    assert final["status"] == "FINISHED:EXECUTION_EXCEPTION", final
-    assert "params" in final["history"][-1]["reason"]
+    assert final.status == "FINISHED:EXECUTION_EXCEPTION", final
+    assert "params" in (final.history or [])[-1].reason

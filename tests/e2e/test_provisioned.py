@@ -74,10 +74,10 @@ def test_the_lead_submits_a_job_that_completes(fed: ProvisionedFederation, tmp_p
     with fed.session(LEAD) as lead:
         job_id = lead.submit_job(job)
         final = lead.wait(job_id, timeout=120)
-    assert final["status"] == "FINISHED:COMPLETED", final
-    assert final["submitter"] == LEAD
+    assert final.status == "FINISHED:COMPLETED", final
+    assert final.submitter == LEAD
     with fed.session(MEMBER) as member:  # a member may view any job
-        assert member.get_job(job_id)["status"] == "FINISHED:COMPLETED"
+        assert member.get_job(job_id).status == "FINISHED:COMPLETED"
 
 
 def test_the_member_may_neither_submit_nor_abort_the_leads_job(
@@ -85,11 +85,11 @@ def test_the_member_may_neither_submit_nor_abort_the_leads_job(
 ) -> None:
     fed.wait_sites()
     with fed.session(MEMBER) as member:
-        before = [j["job_id"] for j in member.list_jobs()]
+        before = [j.job_id for j in member.list_jobs()]
         with pytest.raises(AdminError, match="not allowed") as refused:
             member.submit_job(arithmetic_job(tmp_path / "member-job", tmp_path / "m0", rounds=1))
         assert "member" in str(refused.value) and "submit_job" in str(refused.value)
-        assert [j["job_id"] for j in member.list_jobs()] == before
+        assert [j.job_id for j in member.list_jobs()] == before
 
     marks = tmp_path / "marks"
     job = arithmetic_job(
@@ -104,13 +104,13 @@ def test_the_member_may_neither_submit_nor_abort_the_leads_job(
         with fed.session(LEAD) as lead, fed.session(MEMBER) as member:
             job_id = lead.submit_job(job)
             wait_for((marks / "site-1.waiting").exists, 90, "site-1 to wait at the gate")
-            assert lead.get_job(job_id)["status"] == "RUNNING"
+            assert lead.get_job(job_id).status == "RUNNING"
             with pytest.raises(AdminError, match="not allowed") as refused:
                 member.abort_job(job_id)
             assert "member" in str(refused.value) and "abort_job" in str(refused.value)
-            assert member.get_job(job_id)["status"] == "RUNNING"
-            assert lead.abort_job(job_id)["status"] == "FINISHED:ABORTED"
-            assert lead.get_job(job_id)["status"] == "FINISHED:ABORTED"
+            assert member.get_job(job_id).status == "RUNNING"
+            assert lead.abort_job(job_id).status == "FINISHED:ABORTED"
+            assert lead.get_job(job_id).status == "FINISHED:ABORTED"
     finally:
         marks.mkdir(parents=True, exist_ok=True)
         (marks / "gate").write_text("open")

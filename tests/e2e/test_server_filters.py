@@ -57,7 +57,7 @@ def test_server_drops_nan_and_clips_on_real_processes(
     with federation.session() as session:
         job_id = session.submit_job(_job(tmp_path))
         final = session.wait(job_id, timeout=120)
-        assert final["status"] == "FINISHED:COMPLETED", final
+        assert final.status == "FINISHED:COMPLETED", final
         out = session.download_job(job_id, tmp_path / "download")
     # Every update (+1 on 4 weights: norm 2) is clipped to norm 1, i.e. +0.5 per weight;
     # site-2's NaN (round 2) is dropped and its +1000 (round 3) clipped the same way.

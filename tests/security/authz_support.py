@@ -16,7 +16,7 @@ def finished_job(fed: ProvisionedFederation, admin: str, folder: Path) -> str:
     with fed.session(admin) as session:
         job_id = session.submit_job(job)
         final = session.wait(job_id, timeout=120)
-    assert final["status"] == "FINISHED:COMPLETED", final
+    assert final.status == "FINISHED:COMPLETED", final
     return job_id
 
 
@@ -36,10 +36,10 @@ def assert_all_up(fed: ProvisionedFederation, sites: tuple[str, ...] = (SITE_A, 
     """Every process is alive, the server answers and lists every site as connected."""
     fed.check_alive()
     with fed.session(PROJECT_ADMIN) as admin:
-        assert admin.check_status("server")["status"] == "started"
+        assert admin.server_status().status == "started"
 
         def listed() -> bool:
             fed.check_alive()
-            return {s["name"] for s in admin.check_status("client")["sites"]} == set(sites)
+            return {s.name for s in admin.sites_status().sites} == set(sites)
 
         wait_for(listed, 30, f"{SERVER} to list {sites}")

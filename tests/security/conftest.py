@@ -63,7 +63,7 @@ def start_federation(
 
             def connected() -> bool:
                 fed.check_alive()
-                names = sorted(s["name"] for s in admin.check_status("client")["sites"])
+                names = sorted(s.name for s in admin.sites_status().sites)
                 return names == sorted(sites)
 
             wait_for(connected, 60, f"sites {list(sites)} to connect")

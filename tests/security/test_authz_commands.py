@@ -62,16 +62,16 @@ def test_view_own_org_is_not_any(hostile: ProvisionedFederation, job_a: str) -> 
         ):
             with pytest.raises(AdminError, match=r"not allowed: lead lead@org-b\.org.*own_org"):
                 call()
-        assert job_a not in {j["job_id"] for j in lead_b.list_jobs()}
-        assert [s["name"] for s in lead_b.check_status("client")["sites"]] == [SITE_B]
+        assert job_a not in {j.job_id for j in lead_b.list_jobs()}
+        assert [s.name for s in lead_b.sites_status().sites] == [SITE_B]
         assert isinstance(lead_b.tail(SITE_B, 5), str)  # its own org's site
         line = wait_log(hostile, SERVER, "refused get_job from", LEAD_B, "(lead, org-b)")
         assert "view: own_org" in line and "local/authorization.json" in line
     with lead_view(hostile, "own_org"), hostile.session(LEAD_A) as lead_a:
-        assert lead_a.get_job(job_a)["job_id"] == job_a  # the org's own job
-        assert job_a in {j["job_id"] for j in lead_a.list_jobs()}
+        assert lead_a.get_job(job_a).job_id == job_a  # the org's own job
+        assert job_a in {j.job_id for j in lead_a.list_jobs()}
     with lead_view(hostile, "own"), hostile.session(LEAD_B) as lead_b:
-        assert job_a not in {j["job_id"] for j in lead_b.list_jobs()}
+        assert job_a not in {j.job_id for j in lead_b.list_jobs()}
         with pytest.raises(AdminError, match="view: own"):
             lead_b.get_job(job_a)
 
@@ -101,12 +101,12 @@ def test_cloning_needs_the_submit_right_and_the_clone_is_the_cloners(
     with hostile.session(LEAD_B) as lead_b:
         clone = lead_b.clone_job(job_a)
         record = lead_b.get_job(clone)
-        assert record["submitter"] == LEAD_B
-        assert record["run_info"]["owner"]["name"] == LEAD_B
-        assert record["run_info"]["cloned_from"] == {"job_id": job_a, "signer": LEAD_A}
+        assert record.submitter == LEAD_B
+        assert (record.run_info or {})["owner"]["name"] == LEAD_B
+        assert (record.run_info or {})["cloned_from"] == {"job_id": job_a, "signer": LEAD_A}
         lead_b.abort_job(clone)  # manage_job: own reaches the clone
         final = lead_b.wait(clone, timeout=60)
-    assert final["status"] in ("FINISHED:ABORTED", "FINISHED:COMPLETED")
+    assert final.status in ("FINISHED:ABORTED", "FINISHED:COMPLETED")
     with hostile.session(LEAD_A) as lead_a, pytest.raises(AdminError, match="manage_job: own"):
         lead_a.delete_job(clone)  # no longer lead-a's: the clone is lead-b's
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from fedra.admin import AdminError
+from fedra.admin import AdminError, UsageError
 from tests.e2e.provisioned import SERVER, ProvisionedFederation
 from tests.security.authz_support import assert_all_up, finished_job, wait_log
 from tests.security.conftest import LEAD_A, LEAD_B, MEMBER_A, PROJECT_ADMIN, SITE_A, SITE_B
@@ -69,8 +69,10 @@ def test_a_malformed_file_name_kills_no_site(hostile: ProvisionedFederation) -> 
     """H1: ``cat site-b 'x\\x00y'`` (and other junk) is one refusal; site-b stays connected."""
     proc = hostile.procs[SITE_B]
     with hostile.session(MEMBER_A) as member:
+        with pytest.raises(UsageError, match="control characters"):
+            member.cat(SITE_B, "x\x00y")  # the Session checks the declaration before sending
         with pytest.raises(AdminError, match="control characters"):
-            member.cat(SITE_B, "x\x00y")
+            member._call("cat", {"participant": SITE_B, "file": "x\x00y"})  # the server too
         with pytest.raises(AdminError, match="lines: expected an integer"):
             member._call("tail", {"participant": SITE_B, "lines": "x"})
         with pytest.raises(AdminError, match="file: expected a non-empty string"):

@@ -15,6 +15,7 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from tests.e2e.conftest import read, wait_for
@@ -101,7 +102,7 @@ def test_the_text_script_runs_where_byoc_is_on(fed: ProvisionedFederation, tmp_p
     with fed.session(LEAD) as lead:
         job_id = lead.submit_job(_text_script_job(tmp_path / "job", SITE_B))
         final = lead.wait(job_id, timeout=120)
-    assert final["status"] == "FINISHED:COMPLETED", final
+    assert final.status == "FINISHED:COMPLETED", final
     assert (fed.kits[SITE_B] / "jobs" / job_id / f"{SITE_B}.ran").is_file()
 
 
@@ -111,7 +112,7 @@ def test_a_site_without_byoc_refuses_a_text_script(
     with fed.session(LEAD) as lead:
         job_id = lead.submit_job(_text_script_job(tmp_path / "job", SITE_A))
         final = lead.wait(job_id, timeout=120)
-    assert final["status"] == "FINISHED:EXECUTION_EXCEPTION", final
+    assert final.status == "FINISHED:EXECUTION_EXCEPTION", final
     ran = fed.kits[SITE_A] / "jobs" / job_id / f"{SITE_A}.ran"
     assert not ran.exists(), "site-a ran custom/train.txt without BYOC"
     assert not (fed.kits[SITE_A] / "jobs" / job_id / "log.txt").exists()  # no job process
@@ -120,7 +121,8 @@ def test_a_site_without_byoc_refuses_a_text_script(
     assert f"job submitted by {LEAD} (lead, org-a) brings its own code" in refusal
     assert "site_app/custom/train.txt: a file in custom/" in refusal
     assert "local/authorization.json.default: byoc" in refusal
-    assert f"{SITE_A} refuses job {job_id}" in json.dumps(final)  # the submitter sees why
+    # The submitter sees why.
+    assert f"{SITE_A} refuses job {job_id}" in json.dumps(msgspec.to_builtins(final))
     fed.check_alive()
 
 
@@ -150,10 +152,10 @@ def test_the_server_without_byoc_refuses_custom_server_code(
     with fed.session(LEAD) as lead:
         job_id = lead.submit_job(job)
         final = lead.wait(job_id, timeout=120)
-    assert final["status"] == "FAILED_TO_RUN", final
+    assert final.status == "FAILED_TO_RUN", final
     workspace = fed.kits[SERVER] / "store" / "jobs" / job_id / "workspace"
     assert not (workspace / "imported").exists(), "the server imported the job's own class"
-    reason = json.dumps(final)
+    reason = json.dumps(msgspec.to_builtins(final))
     assert f"{SERVER} refuses job {job_id}" in reason, final
     assert "flow.Flow" in reason and f"{LEAD} (lead, org-a)" in reason, final
 

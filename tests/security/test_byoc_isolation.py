@@ -125,7 +125,7 @@ def test_job_code_cannot_read_keys_nor_change_policies(
     with hostile.session(LEAD_A) as lead:
         job_id = lead.submit_job(job)
         final = lead.wait(job_id, timeout=120)
-    assert final["status"] == "FINISHED:COMPLETED", final  # a normal job still completes
+    assert final.status == "FINISHED:COMPLETED", final  # a normal job still completes
     job_uid = pwd.getpwnam(JOB_USER).pw_uid
     server_ws = hostile.kits[SERVER] / "store" / "jobs" / job_id / "workspace"
     found = {"server": server_ws / "probe-server.json"}

@@ -9,4 +9,4 @@ from tests.security.conftest import ADMINS
 def test_every_reviewed_admin_connects(hostile: ProvisionedFederation) -> None:
     for admin in ADMINS:
         with hostile.session(admin) as session:
-            assert session.check_status("server")["status"] == "started"
+            assert session.server_status().status == "started"

@@ -143,7 +143,7 @@ def test_a_big_admin_message_is_refused_before_it_is_buffered(
     fed.check_alive()
     assert f"admin {admin}" in log_of(fed) and why in log_of(fed)
     with fed.session(PROJECT_ADMIN) as session:  # the server still serves
-        assert session.check_status("server")["status"] == "started"
+        assert session.server_status().status == "started"
 
 
 def test_one_admin_holding_many_connections_does_not_lock_out_the_others(
@@ -166,7 +166,7 @@ def test_one_admin_holding_many_connections_does_not_lock_out_the_others(
         assert all("holds 8 admin connections already" in why for why in refusals)
         for admin in (PROJECT_ADMIN, LEAD_A):
             with fed.session(admin) as session:
-                assert session.check_status("server")["status"] == "started"
+                assert session.server_status().status == "started"
     finally:
         for conn in opened:
             conn.close()
@@ -177,7 +177,7 @@ def test_one_admin_holding_many_connections_does_not_lock_out_the_others(
 def _member_can_connect(fed: ProvisionedFederation) -> bool:
     try:
         with fed.session(MEMBER_A) as session:
-            return bool(session.check_status("server")["status"] == "started")
+            return bool(session.server_status().status == "started")
     except AdminError:
         return False
 
@@ -201,7 +201,7 @@ def test_a_job_within_the_limit_above_one_mib_is_accepted(
     (folder / "app" / "custom" / "data.bin").write_bytes(os.urandom(3 * MIB // 2))
     with fed.session(LEAD_A) as session:
         job_id = session.submit_job(folder)
-        assert session.get_job(job_id)["job_id"] == job_id
+        assert session.get_job(job_id).job_id == job_id
 
 
 def test_a_job_above_max_job_bytes_is_refused(fed: ProvisionedFederation, tmp_path: Path) -> None:

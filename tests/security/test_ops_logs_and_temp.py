@@ -55,7 +55,7 @@ def test_jobs_leave_no_temporary_folders(
         with fed.session() as session:
             job_id = session.submit_job(job)
             final = session.wait(job_id, timeout=120)
-        assert final["status"] == "FINISHED:COMPLETED", final
+        assert final.status == "FINISHED:COMPLETED", final
         # The job's processes are gone once the sites report it ended; poll the folder.
         wait_for(
             lambda: not _job_temp_folders(private_tmp),
@@ -140,7 +140,7 @@ def test_refused_tls_handshakes_are_logged_with_the_peer(
     )
     # The server goes on serving.
     with federation.session() as session:
-        names = sorted(s["name"] for s in session.check_status("client")["sites"])
+        names = sorted(s.name for s in session.sites_status().sites)
     assert names == ["site-1", "site-2"]
 
 
@@ -150,6 +150,6 @@ def test_a_flood_of_refused_handshakes_does_not_flood_the_log(federation: Federa
         _tls_client(federation.fed_port, context)
     wait_for(lambda: len(_tls_lines(federation)) >= 1, 30, "the first refusal in the log")
     with federation.session() as session:  # the server still serves; its log settled
-        assert session.check_status("server")["status"] == "started"
+        assert session.server_status().status == "started"
     lines = _tls_lines(federation)
     assert 1 <= len(lines) <= 6, lines

@@ -74,7 +74,7 @@ def test_a_second_start_sh_is_refused_and_changes_nothing(
     assert int(read(server / "daemon_pid.fl")) == pgid
     assert int(read(server / "pid.fl")) == pid and pid_alive(pid)
     with fed.session() as session:
-        assert session.check_status("server")["status"] == "started"
+        assert session.server_status().status == "started"
     assert fed.log("server").count("listening") == 1  # no second server got as far
 
     # By hand, as python -m: refused the same way, nothing written.
@@ -127,7 +127,7 @@ def test_stop_refuses_a_pid_file_that_names_another_process_while_running(
         assert bystander.poll() is None
         assert pid_alive(pgid)
         with fed.session() as session:
-            assert session.check_status("server")["status"] == "started"
+            assert session.server_status().status == "started"
     finally:
         bystander.kill()
         bystander.wait()

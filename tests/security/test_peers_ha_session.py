@@ -115,7 +115,7 @@ def test_session_claims_from_a_site_do_not_unseat_the_hot_server(
 
         def done() -> bool:
             ha.check_alive()
-            status = ha.job(job_id)["status"]
+            status = ha.job(job_id).status
             assert status in ("RUNNING", "FINISHED:COMPLETED"), status
             return status == "FINISHED:COMPLETED"
 

@@ -26,7 +26,7 @@ ATTEMPTS = 20
 
 def connected_sites(fed: ProvisionedFederation) -> list[str]:
     with fed.session(PROJECT_ADMIN) as admin:
-        return sorted(s["name"] for s in admin.check_status("client")["sites"])
+        return sorted(s.name for s in admin.sites_status().sites)
 
 
 def second_connection(fed: ProvisionedFederation, site: str) -> None:

@@ -87,7 +87,7 @@ def test_a_revoked_site_is_refused(reprovisioned: ProvisionedFederation) -> None
     with Session.connect(fed.kits[PROJECT_ADMIN], timeout=15.0) as admin:
 
         def only_a() -> bool:
-            return [s["name"] for s in admin.check_status("client")["sites"]] == [SITE_A]
+            return [s.name for s in admin.sites_status().sites] == [SITE_A]
 
         wait_for(only_a, 60, f"{SITE_A} alone")
     line = next(ln for ln in server_log(fed).splitlines() if f"refused site {SITE_B}" in ln)
@@ -129,7 +129,7 @@ def test_a_site_refuses_a_job_signed_by_an_admin_its_kit_does_not_list(tmp_path:
         wait_for(lambda: "listening" in server_log(fed), 60, "the server")
         fed.start(SITE_A)
         with Session.connect(fed.kits[LEAD_B], timeout=15.0) as lead:
-            wait_for(lambda: len(lead.check_status("client")["sites"]) == 1, 60, SITE_A)
+            wait_for(lambda: len(lead.sites_status().sites) == 1, 60, SITE_A)
             job = arithmetic_job(tmp_path / "job", tmp_path / "marks", min_clients=1)
             job_id = lead.submit_job(job)
         refusal = f"{SITE_A} refuses job {job_id}: its signer: {LEAD_B} (lead, org-b) is not an"
@@ -169,7 +169,7 @@ def test_a_stolen_site_key_is_refused_by_its_fingerprint_and_the_site_keeps_its_
 
             def joined() -> bool:
                 fed.check_alive()
-                return [s["name"] for s in admin.check_status("client")["sites"]] == [SITE_A]
+                return [s.name for s in admin.sites_status().sites] == [SITE_A]
 
             wait_for(joined, 60, f"the renewed {SITE_A} to join")
         assert f"site {SITE_A} (org-a) connected" in server_log(fed)

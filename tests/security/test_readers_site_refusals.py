@@ -84,15 +84,15 @@ def test_a_job_every_site_refused_does_not_complete(
         job_id = admin.submit_job(no_task_job(tmp_path / "no-tasks"))
         final = admin.wait(job_id, timeout=90)
         errors = admin.show_errors(job_id)
-    assert final["status"] == "FINISHED:EXECUTION_EXCEPTION", final
-    reason = final["history"][-1]["reason"]
+    assert final.status == "FINISHED:EXECUTION_EXCEPTION", final
+    reason = (final.history or [])[-1].reason
     assert reason.startswith("2 of 2 sites refused or failed the job (0 ran it, min_clients=1)")
-    refusals = final["run_info"]["site_refusals"]
+    refusals = (final.run_info or {})["site_refusals"]
     assert sorted(refusals) == [SITE_A, SITE_B]
     assert f"{SITE_B} refuses job {job_id}" in refusals[SITE_B]
     assert "may not submit jobs to this site" in refusals[SITE_A]
-    assert errors["failure"]["site"] in (SITE_A, SITE_B)
-    assert errors["errors"] == [reason]
+    assert (errors.failure or {})["site"] in (SITE_A, SITE_B)
+    assert errors.errors == [reason]
     fed.check_alive()
 
 
@@ -113,7 +113,7 @@ def test_deeply_nested_job_json_is_a_clean_error(
             refused.value
         )
         assert "recursion" not in str(refused.value)
-        assert admin.check_status("server")["status"] == "started"
+        assert admin.server_status().status == "started"
     assert "maximum recursion depth" not in read(fed.kits[SERVER] / "log.txt")
     fed.check_alive()
 
@@ -124,7 +124,7 @@ def test_honest_big_results_pass_the_checks(fed: ProvisionedFederation, tmp_path
     with fed.session(LEAD_A) as lead:
         job_id = lead.submit_job(job)
         final = lead.wait(job_id, timeout=90)
-        assert final["status"] == "FINISHED:COMPLETED", final
+        assert final.status == "FINISHED:COMPLETED", final
         folder = lead.download_job(job_id, tmp_path / "download")
     with np.load(folder / "models" / "final.npz") as data:
         assert data["w"].shape == (1 << 19,)

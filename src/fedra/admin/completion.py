@@ -45,11 +45,11 @@ class AdminCompleter(Completer):
         param = expected_param(command, done[1:])
         if param is None:
             return
-        if param.kind == "job_id":
+        if param.type == "job_id":
             yield from _matching(list(dict.fromkeys(self._job_ids())), current)
         elif param.choices:
             yield from _matching(list(param.choices), current)
-        elif param.kind == "path":
+        elif param.type == "path":
             yield from self._paths.get_completions(Document(current), complete_event)
 
 

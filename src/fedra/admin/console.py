@@ -19,7 +19,7 @@ import shlex
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from rich.table import Table
 from rich.text import Text
@@ -30,6 +30,7 @@ from fedra.admin.render import make_console
 from fedra.admin.session import Session
 from fedra.admin.syntax import parse_args, split_format
 from fedra.core import FedraError
+from fedra.core.admin_results import AbortResult, JobCreated, JobInfo, RunningJob, ServerStatus
 
 if TYPE_CHECKING:
     from prompt_toolkit.history import History
@@ -181,15 +182,16 @@ class AdminConsole:
         if command.cli:
             self.out.print(f"  same as: fedra job {command.cli}", markup=False)
 
-    def _remember(self, value: Any) -> None:
+    def _remember(self, value: object) -> None:
+        """Keep the job ids a result names, for completion."""
         found: list[str] = []
         if isinstance(value, str) and value and "\n" not in value and " " not in value:
             found.append(value)
-        rows = value.get("jobs") if isinstance(value, dict) else value
-        if isinstance(value, dict) and isinstance(value.get("job_id"), str):
-            found.append(value["job_id"])
+        rows = value.jobs if isinstance(value, ServerStatus) else value
+        if isinstance(value, JobInfo | JobCreated | AbortResult):
+            found.append(value.job_id)
         if isinstance(rows, list):
-            found += [r["job_id"] for r in rows if isinstance(r, dict) and "job_id" in r]
+            found += [r.job_id for r in rows if isinstance(r, JobInfo | RunningJob)]
         for job_id in found:
             if job_id in self.job_ids:
                 self.job_ids.remove(job_id)

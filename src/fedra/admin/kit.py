@@ -3,7 +3,8 @@
 A kit is a folder with ``startup/fed_admin.json`` (name, org, role, server_host, server_name,
 admin_port), ``startup/rootCA.pem``, ``startup/client.crt`` and ``startup/client.key``.
 ``fedra poc prepare`` writes one to ``poc/admin``; provisioning writes one per admin. Loading
-validates everything up front, and every error names the file and the key.
+validates everything up front (the schema: :class:`fedra.core.kitfile.AdminFile`), and every
+error names the file and the key.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from fedra.admin.errors import KitError
+from fedra.core.jsonfile import JsonObject, convert
+from fedra.core.kitfile import AdminFile, OverseerEntry
 
 #: The kit's startup folder, and the files in it.
 STARTUP_DIR = "startup"
@@ -41,7 +43,7 @@ class AdminKit:
     server_name: str
     admin_port: int
     #: The project's overseer block (high availability): the console asks it for the hot server.
-    overseer: dict[str, Any] | None = None
+    overseer: OverseerEntry | None = None
 
     @property
     def startup(self) -> Path:
@@ -67,17 +69,18 @@ class AdminKit:
         if not root.is_dir():
             raise KitError(f"admin kit {root} does not exist")
         path = root / STARTUP_DIR / KIT_FILE
-        values = _read_object(path)
-        host = _text(values, "server_host", path)
+        spec = convert(
+            _read_object(path), AdminFile, lambda p: KitError(f"{path}: {p.key}: {p.message}")
+        )
         kit = cls(
             root=root,
-            name=_text(values, "name", path),
-            org=_text(values, "org", path, missing=""),
-            role=_role(values, path),
-            server_host=host,
-            server_name=_text(values, "server_name", path, missing=host),
-            admin_port=_port(values, path),
-            overseer=_overseer_block(values, path),
+            name=spec.name,
+            org=spec.org,
+            role=spec.role,
+            server_host=spec.server_host,
+            server_name=spec.server_name or spec.server_host,
+            admin_port=spec.admin_port,
+            overseer=spec.overseer,
         )
         for file, what in (
             (ROOT_CA_FILE, "the project's root CA"),
@@ -109,7 +112,7 @@ class AdminKit:
         return files.load()
 
 
-def _read_object(path: Path) -> dict[str, object]:
+def _read_object(path: Path) -> JsonObject:
     if not path.is_file():
         raise KitError(f"{path}: expected this file to exist")
     if path.stat().st_size > _MAX_KIT_BYTES:
@@ -125,40 +128,3 @@ def _read_object(path: Path) -> dict[str, object]:
     if not isinstance(value, dict):
         raise KitError(f"{path}: expected a JSON object, got {type(value).__name__}")
     return value
-
-
-def _text(values: dict[str, object], key: str, path: Path, *, missing: str | None = None) -> str:
-    """A non-empty one-line string; ``missing`` (when given) stands in for an absent key."""
-    if key not in values and missing is not None:
-        return missing
-    value = values.get(key)
-    if not isinstance(value, str) or not value.strip() or any(ord(c) < 32 for c in value):
-        shown = "missing" if key not in values else repr(value)
-        raise KitError(f"{path}: {key}: expected a non-empty string, got {shown}")
-    return value
-
-
-def _role(values: dict[str, object], path: Path) -> str:
-    from fedra.pki import ADMIN_ROLES
-
-    role = _text(values, "role", path)
-    if role not in ADMIN_ROLES:
-        raise KitError(
-            f"{path}: role: expected one of {', '.join(sorted(ADMIN_ROLES))}, got {role!r}"
-        )
-    return role
-
-
-def _port(values: dict[str, object], path: Path) -> int:
-    value = values.get("admin_port")
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
-        shown = "missing" if "admin_port" not in values else repr(value)
-        raise KitError(f"{path}: admin_port: expected a port number 1-65535, got {shown}")
-    return value
-
-
-def _overseer_block(values: dict[str, object], path: Path) -> dict[str, Any] | None:
-    block = values.get("overseer")
-    if block is not None and not isinstance(block, dict):
-        raise KitError(f"{path}: overseer: expected an object, got {block!r}")
-    return block

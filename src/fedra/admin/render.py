@@ -1,8 +1,9 @@
 """How command results look: rich tables for people, JSON for scripts.
 
 Each renderer takes the console, the command's parsed arguments and the Session method's
-return value. The console and the ``fedra job`` commands share them, so a result reads the
-same in both; ``--format json`` bypasses them and prints the value itself.
+typed result (:mod:`fedra.core.admin_results`, or a job id, a path, text). The console and the
+``fedra job`` commands share them, so a result reads the same in both; ``--format json``
+bypasses them and prints the result's JSON form (:func:`json_value`).
 """
 
 from __future__ import annotations
@@ -11,16 +12,32 @@ import enum
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO, TypeAlias
+from typing import TextIO, TypeAlias
 
+import msgspec
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-Renderer: TypeAlias = Callable[[Console, dict[str, Any], Any], None]
-JsonView: TypeAlias = Callable[[dict[str, Any], Any], Any]
+from fedra.core.admin_results import (
+    JobInfo,
+    RunningJob,
+    ServerStatus,
+    SitesStatus,
+)
+from fedra.core.admin_spec import ArgValue
+from fedra.core.jsonfile import JsonObject, JsonValue
+
+#: A parsed console or CLI argument: a request argument, or a local path.
+ConsoleValue: TypeAlias = ArgValue | Path
+#: A command's parsed arguments, by the names of its Session method's parameters.
+ConsoleArgs: TypeAlias = dict[str, ConsoleValue]
+#: Prints a Session method's result (typed result, id, path, text or None).
+Renderer: TypeAlias = Callable[[Console, ConsoleArgs, object], None]
+#: The JSON form of a Session method's result, for ``--format json``.
+JsonView: TypeAlias = Callable[[ConsoleArgs, object], JsonValue]
 
 
 class OutputFormat(enum.StrEnum):
@@ -48,116 +65,147 @@ def make_console(file: TextIO) -> Console:
     return Console(file=file, width=width, highlight=False)
 
 
-def print_json(out: Console, value: Any) -> None:
+def json_value(value: object) -> JsonValue:
+    """A result as JSON values: Structs as objects, enums as their values, paths as text."""
+    data: JsonValue = msgspec.to_builtins(value, enc_hook=_encode_other)
+    return data
+
+
+def _encode_other(value: object) -> str:
+    if isinstance(value, Path):
+        return str(value)
+    raise NotImplementedError(f"cannot show {type(value).__name__} as JSON")
+
+
+def print_json(out: Console, value: JsonValue) -> None:
     """Print ``value`` as indented JSON, unwrapped and uncoloured (safe to pipe into jq)."""
     out.file.write(json.dumps(value, indent=2, default=str) + "\n")
     out.file.flush()
 
 
-def as_data(args: dict[str, Any], value: Any) -> Any:
-    """The JSON view of most commands: the value itself (``{}`` for None)."""
-    return {} if value is None else value
+def as_data(args: ConsoleArgs, value: object) -> JsonValue:
+    """The JSON view of most commands: the result itself (``{}`` for None)."""
+    return {} if value is None else json_value(value)
 
 
 def keyed(key: str) -> JsonView:
     """A JSON view that wraps a plain value: ``{key: value}`` (with ``job_id`` when given)."""
 
-    def view(args: dict[str, Any], value: Any) -> Any:
-        data: dict[str, Any] = {}
+    def view(args: ConsoleArgs, value: object) -> JsonValue:
+        data: JsonObject = {}
         if "job_id" in args and key != "job_id":
-            data["job_id"] = args["job_id"]
-        data[key] = str(value) if isinstance(value, Path) else value
+            data["job_id"] = json_value(args["job_id"])
+        data[key] = json_value(value)
         return data
 
     return view
 
 
 def say(template: str) -> Renderer:
-    """A renderer printing one line: ``template`` formatted with the arguments and ``value``."""
+    """A renderer printing one line: ``template`` formatted with the arguments, the result's
+    fields and ``value`` (the result itself)."""
 
-    def render(out: Console, args: dict[str, Any], value: Any) -> None:
-        fields = _Fields(value if isinstance(value, dict) else {})
-        fields.update(args, names=" ".join(args.get("names") or []), value=value)
+    def render(out: Console, args: ConsoleArgs, value: object) -> None:
+        data = json_value(value) if isinstance(value, msgspec.Struct) else None
+        fields = _Fields(data if isinstance(data, dict) else {})
+        names = args.get("names")
+        shown = " ".join(names) if isinstance(names, list) else ""
+        fields.update(args, names=shown, value=value)
         line = template.format_map(fields)
         out.print(" ".join(line.split()), highlight=False, markup=False, soft_wrap=True)
 
     return render
 
 
-class _Fields(dict[str, Any]):
+class _Fields(dict[str, object]):
     """Template fields; a field the reply lacks shows as ``?`` instead of failing."""
 
     def __missing__(self, key: str) -> str:
         return "?"
 
 
-def show_text(out: Console, args: dict[str, Any], value: Any) -> None:
+def show_text(out: Console, args: ConsoleArgs, value: object) -> None:
     """Print text (a log tail, a file) exactly as it came."""
     text = str(value)
     out.file.write(text if text.endswith("\n") or not text else text + "\n")
     out.file.flush()
 
 
-def show_status(out: Console, args: dict[str, Any], value: Any) -> None:
+def show_status(out: Console, args: ConsoleArgs, value: object) -> None:
     """``check_status``: the server's state with its jobs and sites, or a table of sites."""
-    if args.get("target") == "client":
+    if isinstance(value, SitesStatus):
         table = Table("Site", "Org", "Connected", "Last seen", "Jobs", title=None)
-        for site in value.get("sites", []):
+        for site in value.sites:
             table.add_row(
-                str(site.get("name", "")),
-                str(site.get("org", "")),
-                "yes" if site.get("connected") else "no",
-                _ago(site.get("last_seen_s")),
-                ", ".join(str(j) for j in site.get("jobs", [])) or "-",
+                site.name,
+                site.org,
+                "yes" if site.connected else "no",
+                _ago(site.last_seen_s),
+                ", ".join(site.jobs) or "-",
             )
         out.print(table)
         return
-    out.print(f"Engine status: {value.get('status', '?')}", highlight=False, markup=False)
-    out.print(f"Start time: {_when(value.get('start_time'))}", highlight=False, markup=False)
-    jobs = value.get("jobs", [])
-    if jobs:
-        out.print(_job_table(out, jobs, {}))
+    if not isinstance(value, ServerStatus):
+        show_data(out, args, value)
+        return
+    out.print(f"Engine status: {value.status}", highlight=False, markup=False)
+    out.print(f"Start time: {_when(value.start_time)}", highlight=False, markup=False)
+    if value.jobs:
+        out.print(_job_table(out, value.jobs, {}))
     else:
         out.print("No jobs running.", highlight=False)
-    sites = [str(s) for s in value.get("sites", [])]
-    out.print(f"Registered clients: {len(sites)}", highlight=False, markup=False)
-    if sites:
-        out.print("  " + ", ".join(sites), highlight=False, markup=False)
+    out.print(f"Registered clients: {len(value.sites)}", highlight=False, markup=False)
+    if value.sites:
+        out.print("  " + ", ".join(value.sites), highlight=False, markup=False)
 
 
-def show_jobs(out: Console, args: dict[str, Any], value: Any) -> None:
+def show_jobs(out: Console, args: ConsoleArgs, value: object) -> None:
     """``list_jobs``: one row per job; with -d, each job's history below the table."""
-    if not value:
+    jobs = [job for job in value if isinstance(job, JobInfo)] if isinstance(value, list) else []
+    if not jobs:
         out.print("No jobs.", highlight=False)
         return
-    out.print(_job_table(out, value, _EXTRA_COLUMNS))
+    columns = {name: [cell(job) for job in jobs] for name, cell in _EXTRA_COLUMNS.items()}
+    out.print(_job_table(out, jobs, columns))
     if args.get("detailed"):
-        for job in value:
+        for job in jobs:
             out.print()
             _details(out, job)
 
 
-def show_job(out: Console, args: dict[str, Any], value: Any) -> None:
+def show_job(out: Console, args: ConsoleArgs, value: object) -> None:
     """``get_job`` and ``wait``: one job's fields, history, wait reason and failure."""
+    if not isinstance(value, JobInfo):
+        show_data(out, args, value)
+        return
     grid = Table.grid(padding=(0, 2))
-    for key in ("job_id", "name", "status", "submitter", "submitted_at", "duration_s"):
-        shown = {"submitted_at": _when, "duration_s": _duration}.get(key, _plain)(value.get(key))
+    rows = (
+        ("job_id", value.job_id),
+        ("name", value.name),
+        ("status", value.status.value),
+        ("submitter", value.submitter),
+        ("submitted_at", _when(value.submitted_at)),
+        ("duration_s", _duration(value.duration_s)),
+    )
+    for key, shown in rows:
         grid.add_row(Text(key, style="bold"), Text(shown))
     out.print(grid)
     _details(out, value)
 
 
-def show_data(out: Console, args: dict[str, Any], value: Any) -> None:
+def show_data(out: Console, args: ConsoleArgs, value: object) -> None:
     """Any other result: lists of records as tables, other values as ``key: value`` lines."""
-    if not isinstance(value, dict):
-        out.print(json.dumps(value, indent=2, default=str), highlight=False, markup=False)
+    data = json_value(value)
+    if not isinstance(data, dict):
+        out.print(json.dumps(data, indent=2, default=str), highlight=False, markup=False)
         return
-    for key, item in value.items():
+    for key, item in data.items():
         if isinstance(item, list) and item and all(isinstance(i, dict) for i in item):
             out.print(Text(f"{key}:", style="bold"))
-            columns = list(dict.fromkeys(k for row in item for k in row))
+            rows = [row for row in item if isinstance(row, dict)]
+            columns = list(dict.fromkeys(k for row in rows for k in row))
             table = Table(*columns)
-            for row in item:
+            for row in rows:
                 table.add_row(*(_plain(row.get(c)) for c in columns))
             out.print(table)
         elif isinstance(item, dict | list) and not item:
@@ -173,26 +221,25 @@ def show_data(out: Console, args: dict[str, Any], value: Any) -> None:
 
 
 #: Optional columns of job listings, dropped in this order when the terminal is too narrow.
-_EXTRA_COLUMNS: dict[str, Callable[[dict[str, Any]], str]] = {
-    "Submitter": lambda job: str(job.get("submitter", "")),
-    "Submitted": lambda job: _when(job.get("submitted_at")),
-    "Duration": lambda job: _duration(job.get("duration_s")),
+_EXTRA_COLUMNS: dict[str, Callable[[JobInfo], str]] = {
+    "Submitter": lambda job: job.submitter,
+    "Submitted": lambda job: _when(job.submitted_at),
+    "Duration": lambda job: _duration(job.duration_s),
 }
 _NAME_MIN = 10
 
 
 def _job_table(
-    out: Console, jobs: list[dict[str, Any]], extra: dict[str, Callable[[dict[str, Any]], str]]
+    out: Console, jobs: Sequence[JobInfo | RunningJob], extra: dict[str, list[str]]
 ) -> Table:
-    """Job id, name, status and as many ``extra`` columns as fit the terminal.
-
-    Ids and statuses are never wrapped or cut: people copy them, scripts match them.
+    """Job id, name, status and as many ``extra`` columns (one cell per job) as fit the
+    terminal. Ids and statuses are never wrapped or cut: people copy them, scripts match them.
     """
-    ids = [str(j.get("job_id")) for j in jobs]
-    statuses = [_status(j) for j in jobs]
+    ids = [j.job_id for j in jobs]
+    statuses = [_status(j.status.value) for j in jobs]
     id_width = max(6, *(len(i) for i in ids))
     status_width = max(6, *(len(s.plain) for s in statuses))
-    columns = {name: [cell(j) for j in jobs] for name, cell in extra.items()}
+    columns = dict(extra)
 
     def needed() -> int:
         widths = [id_width, _NAME_MIN, status_width]
@@ -203,45 +250,40 @@ def _job_table(
         del columns[next(iter(columns))]
     table = Table()
     table.add_column("Job ID", no_wrap=True, min_width=id_width)
-    name_width = min(_NAME_MIN, max(len(str(j.get("name"))) for j in jobs))
+    name_width = min(_NAME_MIN, max(len(j.name) for j in jobs))
     table.add_column("Name", min_width=name_width, overflow="fold")
     table.add_column("Status", no_wrap=True, min_width=status_width)
     for name in columns:
         table.add_column(name)
     for row, job in enumerate(jobs):
         cells = [vals[row] for vals in columns.values()]
-        table.add_row(ids[row], str(job.get("name", "")), statuses[row], *cells)
+        table.add_row(ids[row], job.name, statuses[row], *cells)
     return table
 
 
-def _details(out: Console, job: dict[str, Any]) -> None:
-    history = job.get("history") or []
-    if history:
-        out.print(Text(f"history of {job.get('job_id')}:", style="bold"))
-        for change in history:
-            reason = change.get("reason") or ""
-            line = f"  {_when(change.get('at'))}  {change.get('status', '?')}"
-            out.print(f"{line}  {reason}".rstrip(), highlight=False, markup=False)
-    if job.get("waiting"):
-        why = str(job["waiting"])
-        why = why if why.startswith("waiting") else f"waiting: {why}"
+def _details(out: Console, job: JobInfo) -> None:
+    if job.history:
+        out.print(Text(f"history of {job.job_id}:", style="bold"))
+        for change in job.history:
+            line = f"  {_when(change.at)}  {change.status.value}"
+            out.print(f"{line}  {change.reason}".rstrip(), highlight=False, markup=False)
+    if job.waiting:
+        why = job.waiting if job.waiting.startswith("waiting") else f"waiting: {job.waiting}"
         out.print(f"  {why}", highlight=False, markup=False)
-    failure = job.get("failure")
-    if failure:
+    if job.failure:
         out.print(Text("  failure:", style="bold red"))
-        detail = json.dumps(failure, indent=2, default=str)
+        detail = json.dumps(job.failure, indent=2, default=str)
         out.print("    " + detail.replace("\n", "\n    "), highlight=False, markup=False)
 
 
-def _status(job: dict[str, Any]) -> Text:
-    status = str(job.get("status", "?"))
+def _status(status: str) -> Text:
     style = "green" if status == "FINISHED:COMPLETED" else "red" if "FAIL" in status else ""
     if status.endswith(("ABORTED", "EXCEPTION")):
         style = "red"
     return Text(status, style=style)
 
 
-def _plain(value: Any) -> str:
+def _plain(value: object) -> str:
     if value is None:
         return "-"
     if isinstance(value, dict | list):
@@ -249,13 +291,13 @@ def _plain(value: Any) -> str:
     return str(value)
 
 
-def _when(value: Any) -> str:
+def _when(value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return "-"
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
 
 
-def _duration(value: Any) -> str:
+def _duration(value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return "-"
     seconds = float(value)
@@ -268,7 +310,7 @@ def _duration(value: Any) -> str:
     return f"{hours}h {minutes:02d}m"
 
 
-def _ago(value: Any) -> str:
+def _ago(value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return "-"
     return f"{_duration(value)} ago"

@@ -9,8 +9,11 @@
 
 Every method sends one ``admin`` envelope (``id``, ``cmd``, ``args``; a job travels as a zip
 in the model's ``zip`` array) and waits for the ``reply`` with the same id. A reply with
-``ok: false`` raises :class:`AdminError` carrying the server's message and hint. The console
-and the ``fedra job`` commands are thin faces over these methods.
+``ok: false`` raises :class:`AdminError` carrying the server's message and hint. The
+arguments are checked against the command's declaration (:mod:`fedra.core.admin_spec`) before
+anything is sent, and the reply's ``data`` becomes the declared result type
+(:mod:`fedra.core.admin_results`) in one place, :meth:`Session._result`. The console and the
+``fedra job`` commands are thin faces over these methods.
 """
 
 from __future__ import annotations
@@ -21,21 +24,51 @@ import time
 import uuid
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
+import msgspec
 import numpy as np
 
 from fedra.admin.download import extract_result
 from fedra.admin.errors import AdminError, UsageError, WaitTimeout
 from fedra.admin.kit import TRANSFER_DIR, AdminKit
 from fedra.core import ConfigError, FLModel
-from fedra.core.admin_spec import STATUS_TARGETS, SYSTEM_TARGETS
+from fedra.core.admin_results import (
+    AbortResult,
+    ActiveSp,
+    BadReply,
+    Done,
+    Downloaded,
+    FileText,
+    JobCreated,
+    JobErrors,
+    JobInfo,
+    JobList,
+    JobStats,
+    ServerStatus,
+    ServiceProvider,
+    SitesStatus,
+    SpState,
+    SysInfo,
+    decode_result,
+)
+from fedra.core.admin_spec import (
+    ADMIN_COMMAND,
+    STATUS_TARGETS,
+    SYSTEM_TARGETS,
+    Args,
+    BadArguments,
+    validate_args,
+)
 from fedra.wire import Envelope
+
+if TYPE_CHECKING:
+    from fedra.overseer import OverseerAnswer, OverseerClient
 
 #: Seconds to wait for a reply before giving up on a command.
 DEFAULT_REPLY_TIMEOUT = 120.0
 
-T = TypeVar("T")
+R = TypeVar("R", bound=msgspec.Struct)
 
 _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -51,11 +84,6 @@ class Connection(Protocol):
 
     def close(self) -> None:
         """Close the connection."""
-
-
-def is_final(status: str) -> bool:
-    """Whether a job status is final (FINISHED:* or FAILED_TO_RUN)."""
-    return status.startswith("FINISHED") or status == "FAILED_TO_RUN"
 
 
 def check_job_folder(folder: Path) -> None:
@@ -78,20 +106,20 @@ def _hot_admin_target(kit: AdminKit) -> tuple[str, str]:
     return f"{answer.hot.host}:{answer.hot.admin_port}", answer.hot.name
 
 
-def _sp_view(answer: Any) -> dict[str, Any]:
-    """The overseer's answer as plain data for the console."""
+def _sp_view(answer: OverseerAnswer) -> SpState:
+    """The overseer's answer as the result of ``list_sp`` and ``promote_sp``."""
     servers = [
-        {
-            "name": s.info.name,
-            "address": s.info.address,
-            "state": s.state.value if s.state is not None else None,
-            "hot": s.hot,
-            "live": s.live,
-            "age_s": None if s.age is None else round(s.age, 1),
-        }
+        ServiceProvider(
+            name=s.info.name,
+            address=s.info.address,
+            state=s.state.value if s.state is not None else None,
+            hot=s.hot,
+            live=s.live,
+            age_s=None if s.age is None else round(s.age, 1),
+        )
         for s in answer.servers
     ]
-    return {"ssid": answer.ssid, "hot": answer.hot.name if answer.hot else None, "servers": servers}
+    return SpState(answer.ssid, answer.hot.name if answer.hot else None, servers)
 
 
 def _zip_folder(folder: Path) -> bytes:
@@ -176,9 +204,7 @@ class Session:
 
     # ------------------------------------------------------------------ the one round trip
 
-    def _call(
-        self, cmd: str, args: dict[str, Any], zip: bytes | None = None
-    ) -> tuple[Any, bytes | None]:
+    def _call(self, cmd: str, args: Args, zip: bytes | None = None) -> tuple[object, bytes | None]:
         """Send one command, wait for its reply; return (data, zip bytes or None)."""
         model = None if zip is None else FLModel(params={"zip": np.frombuffer(zip, np.uint8)})
         request_id = uuid.uuid4().hex
@@ -224,7 +250,7 @@ class Session:
                 return reply
 
     @staticmethod
-    def _unpack(cmd: str, reply: Envelope) -> tuple[Any, bytes | None]:
+    def _unpack(cmd: str, reply: Envelope) -> tuple[object, bytes | None]:
         ok = reply.headers.get("ok")
         if not isinstance(ok, bool):
             raise AdminError(f"malformed reply to '{cmd}': 'ok' is missing")
@@ -243,50 +269,74 @@ class Session:
             data = array.tobytes()
         return reply.headers.get("data"), data
 
-    def _dict(self, cmd: str, args: dict[str, Any]) -> dict[str, Any]:
-        data, _ = self._call(cmd, args)
-        return _expect_dict(cmd, data)
+    def _result(self, cmd: str, args: Args, kind: type[R], zip: bytes | None = None) -> R:
+        """Run ``cmd`` with ``args`` (checked against its declaration first); the reply's data
+        as ``kind``, the command's declared result type."""
+        declared = ADMIN_COMMAND[cmd]
+        if kind not in declared.results:
+            raise TypeError(f"{cmd} does not answer {kind.__name__}")
+        try:
+            validate_args(declared, args)
+        except BadArguments as exc:
+            raise UsageError(str(exc)) from None
+        data, _ = self._call(cmd, args, zip)
+        try:
+            return decode_result(cmd, data, kind)
+        except BadReply as exc:
+            raise AdminError(str(exc)) from None
 
     # ------------------------------------------------------------------ system
 
-    def check_status(self, target: str = "server") -> dict[str, Any]:
-        """The server's status, jobs and sites (``server``), or each site's state (``client``)."""
-        return self._dict("check_status", {"target": _choice("target", target, STATUS_TARGETS)})
+    def check_status(self, target: str = "server") -> ServerStatus | SitesStatus:
+        """The server's status, jobs and sites (``server``: :class:`ServerStatus`), or each
+        site's state (``client``: :class:`SitesStatus`)."""
+        args: Args = {"target": _choice("target", target, STATUS_TARGETS)}
+        if target == "client":
+            return self._result("check_status", args, SitesStatus)
+        return self._result("check_status", args, ServerStatus)
 
-    def get_system_info(self) -> dict[str, Any]:
-        """``check_status`` for both targets: ``{"server": {...}, "client": {...}}``."""
-        return {target: self.check_status(target) for target in STATUS_TARGETS}
+    def server_status(self) -> ServerStatus:
+        """``check_status server``: the server's state, running jobs and registered sites."""
+        return self._result("check_status", {"target": "server"}, ServerStatus)
 
-    def sys_info(self, target: str = "server") -> dict[str, Any]:
+    def sites_status(self) -> SitesStatus:
+        """``check_status client``: every connected site the admin may see."""
+        return self._result("check_status", {"target": "client"}, SitesStatus)
+
+    def get_system_info(self) -> tuple[ServerStatus, SitesStatus]:
+        """``check_status`` for both targets: (the server's status, the sites' status)."""
+        return self.server_status(), self.sites_status()
+
+    def sys_info(self, target: str = "server") -> SysInfo:
         """Host information (platform, Python, resources) of the server or a site."""
-        return self._dict("sys_info", {"target": _name("target", target)})
+        return self._result("sys_info", {"target": _name("target", target)}, SysInfo)
 
     def remove_client(self, name: str) -> None:
         """Drop a site from the federation (it must register again)."""
-        self._call("remove_client", {"name": _name("name", name)})
+        self._result("remove_client", {"name": _name("name", name)}, Done)
 
     def shutdown(self, target: str, names: list[str] | None = None) -> None:
         """Shut down the server, sites (all, or ``names``), or everything."""
-        self._call("shutdown", _system_args(target, names))
+        self._result("shutdown", _system_args(target, names), Done)
 
     def shutdown_system(self) -> None:
         """Shut down every site and the server (project admins)."""
-        self._call("shutdown", _system_args("all", None))
+        self._result("shutdown", _system_args("all", None), Done)
 
-    def list_sp(self) -> dict[str, Any]:
+    def list_sp(self) -> SpState:
         """The servers the overseer knows (high availability): state, hot, last seen."""
         return _sp_view(self._overseer().state())
 
-    def get_active_sp(self) -> dict[str, Any]:
+    def get_active_sp(self) -> ActiveSp:
         """The hot server and the service session id, from the overseer."""
         view = _sp_view(self._overseer().state())
-        return {"hot": view["hot"], "ssid": view["ssid"]}
+        return ActiveSp(hot=view.hot, ssid=view.ssid)
 
-    def promote_sp(self, name: str) -> dict[str, Any]:
+    def promote_sp(self, name: str) -> SpState:
         """Make server ``name`` hot (project admins); the overseer's state after it."""
         return _sp_view(self._overseer().promote(_name("server", name)))
 
-    def _overseer(self) -> Any:
+    def _overseer(self) -> OverseerClient:
         if self.kit is None or self.kit.overseer is None:
             raise AdminError(
                 "this project has no overseer (high availability is not set up)",
@@ -298,22 +348,22 @@ class Session:
 
     def restart(self, target: str, names: list[str] | None = None) -> None:
         """Restart the server, sites (all, or ``names``), or everything."""
-        self._call("restart", _system_args(target, names))
+        self._result("restart", _system_args(target, names), Done)
 
     def tail(self, participant: str = "server", lines: int = 50, file: str = "log.txt") -> str:
         """The last ``lines`` lines of a participant's log (or of ``file``, as for :meth:`cat`)."""
         if isinstance(lines, bool) or not isinstance(lines, int) or lines < 1:
             raise UsageError(f"lines must be a positive integer, got {lines!r}")
-        args: dict[str, Any] = {"participant": _name("participant", participant), "lines": lines}
+        args: Args = {"participant": _name("participant", participant), "lines": lines}
         if file != "log.txt":
             args["file"] = _name("file", file)
-        return _expect(self._dict("tail", args), "text", str, "tail")
+        return self._result("tail", args, FileText).text
 
     def cat(self, participant: str, file: str) -> str:
         """A file of a participant: ``log.txt`` (its log) or ``JOB_ID/PATH`` (a file of a job
         the admin may see); the server and the site refuse any other name."""
-        args = {"participant": _name("participant", participant), "file": _name("file", file)}
-        return _expect(self._dict("cat", args), "text", str, "cat")
+        args: Args = {"participant": _name("participant", participant), "file": _name("file", file)}
+        return self._result("cat", args, FileText).text
 
     # ------------------------------------------------------------------ jobs
 
@@ -322,38 +372,36 @@ class Session:
         folder = Path(folder)
         check_job_folder(folder)
         archive = _zip_folder(folder)
-        args: dict[str, Any] = {}
+        args: Args = {}
         if self.kit is not None:
             from fedra.pki import sign_job
 
             _ca, cert_pem, key_pem = self.kit.credentials()
             # Signed by this admin: the server and every site check it before running it.
             args = {"signature": sign_job(archive, key_pem), "certificate": cert_pem.decode()}
-        data, _ = self._call("submit_job", args, zip=archive)
-        return _expect(_expect_dict("submit_job", data), "job_id", str, "submit_job")
+        return self._result("submit_job", args, JobCreated, zip=archive).job_id
 
-    def list_jobs(self, detailed: bool = False, prefix: str | None = None) -> list[dict[str, Any]]:
-        """Every job (or those whose id starts with ``prefix``), oldest first."""
-        data = self._dict("list_jobs", {"detailed": bool(detailed), "prefix": prefix or None})
-        jobs = _expect(data, "jobs", list, "list_jobs")
-        return [_expect_dict("list_jobs", job) for job in jobs]
+    def list_jobs(self, detailed: bool = False, prefix: str | None = None) -> list[JobInfo]:
+        """Every job (or those whose id starts with ``prefix``), oldest first; with
+        ``detailed``, each with its history, wait reason, failure and run info."""
+        args: Args = {"detailed": bool(detailed), "prefix": prefix or None}
+        return self._result("list_jobs", args, JobList).jobs
 
-    def get_job(self, job_id: str) -> dict[str, Any]:
+    def get_job(self, job_id: str) -> JobInfo:
         """One job in detail: status, history, what it waits for, why it failed."""
-        return self._dict("get_job", {"job_id": _job_id(job_id)})
+        return self._result("get_job", {"job_id": _job_id(job_id)}, JobInfo)
 
-    def abort_job(self, job_id: str) -> dict[str, Any]:
-        """Abort a job; returns ``{"job_id", "status"}``."""
-        return self._dict("abort_job", {"job_id": _job_id(job_id)})
+    def abort_job(self, job_id: str) -> AbortResult:
+        """Abort a job; its id and status after the request."""
+        return self._result("abort_job", {"job_id": _job_id(job_id)}, AbortResult)
 
     def clone_job(self, job_id: str) -> str:
         """Submit a copy of a job; returns the new job's id."""
-        data = self._dict("clone_job", {"job_id": _job_id(job_id)})
-        return _expect(data, "job_id", str, "clone_job")
+        return self._result("clone_job", {"job_id": _job_id(job_id)}, JobCreated).job_id
 
     def delete_job(self, job_id: str) -> None:
         """Delete a finished job and its workspace from the server."""
-        self._call("delete_job", {"job_id": _job_id(job_id)})
+        self._result("delete_job", {"job_id": _job_id(job_id)}, Done)
 
     def download_job(self, job_id: str, dest: Path | None = None) -> Path:
         """Download a job's folder and workspace into ``dest/<job_id>/``; return that folder.
@@ -368,32 +416,35 @@ class Session:
         target = base.expanduser() / job_id
         if target.exists() or target.is_symlink():
             raise ConfigError(f"cannot download into {target}: it already exists")
-        _, archive = self._call("download_job", {"job_id": job_id})
+        data, archive = self._call("download_job", {"job_id": job_id})
+        try:
+            decode_result("download_job", data, Downloaded)
+        except BadReply as exc:
+            raise AdminError(str(exc)) from None
         if archive is None:
             raise AdminError(f"malformed reply to 'download_job': no zip for job {job_id}")
         extract_result(archive, target)
         return target
 
-    def wait(self, job_id: str, timeout: float | None = None, poll: float = 0.5) -> dict[str, Any]:
+    def wait(self, job_id: str, timeout: float | None = None, poll: float = 0.5) -> JobInfo:
         """Poll the job until its status is final; return it. WaitTimeout after ``timeout`` s."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             job = self.get_job(job_id)
-            status = str(job.get("status", ""))
-            if is_final(status):
+            if job.status.is_final:
                 return job
             now = time.monotonic()
             if deadline is not None and now >= deadline:
-                raise WaitTimeout(job_id, status, timeout or 0.0)
+                raise WaitTimeout(job_id, job.status.value, timeout or 0.0)
             time.sleep(poll if deadline is None else min(poll, deadline - now))
 
-    def show_stats(self, job_id: str) -> dict[str, Any]:
+    def show_stats(self, job_id: str) -> JobStats:
         """A running or finished job's progress: rounds, metrics, status."""
-        return self._dict("show_stats", {"job_id": _job_id(job_id)})
+        return self._result("show_stats", {"job_id": _job_id(job_id)}, JobStats)
 
-    def show_errors(self, job_id: str) -> dict[str, Any]:
-        """Why a job failed: ``{"failure": {...} | None, "errors": [...]}``."""
-        return self._dict("show_errors", {"job_id": _job_id(job_id)})
+    def show_errors(self, job_id: str) -> JobErrors:
+        """Why a job failed: the failure record (or None) and the errors sites reported."""
+        return self._result("show_errors", {"job_id": _job_id(job_id)}, JobErrors)
 
     def _transfer_dir(self) -> Path:
         return self.kit.transfer_dir if self.kit is not None else Path(TRANSFER_DIR)
@@ -418,21 +469,8 @@ def _choice(what: str, value: object, choices: tuple[str, ...]) -> str:
     return str(value)
 
 
-def _system_args(target: str, names: list[str] | None) -> dict[str, Any]:
+def _system_args(target: str, names: list[str] | None) -> Args:
     target = _choice("target", target, SYSTEM_TARGETS)
     if names and target != "client":
         raise UsageError(f"site names only go with target 'client', not {target!r}")
     return {"target": target, "names": [_name("site name", n) for n in names] if names else None}
-
-
-def _expect_dict(cmd: str, data: object) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise AdminError(f"malformed reply to '{cmd}': expected an object, got {data!r:.80}")
-    return data
-
-
-def _expect(data: dict[str, Any], key: str, kind: type[T], cmd: str) -> T:
-    value = data.get(key)
-    if not isinstance(value, kind):
-        raise AdminError(f"malformed reply to '{cmd}': '{key}' should be a {kind.__name__}")
-    return value

@@ -1,22 +1,23 @@
 """Reading a console line's arguments against the command table.
 
 :func:`parse_args` turns the words after a command's name into the keyword arguments of its
-Session method, converting and checking them as the table's :class:`Param` entries say; every
-mistake is one :class:`UsageError` line ending with the command's usage. The completer asks
-:func:`expected_param` which argument comes next.
+Session method, converting and checking them as the command's declared arguments
+(:class:`fedra.core.admin_spec.ArgSpec`) say; every mistake is one :class:`UsageError` line
+ending with the command's usage. The completer asks :func:`expected_param` which argument
+comes next.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
-from fedra.admin.commands import Command, Param
+from fedra.admin.commands import Command
 from fedra.admin.errors import UsageError
-from fedra.admin.render import OutputFormat
+from fedra.admin.render import ConsoleArgs, ConsoleValue, OutputFormat
+from fedra.core.admin_spec import ArgSpec
 
-_CONVERT: dict[str, tuple[Callable[[str], Any], str]] = {
+_CONVERT: dict[str, tuple[Callable[[str], ConsoleValue], str]] = {
     "int": (int, "an integer"),
     "float": (float, "a number"),
     "path": (lambda s: Path(s).expanduser(), "a path"),
@@ -27,9 +28,9 @@ def _bad(command: Command, problem: str) -> UsageError:
     return UsageError(f"{command.name}: {problem}; usage: {command.usage}")
 
 
-def _convert(command: Command, param: Param, text: str) -> Any:
-    if param.kind in _CONVERT:
-        convert, expected = _CONVERT[param.kind]
+def _convert(command: Command, param: ArgSpec, text: str) -> ConsoleValue:
+    if param.type in _CONVERT:
+        convert, expected = _CONVERT[param.type]
         try:
             return convert(text)
         except ValueError:
@@ -39,13 +40,14 @@ def _convert(command: Command, param: Param, text: str) -> Any:
     return text
 
 
-def _option(command: Command, flag: str) -> Param | None:
+def _option(command: Command, flag: str) -> ArgSpec | None:
     return next((p for p in command.params if flag in p.flags), None)
 
 
-def parse_args(command: Command, argv: Sequence[str]) -> dict[str, Any]:
+def parse_args(command: Command, argv: Sequence[str]) -> ConsoleArgs:
     """Turn the words after a command's name into keyword arguments for its Session method."""
-    values: dict[str, Any] = {}
+    values: ConsoleArgs = {}
+    names: list[str] = []
     positionals = [p for p in command.params if p.positional]
     words = list(argv)
     while words:
@@ -55,7 +57,7 @@ def parse_args(command: Command, argv: Sequence[str]) -> dict[str, Any]:
             param = _option(command, flag)
             if param is None:
                 raise _bad(command, f"unknown option '{flag}'")
-            if param.kind == "flag":
+            if param.is_switch:
                 if has_value:
                     raise _bad(command, f"option '{flag}' takes no value")
                 values[param.name] = True
@@ -69,8 +71,9 @@ def parse_args(command: Command, argv: Sequence[str]) -> dict[str, Any]:
         if not positionals:
             raise _bad(command, f"unexpected argument '{word}'")
         param = positionals[0]
-        if param.kind == "names":
-            values.setdefault(param.name, []).append(word)
+        if param.type == "names":
+            names.append(word)
+            values[param.name] = names
             continue
         positionals.pop(0)
         values[param.name] = _convert(command, param, word)
@@ -82,7 +85,7 @@ def parse_args(command: Command, argv: Sequence[str]) -> dict[str, Any]:
     return values
 
 
-def expected_param(command: Command, argv: Sequence[str]) -> Param | None:
+def expected_param(command: Command, argv: Sequence[str]) -> ArgSpec | None:
     """Which argument the next word fills, given the complete words typed so far."""
     positionals = [p for p in command.params if p.positional]
     words = list(argv)
@@ -90,11 +93,11 @@ def expected_param(command: Command, argv: Sequence[str]) -> Param | None:
         word = words.pop(0)
         if word.startswith("-"):
             param = _option(command, word)
-            if param is not None and param.kind != "flag" and "=" not in word:
+            if param is not None and not param.is_switch and "=" not in word:
                 if not words:
                     return param
                 words.pop(0)
-        elif positionals and positionals[0].kind != "names":
+        elif positionals and positionals[0].type != "names":
             positionals.pop(0)
     return positionals[0] if positionals else None
 

@@ -23,12 +23,19 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
 
 import numpy as np
 
 from fedra.aggregators.weighted import WeightedAggregator, _cast, refuse_encrypted
-from fedra.core import Array, FLModel, MetricValue, Params, ParamsType, WorkflowError
+from fedra.core import (
+    Array,
+    FLModel,
+    JsonCompatible,
+    MetricValue,
+    Params,
+    ParamsType,
+    WorkflowError,
+)
 from fedra.filters import gaussian_epsilon, l2_norm
 
 log = logging.getLogger("fedra.aggregators")
@@ -177,7 +184,7 @@ class DPGaussianAggregator:
                     mean += rng.normal(0.0, noise_std, size=mean.shape)
                 params[name] = _cast(mean, dtype)
             self._acc = None
-        meta: dict[str, Any] = {
+        meta: dict[str, JsonCompatible] = {
             "num_results": self.count,
             "total_weight": float(self._n),
             "dp_clip_norm": self.clip_norm,

@@ -11,7 +11,7 @@ about); metrics are still averaged by ``num_samples``, through a composed Weight
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,7 +25,15 @@ from fedra.aggregators.weighted import (
     _cast,
     refuse_encrypted,
 )
-from fedra.core import Array, FLModel, MetricValue, Params, ParamsType, WorkflowError
+from fedra.core import (
+    Array,
+    FLModel,
+    JsonCompatible,
+    MetricValue,
+    Params,
+    ParamsType,
+    WorkflowError,
+)
 
 
 class Aggregator(Protocol):
@@ -64,7 +72,7 @@ class _Collecting:
         self._results: list[Params] = []
         self._total = 0.0
         #: Extra meta of the result, set by a rule while combining.
-        self._extra_meta: dict[str, Any] = {}
+        self._extra_meta: Mapping[str, JsonCompatible] = {}
 
     @property
     def count(self) -> int:
@@ -110,7 +118,7 @@ class _Collecting:
         """The aggregate of the params kept; they are released (the aggregator is spent)."""
         results, self._results = self._results, []
         params = self._combine(results) if results else None
-        meta: dict[str, Any] = {"num_results": self.count, "total_weight": self._total}
+        meta: dict[str, JsonCompatible] = {"num_results": self.count, "total_weight": self._total}
         meta.update(self._extra_meta)
         return FLModel(
             params=params,

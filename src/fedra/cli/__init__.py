@@ -14,6 +14,7 @@ from fedra.cli import job as job_cli
 from fedra.cli import overseer as overseer_cli
 from fedra.cli import poc as poc_cli
 from fedra.cli import provision as provision_cli
+from fedra.cli import schema as schema_cli
 from fedra.cli import simulate as simulate_cli
 from fedra.core import FedraError
 
@@ -30,6 +31,7 @@ app.command("admin")(admin_cli.admin)
 app.add_typer(poc_cli.app, name="poc")
 app.command("provision")(provision_cli.provision)
 app.add_typer(overseer_cli.app, name="overseer")
+app.command("schema")(schema_cli.schema)
 
 
 @app.command("version")

@@ -1,8 +1,9 @@
 """``fedra job``: check job folders, and submit and manage jobs on a running federation.
 
-``validate`` works offline. The other commands are built from the admin command table
-(:data:`fedra.admin.COMMANDS`): each connects with the admin kit, calls one Session method and
-prints its result as text or, with ``--format json``, as JSON.
+``validate`` works offline. The other commands are built from the declared admin commands
+that name a CLI command (:mod:`fedra.core.admin_spec`, bound in :data:`fedra.admin.COMMANDS`):
+each connects with the admin kit, calls one Session method and prints its typed result as
+text or, with ``--format json``, as JSON.
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ import inspect
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from fedra.admin.commands import COMMANDS, Command, Param
-from fedra.admin.render import OutputFormat, make_console
+from fedra.admin.commands import COMMANDS, Command
+from fedra.admin.render import ConsoleArgs, ConsoleValue, OutputFormat, make_console
 from fedra.cli.admin import KIT_HELP
+from fedra.core.admin_results import JobInfo
+from fedra.core.admin_spec import ArgSpec
 
 app = typer.Typer(
     help="Validate job folders; submit, watch, download and manage jobs.", no_args_is_help=True
@@ -36,18 +39,16 @@ def validate(
     typer.echo(f"{folder}: job '{job.meta.name}' is valid ({apps})")
 
 
-_TYPES: dict[str, Any] = {"int": int, "float": float, "path": Path, "flag": bool}
+_TYPES: dict[str, type] = {"int": int, "float": float, "path": Path, "bool": bool}
 
 
-def _parameter(param: Param) -> inspect.Parameter:
-    """The typer parameter for one argument of the table."""
-    kind: Any = _TYPES.get(param.kind, str)
-    if param.kind == "names":
-        kind = list[str]
-    if not param.required and param.kind != "flag" and param.default is None:
-        kind = kind | None
+def _parameter(param: ArgSpec) -> inspect.Parameter:
+    """The typer parameter for one declared argument."""
+    kind: object = list[str] if param.type == "names" else _TYPES.get(param.type, str)
+    if not param.required and not param.is_switch and param.default is None:
+        kind = kind | None  # type: ignore[operator]
     metavar = param.metavar or None
-    info: Any
+    info: object
     if param.positional:
         default = ... if param.required else param.default
         info = typer.Argument(default, help=param.help, metavar=metavar)
@@ -61,19 +62,19 @@ def _parameter(param: Param) -> inspect.Parameter:
 def _command(command: Command) -> Callable[..., None]:
     """A typer command that runs ``command`` with the admin kit and prints its result."""
 
-    def run(**kwargs: Any) -> None:
-        from fedra.admin import Session
+    def run(**kwargs: ConsoleValue) -> None:
         from fedra.admin.commands import execute, present
-        from fedra.admin.session import check_job_folder
+        from fedra.admin.session import Session, check_job_folder
 
-        kit: Path | None = kwargs.pop("kit")
-        fmt = OutputFormat(kwargs.pop("output_format"))
+        kit = kwargs.pop("kit")
+        fmt = OutputFormat(str(kwargs.pop("output_format")))
         if command.name == "submit_job":
-            check_job_folder(kwargs["folder"])  # a malformed job fails before connecting
-        with Session.connect(kit) as session:
-            value = execute(session, command, kwargs)
-        present(make_console(sys.stdout), command, kwargs, value, fmt)
-        if command.name == "wait":
+            check_job_folder(Path(str(kwargs["folder"])))  # a malformed job fails early
+        args: ConsoleArgs = dict(kwargs)
+        with Session.connect(kit if isinstance(kit, Path) else None) as session:
+            value = execute(session, command, args)
+        present(make_console(sys.stdout), command, args, value, fmt)
+        if command.name == "wait" and isinstance(value, JobInfo):
             _fail_unless_completed(value)
 
     extra = [
@@ -98,15 +99,15 @@ def _command(command: Command) -> Callable[..., None]:
     return run
 
 
-def _fail_unless_completed(job: dict[str, Any]) -> None:
+def _fail_unless_completed(job: JobInfo) -> None:
     """``fedra job wait`` exits non-zero unless the job completed, so scripts can rely on it."""
-    from fedra.admin import AdminError
+    from fedra.admin.errors import AdminError
+    from fedra.core import JobStatus
 
-    status = str(job.get("status"))
-    if status != "FINISHED:COMPLETED":
+    if job.status is not JobStatus.FINISHED_COMPLETED:
         raise AdminError(
-            f"job {job.get('job_id')} ended {status}",
-            hint=f"see why with: fedra job errors {job.get('job_id')}",
+            f"job {job.job_id} ended {job.status.value}",
+            hint=f"see why with: fedra job errors {job.job_id}",
         )
 
 

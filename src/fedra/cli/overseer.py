@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -62,10 +61,12 @@ def promote(
 
 
 def _print(answer: OverseerAnswer, output_format: Format) -> None:
+    import msgspec
+
     from fedra.overseer import answer_to_json
 
     if output_format is Format.JSON:
-        typer.echo(json.dumps(answer_to_json(answer), indent=2))
+        typer.echo(msgspec.json.format(answer_to_json(answer), indent=2).decode())
         return
     hot = answer.hot
     typer.echo(f"hot server: {hot.name} ({hot.address})" if hot else "hot server: none yet")

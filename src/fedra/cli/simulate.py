@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from fedra.core import JobStatus, SiteError
+
+if TYPE_CHECKING:
+    from fedra.simulator import RayOptions, RunSummary
 
 
 def simulate(
@@ -62,11 +65,47 @@ def simulate(
     ] = None,
 ) -> None:
     """Run JOB with simulated sites; results land in the workspace."""
-    from fedra.core import ConfigError
-    from fedra.simulator import RayOptions, format_metrics
     from fedra.simulator import simulate as run
 
-    names = [c.strip() for c in clients.split(",") if c.strip()] if clients else None
+    ray_options = _ray_options(
+        backend,
+        threads,
+        address=address,
+        site_cpus=site_cpus,
+        site_gpus=site_gpus,
+        actors=actors,
+        keep_sites=keep_sites,
+    )
+    summary = run(
+        job,
+        n_clients=n_clients,
+        threads=1 if threads is None else threads,
+        workspace=workspace,
+        clients=[c.strip() for c in clients.split(",") if c.strip()] if clients else None,
+        show_progress=not quiet,
+        resume=resume,
+        backend=backend,
+        ray_options=ray_options,
+        kits=kits,
+    )
+    _report(summary)
+
+
+def _ray_options(
+    backend: str,
+    threads: int | None,
+    *,
+    address: str | None,
+    site_cpus: float | None,
+    site_gpus: float | None,
+    actors: int | None,
+    keep_sites: int | None,
+) -> RayOptions | None:
+    """The Ray options the flags give (None unless ``backend`` is ray); ConfigError on flags
+    that do not belong to the chosen backend."""
+    from fedra.core import ConfigError
+    from fedra.simulator import RayOptions
+
     given = {
         "--address": address,
         "--site-cpus": site_cpus,
@@ -79,28 +118,25 @@ def simulate(
     if backend != "ray" and any(v is not None for v in given.values()):
         options = ", ".join(k for k, v in given.items() if v is not None)
         raise ConfigError(f"{options}: only used with --backend ray")
+    if backend != "ray":
+        return None
     defaults = RayOptions()
-    ray_options = RayOptions(
+    return RayOptions(
         address=address,
         site_cpus=defaults.site_cpus if site_cpus is None else site_cpus,
         site_gpus=defaults.site_gpus if site_gpus is None else site_gpus,
         actors=actors,
         keep_sites=defaults.keep_sites if keep_sites is None else keep_sites,
     )
-    summary = run(
-        job,
-        n_clients=n_clients,
-        threads=1 if threads is None else threads,
-        workspace=workspace,
-        clients=names,
-        show_progress=not quiet,
-        resume=resume,
-        backend=backend,
-        ray_options=ray_options if backend == "ray" else None,
-        kits=kits,
-    )
-    out = Console()
+
+
+def _report(summary: RunSummary) -> None:
+    """Print where a completed run's results are; raise the error of one that failed."""
+    from fedra.core import WorkflowError
+    from fedra.simulator import format_metrics
+
     if summary.status == JobStatus.FINISHED_COMPLETED:
+        out = Console()
         out.print(
             f"job {summary.job} finished in {summary.seconds:.2f} s: "
             f"{format_metrics(summary.final_metrics)}",
@@ -120,6 +156,4 @@ def simulate(
         raise SiteError(
             summary.failed_site, summary.failed_task or "?", summary.site_traceback or ""
         )
-    from fedra.core import WorkflowError
-
     raise WorkflowError(f"job {summary.job} ended {summary.status.value}: {summary.error}")

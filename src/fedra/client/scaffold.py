@@ -68,7 +68,7 @@ class ScaffoldHelper:
         self._x: Params = {}
         self._c: Params = {}
         self._correction: Params = {}
-        self._torch_correction: dict[str, Any] = {}
+        self._torch_correction: dict[str, torch.Tensor] = {}
 
     @property
     def active(self) -> bool:
@@ -101,7 +101,7 @@ class ScaffoldHelper:
             return model
         if not isinstance(prefix, str) or not prefix:
             raise ValueError(f"meta['{SCAFFOLD_META}'] must be a non-empty string, got {prefix!r}")
-        raw: dict[str, Any] = dict(model.params)
+        raw = model.params  # numpy arrays, or torch tensors with params_format: pytorch
         own = {k: v for k, v in raw.items() if not k.startswith(prefix)}
         x = {k: np.array(as_array(v, k), copy=True) for k, v in own.items()}
         c = {

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 import numpy as np
 
 from fedra.client.executor import Executor, SiteContext
 from fedra.client.script import ScriptExecutor
-from fedra.core import FLModel, Params, ParamsType
+from fedra.core import FLModel, JsonCompatible, Params, ParamsType
 from fedra.secagg import (
     TASK_ADVERTISE,
     TASK_MASKED_INPUT,
@@ -40,6 +40,10 @@ from fedra.secagg import (
 
 if TYPE_CHECKING:  # filters load on first use: a training script need not import them
     from fedra.filters import Filter
+
+
+#: One entry of ``update_filters``: a built-in filter's name and its arguments.
+FilterSpec = TypedDict("FilterSpec", {"class": str, "args": NotRequired[dict[str, JsonCompatible]]})
 
 
 class SecAggClient(Executor):
@@ -136,7 +140,7 @@ class SecAggScriptExecutor(SecAggClient):
         params_format: str = "numpy",
         start_timeout: float = 60.0,
         stop_timeout: float = 10.0,
-        update_filters: list[dict[str, Any]] | None = None,
+        update_filters: list[FilterSpec] | None = None,
     ) -> None:
         inner = ScriptExecutor(script, args, launch, params_format, start_timeout, stop_timeout)
         super().__init__(inner, [_build_filter(spec) for spec in update_filters or []])

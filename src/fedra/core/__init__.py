@@ -35,6 +35,7 @@ from fedra.core.jobspec import (
     parse_meta,
     parse_server_config,
 )
+from fedra.core.json_types import JsonCompatible, JsonObject, JsonValue
 from fedra.core.memory import release_large_buffers, trim_heap
 from fedra.core.model import (
     NUM_SAMPLES,
@@ -88,6 +89,9 @@ __all__ = [
     "JobMeta",
     "JobStatus",
     "JobValidationError",
+    "JsonCompatible",
+    "JsonObject",
+    "JsonValue",
     "MetricValue",
     "ModelStore",
     "Params",

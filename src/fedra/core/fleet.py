@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from fedra.core.json_types import JsonCompatible
 from fedra.core.model import Array, FLModel, MetricValue, Params
 from fedra.core.task import TaskResult
 
@@ -88,7 +89,7 @@ class Snapshot:
     """A workflow's state at a round boundary: JSON-compatible state plus named arrays."""
 
     workflow: str
-    state: dict[str, Any] = field(default_factory=dict)
+    state: Mapping[str, JsonCompatible] = field(default_factory=dict)
     arrays: dict[str, Array] = field(default_factory=dict)
     #: The name of a model already saved in the ModelStore that holds exactly ``arrays``:
     #: a store may keep the reference instead of writing the arrays a second time.

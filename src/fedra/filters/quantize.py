@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 
@@ -41,6 +41,15 @@ CHUNK = 1 << 18
 
 _KEYS = {16: {"bits", "dtype"}, 8: {"bits", "dtype", "scale", "offset"}}
 _WIRE_DTYPE: dict[int, np.dtype[Any]] = {16: np.dtype(np.float16), 8: np.dtype(np.uint8)}
+
+
+class QuantizedParam(TypedDict):
+    """How to restore one quantized param, as ``meta["quantized"][name]`` holds it."""
+
+    bits: int
+    dtype: str
+    scale: NotRequired[float]
+    offset: NotRequired[float]
 
 
 class Quantize:
@@ -75,7 +84,7 @@ class Quantize:
                 f"(meta['{QUANTIZED_KEY}'] is set); quantize once, last in the chain"
             )
         params: Params = dict(model.params)
-        record: dict[str, Any] = {}
+        record: dict[str, QuantizedParam] = {}
         for name in sorted(model.params):
             array = model.params[name]
             if array.dtype.name not in FLOAT_DTYPES:
@@ -168,7 +177,7 @@ class _Entry:
 
 def _to_float16(
     name: str, array: Array, lo: float, hi: float, ctx: FilterContext
-) -> tuple[Array, dict[str, Any]]:
+) -> tuple[Array, QuantizedParam]:
     if max(-lo, hi) > FLOAT16_MAX:
         raise FilterError(
             f"Quantize(bits=16) on site '{ctx.site}': param '{name}' has values beyond "
@@ -180,7 +189,7 @@ def _to_float16(
 
 def _to_uint8(
     name: str, array: Array, lo: float, hi: float, ctx: FilterContext
-) -> tuple[Array, dict[str, Any]]:
+) -> tuple[Array, QuantizedParam]:
     span = hi - lo
     if not math.isfinite(span):
         raise FilterError(
@@ -188,7 +197,7 @@ def _to_uint8(
             f"holds ({lo:.6g} to {hi:.6g}); it cannot be quantized"
         )
     scale = span / LEVELS
-    entry: dict[str, Any] = {
+    entry: QuantizedParam = {
         "bits": 8,
         "dtype": array.dtype.name,
         "scale": scale,

@@ -15,18 +15,67 @@ import json
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import NotRequired, TypedDict
 
-from fedra.core import ALL_SITES, CLIENT_CONFIG, META_FILE, SERVER_CONFIG, ConfigError
+from fedra.core import (
+    ALL_SITES,
+    CLIENT_CONFIG,
+    META_FILE,
+    SERVER_CONFIG,
+    ConfigError,
+    JsonCompatible,
+)
 from fedra.job.folder import JobDefinition, load_job
 
 APP = "app"
 
+#: A component as a job config names it: a built-in ``class`` or a ``custom`` one, its
+#: ``args``, and (executors) the ``tasks`` it runs. ("class" is a keyword: no class syntax.)
+Component = TypedDict(
+    "Component",
+    {"class": str, "custom": str, "args": dict[str, JsonCompatible], "tasks": list[str]},
+    total=False,
+)
 
-def _component(class_name: str | None, custom: str | None, args: dict[str, Any]) -> dict[str, Any]:
-    if (class_name is None) == (custom is None):
+
+class MetaDocument(TypedDict):
+    """meta.json as :class:`FedJob` writes it."""
+
+    name: str
+    deploy_map: dict[str, list[str]]
+    min_clients: int
+    mandatory_clients: NotRequired[list[str]]
+    resource_spec: NotRequired[dict[str, dict[str, JsonCompatible]]]
+    priority: NotRequired[int]
+
+
+class ServerDocument(TypedDict):
+    """The app's server config as :class:`FedJob` writes it."""
+
+    format_version: int
+    workflows: list[Component]
+    persistor: NotRequired[Component]
+    result_filters: NotRequired[list[Component]]
+
+
+class ClientDocument(TypedDict):
+    """The app's client config as :class:`FedJob` writes it."""
+
+    format_version: int
+    executors: list[Component]
+    task_data_filters: NotRequired[list[Component]]
+    task_result_filters: NotRequired[list[Component]]
+
+
+def _component(
+    class_name: str | None, custom: str | None, args: dict[str, JsonCompatible]
+) -> Component:
+    if class_name is not None and custom is None:
+        entry: Component = {"class": class_name}
+    elif custom is not None and class_name is None:
+        entry = {"custom": custom}
+    else:
         raise ConfigError("give either a built-in class name or custom='module.Class'")
-    entry: dict[str, Any] = {"class": class_name} if class_name else {"custom": custom}
     if args:
         entry["args"] = args
     return entry
@@ -40,7 +89,7 @@ class FedJob:
         name: str,
         min_clients: int = 1,
         mandatory_clients: Sequence[str] = (),
-        resource_spec: dict[str, dict[str, Any]] | None = None,
+        resource_spec: dict[str, dict[str, JsonCompatible]] | None = None,
         priority: int = 0,
     ) -> None:
         self.name = name
@@ -48,18 +97,18 @@ class FedJob:
         self.mandatory_clients = list(mandatory_clients)
         self.resource_spec = dict(resource_spec or {})
         self.priority = priority
-        self.workflows: list[dict[str, Any]] = []
-        self.executors: list[dict[str, Any]] = []
-        self.persistor: dict[str, Any] | None = None
-        self.server_filters: list[dict[str, Any]] = []
-        self.filters: dict[str, list[dict[str, Any]]] = {
+        self.workflows: list[Component] = []
+        self.executors: list[Component] = []
+        self.persistor: Component | None = None
+        self.server_filters: list[Component] = []
+        self.filters: dict[str, list[Component]] = {
             "task_data_filters": [],
             "task_result_filters": [],
         }
         self.files: list[tuple[Path, str]] = []
 
     def add_workflow(
-        self, class_name: str | None = None, *, custom: str | None = None, **args: Any
+        self, class_name: str | None = None, *, custom: str | None = None, **args: JsonCompatible
     ) -> FedJob:
         """Append a server workflow (built-in by name, or ``custom='module.Class'``)."""
         self.workflows.append(_component(class_name, custom, args))
@@ -71,7 +120,7 @@ class FedJob:
         *,
         custom: str | None = None,
         tasks: Sequence[str] = ("*",),
-        **args: Any,
+        **args: JsonCompatible,
     ) -> FedJob:
         """Add a site executor for ``tasks`` (default: every task)."""
         entry = _component(class_name, custom, args)
@@ -79,7 +128,9 @@ class FedJob:
         self.executors.append(entry)
         return self
 
-    def add_filter(self, class_name: str, *, direction: str = "task_result", **args: Any) -> FedJob:
+    def add_filter(
+        self, class_name: str, *, direction: str = "task_result", **args: JsonCompatible
+    ) -> FedJob:
         """Add a filter (fedra.filters) on what sites receive (``task_data``) or send back."""
         key = f"{direction}_filters"
         if key not in self.filters:
@@ -87,12 +138,12 @@ class FedJob:
         self.filters[key].append(_component(class_name, None, args))
         return self
 
-    def add_server_filter(self, class_name: str, **args: Any) -> FedJob:
+    def add_server_filter(self, class_name: str, **args: JsonCompatible) -> FedJob:
         """Add a filter the server runs on every incoming result (``result_filters``)."""
         self.server_filters.append(_component(class_name, None, args))
         return self
 
-    def set_persistor(self, class_name: str = "ModelPersistor", **args: Any) -> FedJob:
+    def set_persistor(self, class_name: str = "ModelPersistor", **args: JsonCompatible) -> FedJob:
         """Configure where the initial model comes from and how the best one is picked."""
         self.persistor = _component(class_name, None, args)
         return self
@@ -105,9 +156,9 @@ class FedJob:
         self.files.append((source, dest or source.name))
         return self
 
-    def to_dict(self) -> dict[str, dict[str, Any]]:
+    def to_dict(self) -> dict[str, MetaDocument | ServerDocument | ClientDocument]:
         """The JSON documents of the job, by file name."""
-        meta: dict[str, Any] = {
+        meta: MetaDocument = {
             "name": self.name,
             "deploy_map": {APP: [ALL_SITES]},
             "min_clients": self.min_clients,
@@ -118,13 +169,16 @@ class FedJob:
             meta["resource_spec"] = self.resource_spec
         if self.priority:
             meta["priority"] = self.priority
-        server: dict[str, Any] = {"format_version": 1, "workflows": self.workflows}
+        server: ServerDocument = {"format_version": 1, "workflows": self.workflows}
         if self.persistor is not None:
             server["persistor"] = self.persistor
         if self.server_filters:
             server["result_filters"] = self.server_filters
-        client: dict[str, Any] = {"format_version": 1, "executors": self.executors}
-        client.update({k: v for k, v in self.filters.items() if v})
+        client: ClientDocument = {"format_version": 1, "executors": self.executors}
+        if self.filters["task_data_filters"]:
+            client["task_data_filters"] = self.filters["task_data_filters"]
+        if self.filters["task_result_filters"]:
+            client["task_result_filters"] = self.filters["task_result_filters"]
         return {
             META_FILE: meta,
             f"{APP}/{SERVER_CONFIG}": server,

@@ -1,19 +1,15 @@
 """The overseer: which of several servers is hot, for high availability.
 
-Servers, sites and admins heartbeat to the overseer over HTTPS with mutual TLS
-(``POST /api/v1/heartbeat``); the answer names the hot server, every server's state and the
-service session id (SSID), which changes on every promotion. The hot server acts only under
-a lease renewed by its heartbeats; when it falls silent, a live standby is promoted once its
-lease has surely run out. State survives a restart of the overseer. See ``docs/ha.md``.
+Servers, sites and admins heartbeat to the overseer over gRPC with mutual TLS (the unary
+call ``/api/v1/heartbeat``, JSON bodies; see :mod:`.wire`); the answer names the hot server,
+every server's state and the service session id (SSID), which changes on every promotion.
+The hot server acts only under a lease renewed by its heartbeats; when it falls silent, a
+live standby is promoted once its lease has surely run out. State survives a restart of the
+overseer. See ``docs/ha.md``.
 """
 
 from fedra.overseer.api import OverseerApi, Reply
-from fedra.overseer.client import (
-    DEFAULT_TIMEOUT,
-    OverseerClient,
-    client_context,
-    overseer_url,
-)
+from fedra.overseer.client import DEFAULT_TIMEOUT, OverseerClient, OverseerEntry, overseer_url
 from fedra.overseer.election import (
     MAX_PARTICIPANTS,
     MAX_SERVERS,
@@ -37,6 +33,7 @@ from fedra.overseer.messages import (
     OverseerAnswer,
     ParticipantHeartbeat,
     ParticipantStatus,
+    PromoteRequest,
     ServerHeartbeat,
     ServerInfo,
     ServerState,
@@ -45,7 +42,7 @@ from fedra.overseer.messages import (
     answer_to_json,
 )
 from fedra.overseer.process import serve_kit
-from fedra.overseer.service import MAX_CONNECTIONS, REQUEST_TIMEOUT, OverseerService
+from fedra.overseer.service import HANDSHAKE_TIMEOUT, MAX_CALLS, OverseerService
 from fedra.overseer.settings import SETTING_KEYS, OverseerSettings
 from fedra.overseer.store import (
     STATE_FILE,
@@ -58,15 +55,15 @@ from fedra.overseer.store import (
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "HANDSHAKE_TIMEOUT",
     "LOCAL_FILE",
     "MAX_ANSWER_BYTES",
-    "MAX_CONNECTIONS",
+    "MAX_CALLS",
     "MAX_PARTICIPANTS",
     "MAX_REQUEST_BYTES",
     "MAX_SERVERS",
     "MAX_SSID",
     "OVERSEER_FILE",
-    "REQUEST_TIMEOUT",
     "SETTING_KEYS",
     "STATE_FILE",
     "Election",
@@ -77,6 +74,7 @@ __all__ = [
     "OverseerAnswer",
     "OverseerApi",
     "OverseerClient",
+    "OverseerEntry",
     "OverseerError",
     "OverseerKit",
     "OverseerRefused",
@@ -86,6 +84,7 @@ __all__ = [
     "ParticipantHeartbeat",
     "ParticipantStatus",
     "PersistedState",
+    "PromoteRequest",
     "Promotion",
     "Reply",
     "ServerHeartbeat",
@@ -96,7 +95,6 @@ __all__ = [
     "StateStore",
     "answer_from_json",
     "answer_to_json",
-    "client_context",
     "client_for_kit",
     "overseer_url",
     "serve_kit",

@@ -1,18 +1,18 @@
-"""The overseer's HTTP API without the HTTP: routing, roles, bodies, saving, answers.
+"""The overseer's calls without the transport: routing, roles, bodies, saving, answers.
 
-=================================  ==========================  =============================
-endpoint                           who (role in certificate)   body → answer
-=================================  ==========================  =============================
-``POST {api_root}/heartbeat``      server, client, admins      heartbeat → answer
-``POST {api_root}/promote``        project_admin               ``{"name"}`` → full state
-``GET  {api_root}/state``          admins                      → full state
-=================================  ==========================  =============================
+==========================  ==========================  ==========================
+call (path)                 who (role in certificate)   body → answer
+==========================  ==========================  ==========================
+``{api_root}/heartbeat``    server, client, admins      heartbeat → answer
+``{api_root}/promote``      project_admin               ``{"name"}`` → full state
+``{api_root}/state``        admins                      (empty) → full state
+==========================  ==========================  ==========================
 
-Status codes: 200; 400 malformed body; 403 wrong role, or a body that names someone else
-than the certificate; 404 unknown endpoint or server; 405 wrong method; 409 the server
-cannot be promoted; 503 the state could not be saved (nothing was answered from it).
-A state change is saved before the answer that reveals it is sent (rule 6 of
-:mod:`.election`).
+Statuses (HTTP's numbers; :mod:`.wire` maps them to gRPC codes): 200; 400 malformed body;
+403 wrong role, revoked, or a body that names someone else than the certificate; 404 unknown
+call or server; 409 the server cannot be promoted; 503 the state could not be saved (nothing
+was answered from it). A state change is saved before the answer that reveals it is sent
+(rule 6 of :mod:`.election`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from fedra.core import WireError
 from fedra.overseer.election import Election
@@ -29,11 +28,10 @@ from fedra.overseer.errors import ElectionRefused
 from fedra.overseer.messages import (
     MAX_REQUEST_BYTES,
     OverseerAnswer,
-    answer_to_json,
+    ParticipantHeartbeat,
+    PromoteRequest,
+    ServerHeartbeat,
     decode,
-    participant_heartbeat_from_json,
-    promote_from_json,
-    server_heartbeat_from_json,
 )
 from fedra.overseer.store import StateStore
 from fedra.pki import ADMIN_ROLES, Identity
@@ -50,14 +48,15 @@ PROMOTE_ROLE = "project_admin"
 
 @dataclass(frozen=True)
 class Reply:
-    """An HTTP status and its JSON body."""
+    """The outcome of a call: ``answer`` with status 200, else a status and an ``error``."""
 
     status: int
-    body: dict[str, Any]
+    answer: OverseerAnswer | None = None
+    error: str = ""
 
 
 def _error(status: int, message: str) -> Reply:
-    return Reply(status, {"error": message, "status": status})
+    return Reply(status, error=message)
 
 
 class OverseerApi:
@@ -86,23 +85,21 @@ class OverseerApi:
         self._root = api_root.rstrip("/")
         self._servers = servers
         self._lock = threading.Lock()
-        self._routes: dict[str, tuple[str, Callable[[Identity, bytes], Reply]]] = {
-            f"{self._root}/heartbeat": ("POST", self._heartbeat),
-            f"{self._root}/promote": ("POST", self._promote),
-            f"{self._root}/state": ("GET", self._state),
+        self._routes: dict[str, Callable[[Identity, bytes], Reply]] = {
+            f"{self._root}/heartbeat": self._heartbeat,
+            f"{self._root}/promote": self._promote,
+            f"{self._root}/state": self._state,
         }
 
-    def handle(self, method: str, path: str, identity: Identity, body: bytes) -> Reply:
-        """Answer one request from ``identity`` (already authenticated by mutual TLS)."""
-        route = self._routes.get(path)
-        if route is None:
-            return _error(404, f"no such endpoint {path!r}; the API is under {self._root}/")
-        allowed, handler = route
-        if method != allowed:
-            return _error(405, f"{path} takes {allowed}, not {method}")
+    def handle(self, path: str, identity: Identity, body: bytes) -> Reply:
+        """Answer one call to ``path`` from ``identity`` (already authenticated by mutual
+        TLS)."""
+        handler = self._routes.get(path)
+        if handler is None:
+            return _error(404, f"no such call {path!r}; the calls are under {self._root}/")
         if (why := self._refusal(identity)) is not None:
             who = f"{identity.name} ({identity.role}, {identity.org})"
-            log.warning("refused %s: %s %s: %s %s", who, method, path, identity.name, why)
+            log.warning("refused %s: %s: %s %s", who, path, identity.name, why)
             return _error(403, f"{identity.name} {why}")
         try:
             return handler(identity, body)
@@ -115,9 +112,8 @@ class OverseerApi:
     def _heartbeat(self, who: Identity, body: bytes) -> Reply:
         if who.role not in HEARTBEAT_ROLES:
             return self._forbidden(who, "send heartbeats", HEARTBEAT_ROLES)
-        data = decode(body, limit=MAX_REQUEST_BYTES, what="heartbeat body")
         if who.role == "server":
-            beat = server_heartbeat_from_json(data)
+            beat = decode(body, ServerHeartbeat, limit=MAX_REQUEST_BYTES, what="heartbeat body")
             if beat.name != who.name:
                 return _not_yours(who, beat.name)
             if self._servers is not None and who.name not in self._servers:
@@ -127,7 +123,8 @@ class OverseerApi:
                     f"(servers: {', '.join(sorted(self._servers)) or 'none'})",
                 )
             return self._apply(lambda: self.election.server_heartbeat(beat))
-        name = participant_heartbeat_from_json(data).name
+        what = "heartbeat body"
+        name = decode(body, ParticipantHeartbeat, limit=MAX_REQUEST_BYTES, what=what).name
         if name != who.name:
             return _not_yours(who, name)
         return self._apply(lambda: self.election.participant_heartbeat(who.name, who.org, who.role))
@@ -135,12 +132,14 @@ class OverseerApi:
     def _promote(self, who: Identity, body: bytes) -> Reply:
         if who.role != PROMOTE_ROLE:
             return self._forbidden(who, "promote a server", frozenset({PROMOTE_ROLE}))
-        name = promote_from_json(decode(body, limit=MAX_REQUEST_BYTES, what="promote body"))
+        name = decode(body, PromoteRequest, limit=MAX_REQUEST_BYTES, what="promote body").name
         return self._apply(lambda: self.election.promote(name, by=who.name))
 
     def _state(self, who: Identity, body: bytes) -> Reply:
         if who.role not in STATE_ROLES:
             return self._forbidden(who, "read the overseer's state", STATE_ROLES)
+        if body:
+            return _error(400, f"the state call takes no body, got {len(body)} bytes")
         return self._apply(self.election.state)
 
     # -- helpers --------------------------------------------------------------------------
@@ -173,7 +172,7 @@ class OverseerApi:
                     log.error("cannot save the overseer's state: %s", err)
                     return _error(503, f"the overseer cannot save its state: {err}")
                 self.election.mark_saved()
-            return Reply(200, answer_to_json(answer))
+            return Reply(200, answer)
 
     @staticmethod
     def _forbidden(who: Identity, action: str, roles: frozenset[str]) -> Reply:

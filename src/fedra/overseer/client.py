@@ -1,86 +1,99 @@
 """The client servers, sites and the admin console use to talk to the overseer.
 
-Each call opens one mutual-TLS connection (the overseer's certificate must be issued by the
-project's CA, name the host in the URL and carry the role ``overseer``), sends one request
-and reads one answer, all under ``timeout`` seconds. Failures are typed:
-:class:`OverseerUnavailable` (unreachable, TLS failure, timeout, 5xx: retry later) and
-:class:`OverseerRefused` (4xx: the request is wrong; carries status and message).
+Each call opens one gRPC channel with mutual TLS (the overseer's certificate must be issued
+by the project's CA and name the host in the URL), makes one unary call and closes the
+channel, all under ``timeout`` seconds; the answer must be signed by a certificate with the
+role ``overseer`` (see :mod:`.wire`). Failures are typed: :class:`OverseerUnavailable`
+(unreachable, TLS failure, timeout, overloaded, cannot save: retry later) and
+:class:`OverseerRefused` (the request is wrong; carries the status and the message).
 """
 
 from __future__ import annotations
 
-import http.client
-import ssl
+import os
 import time
-from collections.abc import Mapping
-from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from fedra.core import WireError
+import grpc
+import msgspec
+
+from fedra.core import ConfigError, WireError
 from fedra.overseer.errors import OverseerError, OverseerRefused, OverseerUnavailable
 from fedra.overseer.messages import (
     MAX_ANSWER_BYTES,
+    MAX_REQUEST_BYTES,
+    Host,
     OverseerAnswer,
     ParticipantHeartbeat,
+    Port,
+    PromoteRequest,
     ServerHeartbeat,
     answer_from_json,
-    decode,
     encode,
-    heartbeat_to_json,
 )
-from fedra.pki import CertificateError, TlsFiles, identity_of
+from fedra.overseer.wire import (
+    CERT_KEY,
+    NONCE_BYTES,
+    NONCE_KEY,
+    REFUSALS,
+    SIGNATURE_KEY,
+    STATUSES,
+    check_answer,
+)
+from fedra.pki import CertificateError, TlsFiles
 
 #: Seconds a call may take, connection and TLS handshake included.
 DEFAULT_TIMEOUT = 5.0
 
+#: The client's gRPC settings: message limits, and a connection of its own per call.
+_CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_ANSWER_BYTES),
+    ("grpc.max_send_message_length", MAX_REQUEST_BYTES),
+    ("grpc.use_local_subchannel_pool", 1),
+    ("grpc.enable_retries", 0),
+]
 
-def overseer_url(entry: Mapping[str, Any]) -> str:
+
+class OverseerEntry(msgspec.Struct, frozen=True):
+    """The ``overseer`` block of a kit's ``fed_*.json`` (other keys, such as ``name``, are
+    ignored): ``url``, or ``host``, ``port``, ``protocol`` and ``api_root``."""
+
+    url: str | None = None
+    protocol: Literal["https"] = "https"
+    host: Host | None = None
+    port: Port | None = None
+    api_root: str = "/api/v1"
+
+
+def overseer_url(entry: object) -> str:
     """The URL of the overseer from the ``overseer`` block of a kit's ``fed_*.json``.
 
     Uses ``url`` when present, else ``protocol``, ``host``, ``port`` and ``api_root``.
     Raises :class:`fedra.core.ConfigError` naming the key that is missing or wrong.
     """
-    from fedra.core import ConfigError
-
-    url = entry.get("url")
+    try:
+        block = msgspec.convert(entry, OverseerEntry, strict=False)
+    except msgspec.ValidationError as err:
+        raise ConfigError(f"overseer: {err}") from None
+    url = block.url
     if url is None:
-        try:
-            protocol, host = str(entry.get("protocol", "https")), str(entry["host"])
-            port, root = int(entry["port"]), str(entry.get("api_root", "/api/v1"))
-        except (KeyError, TypeError, ValueError) as err:
-            raise ConfigError(
-                f"overseer: expected host, port (and protocol, api_root), got {dict(entry)!r}"
-            ) from err
-        url = f"{protocol}://{host}:{port}{root}"
-    if not isinstance(url, str) or urlsplit(url).scheme != "https":
+        if block.host is None or block.port is None:
+            raise ConfigError(f"overseer: expected host and port (or url), got {entry!r}")
+        url = f"{block.protocol}://{block.host}:{block.port}{block.api_root}"
+    if urlsplit(url).scheme != "https":
         raise ConfigError(f"overseer url: expected https://host:port/api/v1, got {url!r}")
     return url
-
-
-def client_context(tls: TlsFiles) -> ssl.SSLContext:
-    """A TLS client context: trusts only ``tls.ca``, presents ``tls.cert``, checks host names."""
-    ca_pem, _, _ = tls.load()
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    try:
-        context.load_verify_locations(cadata=ca_pem.decode("ascii"))
-        context.load_cert_chain(str(tls.cert), str(tls.key))
-    except (ssl.SSLError, ValueError) as err:
-        raise CertificateError(f"cannot use the TLS files {tls.cert}: {err}") from err
-    return context
 
 
 class OverseerClient:
     """Talks to the overseer at ``url`` (``https://host:port/api/v1``) as the owner of ``tls``.
 
     Raises :class:`fedra.core.ConfigError` for a URL that is not https, and
-    :class:`fedra.pki.CertificateError` when the TLS files cannot be used.
+    :class:`fedra.pki.CertificateError` when the TLS files cannot be read.
     """
 
     def __init__(self, url: str, tls: TlsFiles, *, timeout: float = DEFAULT_TIMEOUT) -> None:
-        from fedra.core import ConfigError
-
         parts = urlsplit(url)
         if parts.scheme != "https" or not parts.hostname:
             raise ConfigError(f"overseer url: expected https://host:port/api/v1, got {url!r}")
@@ -92,10 +105,14 @@ class OverseerClient:
             raise ConfigError(f"overseer timeout must be positive, got {timeout!r}")
         self.url = url.rstrip("/")
         self._host = parts.hostname
-        self._port = port
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        self._target = f"{host}:{port}"
         self._root = parts.path.rstrip("/")
         self._timeout = timeout
-        self._context = client_context(tls)
+        self._ca_pem, cert_pem, key_pem = tls.load()
+        self._credentials = grpc.ssl_channel_credentials(
+            root_certificates=self._ca_pem, private_key=key_pem, certificate_chain=cert_pem
+        )
 
     def heartbeat(self, beat: ServerHeartbeat | ParticipantHeartbeat) -> OverseerAnswer:
         """Send a heartbeat; the answer names the hot server and, for it, carries the lease.
@@ -104,93 +121,60 @@ class OverseerClient:
         counted from just before the request was sent.
         """
         sent_at = time.monotonic()
-        answer = self._call("POST", "/heartbeat", heartbeat_to_json(beat))
+        answer = self._call("/heartbeat", encode(beat))
         if answer.lease is not None:
-            lease = replace(answer.lease, deadline=sent_at + answer.lease.seconds)
-            answer = replace(answer, lease=lease)
+            lease = msgspec.structs.replace(answer.lease, deadline=sent_at + answer.lease.seconds)
+            answer = msgspec.structs.replace(answer, lease=lease)
         return answer
 
     def promote(self, name: str) -> OverseerAnswer:
         """Make server ``name`` hot (role ``project_admin`` only); the full state after it."""
-        return self._call("POST", "/promote", {"name": name})
+        return self._call("/promote", encode(PromoteRequest(name)))
 
     def state(self) -> OverseerAnswer:
         """The full state: servers, hot server, SSID, sites and admins (admin roles only)."""
-        return self._call("GET", "/state", None)
+        return self._call("/state", b"")
 
-    # -- one request ----------------------------------------------------------------------
-    def _call(self, method: str, endpoint: str, body: dict[str, Any] | None) -> OverseerAnswer:
-        conn = http.client.HTTPSConnection(
-            self._host, self._port, timeout=self._timeout, context=self._context
-        )
+    # -- one call -------------------------------------------------------------------------
+    def _call(self, endpoint: str, body: bytes) -> OverseerAnswer:
+        path = self._root + endpoint
+        nonce = os.urandom(NONCE_BYTES)
+        with grpc.secure_channel(self._target, self._credentials, _CHANNEL_OPTIONS) as channel:
+            try:
+                data, call = channel.unary_unary(path).with_call(
+                    body, timeout=self._timeout, metadata=((NONCE_KEY, nonce),)
+                )
+            except grpc.RpcError as err:
+                raise self._failure(err) from None
+            trailing = dict(call.trailing_metadata() or ())
+        cert, signature = trailing.get(CERT_KEY), trailing.get(SIGNATURE_KEY)
+        if not isinstance(cert, bytes) or not isinstance(signature, bytes):
+            raise OverseerError(f"{self.url} is not a Fedra overseer: its answer is not signed")
         try:
-            status, data = self._exchange(conn, method, endpoint, body)
-        except OverseerError:
-            raise
-        except ssl.SSLCertVerificationError as err:
-            reason = f"its certificate failed verification: {err.verify_message or err}"
-            raise OverseerUnavailable(self.url, reason) from err
-        except ssl.SSLError as err:
-            reason = f"TLS failed ({err.reason or err}): it may refuse this certificate"
-            raise OverseerUnavailable(self.url, reason) from err
-        except TimeoutError as err:
-            raise OverseerUnavailable(self.url, f"no answer within {self._timeout:g} s") from err
-        except (OSError, http.client.HTTPException) as err:
-            reason = getattr(err, "strerror", None) or str(err) or type(err).__name__
-            raise OverseerUnavailable(self.url, reason) from err
-        finally:
-            conn.close()
+            check_answer(cert, signature, self._ca_pem, nonce, path, data)
+        except CertificateError as err:
+            raise OverseerError(f"{self.url} is not the overseer: {err}") from err
         try:
-            parsed = decode(data, limit=MAX_ANSWER_BYTES, what="the overseer's answer")
-        except WireError as err:
-            if status >= 500:
-                raise OverseerUnavailable(self.url, f"HTTP {status}") from err
-            raise OverseerError(f"overseer {self.url}: {err} (HTTP {status})") from err
-        if status != 200:
-            message = parsed.get("error")
-            text = message if isinstance(message, str) else f"HTTP {status}"
-            if status >= 500:
-                raise OverseerUnavailable(self.url, text)
-            raise OverseerRefused(self.url, status, text)
-        try:
-            return answer_from_json(parsed)
+            return answer_from_json(data)
         except WireError as err:
             raise OverseerError(f"overseer {self.url} sent a malformed answer: {err}") from err
 
-    def _exchange(
-        self,
-        conn: http.client.HTTPSConnection,
-        method: str,
-        endpoint: str,
-        body: dict[str, Any] | None,
-    ) -> tuple[int, bytes]:
-        conn.connect()
-        self._check_peer(conn)
-        payload = None if body is None else encode(body)
-        headers = {"Accept": "application/json"}
-        if payload is not None:
-            headers["Content-Type"] = "application/json"
-        conn.request(method, self._root + endpoint, body=payload, headers=headers)
-        response = conn.getresponse()
-        declared = response.getheader("Content-Length")
-        if declared is not None and declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
-            raise OverseerError(
-                f"overseer {self.url}: answer of {declared} bytes is over the limit"
-            )
-        data = response.read(MAX_ANSWER_BYTES + 1)
-        return response.status, data
-
-    def _check_peer(self, conn: http.client.HTTPSConnection) -> None:
-        sock = conn.sock
-        der = sock.getpeercert(binary_form=True) if isinstance(sock, ssl.SSLSocket) else None
-        if not der:
-            raise OverseerUnavailable(self.url, "the peer presented no certificate")
-        try:
-            who = identity_of(ssl.DER_cert_to_PEM_cert(der).encode("ascii"))
-        except CertificateError as err:
-            raise OverseerError(f"{self.url} is not a Fedra overseer: {err}") from err
-        if who.role != "overseer":
-            raise OverseerError(
-                f"{self.url} is not the overseer: its certificate is for {who.name!r} "
-                f"with role {who.role!r}"
-            )
+    def _failure(self, err: Any) -> OverseerError:
+        """The typed error of a failed call."""
+        code, details = err.code(), str(err.details() or "")
+        status = STATUSES.get(code)
+        if status in REFUSALS:
+            return OverseerRefused(self.url, status, details)
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return OverseerUnavailable(self.url, f"no answer within {self._timeout:g} s")
+        if code != grpc.StatusCode.UNAVAILABLE:
+            return OverseerUnavailable(self.url, details or getattr(code, "name", str(code)))
+        if "Hostname Verification" in details or "Peer name" in details:
+            reason = f"its certificate failed verification: it does not name {self._host!r}"
+        elif "CERTIFICATE_VERIFY_FAILED" in details:
+            reason = "its certificate failed verification: not issued by this project's CA"
+        elif "handshake" in details.lower() or "Socket closed" in details:
+            reason = f"TLS failed ({details}): it may refuse this certificate"
+        else:
+            reason = details or "cannot connect"
+        return OverseerUnavailable(self.url, reason)

@@ -37,16 +37,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import msgspec
+
 from fedra.overseer.errors import ElectionRefused
 from fedra.overseer.messages import (
     MAX_SSID,
     Lease,
+    Name,
     OverseerAnswer,
     ParticipantStatus,
     ServerHeartbeat,
     ServerInfo,
     ServerState,
     ServerStatus,
+    Ssid,
 )
 from fedra.overseer.settings import OverseerSettings
 
@@ -58,16 +62,20 @@ MAX_PARTICIPANTS = 10_000
 _SERVING = frozenset({ServerState.READY, ServerState.HOT})
 
 
-@dataclass(frozen=True)
-class PersistedState:
-    """What survives a restart of the overseer: see rule 6 of :mod:`.election`."""
+class PersistedState(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="version", tag=1
+):
+    """What survives a restart of the overseer: see rule 6 of :mod:`.election`.
 
-    ssid: int | None
-    hot: str | None
-    lease_holder: str | None
+    Saved as JSON with ``"version": 1`` (see :mod:`.store`).
+    """
+
+    ssid: Ssid | None
+    hot: Name | None
+    lease_holder: Name | None
     servers: tuple[ServerInfo, ...]
     #: The largest SSID a server reported (0: none).
-    seen_ssid: int = 0
+    seen_ssid: Ssid = 0
 
 
 @dataclass(frozen=True)

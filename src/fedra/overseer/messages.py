@@ -1,33 +1,35 @@
-"""What travels between the overseer and its clients, and the one JSON conversion of it.
+"""What travels between the overseer and its clients, as frozen msgspec structs, and its JSON.
 
-Requests (``POST`` bodies, JSON objects; unknown keys are refused)::
+Requests (JSON objects; unknown keys are refused)::
 
-    heartbeat from a server   {"name", "host", "fl_port", "admin_port", "state", "ssid"?}
-    heartbeat from others     {"name"}
-    promote                   {"name"}
+    heartbeat from a server   ServerHeartbeat       {"name", "host", "fl_port", "admin_port",
+                                                     "state", "ssid"?}
+    heartbeat from others     ParticipantHeartbeat  {"name"}
+    promote                   PromoteRequest        {"name"}
 
-Answer (every endpoint)::
+Answer (every call), :class:`OverseerAnswer`::
 
     {"ssid": int | null, "hot": {"name", "host", "fl_port", "admin_port"} | null,
-     "servers": [{"name", "host", "fl_port", "admin_port", "state", "hot", "live",
-                  "last_seen", "age"}],
+     "servers": [{"info": {"name", "host", "fl_port", "admin_port"}, "state", "hot",
+                  "live", "last_seen", "age"}],
      "heartbeat_interval": s, "heartbeat_timeout": s,
      "lease": {"seconds", "expires_at"} | null,          (only to the hot server)
      "participants": [{"name", "org", "role", "last_seen", "age"}]}   (state only)
 
-Decoding checks types, ranges and sizes and raises :class:`fedra.core.WireError` naming the
-key; nothing is ever evaluated or looked up by name.
+Every field's type and range is declared on the struct (``msgspec.Meta``); decoding checks
+them and the size of the body, and raises :class:`fedra.core.WireError` naming the field
+(``... - at `$.servers[0].fl_port```). Nothing is ever evaluated or looked up by name. A
+single parser reads each body, so a key given twice (the last one counts) cannot make two
+readers disagree.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import math
-from collections.abc import Callable
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Annotated, TypeVar
+
+import msgspec
 
 from fedra.core import WireError
 
@@ -41,6 +43,23 @@ MAX_REQUEST_BYTES = 16 * 1024
 MAX_ANSWER_BYTES = 4 * 1024 * 1024
 #: Largest service session id (a signed 64-bit integer, as SQL stores keep it).
 MAX_SSID = 2**63 - 1
+#: Most seconds a duration on the wire may say (about 30 years).
+MAX_SECONDS = 1e9
+
+#: A participant name: 1-64 characters, not all blank, no control characters.
+Name = Annotated[
+    str,
+    msgspec.Meta(min_length=1, max_length=NAME_MAX, pattern=r"^(?=.*\S)[^\x00-\x1f\x7f]+$"),
+]
+#: A host name or address: no blanks, control characters or URL delimiters.
+Host = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=HOST_MAX, pattern=r"^[^\s\x00-\x1f\x7f/?#@]+$")
+]
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+Ssid = Annotated[int, msgspec.Meta(ge=0, le=MAX_SSID)]
+Seconds = Annotated[float, msgspec.Meta(ge=0, le=MAX_SECONDS)]
+#: An ISO 8601 (RFC 3339) time with a UTC offset.
+Time = Annotated[dt.datetime, msgspec.Meta(tz=True)]
 
 T = TypeVar("T")
 
@@ -59,14 +78,13 @@ class ServerState(StrEnum):
     STOPPING = "stopping"
 
 
-@dataclass(frozen=True)
-class ServerInfo:
+class ServerInfo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Where a server is: sites connect to ``host:fl_port``, admins to ``host:admin_port``."""
 
-    name: str
-    host: str
-    fl_port: int
-    admin_port: int
+    name: Name
+    host: Host
+    fl_port: Port
+    admin_port: Port
 
     @property
     def address(self) -> str:
@@ -74,19 +92,18 @@ class ServerInfo:
         return f"{self.host}:{self.fl_port}:{self.admin_port}"
 
 
-@dataclass(frozen=True)
-class ServerHeartbeat:
+class ServerHeartbeat(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
     """A server's heartbeat: where it listens, its own state and, optionally, the largest
     SSID it has seen (its job store's ``current_ssid()``): the overseer's next SSID is
     larger, even when the overseer lost its own state.
     """
 
-    name: str
-    host: str
-    fl_port: int
-    admin_port: int
+    name: Name
+    host: Host
+    fl_port: Port
+    admin_port: Port
     state: ServerState
-    ssid: int | None = None
+    ssid: Ssid | None = None
 
     @property
     def info(self) -> ServerInfo:
@@ -94,15 +111,19 @@ class ServerHeartbeat:
         return ServerInfo(self.name, self.host, self.fl_port, self.admin_port)
 
 
-@dataclass(frozen=True)
-class ParticipantHeartbeat:
+class ParticipantHeartbeat(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A site's or an admin's heartbeat: only its name (the rest is in its certificate)."""
 
-    name: str
+    name: Name
 
 
-@dataclass(frozen=True)
-class ServerStatus:
+class PromoteRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An admin's request to make server ``name`` hot."""
+
+    name: Name
+
+
+class ServerStatus(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A server as the overseer sees it.
 
     ``state`` is ``None`` and ``last_seen`` is ``None`` for a server known from the saved
@@ -113,38 +134,36 @@ class ServerStatus:
     state: ServerState | None
     hot: bool
     live: bool
-    last_seen: dt.datetime | None
-    age: float | None
+    last_seen: Time | None
+    age: Seconds | None
 
 
-@dataclass(frozen=True)
-class ParticipantStatus:
+class ParticipantStatus(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A site or admin that heartbeats, with the org and role of its certificate."""
 
-    name: str
-    org: str
-    role: str
-    last_seen: dt.datetime
-    age: float
+    name: Name
+    org: Name
+    role: Name
+    last_seen: Time
+    age: Seconds
 
 
-@dataclass(frozen=True)
-class Lease:
+class Lease(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
     """The hot server's right to act, granted in the answer to its heartbeat.
 
     ``seconds`` counts from the moment the server *sent* that heartbeat; ``deadline`` is that
-    moment plus ``seconds`` on the receiver's :func:`time.monotonic` clock (set by
-    :class:`fedra.overseer.OverseerClient`, ``None`` elsewhere). ``expires_at`` is the
-    overseer's wall-clock view, for display only.
+    moment plus ``seconds`` on the receiver's :func:`time.monotonic` clock: set by
+    :class:`fedra.overseer.OverseerClient` (which overwrites whatever came with the answer),
+    ``None`` elsewhere and never sent. ``expires_at`` is the overseer's wall-clock view, for
+    display only.
     """
 
-    seconds: float
-    expires_at: dt.datetime
+    seconds: Seconds
+    expires_at: Time
     deadline: float | None = None
 
 
-@dataclass(frozen=True)
-class OverseerAnswer:
+class OverseerAnswer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The overseer's answer: the service session, the hot server, every server.
 
     ``ssid`` (the service session id) is an integer that grows on every promotion: the hot
@@ -153,11 +172,11 @@ class OverseerAnswer:
     own heartbeat, and only when it may act.
     """
 
-    ssid: int | None
+    ssid: Ssid | None
     hot: ServerInfo | None
     servers: tuple[ServerStatus, ...]
-    heartbeat_interval: float
-    heartbeat_timeout: float
+    heartbeat_interval: Seconds
+    heartbeat_timeout: Seconds
     lease: Lease | None = None
     participants: tuple[ParticipantStatus, ...] = ()
 
@@ -166,346 +185,39 @@ class OverseerAnswer:
         return self.hot is not None and self.hot.name == name and self.lease is not None
 
 
-# -- encoding ---------------------------------------------------------------------------
+_ENCODER = msgspec.json.Encoder()
 
 
-def heartbeat_to_json(beat: ServerHeartbeat | ParticipantHeartbeat) -> dict[str, Any]:
-    """The JSON body of a heartbeat."""
-    if isinstance(beat, ServerHeartbeat):
-        data: dict[str, Any] = {
-            "name": beat.name,
-            "host": beat.host,
-            "fl_port": beat.fl_port,
-            "admin_port": beat.admin_port,
-            "state": beat.state.value,
-        }
-        if beat.ssid is not None:
-            data["ssid"] = beat.ssid
-        return data
-    return {"name": beat.name}
+def encode(message: msgspec.Struct) -> bytes:
+    """Compact UTF-8 JSON bytes of ``message``."""
+    return _ENCODER.encode(message)
 
 
-def answer_to_json(answer: OverseerAnswer) -> dict[str, Any]:
-    """The JSON body of an answer."""
-    return {
-        "ssid": answer.ssid,
-        "hot": None if answer.hot is None else _info_json(answer.hot),
-        "servers": [
-            {
-                **_info_json(s.info),
-                "state": None if s.state is None else s.state.value,
-                "hot": s.hot,
-                "live": s.live,
-                "last_seen": _time_json(s.last_seen),
-                "age": s.age,
-            }
-            for s in answer.servers
-        ],
-        "heartbeat_interval": answer.heartbeat_interval,
-        "heartbeat_timeout": answer.heartbeat_timeout,
-        "lease": None
-        if answer.lease is None
-        else {"seconds": answer.lease.seconds, "expires_at": _time_json(answer.lease.expires_at)},
-        "participants": [
-            {
-                "name": p.name,
-                "org": p.org,
-                "role": p.role,
-                "last_seen": _time_json(p.last_seen),
-                "age": p.age,
-            }
-            for p in answer.participants
-        ],
-    }
+def decode(body: bytes, kind: type[T], *, limit: int, what: str) -> T:
+    """The ``kind`` in the JSON ``body``; :class:`WireError` naming the field otherwise.
 
-
-def encode(data: dict[str, Any]) -> bytes:
-    """Compact UTF-8 JSON bytes of ``data``."""
-    return json.dumps(data, separators=(",", ":"), allow_nan=False).encode("utf-8")
-
-
-# -- decoding ---------------------------------------------------------------------------
-
-
-def decode(body: bytes, *, limit: int, what: str) -> dict[str, Any]:
-    """The JSON object in ``body``; :class:`WireError` for anything else.
-
-    Refuses bodies over ``limit`` bytes, invalid UTF-8, duplicate keys, NaN/Infinity and
-    nesting too deep to parse.
+    Refuses bodies over ``limit`` bytes before reading them, invalid UTF-8 or JSON,
+    NaN/Infinity, unknown keys, and any value of the wrong type or out of its range.
     """
     if len(body) > limit:
         raise WireError(f"{what} is {len(body)} bytes, more than the limit of {limit}")
     try:
-        data = json.loads(
-            body.decode("utf-8"),
-            object_pairs_hook=_no_duplicates,
-            parse_constant=_no_constant,
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as err:
+        raise WireError(f"{what}: {err}") from None
+    except msgspec.DecodeError as err:
+        raise WireError(f"{what} is not valid JSON: {err}") from None
+
+
+def answer_to_json(answer: OverseerAnswer) -> bytes:
+    """The JSON body of an answer (what the overseer sends; ``lease.deadline`` is left out)."""
+    if answer.lease is not None and answer.lease.deadline is not None:
+        answer = msgspec.structs.replace(
+            answer, lease=msgspec.structs.replace(answer.lease, deadline=None)
         )
-    except UnicodeDecodeError as err:
-        raise WireError(f"{what} is not UTF-8: {err.reason}") from err
-    except json.JSONDecodeError as err:
-        raise WireError(f"{what} is not valid JSON: {err.msg} at line {err.lineno}") from err
-    except RecursionError as err:
-        raise WireError(f"{what} is nested too deeply") from err
-    if not isinstance(data, dict):
-        raise WireError(f"{what} must be a JSON object, got {type(data).__name__}")
-    return data
+    return encode(answer)
 
 
-def server_heartbeat_from_json(data: dict[str, Any]) -> ServerHeartbeat:
-    """A server's heartbeat from its JSON body."""
-    what = "server heartbeat"
-    _only(data, {"name", "host", "fl_port", "admin_port", "state", "ssid"}, what)
-    info = _info(data, what)
-    state = _required(data, "state", _state, what)
-    ssid = _required(data, "ssid", _optional(_ssid), what) if "ssid" in data else None
-    return ServerHeartbeat(info.name, info.host, info.fl_port, info.admin_port, state, ssid)
-
-
-def server_info_from_json(data: dict[str, Any], what: str = "server") -> ServerInfo:
-    """A server's address part (exactly name, host, fl_port, admin_port) from JSON."""
-    return _info(data, what, strict=True)
-
-
-def participant_heartbeat_from_json(data: dict[str, Any]) -> ParticipantHeartbeat:
-    """A site's or an admin's heartbeat from its JSON body."""
-    _only(data, {"name"}, "heartbeat")
-    return ParticipantHeartbeat(_required(data, "name", _name, "heartbeat"))
-
-
-def promote_from_json(data: dict[str, Any]) -> str:
-    """The server name a promote request names."""
-    _only(data, {"name"}, "promote request")
-    return _required(data, "name", _name, "promote request")
-
-
-def answer_from_json(data: dict[str, Any]) -> OverseerAnswer:
+def answer_from_json(body: bytes) -> OverseerAnswer:
     """An answer from its JSON body (as a client reads it)."""
-    what = "answer"
-    _only(
-        data,
-        {
-            "ssid",
-            "hot",
-            "servers",
-            "heartbeat_interval",
-            "heartbeat_timeout",
-            "lease",
-            "participants",
-        },
-        what,
-    )
-    ssid = _required(data, "ssid", _optional(_ssid), what)
-    hot_data = _required(data, "hot", _optional(_object), what)
-    hot = None if hot_data is None else _info(hot_data, "answer.hot", strict=True)
-    servers = tuple(
-        _server_status(item, f"answer.servers[{i}]")
-        for i, item in enumerate(_required(data, "servers", _list, what))
-    )
-    lease_data = _required(data, "lease", _optional(_object), what)
-    lease = None
-    if lease_data is not None:
-        _only(lease_data, {"seconds", "expires_at"}, "answer.lease")
-        lease = Lease(
-            seconds=_required(lease_data, "seconds", _seconds, "answer.lease"),
-            expires_at=_required(lease_data, "expires_at", _time, "answer.lease"),
-        )
-    participants = tuple(
-        _participant_status(item, f"answer.participants[{i}]")
-        for i, item in enumerate(_required(data, "participants", _list, what))
-    )
-    return OverseerAnswer(
-        ssid=ssid,
-        hot=hot,
-        servers=servers,
-        heartbeat_interval=_required(data, "heartbeat_interval", _seconds, what),
-        heartbeat_timeout=_required(data, "heartbeat_timeout", _seconds, what),
-        lease=lease,
-        participants=participants,
-    )
-
-
-# -- helpers ----------------------------------------------------------------------------
-
-
-class _Invalid(Exception):
-    def __init__(self, expected: str) -> None:
-        self.expected = expected
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    data: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in data:
-            raise WireError(f"duplicate key {key!r} in JSON object")
-        data[key] = value
-    return data
-
-
-def _no_constant(token: str) -> Any:
-    raise WireError(f"{token} is not allowed in JSON here")
-
-
-def _only(data: dict[str, Any], keys: set[str], what: str) -> None:
-    extra = sorted(set(data) - keys)
-    if extra:
-        raise WireError(f"{what}: unknown key {extra[0]!r} (expected {', '.join(sorted(keys))})")
-
-
-def _required(data: dict[str, Any], key: str, check: Callable[[Any], T], what: str) -> T:
-    if key not in data:
-        raise WireError(f"{what}: missing key {key!r}")
-    try:
-        return check(data[key])
-    except _Invalid as err:
-        raise WireError(f"{what}.{key}: expected {err.expected}, got {_show(data[key])}") from None
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _name(value: Any) -> str:
-    if (
-        not isinstance(value, str)
-        or not value.strip()
-        or len(value) > NAME_MAX
-        or any(ord(c) < 32 or ord(c) == 127 for c in value)
-    ):
-        raise _Invalid(f"a name of 1-{NAME_MAX} printable characters")
-    return value
-
-
-def _host(value: Any) -> str:
-    if (
-        not isinstance(value, str)
-        or not value
-        or len(value) > HOST_MAX
-        or any(c.isspace() or ord(c) < 32 or ord(c) == 127 or c in "/?#@" for c in value)
-    ):
-        raise _Invalid(f"a host name or address of 1-{HOST_MAX} characters")
-    return value
-
-
-def _port(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-        raise _Invalid("an integer port 1-65535")
-    return value
-
-
-def _ssid(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SSID:
-        raise _Invalid(f"a service session id (an integer 0-{MAX_SSID})")
-    return value
-
-
-def _state(value: Any) -> ServerState:
-    try:
-        return ServerState(value)
-    except ValueError:
-        raise _Invalid("one of " + ", ".join(s.value for s in ServerState)) from None
-
-
-def _seconds(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise _Invalid("a number of seconds")
-    if value < 0:
-        raise _Invalid("a non-negative number of seconds")
-    return float(value)
-
-
-def _boolean(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise _Invalid("true or false")
-    return value
-
-
-def _object(value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _Invalid("a JSON object")
-    return value
-
-
-def _list(value: Any) -> list[Any]:
-    if not isinstance(value, list):
-        raise _Invalid("a JSON list")
-    return value
-
-
-def _time(value: Any) -> dt.datetime:
-    if not isinstance(value, str) or len(value) > 40:
-        raise _Invalid("an ISO 8601 time")
-    try:
-        when = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise _Invalid("an ISO 8601 time") from None
-    if when.tzinfo is None:
-        raise _Invalid("an ISO 8601 time with a UTC offset")
-    return when
-
-
-def _optional(check: Callable[[Any], T]) -> Callable[[Any], T | None]:
-    def optional(value: Any) -> T | None:
-        return None if value is None else check(value)
-
-    return optional
-
-
-def _info(data: dict[str, Any], what: str, *, strict: bool = False) -> ServerInfo:
-    if strict:
-        _only(data, {"name", "host", "fl_port", "admin_port"}, what)
-    return ServerInfo(
-        name=_required(data, "name", _name, what),
-        host=_required(data, "host", _host, what),
-        fl_port=_required(data, "fl_port", _port, what),
-        admin_port=_required(data, "admin_port", _port, what),
-    )
-
-
-def _info_json(info: ServerInfo) -> dict[str, Any]:
-    return {
-        "name": info.name,
-        "host": info.host,
-        "fl_port": info.fl_port,
-        "admin_port": info.admin_port,
-    }
-
-
-def _time_json(when: dt.datetime | None) -> str | None:
-    return None if when is None else when.isoformat(timespec="milliseconds")
-
-
-def _element(item: Any, what: str) -> dict[str, Any]:
-    if not isinstance(item, dict):
-        raise WireError(f"{what}: expected a JSON object, got {_show(item)}")
-    return item
-
-
-def _server_status(item: Any, what: str) -> ServerStatus:
-    data = _element(item, what)
-    _only(
-        data,
-        {"name", "host", "fl_port", "admin_port", "state", "hot", "live", "last_seen", "age"},
-        what,
-    )
-    return ServerStatus(
-        info=_info(data, what),
-        state=_required(data, "state", _optional(_state), what),
-        hot=_required(data, "hot", _boolean, what),
-        live=_required(data, "live", _boolean, what),
-        last_seen=_required(data, "last_seen", _optional(_time), what),
-        age=_required(data, "age", _optional(_seconds), what),
-    )
-
-
-def _participant_status(item: Any, what: str) -> ParticipantStatus:
-    data = _element(item, what)
-    _only(data, {"name", "org", "role", "last_seen", "age"}, what)
-    return ParticipantStatus(
-        name=_required(data, "name", _name, what),
-        org=_required(data, "org", _name, what),
-        role=_required(data, "role", _name, what),
-        last_seen=_required(data, "last_seen", _time, what),
-        age=_required(data, "age", _seconds, what),
-    )
+    return decode(body, OverseerAnswer, limit=MAX_ANSWER_BYTES, what="the overseer's answer")

@@ -12,22 +12,15 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from fedra.core import WireError
 from fedra.overseer.election import PersistedState
 from fedra.overseer.errors import StateFileError
-from fedra.overseer.messages import (
-    MAX_REQUEST_BYTES,
-    MAX_SSID,
-    ServerInfo,
-    decode,
-    encode,
-    server_info_from_json,
-)
+from fedra.overseer.messages import MAX_REQUEST_BYTES, decode, encode
 
 #: Version of the state file's format.
-STATE_VERSION = 1
+STATE_VERSION = PersistedState.__struct_config__.tag
 #: Default file name, in the overseer's kit folder.
 STATE_FILE = "overseer_state.json"
 _MAX_FILE_BYTES = 64 * MAX_REQUEST_BYTES
@@ -78,7 +71,7 @@ class JsonStateFile:
         except OSError as err:
             raise StateFileError(self.path, f"cannot read it: {err.strerror or err}") from err
         try:
-            return state_from_json(decode(data, limit=_MAX_FILE_BYTES, what="the state file"))
+            return state_from_json(data)
         except WireError as err:
             raise StateFileError(self.path, str(err)) from err
 
@@ -89,7 +82,7 @@ class JsonStateFile:
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=folder)
         try:
             with os.fdopen(fd, "wb") as handle:
-                handle.write(encode(state_to_json(state)) + b"\n")
+                handle.write(state_to_json(state) + b"\n")
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, self.path)
@@ -100,58 +93,27 @@ class JsonStateFile:
         _fsync_folder(folder)
 
 
-def state_to_json(state: PersistedState) -> dict[str, Any]:
-    """The JSON object of a saved state."""
-    return {
-        "version": STATE_VERSION,
-        "ssid": state.ssid,
-        "hot": state.hot,
-        "lease_holder": state.lease_holder,
-        "seen_ssid": state.seen_ssid,
-        "servers": [
-            {"name": s.name, "host": s.host, "fl_port": s.fl_port, "admin_port": s.admin_port}
-            for s in state.servers
-        ],
-    }
+def state_to_json(state: PersistedState) -> bytes:
+    """The JSON bytes of a saved state (with ``"version": 1``)."""
+    return encode(state)
 
 
-def state_from_json(data: dict[str, Any]) -> PersistedState:
-    """A saved state from its JSON object; :class:`WireError` naming what is wrong."""
-    expected = {"version", "ssid", "hot", "lease_holder", "seen_ssid", "servers"}
-    if set(data) != expected:
-        raise WireError(f"expected the keys {', '.join(sorted(expected))}, got {sorted(data)}")
-    if data["version"] != STATE_VERSION:
-        raise WireError(f"version: expected {STATE_VERSION}, got {data['version']!r}")
-    servers_data = data["servers"]
-    if not isinstance(servers_data, list):
-        raise WireError("servers: expected a list")
-    servers: list[ServerInfo] = []
-    for index, item in enumerate(servers_data):
-        if not isinstance(item, dict):
-            raise WireError(f"servers[{index}]: expected an object")
-        servers.append(server_info_from_json(item, f"servers[{index}]"))
-    names = [s.name for s in servers]
+def state_from_json(data: bytes) -> PersistedState:
+    """A saved state from its JSON bytes; :class:`WireError` naming what is wrong.
+
+    Besides each field's type and range: no server is listed twice, ``hot`` and
+    ``lease_holder`` are among the servers, and ``ssid`` and ``hot`` are set together.
+    """
+    state = decode(data, PersistedState, limit=_MAX_FILE_BYTES, what="the state file")
+    names = [s.name for s in state.servers]
     if len(set(names)) != len(names):
         raise WireError("servers: a server is listed twice")
-    for key in ("ssid", "seen_ssid"):
-        value = data[key]
-        if key == "ssid" and value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SSID:
-            raise WireError(f"{key}: expected an integer 0-{MAX_SSID}, got {value!r}")
-    for key in ("hot", "lease_holder"):
-        value = data[key]
+    for key, value in (("hot", state.hot), ("lease_holder", state.lease_holder)):
         if value is not None and value not in names:
             raise WireError(f"{key}: expected null or one of the servers, got {value!r}")
-    if (data["hot"] is None) != (data["ssid"] is None):
+    if (state.hot is None) != (state.ssid is None):
         raise WireError("ssid and hot must both be set or both be null")
-    return PersistedState(
-        ssid=data["ssid"],
-        hot=data["hot"],
-        lease_holder=data["lease_holder"],
-        servers=tuple(servers),
-        seen_ssid=data["seen_ssid"],
-    )
+    return state
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from fedra.core import ConfigError
 from fedra.he import HEKeys, write_server_context, write_site_context
-from fedra.pki import Identity, create_ca, sign_kit, write_participant
+from fedra.pki import CertKey, Identity, create_ca, sign_kit, write_participant
 from fedra.poc.scripts import write_admin_script, write_participant_scripts
 from fedra.runtime import RESTART_EXIT_CODE
 
@@ -79,6 +79,31 @@ def prepare(
         raise ConfigError(f"-n must be at least 1, got {num_sites}")
     if fed_port == admin_port:
         raise ConfigError("the FL port and the admin port must differ")
+    _clear_workspace(root, force)
+    python = python or sys.executable
+    ca = create_ca("fedra-poc")
+    sites = tuple(f"site-{i}" for i in range(1, num_sites + 1))
+    layout = PocLayout(root, sites)
+    _write_server(
+        layout, ca, org=org, host=host, fed_port=fed_port, admin_port=admin_port, python=python
+    )
+    for site in sites:
+        _write_site(layout, ca, site, org=org, host=host, fed_port=fed_port, python=python)
+    _write_admin(layout, ca, admin, org=org, host=host, admin_port=admin_port, python=python)
+    if he:
+        keys = HEKeys.generate()
+        write_server_context(layout.server / "startup", keys)
+        for site in sites:
+            write_site_context(layout.site(site) / "startup", keys)
+    for folder in (layout.server, *(layout.site(s) for s in sites), layout.admin):
+        sign_kit(folder, ca)
+    _json(root / MARKER, {"sites": list(sites), "fed_port": fed_port, "admin_port": admin_port})
+    return layout
+
+
+def _clear_workspace(root: Path, force: bool) -> None:
+    """An empty ``root``: a previous POC workspace is removed only when ``force``; any other
+    non-empty folder is never replaced."""
     if root.exists() and any(root.iterdir()):
         if not force:
             raise ConfigError(f"{root} already exists; use --force to replace it")
@@ -86,11 +111,19 @@ def prepare(
             raise ConfigError(f"{root} exists and is not a POC workspace: not replacing it")
         shutil.rmtree(root)
     root.mkdir(parents=True, exist_ok=True)
-    python = python or sys.executable
-    ca = create_ca("fedra-poc")
-    sites = tuple(f"site-{i}" for i in range(1, num_sites + 1))
-    layout = PocLayout(root, sites)
 
+
+def _write_server(
+    layout: PocLayout,
+    ca: CertKey,
+    *,
+    org: str,
+    host: str,
+    fed_port: int,
+    admin_port: int,
+    python: str,
+) -> None:
+    """The server's kit: certificate for every name it is reached by, settings, scripts."""
     startup = layout.server / "startup"
     write_participant(
         startup,
@@ -105,26 +138,51 @@ def prepare(
         "host": host,
         "fed_learn_port": fed_port,
         "admin_port": admin_port,
-        "sites": list(sites),  # only these may join, even with the project CA's certificate
+        "sites": list(layout.sites),  # only these may join, even with the project CA's certificate
     }
     _json(startup / "fed_server.json", server_config)
     write_participant_scripts(startup, "fedra.runtime.server_parent", python, RESTART_EXIT_CODE)
     (layout.server / "local").mkdir()
-    for site in sites:
-        startup = layout.site(site) / "startup"
-        write_participant(startup, ca, Identity(site, org, "client"), file_stem="client")
-        _json(
-            startup / "fed_client.json",
-            {
-                "name": site,
-                "org": org,
-                "server_host": host,
-                "server_name": "server",
-                "fed_learn_port": fed_port,
-            },
-        )
-        write_participant_scripts(startup, "fedra.runtime.site_parent", python, RESTART_EXIT_CODE)
-        (layout.site(site) / "local").mkdir()
+
+
+def _write_site(
+    layout: PocLayout,
+    ca: CertKey,
+    site: str,
+    *,
+    org: str,
+    host: str,
+    fed_port: int,
+    python: str,
+) -> None:
+    """One site's kit: its client certificate, where the server is, scripts."""
+    startup = layout.site(site) / "startup"
+    write_participant(startup, ca, Identity(site, org, "client"), file_stem="client")
+    _json(
+        startup / "fed_client.json",
+        {
+            "name": site,
+            "org": org,
+            "server_host": host,
+            "server_name": "server",
+            "fed_learn_port": fed_port,
+        },
+    )
+    write_participant_scripts(startup, "fedra.runtime.site_parent", python, RESTART_EXIT_CODE)
+    (layout.site(site) / "local").mkdir()
+
+
+def _write_admin(
+    layout: PocLayout,
+    ca: CertKey,
+    admin: str,
+    *,
+    org: str,
+    host: str,
+    admin_port: int,
+    python: str,
+) -> None:
+    """The project admin's kit: certificate, where the admin port is, the console script."""
     startup = layout.admin / "startup"
     write_participant(startup, ca, Identity(admin, org, "project_admin"), file_stem="client")
     _json(
@@ -139,12 +197,3 @@ def prepare(
         },
     )
     write_admin_script(startup, python)
-    if he:
-        keys = HEKeys.generate()
-        write_server_context(layout.server / "startup", keys)
-        for site in sites:
-            write_site_context(layout.site(site) / "startup", keys)
-    for folder in (layout.server, *(layout.site(s) for s in sites), layout.admin):
-        sign_kit(folder, ca)
-    _json(root / MARKER, {"sites": list(sites), "fed_port": fed_port, "admin_port": admin_port})
-    return layout

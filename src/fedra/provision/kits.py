@@ -21,8 +21,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
+import msgspec
+
+from fedra.core.kitfile import (
+    AdminEntry,
+    AdminFile,
+    OverseerEntry,
+    ServerEntry,
+    ServerFile,
+    SiteFile,
+)
 from fedra.he import HEKeys, write_server_context, write_site_context
 from fedra.overseer import LOCAL_FILE as OVERSEER_LOCAL_FILE
 from fedra.overseer import OverseerSettings
@@ -116,32 +125,18 @@ def write_kit(
     return folder
 
 
-def servers_list(project: Project) -> list[dict[str, Any]]:
+def servers_list(project: Project) -> list[ServerEntry]:
     """Every server of the project, as the clients' and admins' configs list them."""
-    return [
-        {
-            "name": s.name,
-            "host": s.address,
-            "fed_learn_port": s.fed_learn_port,
-            "admin_port": s.admin_port,
-        }
-        for s in project.servers
-    ]
+    return [ServerEntry(s.name, s.address, s.fed_learn_port, s.admin_port) for s in project.servers]
 
 
-def overseer_entry(project: Project) -> dict[str, Any] | None:
+def overseer_entry(project: Project) -> OverseerEntry | None:
     """Where the overseer is, for configs that will use it (HA); ``None`` without one."""
     o = project.overseer
     if o is None:
         return None
-    return {
-        "name": o.name,
-        "host": o.address,
-        "protocol": o.protocol,
-        "api_root": o.api_root,
-        "port": o.port,
-        "url": f"{o.protocol}://{o.address}:{o.port}{o.api_root}",
-    }
+    url = f"{o.protocol}://{o.address}:{o.port}{o.api_root}"
+    return OverseerEntry(o.name, o.address, o.port, url, o.protocol, o.api_root)
 
 
 def _server(startup: Path, s: Server, project: Project, ca: CertKey, python: str) -> None:
@@ -149,21 +144,20 @@ def _server(startup: Path, s: Server, project: Project, ca: CertKey, python: str
     write_participant(
         startup, ca, Identity(s.name, s.org, "server"), file_stem="server", hosts=hosts
     )
-    config: dict[str, Any] = {
-        "project": project.name,
-        "name": s.name,
-        "org": s.org,
-        "host": s.address,
-        "fed_learn_port": s.fed_learn_port,
-        "admin_port": s.admin_port,
+    config = ServerFile(
+        project=project.name,
+        name=s.name,
+        org=s.org,
+        host=s.address,
+        fed_learn_port=s.fed_learn_port,
+        admin_port=s.admin_port,
         # Only these sites may join, even with a certificate from the project's CA.
-        "sites": sorted(c.name for c in project.clients),
-        **_lists(project),
-    }
-    if (overseer := overseer_entry(project)) is not None:
-        config["overseer"] = overseer
-    if s.job_store is not None:
-        config["job_store"] = s.job_store
+        sites=sorted(c.name for c in project.clients),
+        overseer=overseer_entry(project),
+        job_store=s.job_store,
+        admins=_admins(project),
+        revoked=sorted(project.revoked),
+    )
     _json(startup / CONFIG_FILES["server"], config)
     write_participant_scripts(startup, "fedra.runtime.server_parent", python, RESTART_EXIT_CODE)
     _docker(startup, s.name, project)
@@ -172,18 +166,18 @@ def _server(startup: Path, s: Server, project: Project, ca: CertKey, python: str
 def _client(startup: Path, c: Client, project: Project, ca: CertKey, python: str) -> None:
     write_participant(startup, ca, Identity(c.name, c.org, "client"), file_stem="client")
     primary = project.primary
-    config: dict[str, Any] = {
-        "project": project.name,
-        "name": c.name,
-        "org": c.org,
-        "server_host": primary.address,
-        "server_name": primary.name,
-        "fed_learn_port": primary.fed_learn_port,
-        "servers": servers_list(project),
-        **_lists(project),
-    }
-    if (overseer := overseer_entry(project)) is not None:
-        config["overseer"] = overseer
+    config = SiteFile(
+        project=project.name,
+        name=c.name,
+        org=c.org,
+        server_host=primary.address,
+        server_name=primary.name,
+        fed_learn_port=primary.fed_learn_port,
+        servers=servers_list(project),
+        overseer=overseer_entry(project),
+        admins=_admins(project),
+        revoked=sorted(project.revoked),
+    )
     _json(startup / CONFIG_FILES["client"], config)
     write_participant_scripts(startup, "fedra.runtime.site_parent", python, RESTART_EXIT_CODE)
     _docker(startup, c.name, project)
@@ -192,18 +186,17 @@ def _client(startup: Path, c: Client, project: Project, ca: CertKey, python: str
 def _admin(startup: Path, a: Admin, project: Project, ca: CertKey, python: str) -> None:
     write_participant(startup, ca, Identity(a.name, a.org, a.role), file_stem="client")
     primary = project.primary
-    config: dict[str, Any] = {
-        "project": project.name,
-        "name": a.name,
-        "org": a.org,
-        "role": a.role,
-        "server_host": primary.address,
-        "server_name": primary.name,
-        "admin_port": primary.admin_port,
-        "servers": servers_list(project),
-    }
-    if (overseer := overseer_entry(project)) is not None:
-        config["overseer"] = overseer
+    config = AdminFile(
+        project=project.name,
+        name=a.name,
+        org=a.org,
+        role=a.role,
+        server_host=primary.address,
+        server_name=primary.name,
+        admin_port=primary.admin_port,
+        servers=servers_list(project),
+        overseer=overseer_entry(project),
+    )
     _json(startup / CONFIG_FILES["admin"], config)
     write_admin_script(startup, python)
 
@@ -225,17 +218,17 @@ def _overseer(startup: Path, o: Overseer, project: Project, ca: CertKey, python:
             "port": o.port,
             # Only these servers may register, even with a certificate from the project's CA.
             "servers": [s.name for s in project.servers],
-            **_lists(project),
+            "admins": _admins(project),
+            "revoked": sorted(project.revoked),
         },
     )
     write_participant_scripts(startup, "fedra.cli overseer start", python, RESTART_EXIT_CODE)
     _docker(startup, o.name, project)
 
 
-def _lists(project: Project) -> dict[str, Any]:
-    """The project's admins and revoked names, as servers and sites check them."""
-    admins = [{"name": a.name, "org": a.org, "role": a.role} for a in project.admins]
-    return {"admins": admins, "revoked": sorted(project.revoked)}
+def _admins(project: Project) -> list[AdminEntry]:
+    """The project's admins, as servers, sites and the overseer check them."""
+    return [AdminEntry(a.name, a.org, a.role) for a in project.admins]
 
 
 def _docker(startup: Path, name: str, project: Project) -> None:
@@ -243,5 +236,8 @@ def _docker(startup: Path, name: str, project: Project) -> None:
         write_docker_files(startup, name, project.name, project.docker_image)
 
 
-def _json(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+def _json(path: Path, data: msgspec.Struct | dict[str, object]) -> None:
+    """Write a kit file; keys whose value is None (no overseer, no job store) are left out."""
+    plain = msgspec.to_builtins(data)
+    kept = {key: value for key, value in plain.items() if value is not None}
+    path.write_text(json.dumps(kept, indent=2) + "\n", encoding="utf-8")

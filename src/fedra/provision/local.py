@@ -23,13 +23,78 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Literal, TypedDict
 
 #: The rights of an authorization policy, and the scopes a right may have.
 RIGHTS = ("submit_job", "manage_job", "download_job", "view", "operate", "byoc")
 SCOPES = ("any", "own_org", "own", "none")
 
-_BASE: dict[str, dict[str, str]] = {
+Scope = Literal["any", "own_org", "own", "none"]
+
+
+class Rights(TypedDict):
+    submit_job: Scope
+    manage_job: Scope
+    download_job: Scope
+    view: Scope
+    operate: Scope
+    byoc: Scope
+
+
+class Authorization(TypedDict):
+    """``authorization.json``: how far each right of each admin role reaches here."""
+
+    format_version: int
+    comment: str
+    site: str
+    org: str
+    enable_byoc: bool
+    roles: dict[str, Rights]
+
+
+class PrivacyScope(TypedDict):
+    """A named set of filters (``privacy.json``)."""
+
+    name: str
+    task_data_filters: list[str]
+    task_result_filters: list[str]
+
+
+class Privacy(TypedDict):
+    """``privacy.json``: the scopes of filters a site applies."""
+
+    format_version: int
+    comment: str
+    default_scope: str
+    scopes: list[PrivacyScope]
+
+
+class Resources(TypedDict, total=False):
+    """``resources.json``: what this participant offers to jobs (sites: GPUs and extras)."""
+
+    format_version: int
+    comment: str
+    num_gpus: int
+    mem_per_gpu: float
+    extra: dict[str, float]
+
+
+class LevelOf(TypedDict):
+    """A logger's level in a :func:`logging.config.dictConfig`."""
+
+    level: str
+
+
+class LogConfig(TypedDict):
+    """An incremental :func:`logging.config.dictConfig`."""
+
+    version: int
+    incremental: bool
+    root: LevelOf
+    loggers: dict[str, LevelOf]
+
+
+_BASE: dict[str, Rights] = {
     "project_admin": {
         "submit_job": "any",
         "manage_job": "any",
@@ -65,10 +130,10 @@ _BASE: dict[str, dict[str, str]] = {
 }
 
 
-def authorization(name: str, org: str, *, enable_byoc: bool) -> dict[str, Any]:
+def authorization(name: str, org: str, *, enable_byoc: bool) -> Authorization:
     """The default policy of participant ``name``; ``byoc`` is ``none`` for every role unless
     ``enable_byoc``."""
-    roles = {
+    roles: dict[str, Rights] = {
         role: {**rights, "byoc": rights["byoc"] if enable_byoc else "none"}
         for role, rights in _BASE.items()
     }
@@ -82,7 +147,7 @@ def authorization(name: str, org: str, *, enable_byoc: bool) -> dict[str, Any]:
     }
 
 
-def privacy() -> dict[str, Any]:
+def privacy() -> Privacy:
     """No privacy filters: results leave the site as the job computes them."""
     return {
         "format_version": 1,
@@ -93,7 +158,7 @@ def privacy() -> dict[str, Any]:
     }
 
 
-def resources(*, server: bool) -> dict[str, Any]:
+def resources(*, server: bool) -> Resources:
     """What this participant offers to jobs; the scheduler never exceeds it."""
     if server:
         return {
@@ -112,7 +177,7 @@ def resources(*, server: bool) -> dict[str, Any]:
     }
 
 
-def log_config() -> dict[str, Any]:
+def log_config() -> LogConfig:
     """A :func:`logging.config.dictConfig` applied on top of the process's log.txt handler."""
     return {
         "version": 1,
@@ -126,7 +191,7 @@ def write_local(kit: Path, name: str, org: str, *, server: bool, enable_byoc: bo
     """Write ``kit/local/*.default``; return the ``local/`` folder."""
     local = kit / "local"
     local.mkdir(mode=0o755, exist_ok=True)
-    files = {
+    files: dict[str, Authorization | Privacy | Resources | LogConfig] = {
         "authorization.json.default": authorization(name, org, enable_byoc=enable_byoc),
         "privacy.json.default": privacy(),
         "resources.json.default": resources(server=server),

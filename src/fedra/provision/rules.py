@@ -10,11 +10,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from fedra.provision.errors import ProjectError
 from fedra.provision.project import Overseer, Project, Server
-from fedra.provision.yamlfile import Located
+from fedra.provision.yamlfile import Located, line_at
 
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1", "ip6-localhost"})
 
@@ -25,12 +23,11 @@ def host_key(address: str) -> str:
     return "localhost" if address in _LOOPBACK else address
 
 
-def check_rules(project: Project, file: str, nodes: Sequence[Located]) -> None:
+def check_rules(project: Project, file: str, root: Located) -> None:
     """Raise :class:`ProjectError` for the first rule ``project`` breaks.
 
-    ``nodes[i]`` is the YAML mapping ``project.participants[i]`` was read from (for lines).
+    ``root`` is the YAML document ``project`` was read from (for lines).
     """
-    lines = [node.line for node in nodes]
     first: dict[str, int] = {}
     for index, participant in enumerate(project.participants):
         key = participant.name.lower()
@@ -38,35 +35,34 @@ def check_rules(project: Project, file: str, nodes: Sequence[Located]) -> None:
             other = first[key]
             raise ProjectError(
                 file,
-                _line(nodes[index], "name"),
+                _line(root, index, "name"),
                 f"participants[{index}].name",
                 f"expected a unique name, but {participant.name!r} is already used by "
-                f"participants[{other}] (line {_line(nodes[other], 'name')})",
+                f"participants[{other}] (line {_line(root, other, 'name')})",
             )
         first[key] = index
     if not project.servers:
-        raise ProjectError(
-            file, lines[0] if lines else None, "participants", "expected at least one server"
-        )
+        raise ProjectError(file, _line(root, 0), "participants", "expected at least one server")
     overseers = [i for i, p in enumerate(project.participants) if isinstance(p, Overseer)]
     if len(overseers) > 1:
         index = overseers[1]
         raise ProjectError(
             file,
-            _line(nodes[index], "type"),
+            _line(root, index, "type"),
             f"participants[{index}].type",
             "expected at most one overseer",
         )
-    _check_ports(project, file, nodes)
-    check_revoked(project, file, nodes)
+    _check_ports(project, file, root)
+    check_revoked(project, file, root)
 
 
-def check_revoked(project: Project, file: str, nodes: Sequence[Located]) -> None:
-    """Raise :class:`ProjectError` when a participant's name is revoked."""
+def check_revoked(project: Project, file: str, root: Located | None = None) -> None:
+    """Raise :class:`ProjectError` when a participant's name is revoked (``root``: the YAML
+    document, for lines)."""
     revoked = {name.lower() for name in project.revoked}
     for index, participant in enumerate(project.participants):
         if participant.name.lower() in revoked:
-            line = _line(nodes[index], "name") if index < len(nodes) else None
+            line = _line(root, index, "name") if root is not None else None
             raise ProjectError(
                 file,
                 line,
@@ -77,15 +73,12 @@ def check_revoked(project: Project, file: str, nodes: Sequence[Located]) -> None
             )
 
 
-def _line(node: Located, key: str) -> int:
-    """The line of ``key`` in the mapping ``node``, or of the mapping when the key is absent."""
-    values = node.value
-    if isinstance(values, dict) and isinstance(found := values.get(key), Located):
-        return found.line
-    return node.line
+def _line(root: Located, index: int, *key: str) -> int:
+    """The line of ``participants[index].key`` (of the participant when the key is absent)."""
+    return line_at(root, ("participants", index, *key))
 
 
-def _check_ports(project: Project, file: str, nodes: Sequence[Located]) -> None:
+def _check_ports(project: Project, file: str, root: Located) -> None:
     used: dict[tuple[str, int], tuple[int, str]] = {}
     for index, participant in enumerate(project.participants):
         if isinstance(participant, Server):
@@ -104,10 +97,10 @@ def _check_ports(project: Project, file: str, nodes: Sequence[Located]) -> None:
                 name = project.participants[other].name
                 raise ProjectError(
                     file,
-                    _line(nodes[index], key),
+                    _line(root, index, key),
                     f"participants[{index}].{key}",
                     f"expected a port not used on host {participant.address!r}, but {port} is "
                     f"the {other_key} of {name!r} (participants[{other}], "
-                    f"line {_line(nodes[other], other_key)})",
+                    f"line {_line(root, other, other_key)})",
                 )
             used[(host, port)] = (index, key)

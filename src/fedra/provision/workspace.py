@@ -112,7 +112,7 @@ def with_revoked_state(project: Project, state: Path) -> Project:
     if revoked == project.revoked:
         return project
     project = dataclasses.replace(project, revoked=revoked)
-    check_revoked(project, str(project.source or "project.yml"), [])
+    check_revoked(project, str(project.source or "project.yml"))
     return project
 
 

@@ -8,6 +8,7 @@ explode), and so are duplicate keys, which YAML would otherwise resolve silently
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import yaml
@@ -105,3 +106,26 @@ class _Walker:
             # about a missing or empty value.
             result[key.value] = value if value.value is not None else Located(None, key.line)
         return result
+
+
+def plain(node: Located) -> object:
+    """The value of ``node`` without line numbers: what :func:`yaml.safe_load` would give."""
+    if isinstance(node.value, dict):
+        return {key: plain(value) for key, value in node.value.items()}
+    if isinstance(node.value, list):
+        return [plain(item) for item in node.value]
+    return node.value
+
+
+def line_at(node: Located, path: Sequence[str | int]) -> int:
+    """The line of the value at ``path`` (keys and indexes) below ``node``; the line of the
+    nearest mapping or list on the way when the path goes further than the file does."""
+    for key in path:
+        values = node.value
+        found = values.get(key) if isinstance(values, dict) else None
+        if isinstance(values, list) and isinstance(key, int) and 0 <= key < len(values):
+            found = values[key]
+        if not isinstance(found, Located):
+            break
+        node = found
+    return node.line

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Final
 
 from fedra.runtime import protocol as p
-from fedra.transport import Connection, PeerIdentity, Spool
+from fedra.transport import Connection, MessageRefused, PeerIdentity, Spool
 from fedra.wire import Envelope, peek_head
 
 log = logging.getLogger("fedra.admin")
@@ -188,12 +188,14 @@ class AdminPort:
                 )
             held.append(tracked)
             self._start_watcher()
-        conn.set_message_check(lambda total, head: self._judge(peer, total, head))
+        conn.set_gate(lambda total, head: self._judge(peer, total, head))
         threading.Thread(
             target=self._run, args=(tracked,), name=f"admin-{peer.name}", daemon=True
         ).start()
 
-    def _judge(self, peer: PeerIdentity, total: int, head: bytes) -> str | None:
+    def _judge(self, peer: PeerIdentity, total: int, head: bytes) -> None:
+        """The connection's gate: a message :func:`judge_message` refuses ends the connection
+        (MessageRefused with ``ends_connection``); the others go on at once (no slot)."""
         try:
             refused = judge_message(
                 peer,
@@ -207,7 +209,7 @@ class AdminPort:
             refused = f"refused: the server cannot judge this message ({exc})"
         if refused is not None:
             log.warning("admin %s: %s; connection closed", who(peer), refused)
-        return refused
+            raise MessageRefused(refused, ends_connection=True)
 
     def _run(self, tracked: _Tracked) -> None:
         try:

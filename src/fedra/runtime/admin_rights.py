@@ -22,10 +22,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from fedra.core import FedraError
-from fedra.core.admin_spec import SCOPES, AdminCommand, Right
+from fedra.core.admin_spec import SCOPES, AdminCommand, Args, ArgValue, Right, arg_text
+from fedra.core.jsonfile import JsonValue
 from fedra.runtime.confined import parse_file
 
 SERVER_DEFAULT: dict[str, dict[str, str]] = {
@@ -108,14 +109,15 @@ class Objects(Protocol):
         """The connected sites, sorted."""
 
 
-def owner_of(run_info: Mapping[str, Any], submitter: str) -> Owner:
+def owner_of(run_info: Mapping[str, JsonValue], submitter: str) -> Owner:
     """The owner recorded with a job: ``owner`` (set at submit and clone), else the
     signer of the submission, else the store's submitter (org unknown)."""
     for key in ("owner", "submission"):
         entry = run_info.get(key)
-        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if isinstance(entry, dict) and isinstance(name, str):
             org = entry.get("org")
-            return Owner(entry["name"], org if isinstance(org, str) else None)
+            return Owner(name, org if isinstance(org, str) else None)
     return Owner(submitter, None)
 
 
@@ -134,13 +136,14 @@ class Access:
     """One admin's scopes under the server's policy: decides, refuses in one line."""
 
     caller: Caller
-    policy: Mapping[str, Any]
+    #: Scopes by role and right, as the policy file holds them (anything malformed: none).
+    policy: Mapping[str, Mapping[str, str]]
     source: str
 
     def scope(self, right: Right) -> str:
         """The admin's scope for ``right`` (``none`` for anything unknown or malformed)."""
         rights = self.policy.get(self.caller.role)
-        value = rights.get(right) if isinstance(rights, dict) else None
+        value = rights.get(right) if isinstance(rights, Mapping) else None
         return value if isinstance(value, str) and value in SCOPES else "none"
 
     def may_job(self, right: Right, owner: Owner) -> bool:
@@ -179,13 +182,14 @@ class Access:
         self.require(self.may_job(right, owner), right, what)
 
 
-def operated_sites(cmd: str, args: Mapping[str, Any], connected: Sequence[str]) -> list[str]:
+def operated_sites(cmd: str, args: Mapping[str, ArgValue], connected: Sequence[str]) -> list[str]:
     """The participants an ``operate`` command acts on (the server as ``server``): the one
     list both the authorization and the handler use."""
     if cmd == "remove_client":
         return [str(args["name"])]
     target = args.get("target")
-    names = [str(n) for n in args.get("names") or connected]
+    given = args.get("names")
+    names = [str(n) for n in given] if isinstance(given, list) and given else list(connected)
     if target == "client":
         return names
     if target == "server":
@@ -193,30 +197,28 @@ def operated_sites(cmd: str, args: Mapping[str, Any], connected: Sequence[str]) 
     return [*list(connected), SERVER_TARGET]
 
 
-def authorize(
-    access: Access, command: AdminCommand, args: Mapping[str, Any], objects: Objects
-) -> None:
+def authorize(access: Access, command: AdminCommand, args: Args, objects: Objects) -> None:
     """NotAllowed unless the admin may run ``command`` with exactly these validated ``args``."""
     right, cmd = command.right, command.name
     if command.acts_on == "nothing":
         access.require(access.may(right), right, cmd)
     elif command.acts_on == "job":
-        owner = objects.job_owner(str(args["job_id"]))
+        owner = objects.job_owner(arg_text(args, "job_id"))
         if command.object_right is not None:
             access.require(access.may(right), right, cmd)
             access.require_job(command.object_right, cmd, owner)
         else:
             access.require_job(right, cmd, owner)
     elif command.acts_on == "participant":
-        _require_participants(access, right, cmd, [str(args["target"])], objects)
+        _require_participants(access, right, cmd, [arg_text(args, "target")], objects)
     elif command.acts_on == "sites":
         names = operated_sites(cmd, args, objects.site_names())
         _require_participants(access, right, cmd, names or [SERVER_TARGET], objects)
     elif command.acts_on == "file":
-        ref = parse_file(args["file"])
-        what = f"{cmd} {ref.name} of {args['participant']}"
+        ref, participant = parse_file(arg_text(args, "file")), arg_text(args, "participant")
+        what = f"{cmd} {ref.name} of {participant}"
         if ref.job_id is None:
-            _require_participants(access, right, what, [str(args["participant"])], objects)
+            _require_participants(access, right, what, [participant], objects)
         else:
             owner = objects.job_owner(ref.job_id)
             access.require_job(right, what, owner)

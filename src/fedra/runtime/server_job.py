@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from fedra.core import FedraError, MetricValue, Task, TaskResult, release_large_buffers
+from fedra.core import FedraError, FLModel, MetricValue, Task, TaskResult, release_large_buffers
 from fedra.filters import FilteredFleet
 from fedra.job import (
     activate_custom_dirs,
@@ -26,19 +26,29 @@ from fedra.job import (
     load_custom_class,
     load_job,
 )
-from fedra.runtime import protocol as p
-from fedra.runtime.messages import (
+from fedra.protocol import (
+    TO_SERVER_JOB,
+    Abort,
     BadMessage,
-    LogHeaders,
-    Lost,
-    ResultHeaders,
+    Broadcast,
+    Done,
+    Go,
+    Log,
+    Ready,
+    Result,
+    Round,
     SiteFailed,
-    text_list,
+    SiteLost,
+    Sites,
+    Target,
+    TaskLost,
+    decode,
+    encode,
 )
+from fedra.protocol import Task as TaskMessage
 from fedra.runtime.procs import ROUTER_MMAP_THRESHOLD
 from fedra.server import EventLog, MetricsSink, RunStore, ServerRun, TaskBoard
 from fedra.transport import ChannelClosed, LocalChannel, Spool, connect_unix
-from fedra.wire import Envelope
 
 log = logging.getLogger("fedra.server_job")
 
@@ -61,13 +71,8 @@ class _Reporter:
         self, workflow: str, round_num: int, metrics: Mapping[str, MetricValue]
     ) -> None:
         seconds = round(time.monotonic() - self._started, 4)
-        headers = {
-            "workflow": workflow,
-            "round": round_num,
-            "metrics": dict(metrics),
-            "seconds": seconds,
-        }
-        self._channel.send(Envelope(p.ROUND, headers))
+        message = Round(workflow, round_num, dict(metrics), seconds)
+        self._channel.send(encode(message))
 
 
 def _read(
@@ -89,17 +94,20 @@ def _read(
         while True:
             slot.acquire()
             env = channel.recv()
-            held = False
+            held = aborted = False
             try:
-                held = _route(env, board, tracking, go)
+                message = decode(env, TO_SERVER_JOB)
+                aborted = isinstance(message, Abort)
+                held = _route(message, env.model, board, tracking, go)
             except BadMessage as exc:
-                site = env.headers.get("site")
-                log.warning("refused a malformed %r message (site %r): %s", env.kind, site, exc)
+                log.warning(
+                    "refused a malformed %r message from the parent: %s", env.kind[:40], exc
+                )
             except Exception:  # one message must not end the reader: the job would hang
                 log.exception("could not handle a %r message from the parent", env.kind)
             if not held:
                 slot.release()
-            if env.kind == p.ABORT:
+            if aborted:
                 return
             del env  # hold nothing while waiting for the next message
     except (ChannelClosed, FedraError, OSError) as exc:
@@ -109,46 +117,44 @@ def _read(
         parent_gone.set()
 
 
-def _route(env: Envelope, board: TaskBoard, tracking: MetricsSink, go: threading.Event) -> bool:
-    """Act on one message from the parent; True when an accepted result now holds the slot.
-
-    BadMessage when its headers are malformed (nothing has been done then)."""
-    h = env.headers
-    if env.kind == p.RESULT:
-        head = ResultHeaders.from_headers(h)
-        result = TaskResult(
-            task_id=head.task_id,
-            task_name=head.task_name,
-            site=head.site,
-            data=env.model if head.error is None else None,
-            error=head.error,
-        )
-        verdict = board.submit(result)
-        del result
-        if not verdict.accepted:
-            log.info("result refused: %s", verdict.reason)
-        return verdict.accepted
-    if env.kind == p.LOG:
-        entry = LogHeaders.from_headers(h)
-        tracking.add(entry.site, entry.key, entry.value, entry.step)
-    elif env.kind == "site_failed":
-        failed = SiteFailed.from_headers(h)
-        board.fail_site(failed.site, failed.detail)
-    elif env.kind == p.GO:
-        go.set()
-    elif env.kind == p.SITES:
-        board.set_sites(text_list(h, "sites"))
-    elif env.kind == "lost":
-        lost = Lost.from_headers(h)
-        if lost.task_id is not None:
-            board.cancel_task(lost.task_id)
-        elif lost.site is not None:
-            count = board.cancel_site(lost.site)
-            log.info("site %s left: %d outstanding tasks given up", lost.site, count)
-    elif env.kind == p.ABORT:
-        reason = h.get("reason")
-        board.abort(reason if isinstance(reason, str) else "aborted")
-        go.set()
+def _route(
+    message: object,
+    model: FLModel | None,
+    board: TaskBoard,
+    tracking: MetricsSink,
+    go: threading.Event,
+) -> bool:
+    """Act on one message from the parent; True when an accepted result now holds the slot."""
+    match message:
+        case Result():
+            result = TaskResult(
+                task_id=message.task_id,
+                task_name=message.task_name,
+                site=message.site,
+                data=model if message.error is None else None,
+                error=message.error,
+            )
+            verdict = board.submit(result)
+            del result
+            if not verdict.accepted:
+                log.info("result refused: %s", verdict.reason)
+            return verdict.accepted
+        case Log(site=site, key=key, value=value, step=step):
+            tracking.add(site, key, value, step)
+        case SiteFailed(site=site, detail=detail):
+            board.fail_site(site, detail)
+        case Go():
+            go.set()
+        case Sites(sites=sites):
+            board.set_sites(list(sites))
+        case TaskLost(task_id=task_id):
+            board.cancel_task(task_id)
+        case SiteLost(site=site):
+            count = board.cancel_site(site)
+            log.info("site %s left: %d outstanding tasks given up", site, count)
+        case Abort(reason=reason):
+            board.abort(reason)
+            go.set()
     return False
 
 
@@ -165,21 +171,16 @@ def run(args: argparse.Namespace) -> int:
     server_filters = build_result_filters(app)
 
     def deliver(task: Task) -> None:
-        headers = {
-            "job_id": args.job_id,
-            "task_id": task.id,
-            "task_name": task.name,
-            "site": task.site,
-        }
-        channel.send(Envelope(p.TASK, headers, task.data))
+        message = TaskMessage(args.job_id, task.id, task.name, task.site)
+        channel.send(encode(message, task.data))
 
     sites = [s for s in args.sites.split(",") if s]
 
     def deliver_many(tasks: list[Task]) -> None:
         # One message for a broadcast: the parent fans the model out to the sites.
-        targets = [{"site": t.site, "task_id": t.id} for t in tasks]
-        headers = {"job_id": args.job_id, "task_name": tasks[0].name, "targets": targets}
-        channel.send(Envelope(p.TASK, headers, tasks[0].data))
+        targets = tuple(Target(t.site, t.id) for t in tasks)
+        message = Broadcast(args.job_id, tasks[0].name, targets)
+        channel.send(encode(message, tasks[0].data))
 
     slot = threading.Semaphore(1)
     board = TaskBoard(
@@ -214,19 +215,19 @@ def run(args: argparse.Namespace) -> int:
         # The global model waits on disk while a round's results come in.
         park=Spool(workspace / "spool").park,
     )
-    channel.send(Envelope(p.READY, {"job_id": args.job_id}))
+    channel.send(encode(Ready(args.job_id)))
     go.wait()  # the parent has told the sites to start the job (or the run was aborted)
     outcome = server_run.run(resume=args.resume)
     tracking.close()
-    done = {
-        "status": outcome.status.value,
-        "error": outcome.error,
-        "failed_site": outcome.failed_site,
-        "failed_task": outcome.failed_task,
-        "traceback": outcome.site_traceback,
-    }
+    done = Done(
+        outcome.status.value,
+        outcome.error,
+        outcome.failed_site,
+        outcome.failed_task,
+        outcome.site_traceback,
+    )
     try:
-        channel.send(Envelope(p.DONE, done))
+        channel.send(encode(done))
     except (ChannelClosed, OSError):
         return 1
     # Let the parent read DONE and end us first: closing a socket that still has unread

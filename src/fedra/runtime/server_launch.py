@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fedra.core import FedraError
-from fedra.runtime import protocol as p
+from fedra.protocol import FROM_SERVER_JOB, BadMessage, Ready, decode
 from fedra.runtime.config import ServerKit
 from fedra.runtime.isolation import prepare_job, reclaim
 from fedra.runtime.procs import JobListener, end_group, spawn
@@ -60,7 +60,11 @@ def start_server_job(
             ready = channel.recv(timeout=READY_TIMEOUT_S)
         finally:
             listener.close()
-        if ready.kind != p.READY:
+        try:
+            first = decode(ready, FROM_SERVER_JOB)
+        except BadMessage as exc:
+            raise FedraError(f"server job process sent a bad first message: {exc}") from None
+        if not isinstance(first, Ready):
             raise FedraError(f"server job process sent {ready.kind!r} instead of ready")
     except BaseException:
         if proc is not None:

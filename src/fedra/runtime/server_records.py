@@ -1,15 +1,15 @@
-"""What the server parent keeps about each connected site and each running job."""
+"""What the server parent keeps about each connected site and each running job (its
+process; where the job is in its life is the router's, :mod:`fedra.runtime.routing`)."""
 
 from __future__ import annotations
 
 import logging
 import subprocess
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from fedra.protocol import Round
 from fedra.scheduler import ResourceError, SiteResources
 from fedra.transport import Connection, LocalChannel
 
@@ -29,8 +29,6 @@ class SiteHandle:
     #: What the site declared (``local/resources.json``) and, as last reported, has free.
     total: SiteResources | None = None
     free: SiteResources | None = None
-    #: Upload grants this site holds (grant id -> the job's results slot), see _grant.
-    grants: dict[str, threading.Semaphore] = field(default_factory=dict)
 
     def update_resources(self, report: object) -> None:
         """Take a site's resource report (from hello, heartbeat or a reserve answer)."""
@@ -54,10 +52,5 @@ class RunningJob:
     channel: LocalChannel
     sites: list[str]
     log_path: Path
-    rounds: list[dict[str, Any]] = field(default_factory=list)
-    aborting: bool = False
-    done: bool = False
-    #: The server stepped down or stops: leave the job RUNNING in the store for whoever resumes.
-    detached: bool = False
-    #: Held by the one big result of this job that this process receives and passes on.
-    results_gate: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(1))
+    #: The rounds its workflows finished (for show_stats).
+    rounds: list[Round] = field(default_factory=list)

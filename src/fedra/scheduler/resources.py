@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 from fedra.core.errors import ConfigError
+from fedra.core.jsonfile import JsonObject
 
 NUM_GPUS = "num_gpus"
 MEM_PER_GPU = "mem_per_gpu"
@@ -55,11 +56,17 @@ class SiteResources:
             _check_number("(site)", key, value)
         object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON form, as in ``local/resources.json`` (and in site heartbeats)."""
-        out: dict[str, Any] = {key: getattr(self, key) for key in STANDARD_KEYS}
+    def as_dict(self) -> JsonObject:
+        """JSON form, as in ``local/resources.json`` (and in site heartbeats); ``extra`` only
+        when the site declares some."""
+        out: JsonObject = {
+            "num_gpus": self.num_gpus,
+            "mem_per_gpu": self.mem_per_gpu,
+            "num_cpus": self.num_cpus,
+            "memory": self.memory,
+        }
         if self.extra:
-            out["extra"] = dict(self.extra)
+            out["extra"] = {key: value for key, value in self.extra.items()}  # JSON values
         return out
 
     @classmethod
@@ -76,14 +83,15 @@ class SiteResources:
         extra = data.get("extra", {})
         if not isinstance(extra, Mapping):
             raise ResourceError(f"{where}: extra: expected an object, got {extra!r}")
-        values: dict[str, Any] = {
-            key: _check_number(where, key, data[key]) for key in STANDARD_KEYS if key in data
-        }
-        for key in (NUM_GPUS, NUM_CPUS):
-            if key in values:
-                values[key] = int(values[key])
+        values = {key: _check_number(where, key, data[key]) for key in STANDARD_KEYS if key in data}
         try:
-            return cls(**values, extra={str(k): float(v) for k, v in extra.items()})
+            return cls(
+                num_gpus=int(values.get(NUM_GPUS, 0)),
+                mem_per_gpu=values.get(MEM_PER_GPU, 0.0),
+                num_cpus=int(values.get(NUM_CPUS, 0)),
+                memory=values.get(MEMORY, 0.0),
+                extra={str(k): float(v) for k, v in extra.items()},
+            )
         except ResourceError as exc:
             raise ResourceError(f"{where}: {exc}") from exc
         except (TypeError, ValueError) as exc:
@@ -103,15 +111,17 @@ class SiteResources:
 
     def _shift(self, amounts: Mapping[str, float], sign: int) -> SiteResources:
         extra = dict(self.extra)
-        changes: dict[str, Any] = {}
+        num_gpus, num_cpus, memory = self.num_gpus, self.num_cpus, self.memory
         for key, value in amounts.items():
-            if key in (NUM_GPUS, NUM_CPUS):
-                changes[key] = int(getattr(self, key) + sign * value)
+            if key == NUM_GPUS:
+                num_gpus = int(num_gpus + sign * value)
+            elif key == NUM_CPUS:
+                num_cpus = int(num_cpus + sign * value)
             elif key == MEMORY:
-                changes[key] = self.memory + sign * value
+                memory += sign * value
             else:
                 extra[key] = extra.get(key, 0.0) + sign * value
-        return replace(self, extra=extra, **changes)
+        return replace(self, num_gpus=num_gpus, num_cpus=num_cpus, memory=memory, extra=extra)
 
 
 def _check_number(site: str, key: str, value: object) -> float:

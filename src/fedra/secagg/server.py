@@ -26,8 +26,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fedra.core import Array, FLModel, InvalidTransition
-from fedra.secagg import crypto
 from fedra.secagg.config import SecAggConfig
+from fedra.secagg.crypto import (
+    MASK,
+    SEED_BYTES,
+    SESSION_BYTES,
+    commit,
+    derive,
+    new_session,
+    prg,
+    public_key,
+)
 from fedra.secagg.errors import SecAggError
 from fedra.secagg.messages import (
     AdvertiseReply,
@@ -94,9 +103,9 @@ class SecAggServer:
         self.participants = list(participants)
         self.config = config
         self.length = length
-        self.session = crypto.new_session() if session is None else session
-        if len(self.session) != crypto.SESSION_BYTES:
-            raise SecAggError(f"a session id must be {crypto.SESSION_BYTES} bytes")
+        self.session = new_session() if session is None else session
+        if len(self.session) != SESSION_BYTES:
+            raise SecAggError(f"a session id must be {SESSION_BYTES} bytes")
         self.stage = Stage.ADVERTISE
         self.dropped: dict[str, str] = {}
         self._index = {name: i for i, name in enumerate(self.participants)}
@@ -305,24 +314,24 @@ class SecAggServer:
         survivors = set(self._u3)
         for j in self._u3:
             seed = self._recover(j, self._b_shares, "self-mask seed")
-            if crypto.commit(seed, self.session, j) != self._commits[j]:
+            if commit(seed, self.session, j) != self._commits[j]:
                 raise SecAggError(
                     f"the self-mask seed recovered for {self.participants[j]} does not match its "
                     "commitment: a share was corrupted"
                 )
-            total -= crypto.prg(seed, self._width, dtype)
+            total -= prg(seed, self._width, dtype)
         for i in self._u2:
             if i in survivors:
                 continue
             secret = self._recover(i, self._sk_shares, "mask key")
-            if crypto.public_key(secret) != self._s_pks[i]:
+            if public_key(secret) != self._s_pks[i]:
                 raise SecAggError(
                     f"the mask key recovered for {self.participants[i]} does not match its "
                     "public key: a share was corrupted"
                 )
             for j in sorted(self._graph[i] & survivors):
-                seed = crypto.derive(secret, self._s_pks[j], crypto.MASK, self.session, i, j)
-                mask = crypto.prg(seed, self._width, dtype)
+                seed = derive(secret, self._s_pks[j], MASK, self.session, i, j)
+                mask = prg(seed, self._width, dtype)
                 if j < i:
                     total -= mask  # survivor j added it
                 else:
@@ -349,7 +358,7 @@ class SecAggServer:
                 f"{self.participants[owner]} arrived, threshold {self.threshold}"
             )
         parsed = [Share.from_bytes(h + 1, data) for h, data in held.items()]
-        return reconstruct(parsed, self.threshold, crypto.SEED_BYTES)
+        return reconstruct(parsed, self.threshold, SEED_BYTES)
 
     # -- helpers ------------------------------------------------------------------------
     def _why(self, shown: int = 3) -> str:

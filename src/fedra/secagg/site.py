@@ -15,8 +15,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fedra.core import Array, InvalidTransition, MetricValue
-from fedra.secagg import crypto
 from fedra.secagg.config import SecAggConfig
+from fedra.secagg.crypto import (
+    ENCRYPT,
+    MASK,
+    commit,
+    derive,
+    new_private_key,
+    new_seed,
+    open_sealed,
+    prg,
+    public_key,
+    seal,
+)
 from fedra.secagg.errors import SecAggError
 from fedra.secagg.messages import (
     SHARE_PLAINTEXT_BYTES,
@@ -131,16 +142,16 @@ class SecAggSite:
             index=index,
             participants=request.participants,
             config=request.config,
-            c_sk=crypto.new_private_key(),
-            s_sk=crypto.new_private_key(),
-            b_seed=crypto.new_seed(),
+            c_sk=new_private_key(),
+            s_sk=new_private_key(),
+            b_seed=new_seed(),
         )
         self._round = rnd
         return AdvertiseReply(
             request.session,
-            crypto.public_key(rnd.c_sk),
-            crypto.public_key(rnd.s_sk),
-            crypto.commit(rnd.b_seed, request.session, index),
+            public_key(rnd.c_sk),
+            public_key(rnd.s_sk),
+            commit(rnd.b_seed, request.session, index),
         )
 
     # -- stage 1 ------------------------------------------------------------------------
@@ -153,9 +164,7 @@ class SecAggSite:
             raise SecAggError(f"{self.site_name} is missing from the share-keys request")
         if any(i >= len(rnd.participants) for i in request.order):
             raise SecAggError("share-keys request names a site index out of range")
-        if request.c_pks[me] != crypto.public_key(rnd.c_sk) or request.s_pks[me] != (
-            crypto.public_key(rnd.s_sk)
-        ):
+        if request.c_pks[me] != public_key(rnd.c_sk) or request.s_pks[me] != (public_key(rnd.s_sk)):
             raise SecAggError(f"the share-keys request does not carry {self.site_name}'s own keys")
         keys = list(request.c_pks.values()) + list(request.s_pks.values())
         if len(set(keys)) != len(keys):
@@ -169,14 +178,14 @@ class SecAggSite:
         rnd.own_shares = (sk_shares[me + 1].to_bytes(), b_shares[me + 1].to_bytes())
         ciphertexts = {}
         for j in sorted(rnd.neighbours):
-            key = crypto.derive(rnd.c_sk, rnd.c_pks[j], crypto.ENCRYPT, rnd.session, me, j)
+            key = derive(rnd.c_sk, rnd.c_pks[j], ENCRYPT, rnd.session, me, j)
             plaintext = (
                 me.to_bytes(4, "big")
                 + j.to_bytes(4, "big")
                 + sk_shares[j + 1].to_bytes()
                 + b_shares[j + 1].to_bytes()
             )
-            ciphertexts[j] = crypto.seal(key, plaintext, share_aad(rnd.session, me, j))
+            ciphertexts[j] = seal(key, plaintext, share_aad(rnd.session, me, j))
         self._move(SiteState.SHARED)
         return ShareKeysReply(rnd.session, ciphertexts)
 
@@ -203,8 +212,8 @@ class SecAggSite:
                 f"got {sorted(mine)}"
             )
         for i in sorted(live):
-            key = crypto.derive(rnd.c_sk, rnd.c_pks[i], crypto.ENCRYPT, rnd.session, i, me)
-            plain = crypto.open_sealed(
+            key = derive(rnd.c_sk, rnd.c_pks[i], ENCRYPT, rnd.session, i, me)
+            plain = open_sealed(
                 key,
                 request.ciphertexts[(i, me)],
                 share_aad(rnd.session, i, me),
@@ -236,11 +245,11 @@ class SecAggSite:
         else:
             vector = quantizer.encode(quantized)
         dtype = quantizer.dtype
-        masked = vector + crypto.prg(rnd.b_seed, vector.size, dtype)
+        masked = vector + prg(rnd.b_seed, vector.size, dtype)
         me = rnd.index
         for j in sorted(rnd.neighbours & set(rnd.senders)):
-            seed = crypto.derive(rnd.s_sk, rnd.s_pks[j], crypto.MASK, rnd.session, me, j)
-            mask = crypto.prg(seed, vector.size, dtype)
+            seed = derive(rnd.s_sk, rnd.s_pks[j], MASK, rnd.session, me, j)
+            mask = prg(seed, vector.size, dtype)
             if me < j:
                 masked += mask
             else:

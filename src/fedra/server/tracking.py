@@ -10,10 +10,19 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Protocol, TextIO
 
 log = logging.getLogger(__name__)
+
+
+class _ScalarWriter(Protocol):
+    """What is used of a TensorBoard event writer (tensorboardX's ``SummaryWriter``)."""
+
+    def add_scalar(self, tag: str, scalar_value: float, global_step: int) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class MetricsSink:
@@ -22,11 +31,11 @@ class MetricsSink:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._lock = threading.Lock()
-        self._writers: dict[str, Any] = {}
+        self._writers: dict[str, _ScalarWriter] = {}
         self._jsonl: dict[str, TextIO] = {}
         self._steps: dict[tuple[str, str], int] = {}
         self.last: dict[str, dict[str, float]] = {}
-        self._writer_class: Any = None
+        self._writer_class: Callable[..., _ScalarWriter] | None = None
         self._looked_up = False
 
     @property
@@ -34,7 +43,7 @@ class MetricsSink:
         """Whether TensorBoard event files are written."""
         return self._writer() is not None
 
-    def _writer(self) -> Any:
+    def _writer(self) -> Callable[..., _ScalarWriter] | None:
         # Imported on first use: tensorboardX pulls in torch when it is installed, which a
         # run whose sites log nothing should not pay for (time and ~200 MB of memory).
         if not self._looked_up:

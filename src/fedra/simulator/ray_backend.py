@@ -33,8 +33,8 @@ from fedra.core import ConfigError, FedraError, Task, TaskResult
 from fedra.job import JobDefinition, zip_job
 from fedra.server import TaskBoard
 from fedra.simulator.ray_worker import (
+    Drained,
     LogRecord,
-    Plain,
     SiteWorker,
     model_from_plain,
     model_to_plain,
@@ -371,7 +371,7 @@ class RaySites:
             results.append(result)
         return results
 
-    def _pass_on(self, drained: Plain) -> None:
+    def _pass_on(self, drained: Drained) -> None:
         """Record the metrics the sites logged; print what they printed."""
         logs: list[LogRecord] = drained["logs"]
         for site, key, value, step in logs:

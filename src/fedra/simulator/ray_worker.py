@@ -19,23 +19,48 @@ import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 
 from fedra.client import SiteRunner
-from fedra.core import FLModel, ParamsType, Task
+from fedra.core import FLModel, JsonCompatible, MetricValue, Params, ParamsType, Task
 from fedra.job import activate_custom_dirs, load_job, unzip_job
 from fedra.simulator.sites import build_site_runner
 
-Plain = dict[str, Any]
-Reply = dict[str, Any]
 #: ``(task id, task name, site, site index)``: one task of a batch, as an actor gets it.
 Entry = tuple[str, str, str, int]
 #: ``(site, key, value, step)``: one metric a site logged.
 LogRecord = tuple[str, str, float, int | None]
+
+
+class PlainModel(TypedDict):
+    """An FLModel as plain data (:func:`model_to_plain`): what crosses between Ray processes."""
+
+    params: Params | None
+    params_type: str
+    metrics: dict[str, MetricValue]
+    meta: dict[str, JsonCompatible]
+    current_round: int | None
+    total_rounds: int | None
+
+
+class Drained(TypedDict):
+    """What an actor's sites logged and printed since its last reply."""
+
+    logs: list[LogRecord]
+    stdout: str
+    stderr: str
+
+
+class Reply(Drained):
+    """The outcome of one task: an error (traceback) or the result model, if any."""
+
+    task_id: str
+    error: str | None
+    model: PlainModel | None
+
 
 _SCALARS = (str, int, float, bool, type(None), np.generic)
 
@@ -62,9 +87,9 @@ def _check_plain(value: object, where: str) -> None:
         )
 
 
-def model_to_plain(model: FLModel) -> Plain:
+def model_to_plain(model: FLModel) -> PlainModel:
     """``model`` as a dict of plain data (numpy arrays, numbers, strings), checked."""
-    plain: Plain = {
+    plain: PlainModel = {
         "params": model.params,
         "params_type": model.params_type.value,
         "metrics": model.metrics,
@@ -76,7 +101,7 @@ def model_to_plain(model: FLModel) -> Plain:
     return plain
 
 
-def model_from_plain(plain: Mapping[str, Any]) -> FLModel:
+def model_from_plain(plain: PlainModel) -> FLModel:
     """The FLModel that :func:`model_to_plain` took apart."""
     _check_plain(dict(plain), "model")
     return FLModel(
@@ -146,7 +171,7 @@ class SiteWorker:
         with self._lock:
             self._logs.append((site, key, value, step))
 
-    def _drain(self) -> Plain:
+    def _drain(self) -> Drained:
         """What the sites logged and printed since the last reply."""
         with self._lock:
             logs, self._logs = self._logs, []
@@ -179,37 +204,45 @@ class SiteWorker:
         for old in evicted:
             old.stop()
 
-    def run(self, data: Plain, entries: list[Entry]) -> list[Reply]:
+    def run(self, data: PlainModel, entries: list[Entry]) -> list[Reply]:
         """Run the tasks in ``entries`` (which share ``data``) one after the other."""
         model = model_from_plain(data)
         replies = []
         for task_id, name, site, index in entries:
             if self._aborted.is_set():
-                reply = {"task_id": task_id, "error": "the run was aborted", "model": None}
-                replies.append(reply | self._drain())
+                replies.append(self._reply(task_id, "the run was aborted", None))
                 continue
             task = Task(name, model, site, id=task_id, job_id=self._job_id)
             replies.append(self._run_one(task, index))
         return replies
 
     def _run_one(self, task: Task, index: int) -> Reply:
-        reply: Reply = {"task_id": task.id, "error": None, "model": None}
         try:
             runner = self._runner(task.site, index)
         except Exception as exc:
-            reply["error"] = "".join(traceback.format_exception(exc))
-        else:
-            result = runner.handle(task)
-            self._release(task.site, runner)
-            reply["error"] = result.error
-            if result.ok and result.data is not None:
-                try:
-                    reply["model"] = model_to_plain(result.data)
-                except TypeError as exc:
-                    reply["error"] = "".join(traceback.format_exception(exc))
-        return reply | self._drain()
+            return self._reply(task.id, "".join(traceback.format_exception(exc)), None)
+        result = runner.handle(task)
+        self._release(task.site, runner)
+        if result.ok and result.data is not None:
+            try:
+                return self._reply(task.id, result.error, model_to_plain(result.data))
+            except TypeError as exc:
+                return self._reply(task.id, "".join(traceback.format_exception(exc)), None)
+        return self._reply(task.id, result.error, None)
 
-    def stop_all(self) -> Plain:
+    def _reply(self, task_id: str, error: str | None, model: PlainModel | None) -> Reply:
+        """A task's reply, with what was logged and printed since the last one."""
+        drained = self._drain()
+        return {
+            "task_id": task_id,
+            "error": error,
+            "model": model,
+            "logs": drained["logs"],
+            "stdout": drained["stdout"],
+            "stderr": drained["stderr"],
+        }
+
+    def stop_all(self) -> Drained:
         """Stop the kept sites; return what was logged and printed since the last reply."""
         with self._lock:
             runners = list(self._live.values())

@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from fedra.client import SiteRunner
 from fedra.core import (
@@ -24,13 +24,15 @@ from fedra.core import (
     FLModel,
     JobLifecycle,
     JobStatus,
+    MetricValue,
     RunAborted,
     Task,
     TaskResult,
+    Workflow,
     new_id,
     release_large_buffers,
 )
-from fedra.filters import FilteredFleet
+from fedra.filters import Filter, FilteredFleet
 from fedra.job import (
     FedJob,
     JobDefinition,
@@ -41,7 +43,16 @@ from fedra.job import (
     load_custom_class,
     load_job,
 )
-from fedra.server import EventLog, MetricsSink, RunStore, ServerRun, TaskBoard, write_json
+from fedra.server import (
+    EventLog,
+    MetricsSink,
+    ModelPersistor,
+    RunOutcome,
+    RunStore,
+    ServerRun,
+    TaskBoard,
+    write_json,
+)
 from fedra.simulator.progress import ProgressDisplay
 from fedra.simulator.ray_backend import RayOptions, RaySites, check_backend
 from fedra.simulator.sites import SiteBackend, build_site_runner
@@ -50,6 +61,34 @@ log = logging.getLogger("fedra.simulator")
 
 #: Outputs of an earlier run in the same workspace, removed before a new (not resumed) run.
 RUN_OUTPUTS = ("models", "snapshots", "tb_events", "sites", "cross_site_eval.json", "summary.json")
+
+
+class RoundSummary(TypedDict):
+    """One finished round in ``summary.json``."""
+
+    workflow: str
+    round: int
+    metrics: dict[str, MetricValue]
+    seconds: float
+
+
+class SummaryJson(TypedDict):
+    """``summary.json``: :class:`RunSummary` with the models written and how to view metrics."""
+
+    job: str
+    job_id: str
+    status: str
+    sites: list[str]
+    seconds: float
+    rounds: list[RoundSummary]
+    final_metrics: dict[str, MetricValue]
+    error: str | None
+    failed_site: str | None
+    failed_task: str | None
+    site_traceback: str | None
+    history: list[dict[str, object]]
+    models: list[str]
+    tensorboard: str
 
 
 @dataclass
@@ -62,8 +101,8 @@ class RunSummary:
     sites: list[str]
     workspace: Path
     seconds: float
-    rounds: list[dict[str, Any]] = field(default_factory=list)
-    final_metrics: dict[str, Any] = field(default_factory=dict)
+    rounds: list[RoundSummary] = field(default_factory=list)
+    final_metrics: dict[str, MetricValue] = field(default_factory=dict)
     error: str | None = None
     failed_site: str | None = None
     failed_task: str | None = None
@@ -71,7 +110,7 @@ class RunSummary:
     history: list[dict[str, object]] = field(default_factory=list)
     final: FLModel | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> SummaryJson:
         """The JSON form written to summary.json."""
         return {
             "job": self.job,
@@ -290,6 +329,31 @@ def simulate(
         file_log.close()
 
 
+@dataclass(frozen=True)
+class _ServerApp:
+    """The job's server side, built before any site starts: a broken job starts none."""
+
+    persistor: ModelPersistor
+    workflows: list[Workflow]
+    filters: list[Filter]
+    initial: FLModel | None
+
+    @classmethod
+    def build(cls, definition: JobDefinition) -> _ServerApp:
+        """Import the job's custom code and instantiate its server components."""
+        app = definition.server_app
+        activate_custom_dirs(*(a.custom_dir for a in definition.apps.values()))
+        persistor = build_persistor(app)
+        workflows = build_workflows(app)
+        filters = build_result_filters(app)
+
+        def load_class(name: str) -> object:
+            return load_custom_class(app.custom_dir, name)
+
+        initial = persistor.initial_model(app.custom_dir, load_class)
+        return cls(persistor, workflows, filters, initial)
+
+
 def _simulate(
     definition: JobDefinition,
     sites: list[str],
@@ -309,16 +373,7 @@ def _simulate(
         len(sites),
         threads,
     )
-    server_app = definition.server_app
-    activate_custom_dirs(*(app.custom_dir for app in definition.apps.values()))
-    persistor = build_persistor(server_app)
-    workflows = build_workflows(server_app)
-    server_filters = build_result_filters(server_app)
-
-    def load_class(name: str) -> object:
-        return load_custom_class(server_app.custom_dir, name)
-
-    initial = persistor.initial_model(server_app.custom_dir, load_class)
+    server = _ServerApp.build(definition)
     tracking = MetricsSink(ws / "tb_events")
     site_backend = _start_sites(
         definition, sites, job_id, ws, threads, ray_options, tracking, kits=kits
@@ -335,17 +390,38 @@ def _simulate(
     events = EventLog(display=display)
     lifecycle = JobLifecycle()
     run = ServerRun(
-        workflows,
-        FilteredFleet(board, server_filters) if server_filters else board,
+        server.workflows,
+        FilteredFleet(board, server.filters) if server.filters else board,
         RunStore(ws),
         events,
-        initial=initial,
+        initial=server.initial,
         lifecycle=lifecycle,
-        key_metric=persistor.key_metric,
-        higher_is_better=persistor.higher_is_better,
+        key_metric=server.persistor.key_metric,
+        higher_is_better=server.persistor.higher_is_better,
         startup_dir=kits / "server" / "startup" if kits is not None else None,
     )
+    outcome = _run_to_end(run, resume, display, board, lifecycle, site_backend, tracking)
+    summary = _summary(definition, job_id, sites, ws, started, lifecycle, events, outcome)
+    write_json(ws / "summary.json", summary.to_json())
+    log.info("job %s ended: %s", job_id, summary.status.value)
+    if outcome is None:
+        raise RunAborted("interrupted (Ctrl-C); partial results in " + str(ws))
+    return summary
+
+
+def _run_to_end(
+    run: ServerRun,
+    resume: bool,
+    display: ProgressDisplay | None,
+    board: TaskBoard,
+    lifecycle: JobLifecycle,
+    site_backend: SiteBackend,
+    tracking: MetricsSink,
+) -> RunOutcome | None:
+    """Run the job, then stop the sites (aborting them unless it completed) and close the
+    metrics; the outcome, or None when Ctrl-C interrupted the run (the job is then aborted)."""
     interrupted = False
+    outcome: RunOutcome | None = None
     try:
         if display is not None:
             with display:
@@ -356,13 +432,26 @@ def _simulate(
         interrupted = True
         board.abort("interrupted (Ctrl-C)")
         lifecycle.move(JobStatus.FINISHED_ABORTED, "interrupted (Ctrl-C)")
-        outcome = None
     finally:
         failed = interrupted or lifecycle.status != JobStatus.FINISHED_COMPLETED
         if failed:
             board.abort(lifecycle.history[-1].reason)
         site_backend.close(abort=failed)
         tracking.close()
+    return outcome
+
+
+def _summary(
+    definition: JobDefinition,
+    job_id: str,
+    sites: list[str],
+    ws: Path,
+    started: float,
+    lifecycle: JobLifecycle,
+    events: EventLog,
+    outcome: RunOutcome | None,
+) -> RunSummary:
+    """What the run produced; ``outcome`` None: interrupted."""
     summary = RunSummary(
         job=definition.meta.name,
         job_id=job_id,
@@ -381,20 +470,16 @@ def _simulate(
         ],
         history=lifecycle.as_dicts(),
     )
-    if outcome is not None:
-        summary.error = outcome.error
-        summary.failed_site = outcome.failed_site
-        summary.failed_task = outcome.failed_task
-        summary.site_traceback = outcome.site_traceback
-        summary.final = outcome.final
-        if outcome.final is not None:
-            summary.final_metrics = dict(outcome.final.metrics)
-    else:
+    if outcome is None:
         summary.error = "interrupted (Ctrl-C)"
-    write_json(ws / "summary.json", summary.to_json())
-    log.info("job %s ended: %s", job_id, summary.status.value)
-    if interrupted:
-        raise RunAborted("interrupted (Ctrl-C); partial results in " + str(ws))
+        return summary
+    summary.error = outcome.error
+    summary.failed_site = outcome.failed_site
+    summary.failed_task = outcome.failed_task
+    summary.site_traceback = outcome.site_traceback
+    summary.final = outcome.final
+    if outcome.final is not None:
+        summary.final_metrics = dict(outcome.final.metrics)
     return summary
 
 

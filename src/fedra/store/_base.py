@@ -12,12 +12,13 @@ applies inside its write, to the status it has just read.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
-from fedra.core import JobMeta, JobStatus, parse_meta, transition
+from fedra.core import JobMeta, JobStatus, JsonCompatible, JsonObject, parse_meta, transition
 from fedra.store.errors import JobStillActive, StatusConflict
 from fedra.store.fencing import FencedJobStore, check_ssid
 from fedra.store.protocol import JobStore
@@ -78,7 +79,7 @@ class StoreBase(ABC):
 
     def create(
         self,
-        meta_json: dict[str, Any],
+        meta_json: Mapping[str, JsonCompatible],
         job_zip: bytes,
         submitter: str,
         job_id: str | None = None,
@@ -92,13 +93,13 @@ class StoreBase(ABC):
         return self._insert(NewJob(job_id, meta, meta_text, bytes(job_zip), submitter), ssid)
 
     def set_failure(
-        self, job_id: str, failure: dict[str, Any], *, ssid: int | None = None
+        self, job_id: str, failure: Mapping[str, JsonCompatible], *, ssid: int | None = None
     ) -> JobRecord:
         """Record why the job failed, replacing any earlier failure."""
         return self._set_failure(job_id, copy_json(failure, f"failure of job {job_id!r}"), ssid)
 
     def update_run_info(
-        self, job_id: str, info: dict[str, Any], *, ssid: int | None = None
+        self, job_id: str, info: Mapping[str, JsonCompatible], *, ssid: int | None = None
     ) -> JobRecord:
         """Merge ``info`` into the job's run info (nested objects merged key by key)."""
         return self._update_run_info(job_id, copy_json(info, f"run info of job {job_id!r}"), ssid)
@@ -123,11 +124,11 @@ class StoreBase(ABC):
         """Store ``job`` as SUBMITTED (:class:`~fedra.store.JobExists` if its id is taken)."""
 
     @abstractmethod
-    def _set_failure(self, job_id: str, failure: dict[str, Any], ssid: int | None) -> JobRecord:
+    def _set_failure(self, job_id: str, failure: JsonObject, ssid: int | None) -> JobRecord:
         """Replace the job's failure with ``failure`` (a checked copy)."""
 
     @abstractmethod
-    def _update_run_info(self, job_id: str, update: dict[str, Any], ssid: int | None) -> JobRecord:
+    def _update_run_info(self, job_id: str, update: JsonObject, ssid: int | None) -> JobRecord:
         """Merge ``update`` (a checked copy) into the job's run info."""
 
     @abstractmethod

@@ -28,7 +28,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
 
-from fedra.core import JobStatus
+from fedra.core import JobStatus, JsonObject
 from fedra.store._base import NewJob, StoreBase, check_deletable, check_move
 from fedra.store.errors import JobNotFound, JobStoreError, StoreCorrupt
 from fedra.store.files import JobFiles
@@ -146,14 +146,14 @@ class SqlJobStore(StoreBase):
 
     # -- the shared halves of the writes StoreBase checks ------------------------------------
 
-    def _set_failure(self, job_id: str, failure: dict[str, Any], ssid: int | None) -> JobRecord:
+    def _set_failure(self, job_id: str, failure: JsonObject, ssid: int | None) -> JobRecord:
         text = json_text(failure, f"failure of job {job_id!r}")
         with self._write(ssid) as cur:
             self._status(cur, job_id, lock=True)
             cur.execute(self._q["set_failure"], (text, job_id))
             return self._load(cur, job_id)
 
-    def _update_run_info(self, job_id: str, update: dict[str, Any], ssid: int | None) -> JobRecord:
+    def _update_run_info(self, job_id: str, update: JsonObject, ssid: int | None) -> JobRecord:
         with self._write(ssid) as cur:
             row = cur.execute(self._q["run_info"], (job_id,)).fetchone()
             if row is None:

@@ -20,11 +20,11 @@ server writes through: it adds its SSID to every write.
 from __future__ import annotations
 
 import builtins
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
-from fedra.core import JobStatus
+from fedra.core import JobStatus, JsonCompatible
 from fedra.store.errors import StaleSession
 from fedra.store.protocol import JobStore
 from fedra.store.record import JobRecord
@@ -81,7 +81,7 @@ class FencedJobStore:
 
     def create(
         self,
-        meta_json: dict[str, Any],
+        meta_json: Mapping[str, JsonCompatible],
         job_zip: bytes,
         submitter: str,
         job_id: str | None = None,
@@ -114,13 +114,13 @@ class FencedJobStore:
         return self.store.transition(job_id, new, reason, expected=expected, ssid=self._ssid(ssid))
 
     def set_failure(
-        self, job_id: str, failure: dict[str, Any], *, ssid: int | None = None
+        self, job_id: str, failure: Mapping[str, JsonCompatible], *, ssid: int | None = None
     ) -> JobRecord:
         """Record why the job failed, as this view's session."""
         return self.store.set_failure(job_id, failure, ssid=self._ssid(ssid))
 
     def update_run_info(
-        self, job_id: str, info: dict[str, Any], *, ssid: int | None = None
+        self, job_id: str, info: Mapping[str, JsonCompatible], *, ssid: int | None = None
     ) -> JobRecord:
         """Merge ``info`` into the job's run info, as this view's session."""
         return self.store.update_run_info(job_id, info, ssid=self._ssid(ssid))

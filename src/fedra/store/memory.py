@@ -9,9 +9,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-from fedra.core import JobStatus, StatusChange
+from fedra.core import JobStatus, JsonObject, StatusChange
 from fedra.store._base import NewJob, StoreBase, check_deletable, check_move
 from fedra.store.errors import JobExists, JobNotFound, JobStoreError
 from fedra.store.fencing import check_ssid, fence
@@ -129,13 +128,13 @@ class MemoryJobStore(StoreBase):
             self._records[job.job_id] = record
             return _copy(record)
 
-    def _set_failure(self, job_id: str, failure: dict[str, Any], ssid: int | None) -> JobRecord:
+    def _set_failure(self, job_id: str, failure: JsonObject, ssid: int | None) -> JobRecord:
         with self._write(ssid):
             record = dataclasses.replace(self._get(job_id), failure=failure)
             self._records[job_id] = record
             return _copy(record)
 
-    def _update_run_info(self, job_id: str, update: dict[str, Any], ssid: int | None) -> JobRecord:
+    def _update_run_info(self, job_id: str, update: JsonObject, ssid: int | None) -> JobRecord:
         with self._write(ssid):
             record = self._get(job_id)
             record = dataclasses.replace(record, run_info=merge(record.run_info, update))

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict
 
 from fedra.core import JobStatus
 from fedra.store._base import NewJob
@@ -31,10 +31,14 @@ from fedra.store.fencing import check_ssid
 from fedra.store.files import JobFiles
 from fedra.store.record import JobRecord
 
+#: A row of the store's tables, by column name: every column is text, an integer or a double
+#: (``failure`` may be NULL).
+Row: TypeAlias = dict[str, str | int | float | None]
+
 if TYPE_CHECKING:
     import psycopg
 
-    Cursor = psycopg.Cursor[dict[str, Any]]
+    Cursor = psycopg.Cursor[Row]
 
 PG_SCHEMA_VERSION = 1
 DEFAULT_SCHEMA = "fedra"
@@ -150,6 +154,13 @@ def _require_psycopg() -> None:
         raise error from exc
 
 
+class _ConnectOptions(TypedDict, total=False):
+    """Connection parameters the store sets when the DSN does not."""
+
+    connect_timeout: int
+    application_name: str
+
+
 class PostgresJobStore(SqlJobStore):
     """A :class:`~fedra.store.JobStore` in a PostgreSQL database, files under ``root``.
 
@@ -193,7 +204,7 @@ class PostgresJobStore(SqlJobStore):
         self._create = [sql.SQL(s).format(**names) for s in _CREATE]
         self._q = {k: sql.SQL(s).format(**names) for k, s in _QUERIES.items()}
         self._closed = False
-        self._conn: psycopg.Connection[dict[str, Any]] | None = None
+        self._conn: psycopg.Connection[Row] | None = None
         try:
             with self._write() as cur:
                 self._migrate(cur)
@@ -300,13 +311,13 @@ class PostgresJobStore(SqlJobStore):
         self._conn = self._connect()
         return self._conn.cursor().execute(begin)
 
-    def _connect(self) -> psycopg.Connection[dict[str, Any]]:
+    def _connect(self) -> psycopg.Connection[Row]:
         import psycopg
         from psycopg import conninfo
         from psycopg.rows import dict_row
 
         given = conninfo.conninfo_to_dict(self._dsn)
-        extra: dict[str, Any] = {}
+        extra: _ConnectOptions = {}
         if "connect_timeout" not in given:
             extra["connect_timeout"] = max(1, round(self._timeout))
         if "application_name" not in given:
@@ -355,12 +366,15 @@ class PostgresJobStore(SqlJobStore):
         row = cur.execute(self._q["version"]).fetchone()
         if row is None:
             raise StoreCorrupt(self.where, "the fencing session row is missing")
-        return int(row["version"])
+        version = row["version"]
+        if not isinstance(version, int):
+            raise StoreCorrupt(self.where, f"the schema version is {version!r}, not an integer")
+        return version
 
     def _migrate(self, cur: Cursor) -> None:
         """Create the schema in a new database; refuse one that is not ours or is newer."""
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-        tables = {r["relname"] for r in cur.execute(self._q["tables"], (self.schema,))}
+        tables = {str(r["relname"]) for r in cur.execute(self._q["tables"], (self.schema,))}
         if not tables:
             for statement in self._create:
                 cur.execute(statement)

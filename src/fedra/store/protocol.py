@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-from fedra.core import JobStatus
+from fedra.core import JobStatus, JsonCompatible
 from fedra.store.record import JobRecord
 
 
@@ -26,7 +27,7 @@ class JobStore(Protocol):
 
     def create(
         self,
-        meta_json: dict[str, Any],
+        meta_json: Mapping[str, JsonCompatible],
         job_zip: bytes,
         submitter: str,
         job_id: str | None = None,
@@ -63,13 +64,13 @@ class JobStore(Protocol):
         ...
 
     def set_failure(
-        self, job_id: str, failure: dict[str, Any], *, ssid: int | None = None
+        self, job_id: str, failure: Mapping[str, JsonCompatible], *, ssid: int | None = None
     ) -> JobRecord:
         """Record why the job failed (site, task, traceback, reason), replacing any earlier one."""
         ...
 
     def update_run_info(
-        self, job_id: str, info: dict[str, Any], *, ssid: int | None = None
+        self, job_id: str, info: Mapping[str, JsonCompatible], *, ssid: int | None = None
     ) -> JobRecord:
         """Merge ``info`` into the job's run info (nested objects merged key by key)."""
         ...

@@ -15,7 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fedra.core import FedraError, JobMeta, JobStatus, StatusChange, parse_meta
+from fedra.core import (
+    FedraError,
+    JobMeta,
+    JobStatus,
+    JsonCompatible,
+    JsonObject,
+    JsonValue,
+    StatusChange,
+    parse_meta,
+)
 from fedra.store.errors import StoreCorrupt
 
 #: The keys a failure record usually carries (others are kept too).
@@ -35,10 +44,10 @@ class JobRecord:
     status: JobStatus
     history: tuple[StatusChange, ...]
     meta: JobMeta
-    failure: dict[str, Any] | None = None
+    failure: JsonObject | None = None
     run_info: dict[str, Any] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JsonObject:
         """The record as JSON-compatible values (for ``--format json`` listings)."""
         return {
             "job_id": self.job_id,
@@ -55,7 +64,7 @@ class JobRecord:
         }
 
 
-def meta_as_dict(meta: JobMeta) -> dict[str, Any]:
+def meta_as_dict(meta: JobMeta) -> JsonObject:
     """A :class:`JobMeta` as the JSON object meta.json would hold."""
     return {
         "name": meta.name,
@@ -86,7 +95,7 @@ def check_job_id(job_id: str) -> str:
     return job_id
 
 
-def json_text(value: Mapping[str, Any], what: str) -> str:
+def json_text(value: Mapping[str, JsonCompatible], what: str) -> str:
     """``value`` as JSON text; a ValueError naming ``what`` if it is not a JSON object."""
     if not isinstance(value, Mapping):
         raise ValueError(f"{what}: expected a JSON object, got {type(value).__name__}")
@@ -96,13 +105,13 @@ def json_text(value: Mapping[str, Any], what: str) -> str:
         raise ValueError(f"{what}: not JSON-serialisable: {exc}") from exc
 
 
-def copy_json(value: Mapping[str, Any], what: str = "value") -> dict[str, Any]:
+def copy_json(value: Mapping[str, JsonCompatible], what: str = "value") -> JsonObject:
     """A deep copy of a JSON object; a ValueError naming ``what`` if it is not one."""
-    copied: dict[str, Any] = json.loads(json_text(value, what))
+    copied: JsonObject = json.loads(json_text(value, what))
     return copied
 
 
-def merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+def merge(base: Mapping[str, JsonValue], update: Mapping[str, JsonValue]) -> JsonObject:
     """``base`` updated with ``update``; nested objects are merged key by key, others replaced."""
     merged = dict(base)
     for key, value in update.items():

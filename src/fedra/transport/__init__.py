@@ -1,15 +1,25 @@
 """Moving envelopes between processes: local channels, the gRPC transport, an in-memory one.
 
 The bytes of every message come from :mod:`fedra.wire`; this package only moves them.
-:class:`Connection` is the interface of a network connection; :class:`TransportServer` and
+:class:`Connection` is the interface of a connection; :class:`TransportServer` and
 :func:`connect` implement it over gRPC with mutual TLS, :class:`MemoryServer` and
-:func:`memory_connect` in memory.
+:func:`memory_connect` in memory, :class:`LocalChannel` over a Unix socket between a parent
+and its child process. What each does of the optional hooks (a gate on incoming messages,
+shared broadcast frames, draining, liveness) its :class:`Capabilities` say.
 """
 
 import typing as _typing
 
-from fedra.transport._stream import DEFAULT_MAX_MESSAGE, FRAME_SIZE, SharedBody
-from fedra.transport.connection import Connection, PeerIdentity
+from fedra.transport._frames import FRAME_SIZE, SharedBody
+from fedra.transport._stream import DEFAULT_MAX_MESSAGE
+from fedra.transport.connection import (
+    Broadcast,
+    Capabilities,
+    Connection,
+    Gate,
+    PeerIdentity,
+    Slot,
+)
 from fedra.transport.errors import ChannelClosed, ConnectError, ListenError, MessageRefused
 from fedra.transport.local import LocalChannel, accept_channel, connect_unix, listen_unix
 from fedra.transport.memory import MemoryConnection, MemoryServer, memory_connect
@@ -38,9 +48,12 @@ __all__ = [
     "DEFAULT_MAX_MESSAGE",
     "FRAME_SIZE",
     "SPOOL_BYTES",
+    "Broadcast",
+    "Capabilities",
     "ChannelClosed",
     "ConnectError",
     "Connection",
+    "Gate",
     "ListenError",
     "LocalChannel",
     "MemoryConnection",
@@ -48,6 +61,7 @@ __all__ = [
     "MessageRefused",
     "PeerIdentity",
     "SharedBody",
+    "Slot",
     "Spool",
     "SpoolError",
     "TransportServer",

@@ -18,5 +18,13 @@ class ListenError(FedraError):
 
 
 class MessageRefused(FedraError):
-    """Raised by a receive gate to refuse a message from its head: its body is then skipped
-    (read from the stream and dropped, never held) and the connection goes on."""
+    """Raised by a connection's gate to refuse a message from its head.
+
+    By default its body is then skipped (read from the stream and dropped, never held) and the
+    connection goes on. ``ends_connection``: the peer may not go on either: the connection ends
+    at once and the peer is told the reason (``str`` of the exception).
+    """
+
+    def __init__(self, reason: str, *, ends_connection: bool = False) -> None:
+        super().__init__(reason)
+        self.ends_connection = ends_connection

@@ -63,7 +63,7 @@ class _Servicer:
     """Turns each Connect stream into a StreamConnection handed to the server's callback.
 
     Registered by hand rather than through the generated servicer so that responses go out
-    already encoded (see :func:`fedra.transport._stream.encode_frame`).
+    already encoded (see :func:`fedra.transport._frames.encode_frame`).
     """
 
     def __init__(self, server: TransportServer) -> None:

@@ -17,6 +17,10 @@ Big messages need not pass through memory at all:
 
 A message that hands over a file is a length word with its top bit set, then the offset and
 length of the frame's body in that file (two little-endian u64), then the frame's head.
+
+A :class:`LocalChannel` is a :class:`~fedra.transport.Connection` without the optional hooks
+(messages arrive whole, nothing is queued on this side): its peer is the process at the other
+end of the socket, which has no certificate (:data:`LOCAL_PEER` unless the caller names it).
 """
 
 from __future__ import annotations
@@ -31,13 +35,13 @@ import struct
 import threading
 import time
 from collections.abc import Iterable
-from types import TracebackType
 from typing import Literal
 
 import numpy as np
 
 from fedra.core import WireError
 from fedra.core.filemap import FileMap, file_region, map_fd
+from fedra.transport.connection import Connection, PeerIdentity
 from fedra.transport.errors import ChannelClosed
 from fedra.transport.spool import Spool, SpoolError, readonly_fd
 from fedra.wire import (
@@ -64,9 +68,12 @@ _SPOOL_CHUNK = 1 << 20
 _GATHER = 64 << 10
 #: Longest single wait in poll(); longer timeouts wait in several steps.
 _MAX_POLL_MS = 3_600_000
+#: The peer of a local channel whose caller did not name it: a process on this machine, a
+#: parent or its child, trusted as such because it holds the other end of the socket.
+LOCAL_PEER = PeerIdentity("local", "", "local")
 
 
-class LocalChannel:
+class LocalChannel(Connection):
     """Envelopes over a connected stream socket (a Unix domain socket or a socketpair end).
 
     ``send`` may be called from several threads at once, and so may ``recv``; one thread may
@@ -75,7 +82,8 @@ class LocalChannel:
     ``spool``: receive big messages into files there. ``pass_files``: hand file-backed bodies
     to the peer as descriptors (a parent, to its child). ``accept_files``: map handed files
     ``"read"``-only (arrays read-only; the process only reads them) or ``"copy"``-on-write
-    (arrays writable, writes stay in this process); None refuses them.
+    (arrays writable, writes stay in this process); None refuses them. ``peer``: who is at
+    the other end (:data:`LOCAL_PEER` by default).
     """
 
     def __init__(
@@ -86,9 +94,11 @@ class LocalChannel:
         spool: Spool | None = None,
         pass_files: bool = False,
         accept_files: Literal["read", "copy"] | None = None,
+        peer: PeerIdentity = LOCAL_PEER,
     ) -> None:
         sock.setblocking(True)
         self._sock = sock
+        self._peer = peer
         self._max_frame = max_frame
         self._spool = spool
         self._pass_files = pass_files
@@ -99,6 +109,11 @@ class LocalChannel:
         self._closed = False
         self._poll = select.poll()
         self._poll.register(sock.fileno(), select.POLLIN)
+
+    @property
+    def peer(self) -> PeerIdentity:
+        """The process at the other end, as the caller named it."""
+        return self._peer
 
     @property
     def max_frame(self) -> int:
@@ -303,14 +318,6 @@ class LocalChannel:
 
     def __enter__(self) -> LocalChannel:
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _descriptors(ancillary: list[tuple[int, int, bytes]]) -> list[int]:

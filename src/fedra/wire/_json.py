@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import cast
 
 import numpy as np
 
-from fedra.core import WireError
+from fedra.core import JsonObject, MetricValue, WireError
 from fedra.core.jsonfile import JsonTooDeep, check_depth
 
 
@@ -40,7 +40,7 @@ def dump_object(value: object, what: str, *, allow_nan: bool = False) -> str:
         raise WireError(f"{what} is not JSON-compatible: {err}") from None
 
 
-def load_object(text: str, what: str, *, allow_nan: bool = False) -> dict[str, Any]:
+def load_object(text: str, what: str, *, allow_nan: bool = False) -> JsonObject:
     """Parse ``text`` as a JSON object; WireError on anything else."""
     try:
         if allow_nan:
@@ -58,8 +58,8 @@ def load_object(text: str, what: str, *, allow_nan: bool = False) -> dict[str, A
     return value
 
 
-def check_metrics(metrics: object, what: str) -> None:
-    """Metric values are numbers or strings."""
+def check_metrics(metrics: object, what: str) -> dict[str, MetricValue]:
+    """``metrics`` itself, checked to map names to numbers (numpy's too) or strings."""
     if not isinstance(metrics, dict):
         raise WireError(f"{what} must be a dict, got {type(metrics).__name__}")
     for key, value in metrics.items():
@@ -67,3 +67,4 @@ def check_metrics(metrics: object, what: str) -> None:
             raise WireError(
                 f"{what}['{key}']: expected a number or a string, got {type(value).__name__}"
             )
+    return cast("dict[str, MetricValue]", metrics)

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from fedra.core import Array, FLModel, Params, ParamsType, WireError
-from fedra.wire import _json
+from fedra.core import Array, FLModel, JsonObject, Params, ParamsType, WireError
+from fedra.wire._json import check_metrics, load_object
 from fedra.wire._proto import fedra_wire_pb2 as pb
 from fedra.wire.envelope import Envelope
 from fedra.wire.frame import (
@@ -95,9 +94,8 @@ def _model(header: pb.Model, data: memoryview) -> FLModel:
         params_type = ParamsType(header.params_type)
     except ValueError:
         raise WireError(f"unknown params_type {header.params_type!r}") from None
-    metrics = _json.load_object(header.metrics_json, "metrics", allow_nan=True)
-    _json.check_metrics(metrics, "metrics")
-    meta = _json.load_object(header.meta_json, "meta")
+    metrics = check_metrics(load_object(header.metrics_json, "metrics", allow_nan=True), "metrics")
+    meta = load_object(header.meta_json, "meta")
     if len(header.tensors) > MAX_TENSORS:
         raise WireError(f"{len(header.tensors)} tensors, at most {MAX_TENSORS} allowed")
     if not header.has_params and header.tensors:
@@ -153,7 +151,7 @@ def _head(view: memoryview, size: int) -> tuple[pb.FrameHeader, int]:
 
 
 def _envelope(header: pb.FrameHeader, data: memoryview) -> Envelope:
-    headers = _json.load_object(header.headers_json, "headers")
+    headers = load_object(header.headers_json, "headers")
     model = None
     if header.HasField("model"):
         model = _model(header.model, data)
@@ -201,7 +199,7 @@ def decode_split(
     return _envelope(header, body_view)
 
 
-def peek_head(data: bytes | bytearray | memoryview) -> tuple[str, dict[str, Any]] | None:
+def peek_head(data: bytes | bytearray | memoryview) -> tuple[str, JsonObject] | None:
     """The kind and headers of a frame from its first bytes, without its tensors.
 
     For routing before a message has fully arrived: None when ``data`` does not hold the
@@ -228,7 +226,7 @@ class FrameHead:
     (``tensors`` is None when the frame carries no model or a model without params)."""
 
     kind: str
-    headers: dict[str, Any]
+    headers: JsonObject
     tensors: tuple[TensorHead, ...] | None
 
 
@@ -250,7 +248,7 @@ def peek_frame(data: bytes | bytearray | memoryview) -> FrameHead | None:
 
 def _peek_header(
     data: bytes | bytearray | memoryview,
-) -> tuple[pb.FrameHeader, dict[str, Any]] | None:
+) -> tuple[pb.FrameHeader, JsonObject] | None:
     """A frame's parsed header and headers from its first bytes; None when ``data`` does not
     hold the whole header (at most MAX_HEADER_SIZE bytes) or it is malformed."""
     try:
@@ -265,7 +263,7 @@ def _peek_header(
             return None
         header = pb.FrameHeader()
         header.ParseFromString(bytes(view[PREFIX.size : header_end]))
-        return header, _json.load_object(header.headers_json, "headers")
+        return header, load_object(header.headers_json, "headers")
     except (WireError, DecodeError, ValueError):
         return None
 

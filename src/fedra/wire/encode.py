@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from fedra.core import Array, FLModel, WireError
-from fedra.wire import _json
+from fedra.wire._json import check_metrics, dump_object
 from fedra.wire._proto import fedra_wire_pb2 as pb
 from fedra.wire.envelope import Envelope
 from fedra.wire.frame import (
@@ -62,12 +62,12 @@ def _check_name(name: str, what: str) -> None:
 def _model_header(model: FLModel, body: list[memoryview | bytes]) -> pb.Model:
     """Fill ``body`` with the arrays' memory and return the header describing it."""
     params = model.params
-    _json.check_metrics(model.metrics, "metrics")
+    check_metrics(model.metrics, "metrics")
     header = pb.Model(
         has_params=params is not None,
         params_type=model.params_type.value,
-        metrics_json=_json.dump_object(model.metrics, "metrics", allow_nan=True),
-        meta_json=_json.dump_object(model.meta, "meta"),
+        metrics_json=dump_object(model.metrics, "metrics", allow_nan=True),
+        meta_json=dump_object(model.meta, "meta"),
     )
     try:
         if model.current_round is not None:
@@ -106,7 +106,7 @@ def prepare_envelope(envelope: Envelope) -> EncodedFrame:
     """Encode ``envelope`` as a frame in pieces, without copying the arrays' memory."""
     _check_name(envelope.kind, "envelope kind")
     header = pb.FrameHeader(
-        kind=envelope.kind, headers_json=_json.dump_object(envelope.headers, "headers")
+        kind=envelope.kind, headers_json=dump_object(envelope.headers, "headers")
     )
     body: list[memoryview | bytes] = []
     if envelope.model is not None:

@@ -9,6 +9,7 @@ from fedra.core import (
     FLModel,
     RunAborted,
     SiteError,
+    Snapshot,
     TaskResult,
     WorkflowContext,
     WorkflowError,
@@ -53,3 +54,26 @@ def positive_int(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     return value
+
+
+def state_round(snapshot: Snapshot) -> int:
+    """The round ``snapshot`` was taken after (``state["round"]``); WorkflowError when the
+    state holds no round number (a snapshot written by something else, or damaged)."""
+    value = snapshot.state.get("round")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise WorkflowError(
+            f"{snapshot.workflow} snapshot: 'round' must be an integer >= 0, got {value!r}"
+        )
+    return value
+
+
+def state_number(snapshot: Snapshot, key: str) -> float | None:
+    """``state[key]`` as a float (None when absent or null); WorkflowError when not a number."""
+    value = snapshot.state.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise WorkflowError(
+            f"{snapshot.workflow} snapshot: {key!r} must be a number, got {value!r}"
+        )
+    return float(value)

@@ -7,18 +7,24 @@ the next is fetched, so the server holds one site model at a time.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TypeAlias
 
 from fedra.core import (
     TASK_SUBMIT_MODEL,
     TASK_VALIDATE,
     FLModel,
+    JsonCompatible,
+    MetricValue,
     Snapshot,
     WorkflowContext,
     WorkflowError,
     readonly,
 )
 from fedra.workflows._common import GLOBAL, checked, stop_if_aborted
+
+#: ``{model_owner: {evaluating_site: metrics}}``.
+Matrix: TypeAlias = dict[str, dict[str, dict[str, MetricValue]]]
 
 
 class CrossSiteEval:
@@ -34,7 +40,7 @@ class CrossSiteEval:
         self.task_timeout = float(task_timeout) or None
         self.evaluate_global = evaluate_global
         self.evaluate_local = evaluate_local
-        self._matrix: dict[str, dict[str, Any]] = {}
+        self._matrix: Matrix = {}
 
     def run(self, ctx: WorkflowContext) -> None:
         """Fill the matrix (skipping owners a restored snapshot already covers) and save it."""
@@ -64,7 +70,7 @@ class CrossSiteEval:
         model.meta["model_owner"] = owner
         sites = ctx.fleet.sites()
         ctx.events.round_started(self.name, len(self._matrix) + 1, len(sites) + 1, len(sites))
-        row: dict[str, Any] = {}
+        row: dict[str, dict[str, MetricValue]] = {}
         for result in ctx.fleet.broadcast(TASK_VALIDATE, model, timeout=self.task_timeout):
             row[result.site] = checked(result).metrics
         if not row:
@@ -74,7 +80,7 @@ class CrossSiteEval:
         ctx.checkpoint(self.snapshot())
 
     @property
-    def matrix(self) -> dict[str, dict[str, Any]]:
+    def matrix(self) -> Matrix:
         """The results so far."""
         return self._matrix
 
@@ -86,4 +92,29 @@ class CrossSiteEval:
         """Skip the rows already in ``snapshot``."""
         if snapshot.workflow != self.name:
             raise WorkflowError(f"cannot restore {self.name} from a {snapshot.workflow} snapshot")
-        self._matrix = dict(snapshot.state.get("matrix", {}))
+        self._matrix = _matrix(snapshot.state.get("matrix", {}))
+
+
+def _matrix(value: JsonCompatible) -> Matrix:
+    """The matrix a snapshot holds; WorkflowError when it is not one."""
+    if not isinstance(value, Mapping):
+        raise WorkflowError(f"CrossSiteEval snapshot: 'matrix' must be an object, got {value!r}")
+    matrix: Matrix = {}
+    for owner, row in value.items():
+        if not isinstance(row, Mapping):
+            raise WorkflowError(f"CrossSiteEval snapshot: row {owner!r} is not an object")
+        matrix[owner] = {}
+        for site, metrics in row.items():
+            if not isinstance(metrics, Mapping):
+                raise WorkflowError(
+                    f"CrossSiteEval snapshot: metrics of {owner!r} on {site!r} are not an object"
+                )
+            matrix[owner][site] = {}
+            for key, metric in metrics.items():
+                if not isinstance(metric, int | float | str):
+                    raise WorkflowError(
+                        f"CrossSiteEval snapshot: metric {key!r} of {owner!r} on {site!r} must "
+                        f"be a number or a string, got {metric!r}"
+                    )
+                matrix[owner][site][key] = metric
+    return matrix

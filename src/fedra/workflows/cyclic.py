@@ -14,7 +14,14 @@ from fedra.core import (
     WorkflowError,
     readonly,
 )
-from fedra.workflows._common import GLOBAL, checked, params_or_empty, positive_int, stop_if_aborted
+from fedra.workflows._common import (
+    GLOBAL,
+    checked,
+    params_or_empty,
+    positive_int,
+    state_round,
+    stop_if_aborted,
+)
 
 
 class Cyclic:
@@ -95,6 +102,6 @@ class Cyclic:
         """Resume after the round recorded in ``snapshot``."""
         if snapshot.workflow != self.name:
             raise WorkflowError(f"cannot restore {self.name} from a {snapshot.workflow} snapshot")
-        self._round = int(snapshot.state["round"])
+        self._round = state_round(snapshot)
         self._model = dict(snapshot.arrays) or None
         self._restored = True

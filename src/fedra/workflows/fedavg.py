@@ -17,7 +17,7 @@ final validation, the best model), never computes on it; sites decrypt it (``HED
 from __future__ import annotations
 
 import random
-from typing import Any
+from collections.abc import Mapping
 
 from fedra.aggregators import (
     AGGREGATORS,
@@ -31,6 +31,7 @@ from fedra.core import (
     TASK_TRAIN,
     TASK_VALIDATE,
     FLModel,
+    JsonCompatible,
     Params,
     Snapshot,
     WorkflowContext,
@@ -43,6 +44,8 @@ from fedra.workflows._common import (
     is_better,
     params_or_empty,
     positive_int,
+    state_number,
+    state_round,
     stop_if_aborted,
 )
 
@@ -63,7 +66,7 @@ class FedAvg:
         final_validation: bool = True,
         train_task_name: str = TASK_TRAIN,
         aggregator: str = "weighted",
-        aggregator_args: dict[str, Any] | None = None,
+        aggregator_args: Mapping[str, JsonCompatible] | None = None,
         sample_fraction: float = 1.0,
         sample_seed: int = 0,
     ) -> None:
@@ -244,8 +247,7 @@ class FedAvg:
         """Resume after the round recorded in ``snapshot``."""
         if snapshot.workflow != self.name:
             raise WorkflowError(f"cannot restore {self.name} from a {snapshot.workflow} snapshot")
-        self._round = int(snapshot.state["round"])
-        best = snapshot.state.get("best")
-        self._best = None if best is None else float(best)
+        self._round = state_round(snapshot)
+        self._best = state_number(snapshot, "best")
         self._global = dict(snapshot.arrays) or None
         self._restored = True

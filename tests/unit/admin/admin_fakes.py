@@ -128,10 +128,10 @@ class FakeServer:
                 for j in self.jobs.values()
                 if j["status"] == "RUNNING"
             ]
-            data = {"status": "started", "start_time": 1_700_000_000.0, "jobs": jobs}
-            return {**data, "sites": ["site-1", "site-2"]}, None
+            data = {"target": "server", "status": "started", "start_time": 1_700_000_000.0}
+            return {**data, "jobs": jobs, "sites": ["site-1", "site-2"]}, None
         site = {"name": "site-1", "org": "nvidia", "connected": True, "last_seen_s": 1.5}
-        return {"sites": [{**site, "jobs": ["d4e5f6"]}]}, None
+        return {"target": "client", "sites": [{**site, "jobs": ["d4e5f6"]}]}, None
 
     def do_submit_job(self, args: dict[str, Any], model: FLModel | None) -> tuple[Any, None]:
         assert model is not None and model.params is not None
@@ -195,7 +195,8 @@ class FakeServer:
         return {"text": f"contents of {args['file']}"}, None
 
     def do_sys_info(self, args: dict[str, Any], model: object) -> tuple[Any, None]:
-        return {"name": args["target"], "python": "3.11", "cpus": 16}, None
+        info = {"name": args["target"], "pid": 4242, "python": "3.11", "platform": "Linux"}
+        return {**info, "cpus": 16}, None
 
     def do_remove_client(self, args: dict[str, Any], model: object) -> tuple[Any, None]:
         return {}, None

@@ -14,8 +14,19 @@ from typing import Any
 import pytest
 from admin_fakes import FakeConnection, FakeServer, result_zip
 
-from fedra.admin import AdminError, AdminKit, Session, UsageError, WaitTimeout
-from fedra.core import ConfigError, FedraError, JobValidationError, WireError
+from fedra.admin import (
+    AbortResult,
+    AdminError,
+    AdminKit,
+    JobInfo,
+    ServerStatus,
+    Session,
+    SitesStatus,
+    SysInfo,
+    UsageError,
+    WaitTimeout,
+)
+from fedra.core import ConfigError, FedraError, JobStatus, JobValidationError, WireError
 from fedra.wire import Envelope
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
@@ -70,16 +81,35 @@ def test_each_request_has_its_own_id(session: Session, server: FakeServer) -> No
 
 def test_replies_are_parsed_into_typed_values(session: Session) -> None:
     status = session.check_status()
-    assert status["status"] == "started" and status["sites"] == ["site-1", "site-2"]
+    assert isinstance(status, ServerStatus)
+    assert status.status == "started" and status.sites == ["site-1", "site-2"]
+    assert [j.job_id for j in status.jobs] == ["d4e5f6"]
+    assert status.jobs[0].status is JobStatus.RUNNING
     jobs = session.list_jobs()
-    assert [j["job_id"] for j in jobs] == ["a1b2c3", "d4e5f6"]
-    assert session.get_job("a1b2c3")["status"] == "FINISHED:COMPLETED"
-    assert session.abort_job("d4e5f6") == {"job_id": "d4e5f6", "status": "FINISHED:ABORTED"}
+    assert all(isinstance(j, JobInfo) for j in jobs)
+    assert [j.job_id for j in jobs] == ["a1b2c3", "d4e5f6"]
+    assert jobs[0].history is None  # not detailed
+    assert session.get_job("a1b2c3").status is JobStatus.FINISHED_COMPLETED
+    assert session.abort_job("d4e5f6") == AbortResult("d4e5f6", JobStatus.FINISHED_ABORTED)
     assert session.clone_job("a1b2c3") == "clone1"
     assert session.delete_job("clone1") is None
     assert session.tail("server", 2) == "server line 0\nserver line 1\n"
     assert session.cat("site-1", "log.txt") == "contents of log.txt"
-    assert session.get_system_info()["client"]["sites"][0]["name"] == "site-1"
+    server_status, sites = session.get_system_info()
+    assert server_status == session.server_status()
+    assert isinstance(sites, SitesStatus) and sites.sites[0].name == "site-1"
+    assert sites == session.check_status("client") == session.sites_status()
+    info = session.sys_info("site-2")
+    assert info == SysInfo("site-2", 4242, "3.11", "Linux", cpus=16)
+    detailed = session.list_jobs(detailed=True)
+    assert detailed[0].history is not None and detailed[0].history[0].status is JobStatus.SUBMITTED
+    stats = session.show_stats("a1b2c3")
+    assert stats.status is JobStatus.FINISHED_COMPLETED and stats.rounds[1] == {
+        "round": 1,
+        "loss": 0.25,
+    }
+    errors = session.show_errors("a1b2c3")
+    assert errors.failure is None and errors.errors == []
 
 
 def test_a_refusal_raises_admin_error_with_message_and_hint(session: Session) -> None:
@@ -116,8 +146,14 @@ def test_malformed_replies_are_refused(session: Session, server: FakeServer) -> 
     server.handle = lambda r: Envelope(  # type: ignore[method-assign]
         "reply", {"id": r.headers["id"], "ok": True, "data": {"jobs": "x"}}
     )
-    with pytest.raises(AdminError, match="'jobs' should be a list"):
+    with pytest.raises(AdminError, match=r"malformed reply to 'list_jobs': .* at `\$.jobs`"):
         session.list_jobs()
+    server.handle = lambda r: Envelope(  # type: ignore[method-assign]
+        "reply",
+        {"id": r.headers["id"], "ok": True, "data": {"job_id": "j", "status": "DONE-ISH"}},
+    )
+    with pytest.raises(AdminError, match=r"malformed reply to 'abort_job': .*\$.status"):
+        session.abort_job("j")
 
 
 def test_bad_arguments_fail_before_sending(session: Session, server: FakeServer) -> None:
@@ -127,6 +163,10 @@ def test_bad_arguments_fail_before_sending(session: Session, server: FakeServer)
         session.shutdown("server", ["site-1"])
     with pytest.raises(UsageError, match="lines must be a positive integer"):
         session.tail("server", 0)
+    with pytest.raises(UsageError, match=r"tail: lines: expected 1..10000"):
+        session.tail("server", 10**6)  # the declaration's bounds, before sending
+    with pytest.raises(UsageError, match="not a job id"):
+        session.get_job("../etc")
     assert server.requests == []
 
 
@@ -225,7 +265,7 @@ def test_submit_of_a_malformed_job_fails_locally(
 def test_wait_polls_until_a_final_status(session: Session, server: FakeServer) -> None:
     server.script["d4e5f6"] = ["RUNNING", "RUNNING", "FINISHED:COMPLETED"]
     job = session.wait("d4e5f6", poll=0)
-    assert job["status"] == "FINISHED:COMPLETED"
+    assert job.status is JobStatus.FINISHED_COMPLETED
     assert [r.headers["cmd"] for r in server.requests] == ["get_job"] * 3
 
 

@@ -22,13 +22,14 @@ def test_every_declaration_has_a_right_an_object_and_unique_names() -> None:
         assert command.right in RIGHTS, command.name
         assert command.object_right in (None, *RIGHTS), command.name
         assert command.acts_on in ("job", "sites", "participant", "file", "nothing")
-        assert len(set(command.arg_names)) == len(command.args), command.name
+        assert len({a.name for a in command.args}) == len(command.args), command.name
+        assert set(command.arg_names) <= {a.name for a in command.args}
 
 
 def test_defaults_are_filled_in_and_valid_args_pass() -> None:
     assert validate_args(ADMIN_COMMAND["tail"], None) == {
         "participant": "server",
-        "lines": 40,
+        "lines": 50,
         "file": "log.txt",
     }
     assert validate_args(ADMIN_COMMAND["list_jobs"], {"detailed": True, "prefix": None}) == {

@@ -114,7 +114,7 @@ META_CASES = {
     "deploy_map a list": (_meta(deploy_map=["server"]), "deploy_map"),
     "deploy_map empty": (_meta(deploy_map={}), "deploy_map"),
     "deploy_map targets a string": (_meta(deploy_map={"app": "server"}), "deploy_map.app"),
-    "deploy_map empty target": (_meta(deploy_map={"app": ["server", ""]}), "deploy_map.app"),
+    "deploy_map empty target": (_meta(deploy_map={"app": ["server", ""]}), "deploy_map.app[1]"),
     "deploy_map app escapes": (_meta(deploy_map={"../app": ["server"]}), "deploy_map.../app"),
     "no server app": (_meta(deploy_map={"app": ["site-1"]}), "deploy_map"),
     "two server apps": (

@@ -169,7 +169,7 @@ def test_fedra_overseer_start_status_promote(
     assert code == 0
     state = json.loads(out)
     assert state["hot"]["name"] == "server1" and state["ssid"] == 1
-    assert [s["name"] for s in state["servers"]] == ["server1", "server2"]
+    assert [s["info"]["name"] for s in state["servers"]] == ["server1", "server2"]
 
     code, out, _ = cli(capsys, "overseer", "promote", "server2", "--kit", admin)
     assert code == 0

@@ -1,15 +1,15 @@
-"""The overseer over real HTTPS with mutual TLS on a free 127.0.0.1 port, with real certs."""
+"""The overseer over real gRPC with mutual TLS on a free 127.0.0.1 port, with real certs."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
-import ssl
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 from fedra.overseer import (
@@ -22,8 +22,8 @@ from fedra.overseer import (
     OverseerUnavailable,
     ParticipantHeartbeat,
     ServerState,
-    client_context,
 )
+from fedra.overseer.wire import NONCE_BYTES, NONCE_KEY
 from fedra.pki import TlsFiles
 from tests.unit.overseer.conftest import FAST, Pki, beat
 
@@ -62,25 +62,18 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def raw(
-    service: OverseerService,
-    tls: TlsFiles,
-    method: str,
-    path: str,
-    body: bytes | None = None,
-    headers: dict[str, str] | None = None,
-) -> tuple[int, dict[str, object]]:
-    """One request with any body and headers; the status and the JSON answer."""
-    conn = http.client.HTTPSConnection(
-        "127.0.0.1", service.port, timeout=5, context=client_context(tls)
-    )
-    try:
-        sent = {"Content-Type": "application/json"} if body is not None else {}
-        sent.update(headers or {})
-        conn.request(method, path, body=body, headers=sent)
-        response = conn.getresponse()
-        return response.status, json.loads(response.read())
-    finally:
-        conn.close()
+    service: OverseerService, tls: TlsFiles, path: str, body: bytes, *, nonce: bool = True
+) -> tuple[grpc.StatusCode, str]:
+    """One call with any path and body; the gRPC status and its details."""
+    ca, cert, key = tls.load()
+    credentials = grpc.ssl_channel_credentials(ca, key, cert)
+    metadata = ((NONCE_KEY, os.urandom(NONCE_BYTES)),) if nonce else ()
+    with grpc.secure_channel(f"127.0.0.1:{service.port}", credentials) as channel:
+        try:
+            channel.unary_unary(path)(body, timeout=5, metadata=metadata)
+        except grpc.RpcError as err:
+            return err.code(), err.details()
+    return grpc.StatusCode.OK, ""
 
 
 def test_first_server_to_heartbeat_is_elected(start: Start, pki: Pki) -> None:
@@ -164,14 +157,10 @@ def test_state_is_for_admins_only(start: Start, pki: Pki) -> None:
         assert err.value.status == 403
 
 
-def test_a_certificate_from_another_ca_is_refused_at_tls(
-    start: Start, pki: Pki, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_certificate_from_another_ca_is_refused_at_tls(start: Start, pki: Pki) -> None:
     service = start()
-    with caplog.at_level(logging.INFO, logger="fedra.overseer.service"):
-        with pytest.raises(OverseerUnavailable, match=r"TLS failed|reset|closed"):
-            client(service, pki.stranger).state()
-        wait_for(lambda: "certificate verify failed" in caplog.text, 5, "the overseer to log it")
+    with pytest.raises(OverseerUnavailable, match=r"TLS failed|Socket closed|reset"):
+        client(service, pki.stranger).state()
     # The overseer is still serving everyone else.
     assert client(service, pki.admin).state().ssid is None
 
@@ -182,15 +171,24 @@ def test_the_client_refuses_a_peer_that_is_not_the_overseer(start: Start, pki: P
         client(impostor, pki.admin).state()
 
 
+def test_the_client_refuses_a_peer_that_shows_the_overseer_certificate_without_its_key(
+    start: Start, pki: Pki
+) -> None:
+    impostor = start(tls=pki.server1)
+    impostor._cert_pem = pki.overseer.cert.read_bytes()  # public; the key stays the server's
+    with pytest.raises(OverseerError, match=r"is not the overseer: the answer is not signed by"):
+        client(impostor, pki.admin).state()
+
+
 def test_the_client_checks_the_overseer_certificate(start: Start, pki: Pki) -> None:
     service = start()
     # The stranger's CA file holds another project's CA: the overseer is not trusted.
     lost = TlsFiles(ca=pki.stranger_ca, cert=pki.admin.cert, key=pki.admin.key)
-    with pytest.raises(OverseerUnavailable, match=r"certificate failed verification"):
+    with pytest.raises(OverseerUnavailable, match=r"certificate failed verification: not issued"):
         client(service, lost).state()
     # Nor is an overseer reached at an address its certificate does not name.
     elsewhere = start(tls=pki.overseer_elsewhere)
-    with pytest.raises(OverseerUnavailable, match=r"failed verification: IP address mismatch"):
+    with pytest.raises(OverseerUnavailable, match=r"failed verification: it does not name '127"):
         client(elsewhere, pki.admin).state()
 
 
@@ -204,47 +202,41 @@ def test_unreachable_overseer(pki: Pki) -> None:
     assert err.value.hint is not None
 
 
+NOT_JSON = grpc.StatusCode.INVALID_ARGUMENT
+
+
 @pytest.mark.parametrize(
-    ("method", "path", "body", "headers", "status", "message"),
+    ("path", "body", "code", "message"),
     [
-        ("POST", "/api/v1/heartbeat", b"{", {}, 400, "not valid JSON"),
-        ("POST", "/api/v1/heartbeat", b"[]", {}, 400, "must be a JSON object"),
-        ("POST", "/api/v1/heartbeat", b'{"name":"site-1","x":1}', {}, 400, "unknown key 'x'"),
-        ("POST", "/api/v1/heartbeat", b'{"name":"site-2"}', {}, 403, "names 'site-2'"),
-        ("POST", "/api/v1/heartbeat", b"{}", {"Content-Type": "text/plain"}, 415, "Content-Type"),
+        ("/api/v1/heartbeat", b"{", NOT_JSON, "heartbeat body is not valid JSON"),
+        ("/api/v1/heartbeat", b"[]", NOT_JSON, "heartbeat body: Expected `object`"),
+        ("/api/v1/heartbeat", b'{"name":"site-1","x":1}', NOT_JSON, "unknown field `x`"),
+        ("/api/v1/heartbeat", b'{"name":"site-2"}', grpc.StatusCode.PERMISSION_DENIED, "names"),
+        ("/api/v1/promote", b'{"name":"s2"}', grpc.StatusCode.PERMISSION_DENIED, "role 'client'"),
+        ("/api/v2/state", b"", grpc.StatusCode.NOT_FOUND, "no such call '/api/v2/state'"),
         (
-            "POST",
             "/api/v1/heartbeat",
-            b"{}",
-            {"Content-Length": str(MAX_REQUEST_BYTES + 1)},
-            413,
-            "more than the limit",
+            json.dumps({"name": "x" * MAX_REQUEST_BYTES}).encode(),
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "larger than max",
         ),
-        ("GET", "/api/v1/heartbeat", None, {}, 405, "takes POST"),
-        ("GET", "/api/v2/state", None, {}, 404, "no such endpoint"),
     ],
 )
 def test_malformed_requests(
-    start: Start,
-    pki: Pki,
-    method: str,
-    path: str,
-    body: bytes | None,
-    headers: dict[str, str],
-    status: int,
-    message: str,
+    start: Start, pki: Pki, path: str, body: bytes, code: grpc.StatusCode, message: str
 ) -> None:
     service = start()
-    got, answer = raw(service, pki.site, method, path, body, headers)
-    assert got == status
-    assert answer["status"] == status and message in str(answer["error"])
+    got, details = raw(service, pki.site, path, body)
+    assert got == code and message in details
 
 
-def test_an_oversized_body_is_refused_without_reading_it(start: Start, pki: Pki) -> None:
+def test_a_call_without_a_nonce_or_with_a_body_for_state_is_refused(start: Start, pki: Pki) -> None:
     service = start()
-    body = json.dumps({"name": "x" * (2 * MAX_REQUEST_BYTES)}).encode()
-    status, answer = raw(service, pki.site, "POST", "/api/v1/heartbeat", body)
-    assert status == 413 and "more than the limit" in str(answer["error"])
+    got, details = raw(service, pki.site, "/api/v1/heartbeat", b'{"name":"site-1"}', nonce=False)
+    assert got == grpc.StatusCode.INVALID_ARGUMENT and "nonce of 32 bytes" in details
+    got, details = raw(service, pki.admin, "/api/v1/state", b"{}")
+    assert got == grpc.StatusCode.INVALID_ARGUMENT and "takes no body" in details
+    assert raw(service, pki.admin, "/api/v1/state", b"") == (grpc.StatusCode.OK, "")
 
 
 def test_only_the_project_servers_may_register(start: Start, pki: Pki) -> None:
@@ -326,15 +318,13 @@ def test_many_clients_at_once(start: Start, pki: Pki) -> None:
 
 def test_tls_is_mutual_a_client_without_certificate_is_refused(start: Start, pki: Pki) -> None:
     service = start()
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.load_verify_locations(cadata=pki.ca.cert_pem.decode())
-    conn = http.client.HTTPSConnection("127.0.0.1", service.port, timeout=5, context=context)
-    try:
-        with pytest.raises((ssl.SSLError, ConnectionError, http.client.HTTPException)):
-            conn.request("GET", "/api/v1/state")
-            conn.getresponse().read()
-    finally:
-        conn.close()
+    credentials = grpc.ssl_channel_credentials(pki.ca.cert_pem)  # no certificate of its own
+    with (
+        grpc.secure_channel(f"127.0.0.1:{service.port}", credentials) as channel,
+        pytest.raises(grpc.RpcError) as err,
+    ):
+        channel.unary_unary("/api/v1/state")(b"", timeout=5)
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
 def test_a_silent_connection_does_not_hold_up_others(start: Start, pki: Pki) -> None:
@@ -362,7 +352,7 @@ def test_revoked_peers_are_refused_and_logged(
     assert err.value.status == 403
     with pytest.raises(OverseerRefused, match=r"site-1 is revoked in this project"):
         client(service, pki.site).heartbeat(ParticipantHeartbeat("site-1"))
-    line = "refused server2 (server, acme): POST /api/v1/heartbeat: server2 is revoked"
+    line = "refused server2 (server, acme): /api/v1/heartbeat: server2 is revoked"
     assert line in caplog.text
     assert client(service, pki.server1).heartbeat(beat("server1")).holds_lease("server1")
     assert [s.info.name for s in service.election.state().servers] == ["server1"]

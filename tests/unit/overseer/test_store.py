@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from fedra.overseer import (
@@ -51,7 +52,8 @@ def test_json_file_is_replaced_atomically_and_leaves_no_temporary_files(tmp_path
     store.save(STATE)
     assert (tmp_path / "state.json").stat().st_ino != first  # a new file renamed over
     assert os.listdir(tmp_path) == ["state.json"]
-    assert json.loads((tmp_path / "state.json").read_text()) == state_to_json(STATE)
+    assert (tmp_path / "state.json").read_bytes() == state_to_json(STATE) + b"\n"
+    assert json.loads(state_to_json(STATE))["version"] == 1
 
 
 def test_a_failed_save_keeps_the_old_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -72,22 +74,24 @@ def test_a_failed_save_keeps_the_old_state(tmp_path: Path, monkeypatch: pytest.M
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"version": 2}, "version: expected 1"),
+        ({"version": 2}, r"Invalid value 2 - at `\$.version`"),
         ({"hot": "s9"}, "hot: expected null or one of the servers"),
         ({"lease_holder": "s9"}, "lease_holder: expected null or one of the servers"),
-        ({"ssid": "abc"}, "ssid: expected an integer"),
+        ({"ssid": "abc"}, r"got `str` - at `\$.ssid`"),
         ({"ssid": None}, "ssid and hot must both be set"),
-        ({"seen_ssid": True}, "seen_ssid: expected an integer"),
-        ({"servers": [{"name": "s1"}]}, r"servers\[0\]: missing key 'host'"),
-        ({"servers": "s1"}, "servers: expected a list"),
-        ({"extra": 1}, "expected the keys"),
+        ({"seen_ssid": True}, r"got `bool` - at `\$.seen_ssid`"),
+        ({"servers": [{"name": "s1"}]}, r"missing required field `host` - at `\$.servers\[0\]`"),
+        ({"servers": [STATE.servers[0]] * 2}, "a server is listed twice"),
+        ({"servers": "s1"}, r"got `str` - at `\$.servers`"),
+        ({"extra": 1}, "unknown field `extra`"),
     ],
 )
 def test_a_corrupt_state_file_is_refused_naming_the_file(
     tmp_path: Path, change: dict[str, object], message: str
 ) -> None:
     path = tmp_path / "state.json"
-    path.write_text(json.dumps({**state_to_json(STATE), **change}))
+    saved = msgspec.to_builtins(STATE)
+    path.write_bytes(msgspec.json.encode({**saved, **msgspec.to_builtins(change)}))
     with pytest.raises(StateFileError, match=message) as err:
         JsonStateFile(path).load()
     assert str(path) in str(err.value)
@@ -100,7 +104,7 @@ def test_a_state_file_that_is_not_json_or_a_link_is_refused(tmp_path: Path) -> N
     with pytest.raises(StateFileError, match=r"not valid JSON"):
         JsonStateFile(path).load()
     path.unlink()
-    (tmp_path / "elsewhere.json").write_text(json.dumps(state_to_json(STATE)))
+    (tmp_path / "elsewhere.json").write_bytes(state_to_json(STATE))
     path.symlink_to(tmp_path / "elsewhere.json")
     with pytest.raises(StateFileError, match=r"symbolic link"):
         JsonStateFile(path).load()

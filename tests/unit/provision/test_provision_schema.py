@@ -265,3 +265,12 @@ def test_participants_must_be_a_list_of_mappings(project_text: str) -> None:
     head = project_text.split("participants:", maxsplit=1)[0]
     assert error(head + "participants: []\n").key == "participants"
     assert error(head + "participants:\n  - just-a-name\n").key == "participants[0]"
+
+
+def test_job_store_keys_are_checked_with_their_line(project_text: str) -> None:
+    text = project_text.replace(
+        "    enable_byoc: true\n", "    enable_byoc: true\n    job_store:\n      backnd: x\n", 1
+    )
+    err = error(text)
+    assert (err.line, err.key) == (line_of(text, "backnd"), "participants[0].job_store.backnd")
+    assert "unknown key (expected one of: backend, path, dsn, schema, timeout)" in str(err)

@@ -157,10 +157,10 @@ def test_a_standby_polls_fast_only_while_the_hot_server_is_silent() -> None:
 def test_ask_now_heartbeats_at_once_and_the_answer_decides() -> None:
     """A site's claim of a newer session wakes the agent: the overseer's answer, not the
     claim, makes the server step down (here: it names server2)."""
-    import dataclasses
+    import msgspec
 
-    slow = dataclasses.replace(answer("server1", 5, 60.0), heartbeat_interval=60.0)
-    other = dataclasses.replace(answer("server2", 6, None), heartbeat_interval=60.0)
+    slow = msgspec.structs.replace(answer("server1", 5, 60.0), heartbeat_interval=60.0)
+    other = msgspec.structs.replace(answer("server2", 6, None), heartbeat_interval=60.0)
     server, client = FakeServer(), FakeClient([slow, slow, other])
     ha = agent(server, client)
     ha.start()

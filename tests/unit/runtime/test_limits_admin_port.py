@@ -20,7 +20,7 @@ from fedra.runtime.admin_port import (
     may_submit,
 )
 from fedra.runtime.config import ServerKit
-from fedra.transport import ChannelClosed, Connection, PeerIdentity
+from fedra.transport import ChannelClosed, Connection, MessageRefused, PeerIdentity
 from fedra.wire import Envelope, prepare_envelope
 
 LEAD = PeerIdentity("lead@a.org", "a", "lead")
@@ -98,8 +98,8 @@ class FakeConnection(Connection):
     def close(self) -> None:
         self._closed.set()
 
-    def set_message_check(self, check: object) -> None:  # type: ignore[override]
-        self.check = check
+    def set_gate(self, gate: object) -> None:  # type: ignore[override]
+        self.check = gate
 
 
 def serve(conn: Connection) -> None:
@@ -121,7 +121,7 @@ def test_one_identity_holds_at_most_per_admin_connections(
     held = [FakeConnection(MEMBER) for _ in range(3)]
     for conn in held:
         port.connected(conn)
-        assert conn.check is not None  # the size check is set on every admitted connection
+        assert conn.check is not None  # the size gate is set on every admitted connection
     with pytest.raises(FedraError, match="holds 3 admin connections already"):
         port.connected(FakeConnection(MEMBER))
     assert "refused an admin connection of member@a.org (member, a)" in caplog.text
@@ -192,6 +192,8 @@ def test_a_message_that_cannot_be_judged_is_refused(tmp_path: Path) -> None:
     port.connected(conn)
     check = conn.check
     assert callable(check)
-    refused = check(2 * MIB, head("submit_job"))
-    assert isinstance(refused, str) and refused.startswith("refused: the server cannot judge")
+    assert check(10, head("list_jobs")) is None  # small: in at once, no slot to hold
+    with pytest.raises(MessageRefused, match=r"^refused: the server cannot judge") as refused:
+        check(2 * MIB, head("submit_job"))
+    assert refused.value.ends_connection  # an admin's refused message ends its connection
     conn.close()

@@ -4,7 +4,6 @@ on: the server parent's reader of a site, and the site parent's reader of the se
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -12,14 +11,14 @@ from typing import Any
 import pytest
 
 from fedra.runtime import protocol as p
-from fedra.runtime.intake import Intake
-from fedra.runtime.server_parent import ServerParent
 from fedra.runtime.server_records import SiteHandle
+from fedra.runtime.server_sites import serve_site
 from fedra.runtime.site_parent import SiteParent
 from fedra.runtime.site_resources import SiteResourceBook
 from fedra.scheduler import SiteResources
 from fedra.transport import ChannelClosed, PeerIdentity
 from fedra.wire import Envelope
+from tests.unit.runtime.conftest import routing_server
 
 
 class FakeConn:
@@ -44,24 +43,10 @@ class FakeConn:
         self.closed = True
 
 
-def server_parent() -> ServerParent:
-    sp = ServerParent.__new__(ServerParent)  # the routing state only: no ports, no store
-    sp.kit = SimpleNamespace(name="server1")  # type: ignore[assignment]
-    sp.ssid = None
-    sp.hot = True
-    sp._lock = threading.RLock()
-    sp._wake = threading.Condition(sp._lock)
-    sp.sites, sp.running, sp._to_resume, sp._requests = {}, {}, set(), {}
-    sp._granted = set()
-    sp._stray_gate = threading.Semaphore(1)
-    sp._intake = Intake(sp)
-    return sp
-
-
 def test_the_server_parent_reads_on_after_malformed_site_messages(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    sp = server_parent()
+    sp = routing_server()
     conn = FakeConn(
         [
             Envelope(p.HEARTBEAT, {"jobs": 5}),
@@ -69,23 +54,29 @@ def test_the_server_parent_reads_on_after_malformed_site_messages(
             Envelope(p.MAY_UPLOAD, {"id": 3, "job_id": "j"}),
             Envelope(p.JOB_STATE, {"job_id": "j", "state": 1}),
             Envelope(p.RESULT, {"job_id": "j", "task_name": "train"}),
+            Envelope("welcome", {"server": "x"}),
             Envelope(p.HEARTBEAT, {"jobs": ["stale-job"]}),
         ]
     )
     caplog.set_level(logging.INFO, "fedra.server")
     handle = SiteHandle("site-b", "org-b", conn)  # type: ignore[arg-type]
     sp.sites["site-b"] = handle  # admitted (fedra.runtime.peers.admit_site)
-    sp._serve_site(handle)
+    serve_site(sp, handle)
     for why in [
-        "refused a malformed 'heartbeat' message from site site-b: 'jobs' must be a list",
-        "refused a malformed 'log' message from site site-b: 'value' must be a number",
-        "refused a malformed 'may_upload' message from site site-b: 'id' must be a string",
-        "refused a malformed 'job_state' message from site site-b: 'state' must be a string",
-        "refused a malformed 'result' message from site site-b: no 'task_id'",
+        "from site site-b: heartbeat: Expected `array`, got `int`",
+        "refused a malformed 'log' message from site site-b: log: Expected `float`, got `str`",
+        "from site site-b: may_upload: Expected `str`, got `int`",
+        "from site site-b: job_state: Expected `str`, got `int`",
+        "from site site-b: result: Object missing required field `task_id`",
+        "refused a malformed 'welcome' message from site site-b: a 'welcome' message is not "
+        "expected here",
     ]:
         assert why in caplog.text
     # The last heartbeat was read: the server told the site to end the job it no longer runs.
-    assert [e.headers for e in conn.sent if e.kind == p.ABORT_JOB] == [{"job_id": "stale-job"}]
+    assert [e.headers for e in conn.sent if e.kind == p.ABORT_JOB] == [
+        {"job_id": "stale-job", "reason": ""}
+    ]
+    assert "site-b" not in sp.sites  # it has left
 
 
 def site_parent(tmp_path: Path) -> SiteParent:

@@ -1,81 +1,96 @@
-"""The server parent's upload grants: a big result with a live grant skips the receive gate,
+"""The server parent's upload slots: a big result with a live grant skips the receive gate,
 any other big result (a forged or spent grant, or none) waits for its job's slot."""
 
 from __future__ import annotations
 
 import threading
-from types import SimpleNamespace
 
 import numpy as np
 
 from fedra.core import FLModel
-from fedra.runtime import protocol as p
-from fedra.runtime.server_parent import GATED_MESSAGE_BYTES, ServerParent
-from fedra.wire import Envelope, prepare_envelope
+from fedra.protocol import Result, encode
+from fedra.runtime.server_parent import GATED_MESSAGE_BYTES
+from fedra.runtime.uploads import UploadSlots
+from fedra.wire import prepare_envelope
+from tests.unit.runtime.conftest import routing_server
 
 
-def head(kind: str, **headers: object) -> bytes:
+def head(grant: str | None = None, job_id: str = "j1") -> bytes:
     model = FLModel(params={"w": np.zeros(4, np.float32)})
-    return prepare_envelope(Envelope(kind, dict(headers), model)).head
-
-
-def server() -> tuple[ServerParent, SimpleNamespace, SimpleNamespace]:
-    sp = ServerParent.__new__(ServerParent)  # only the routing state, no ports or processes
-    job = SimpleNamespace(results_gate=threading.Semaphore(1), done=False)
-    sp.running = {"j1": job}  # type: ignore[dict-item]
-    sp._stray_gate = threading.Semaphore(1)
-    sp._granted = set()
-    handle = SimpleNamespace(name="site-1", grants={}, conn=SimpleNamespace(closed=False))
-    sent: list[Envelope] = []
-    sp.send_to_site = lambda name, env, shared=None: sent.append(env) or True  # type: ignore[method-assign]
-    handle.sent = sent
-    return sp, job, handle
+    message = Result(job_id, "t1", "train", grant=grant)
+    return prepare_envelope(encode(message, model)).head
 
 
 BIG = GATED_MESSAGE_BYTES + 1
 
 
 def test_a_big_result_without_a_grant_waits_for_its_jobs_slot() -> None:
-    sp, job, _ = server()
-    assert sp._receive_gate(BIG, head(p.RESULT, job_id="j1")) is job.results_gate
-    assert sp._receive_gate(BIG, head(p.RESULT, job_id="j1", grant="forged")) is job.results_gate
-    assert sp._receive_gate(100, head(p.RESULT, job_id="j1")) is None  # small: let in
+    sp = routing_server()
+    sp.uploads.open_job("j1")
+    slot = sp._receive_gate(BIG, head())
+    assert slot is not None and slot is sp.uploads.gate_slot("j1", None)
+    assert sp._receive_gate(BIG, head(grant="forged")) is slot
+    assert sp._receive_gate(100, head()) is None  # small: let in
+    stray = sp._receive_gate(BIG, head(job_id="other"))
+    assert stray is not None and stray is not slot  # no such job: the stray slot
 
 
 def test_a_granted_result_holds_the_slot_until_it_has_been_passed_on() -> None:
-    sp, job, handle = server()
-    sp._grant(handle, job, "g1")  # type: ignore[arg-type]
-    assert [e.kind for e in handle.sent] == [p.UPLOAD_OK]
-    assert handle.sent[0].headers == {"id": "g1"}
-    assert not job.results_gate.acquire(blocking=False)  # the grant holds the slot
-    assert sp._receive_gate(BIG, head(p.RESULT, job_id="j1", grant="g1")) is None
-    sp._end_grant(handle, "g1")  # type: ignore[arg-type]
-    assert job.results_gate.acquire(blocking=False)  # given back
-    job.results_gate.release()
-    sp._end_grant(handle, "g1")  # type: ignore[arg-type]  # spent: a second end is a no-op
-    assert job.results_gate.acquire(blocking=False)
-    assert not job.results_gate.acquire(blocking=False)  # released once only
-    job.results_gate.release()
-    # A spent grant does not open the gate again.
-    assert sp._receive_gate(BIG, head(p.RESULT, job_id="j1", grant="g1")) is job.results_gate
+    slots = UploadSlots()
+    slots.open_job("j1")
+    assert slots.request("site-1", "j1") == 0
+    assert slots.wait_grant("site-1", "j1", "g1", lambda: False)
+    slot = slots.gate_slot("j1", None)
+    assert slot is not None and not slot.acquire(blocking=False)  # the grant holds it
+    assert slots.gate_slot("j1", "g1") is None  # its result skips the gate
+    assert slots.request("site-1", "j1") == 1  # one grant of a job per site at a time
+    slots.end("g1")
+    assert slot.acquire(blocking=False)  # given back
+    slot.release()
+    slots.end("g1")  # spent: a second end is a no-op
+    assert slot.acquire(blocking=False)
+    assert not slot.acquire(blocking=False)  # released once only
+    slot.release()
+    assert slots.gate_slot("j1", "g1") is slot  # a spent grant does not open the gate again
 
 
 def test_a_grant_for_a_site_that_left_is_given_back() -> None:
-    sp, job, handle = server()
-    handle.conn.closed = True
-    sp._grant(handle, job, "g2")  # type: ignore[arg-type]
-    assert handle.grants == {} and "g2" not in sp._granted
-    assert job.results_gate.acquire(blocking=False)
+    slots = UploadSlots()
+    slots.open_job("j1")
+    holder = slots.request("site-0", "j1") == 0 and slots.wait_grant("site-0", "j1", "g0", bool)
+    assert holder
+    assert slots.request("site-1", "j1") == 0
+    assert not slots.wait_grant("site-1", "j1", "g2", lambda: True, poll=0.01)  # it left
+    assert "g2" not in slots.grants() and slots.waiting() == 0
+    slots.end_site("site-0")
+    slot = slots.gate_slot("j1", None)
+    assert slot is not None and slot.acquire(blocking=False)
+
+
+def test_a_job_that_ends_frees_its_grants_and_refuses_new_ones() -> None:
+    slots = UploadSlots()
+    slots.open_job("j1")
+    slots.request("site-1", "j1")
+    slots.wait_grant("site-1", "j1", "g1", bool)
+    slots.close_job("j1")
+    assert slots.grants() == {}
+    assert slots.request("site-1", "j1") == 1  # not running: refused
+    assert not slots.wait_grant("site-1", "j1", "g2", bool)
 
 
 def test_a_second_grant_waits_for_the_first_result() -> None:
-    sp, job, handle = server()
-    sp._grant(handle, job, "first")  # type: ignore[arg-type]
-    other = SimpleNamespace(name="site-2", grants={}, conn=SimpleNamespace(closed=False))
-    waiting = threading.Thread(target=sp._grant, args=(other, job, "second"), daemon=True)
+    slots = UploadSlots()
+    slots.open_job("j1")
+    slots.request("site-1", "j1")
+    assert slots.wait_grant("site-1", "j1", "first", bool)
+    slots.request("site-2", "j1")
+    waiting = threading.Thread(
+        target=slots.wait_grant, args=("site-2", "j1", "second", bool, 0.05), daemon=True
+    )
     waiting.start()
     waiting.join(0.3)
-    assert waiting.is_alive() and "second" not in sp._granted  # still waiting its turn
-    sp._end_grant(handle, "first")  # type: ignore[arg-type]
+    assert waiting.is_alive() and "second" not in slots.grants()  # still waiting its turn
+    assert slots.waiting() == 1
+    slots.end("first")
     waiting.join(5.0)
-    assert not waiting.is_alive() and "second" in sp._granted
+    assert not waiting.is_alive() and "second" in slots.grants()

@@ -1,4 +1,4 @@
-"""Fixtures of the transport tests: test certificates, and both transports' connection pairs."""
+"""Fixtures of the transport tests: test certificates, and each transport's connection pairs."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ def federation() -> Federation:
     return make_federation()
 
 
-@pytest.fixture(params=["grpc", "memory"])
+@pytest.fixture(params=["grpc", "memory", "local"])
 def link(request: pytest.FixtureRequest, federation: Federation) -> Iterator[Link]:
-    """One connection over each transport; closed and stopped afterwards."""
+    """One connection over each transport (gRPC, in memory, local channel); closed and stopped
+    afterwards."""
     opened = open_link(request.param, federation)
     yield opened
     opened.client.close()

@@ -1,7 +1,14 @@
-"""The contract of a Connection, run over the gRPC transport (mutual TLS) and the in-memory one."""
+"""The contract of a Connection, run over every transport: gRPC (mutual TLS), in memory, local.
+
+The optional hooks (gate, shared broadcast, drain, last_heard) are checked against what each
+transport declares in its ``capabilities``: real work where declared, the documented default
+where not.
+"""
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -9,8 +16,8 @@ import pytest
 from transport_helpers import SERVER_ID, SITE_ID, Link, Worker
 
 from fedra.core import FLModel
-from fedra.transport import ChannelClosed, Connection
-from fedra.wire import Envelope
+from fedra.transport import ChannelClosed, Connection, MessageRefused, SharedBody
+from fedra.wire import Envelope, peek_head
 
 
 def model_envelope(kind: str = "task", size: int = 12, **headers: Any) -> Envelope:
@@ -207,3 +214,98 @@ def test_a_50_mb_model(link: Link) -> None:
     receiving = Worker(lambda: link.server_end.recv(timeout=60))
     link.client.send(sent)
     check_model(receiving.join(), sent)
+
+
+class RecordingBroadcast:
+    """A broadcast that is not the gRPC transport's: every connection just leaves it."""
+
+    def __init__(self) -> None:
+        self.left: list[int] = []
+
+    def leave(self, index: int = 0) -> None:
+        self.left.append(index)
+
+
+def test_send_shared_delivers_the_envelope_and_counts_as_one_reader(link: Link) -> None:
+    sent = model_envelope("task", size=300_000, to=1)  # more than one shared frame
+    body = SharedBody(Envelope("task", {}, sent.model), readers=1, size=1 << 18)
+    # A big send returns once the peer reads (a local channel buffers little): from a thread.
+    sending = Worker(lambda: link.server_end.send_shared(sent, body))
+    check_model(link.client.recv(timeout=30), sent)
+    sending.join()
+    assert body._frames == {}  # every frame taken or left: none kept
+    other = RecordingBroadcast()
+    sending = Worker(lambda: link.server_end.send_shared(Envelope("task", {"to": 2}), other))
+    assert link.client.recv(timeout=30).headers == {"to": 2}
+    sending.join()
+    assert other.left == [0]  # a foreign broadcast is left once, the envelope sent whole
+
+
+def test_drain_and_last_heard_as_declared(link: Link) -> None:
+    caps = link.client.capabilities
+    before = time.monotonic()
+    sending = Worker(lambda: link.server_end.send(model_envelope("task", size=100_000)))
+    link.client.recv(timeout=30)
+    sending.join()
+    assert link.server_end.drain(timeout=30)  # it was all read: nothing left queued
+    if caps.last_heard:
+        assert link.client.last_heard >= before
+    else:
+        assert link.client.last_heard == 0.0  # "never": callers keep their own clock
+    if not caps.drain:
+        assert link.client.drain(timeout=0) is True  # no queues: at once
+
+
+def test_a_gate_judges_each_message_at_its_head_where_declared(link: Link) -> None:
+    asked: list[tuple[int, str | None]] = []
+    slot = threading.Semaphore(1)
+
+    def gate(total: int, head: bytes) -> threading.Semaphore | None:
+        found = peek_head(head)
+        kind = None if found is None else found[0]
+        asked.append((total, kind))
+        if kind == "bad":
+            raise MessageRefused("not this one")
+        return slot if total > 1 << 20 else None
+
+    link.server_end.set_gate(gate)  # before any traffic
+    big = model_envelope("big", size=500_000)  # 2 MB: holds the slot
+    sending = Worker(
+        lambda: [link.client.send(e) for e in (Envelope("bad", {"n": 1}), big, Envelope("small"))]
+    )
+    if link.server_end.capabilities.gate:
+        check_model(link.server_end.recv(timeout=30), big)  # "bad" was refused at its head
+        assert not slot.acquire(blocking=False)  # the big message holds it until the next recv
+        assert link.server_end.recv(timeout=30).kind == "small"
+        assert slot.acquire(blocking=False)  # given back when the next message was asked for
+        assert [kind for _, kind in asked] == ["bad", "big", "small"]
+        assert asked[1][0] > 2_000_000  # the declared size, before the body arrived
+    else:
+        # Messages arrive whole: the gate is never asked (the documented default).
+        assert link.server_end.recv(timeout=30).kind == "bad"
+        check_model(link.server_end.recv(timeout=30), big)
+        assert link.server_end.recv(timeout=30).kind == "small"
+        assert asked == [] and slot.acquire(blocking=False)
+    sending.join()
+    assert not link.server_end.closed
+
+
+def test_a_gate_may_end_the_connection_where_declared(link: Link) -> None:
+    def gate(total: int, head: bytes) -> None:
+        if total > 1 << 20:
+            raise MessageRefused("refused: too big here", ends_connection=True)
+
+    link.server_end.set_gate(gate)
+    link.client.send(Envelope("small", {"n": 1}))
+    assert link.server_end.recv(timeout=30).kind == "small"
+    big = model_envelope("big", size=500_000)
+    if not link.server_end.capabilities.gate:
+        sending = Worker(lambda: link.client.send(big))
+        check_model(link.server_end.recv(timeout=30), big)  # never consulted
+        sending.join()
+        return
+    with pytest.raises(ChannelClosed):
+        link.client.send(big)
+        link.client.recv(timeout=30)  # the send may fit in the pipes before the end arrives
+    with pytest.raises(ChannelClosed):
+        link.server_end.recv(timeout=30)

@@ -1,4 +1,4 @@
-"""A receive gate refuses a message from its head: its body is skipped, the connection lives."""
+"""A gate refuses a message from its head: its body is skipped, the connection lives."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def refusing(federation: Federation) -> Iterator[tuple[int, queue.Queue[Connecti
         return None
 
     def on_connect(conn: Connection) -> None:
-        conn.set_receive_gate(gate)
+        conn.set_gate(gate)
         accepted.put(conn)
 
     server = TransportServer(

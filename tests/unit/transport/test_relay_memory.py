@@ -53,7 +53,7 @@ def gated(federation: Federation) -> Iterator[Gated]:
     holder: list[Gated] = []
 
     def on_connect(conn: Connection) -> None:
-        conn.set_receive_gate(holder[0].gate)
+        conn.set_gate(holder[0].gate)
         holder[0].accepted.put(conn)
 
     server = TransportServer(

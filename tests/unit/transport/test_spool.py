@@ -27,7 +27,7 @@ from fedra.transport import (
     TransportServer,
     connect,
 )
-from fedra.transport._stream import SharedBody
+from fedra.transport._frames import SharedBody
 from fedra.wire import Envelope, decode_envelope, decode_split, encode_envelope, prepare_envelope
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from certs_helper import Federation
 
 from fedra.transport import (
     Connection,
+    LocalChannel,
     MemoryServer,
     PeerIdentity,
     TransportServer,
@@ -23,19 +25,36 @@ SERVER_ID = PeerIdentity("server", "org-0", "server")
 SITE_ID = PeerIdentity("site-1", "org-1", "client")
 
 
+class LocalPair:
+    """What stands for the server of a local channel: the parent's end, closed by ``stop``."""
+
+    def __init__(self, parent_end: LocalChannel) -> None:
+        self.parent_end = parent_end
+
+    def stop(self, grace: float = 1.0) -> None:
+        del grace
+        self.parent_end.close()
+
+
 @dataclass
 class Link:
     """Both ends of one connection, and the server behind it."""
 
     client: Connection
     server_end: Connection
-    server: TransportServer | MemoryServer
+    server: TransportServer | MemoryServer | LocalPair
 
 
 def open_link(kind: str, federation: Federation, **server_args: int) -> Link:
-    """A started server of ``kind`` ("grpc" or "memory") with one client connected."""
+    """A started server of ``kind`` ("grpc", "memory" or "local": a socketpair between two
+    LocalChannels) with one client connected."""
     accepted: queue.Queue[Connection] = queue.Queue()
-    server: TransportServer | MemoryServer
+    server: TransportServer | MemoryServer | LocalPair
+    if kind == "local":
+        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        parent_end = LocalChannel(parent_sock, peer=SITE_ID)
+        child_end = LocalChannel(child_sock, peer=SERVER_ID)
+        return Link(client=child_end, server_end=parent_end, server=LocalPair(parent_end))
     if kind == "grpc":
         server = TransportServer(
             "127.0.0.1",

@@ -137,3 +137,25 @@ def test_site_without_a_model(tmp_path: Path) -> None:
 def test_restore_refuses_another_workflows_snapshot() -> None:
     with pytest.raises(WorkflowError):
         CrossSiteEval().restore(Snapshot("FedAvg", {}, {}))
+
+
+@pytest.mark.parametrize(
+    ("matrix", "match"),
+    [
+        ([], "'matrix' must be an object"),
+        ({"global": ["site-1"]}, "row 'global' is not an object"),
+        ({"global": {"site-1": 0.5}}, "metrics of 'global' on 'site-1' are not an object"),
+        ({"global": {"site-1": {"accuracy": None}}}, "metric 'accuracy' of 'global'"),
+    ],
+)
+def test_restore_refuses_a_damaged_matrix(matrix: object, match: str) -> None:
+    with pytest.raises(WorkflowError, match=match):
+        CrossSiteEval().restore(Snapshot("CrossSiteEval", {"matrix": matrix}, {}))
+
+
+def test_restore_copies_the_matrix() -> None:
+    saved = {"global": {"site-1": {"accuracy": 0.5, "note": "ok"}}}
+    workflow = CrossSiteEval()
+    workflow.restore(Snapshot("CrossSiteEval", {"matrix": saved}, {}))
+    saved["global"]["site-1"]["accuracy"] = 0.0
+    assert workflow.matrix == {"global": {"site-1": {"accuracy": 0.5, "note": "ok"}}}

@@ -155,3 +155,8 @@ def test_invalid_arguments() -> None:
         Cyclic(order="alphabetical")
     with pytest.raises(WorkflowError):
         Cyclic().restore(Snapshot("FedAvg", {"round": 1}, {}))
+
+
+def test_restore_refuses_a_state_without_a_round() -> None:
+    with pytest.raises(WorkflowError, match="'round' must be an integer"):
+        Cyclic().restore(Snapshot("Cyclic", {"round": None}, {}))

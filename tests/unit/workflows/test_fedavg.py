@@ -202,9 +202,9 @@ def test_abort_stops_before_the_next_round(tmp_path: Path) -> None:
 @pytest.mark.parametrize("bad", [0, -1, True, 2.0])
 def test_invalid_arguments(bad: object) -> None:
     with pytest.raises(ValueError):
-        FedAvg(num_rounds=bad)  # type: ignore[arg-type]
+        FedAvg(num_rounds=bad)
     with pytest.raises(ValueError):
-        FedAvg(min_clients=bad)  # type: ignore[arg-type]
+        FedAvg(min_clients=bad)
 
 
 class Interrupted(Exception):
@@ -260,3 +260,24 @@ def test_snapshot_restore_gives_the_same_model(tmp_path: Path, k: int) -> None:
 def test_restore_refuses_another_workflows_snapshot() -> None:
     with pytest.raises(WorkflowError, match="Cyclic"):
         FedAvg().restore(Snapshot("Cyclic", {"round": 1}, {}))
+
+
+@pytest.mark.parametrize(
+    ("state", "match"),
+    [
+        ({}, "'round' must be an integer"),
+        ({"round": "2"}, "'round' must be an integer"),
+        ({"round": -1}, "'round' must be an integer"),
+        ({"round": True}, "'round' must be an integer"),
+        ({"round": 2, "best": "0.9"}, "'best' must be a number"),
+    ],
+)
+def test_restore_refuses_a_damaged_state(state: dict[str, object], match: str) -> None:
+    with pytest.raises(WorkflowError, match=match):
+        FedAvg().restore(Snapshot("FedAvg", state, {}))
+
+
+def test_restore_reads_round_and_best() -> None:
+    workflow = FedAvg()
+    workflow.restore(Snapshot("FedAvg", {"round": 2, "best": 1}, {}))
+    assert workflow.snapshot().state == {"round": 2, "best": 1.0, "num_rounds": 5}

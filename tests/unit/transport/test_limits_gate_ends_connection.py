@@ -1,4 +1,4 @@
-"""The message check of a gRPC connection: judged at the first frame, before buffering."""
+"""A gate that ends the connection: a message judged at its first frame, never buffered."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from certs_helper import Federation
 
 from fedra.core import FLModel
-from fedra.transport import ChannelClosed, Connection, TransportServer, connect
+from fedra.transport import ChannelClosed, Connection, MessageRefused, TransportServer, connect
 from fedra.wire import Envelope
 
 
@@ -17,12 +17,13 @@ def test_a_refused_message_ends_the_connection_with_the_reason(federation: Feder
     seen: list[tuple[int, str]] = []
     accepted: queue.Queue[Connection] = queue.Queue()
 
-    def check(total: int, head: bytes) -> str | None:
+    def check(total: int, head: bytes) -> None:
         seen.append((total, bytes(head[:4]).hex()))
-        return f"refused: {total} bytes is too big" if total > 100_000 else None
+        if total > 100_000:
+            raise MessageRefused(f"refused: {total} bytes is too big", ends_connection=True)
 
     def on_connect(conn: Connection) -> None:
-        conn.set_message_check(check)
+        conn.set_gate(check)
         accepted.put(conn)
 
     server = TransportServer(
@@ -58,8 +59,11 @@ def test_a_refused_message_ends_the_connection_with_the_reason(federation: Feder
 
 
 def test_the_client_learns_why(federation: Federation) -> None:
+    def refuse(total: int, head: bytes) -> None:
+        raise MessageRefused("refused: no messages here", ends_connection=True)
+
     def on_connect(conn: Connection) -> None:
-        conn.set_message_check(lambda total, head: "refused: no messages here")
+        conn.set_gate(refuse)
 
     server = TransportServer(
         "127.0.0.1",
