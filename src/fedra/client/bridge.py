@@ -14,11 +14,24 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from fedra.core import FLModel
+from fedra.protocol import (
+    MAX_DETAIL,
+    TO_SCRIPT,
+    BadMessage,
+    ScriptError,
+    ScriptHello,
+    ScriptLog,
+    ScriptResult,
+    ScriptTask,
+    decode_script,
+    encode_script,
+)
 
 SOCKET_ENV = "FEDRA_CLIENT_SOCKET"
 
-#: Envelope kinds between a ScriptExecutor and its script process.
-HELLO, TASK, STOP, RESULT, LOG, ERROR = "hello", "task", "stop", "result", "log", "error"
+#: What a QueueBridge's outbox holds for the executor: a result or a failure of the script
+#: (a script in its own process speaks :mod:`fedra.protocol.script` instead).
+RESULT, ERROR = "result", "error"
 
 
 @dataclass(frozen=True)
@@ -99,16 +112,18 @@ class ChannelBridge:
         from fedra.transport import connect_unix
 
         self._channel = connect_unix(path, timeout=timeout)
-        hello = self._channel.recv()
-        if hello.kind != HELLO:
-            raise ConnectionError(f"expected '{HELLO}' from the site, got '{hello.kind}'")
-        h = hello.headers
+        try:
+            hello = decode_script(self._channel.recv(), TO_SCRIPT)
+        except BadMessage as exc:
+            raise ConnectionError(f"expected a greeting from the site: {exc}") from None
+        if not isinstance(hello, ScriptHello):
+            raise ConnectionError(f"expected a greeting from the site, got {hello.KIND!r}")
         self.info = SiteInfo(
-            site_name=str(h["site_name"]),
-            site_index=int(h["site_index"]),
-            num_sites=int(h["num_sites"]),
-            job_id=str(h.get("job_id", "")),
-            params_format=str(h.get("params_format", "numpy")),
+            site_name=hello.site_name,
+            site_index=hello.site_index,
+            num_sites=hello.num_sites,
+            job_id=hello.job_id,
+            params_format=hello.params_format,
         )
 
     def next_task(self) -> tuple[str, FLModel] | None:
@@ -119,29 +134,25 @@ class ChannelBridge:
             envelope = self._channel.recv()
         except ChannelClosed:
             return None
-        if envelope.kind == STOP:
-            return None
-        if envelope.kind != TASK:
-            raise ConnectionError(f"unexpected message '{envelope.kind}' from the site")
-        return str(envelope.headers["name"]), envelope.model or FLModel()
+        try:
+            message = decode_script(envelope, TO_SCRIPT)
+        except BadMessage as exc:
+            raise ConnectionError(f"a malformed message from the site: {exc}") from None
+        if not isinstance(message, ScriptTask):
+            return None  # ScriptStop (a second greeting is no task either)
+        return message.name, envelope.model or FLModel()
 
     def send_result(self, model: FLModel) -> None:
         """Send the result to the executor."""
-        from fedra.wire import Envelope
-
-        self._channel.send(Envelope(RESULT, {}, model))
+        self._channel.send(encode_script(ScriptResult(), model))
 
     def send_log(self, key: str, value: float, step: int | None) -> None:
         """Send a metric to the executor."""
-        from fedra.wire import Envelope
-
-        self._channel.send(Envelope(LOG, {"key": key, "value": value, "step": step}, None))
+        self._channel.send(encode_script(ScriptLog(key=key, value=value, step=step)))
 
     def send_error(self, detail: str) -> None:
         """Send the script's traceback before it exits."""
-        from fedra.wire import Envelope
-
-        self._channel.send(Envelope(ERROR, {"detail": detail}, None))
+        self._channel.send(encode_script(ScriptError(detail=detail[-MAX_DETAIL:])))
 
 
 def socket_from_env() -> str | None:

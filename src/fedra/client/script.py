@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 import os
 import queue
 import signal
@@ -22,21 +23,23 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fedra.client.api import _bind_thread
-from fedra.client.bridge import (
-    ERROR,
-    HELLO,
-    LOG,
-    RESULT,
-    SOCKET_ENV,
-    STOP,
-    TASK,
-    Outcome,
-    QueueBridge,
-    SiteInfo,
-)
+from fedra.client.bridge import ERROR, RESULT, SOCKET_ENV, Outcome, QueueBridge, SiteInfo
 from fedra.client.executor import Executor, SiteContext
 from fedra.core import ConfigError, FLModel, SiteError
+from fedra.protocol import (
+    FROM_SCRIPT,
+    BadMessage,
+    ScriptError,
+    ScriptHello,
+    ScriptLog,
+    ScriptResult,
+    ScriptStop,
+    ScriptTask,
+    decode_script,
+    encode_script,
+)
 
+log = logging.getLogger("fedra.client")
 LAUNCHES = ("in_process", "subprocess")
 PARAMS_FORMATS = ("numpy", "pytorch")
 ENDED, STOPPED = "ended", "stopped"
@@ -154,7 +157,6 @@ class ScriptExecutor(Executor):
 
     def _start_process(self, path: Path, info: SiteInfo, ctx: SiteContext) -> None:
         from fedra.transport import accept_channel, listen_unix
-        from fedra.wire import Envelope
 
         self._tmpdir = tempfile.TemporaryDirectory(prefix="fedra-")
         sock_path = os.path.join(self._tmpdir.name, "client.sock")
@@ -188,14 +190,14 @@ class ScriptExecutor(Executor):
             self._tmpdir.cleanup()  # connected or not, the socket's path is not needed now
             self._tmpdir = None
         self._channel = channel
-        headers = {
-            "site_name": info.site_name,
-            "site_index": info.site_index,
-            "num_sites": info.num_sites,
-            "job_id": info.job_id,
-            "params_format": info.params_format,
-        }
-        channel.send(Envelope(HELLO, headers, None))
+        hello = ScriptHello(
+            site_name=info.site_name,
+            site_index=info.site_index,
+            num_sites=info.num_sites,
+            job_id=info.job_id,
+            params_format=info.params_format,
+        )
+        channel.send(encode_script(hello))
         reader = threading.Thread(
             target=self._read,
             args=(channel, ctx, log_path),
@@ -213,17 +215,17 @@ class ScriptExecutor(Executor):
         try:
             while True:
                 envelope = channel.recv()
-                if envelope.kind == RESULT:
+                try:
+                    message = decode_script(envelope, FROM_SCRIPT)
+                except BadMessage as exc:
+                    log.warning("refused a malformed message from the script: %s", exc)
+                    continue
+                if isinstance(message, ScriptResult):
                     self._outbox.put((RESULT, envelope.model or FLModel(), ""))
-                elif envelope.kind == LOG:
-                    h = envelope.headers
-                    step = h.get("step")
-                    ctx.log(str(h["key"]), float(h["value"]), None if step is None else int(step))
-                elif envelope.kind == ERROR:
-                    error = str(envelope.headers.get("detail", ""))
-                else:
-                    error = f"unexpected message '{envelope.kind}' from the script"
-                    break
+                elif isinstance(message, ScriptLog):
+                    ctx.log(message.key, message.value, message.step)
+                elif isinstance(message, ScriptError):
+                    error = message.detail
         except FedraError:
             pass  # closed or corrupt: the process is gone or going
         code = self._proc.wait() if self._proc is not None else None
@@ -240,10 +242,9 @@ class ScriptExecutor(Executor):
             self._bridge.inbox.put((task_name, data))
         else:
             from fedra.transport import LocalChannel
-            from fedra.wire import Envelope
 
             assert isinstance(self._channel, LocalChannel)
-            self._channel.send(Envelope(TASK, {"name": task_name}, data))
+            self._channel.send(encode_script(ScriptTask(name=task_name), data))
         kind, model, detail = self._outbox.get()
         if kind == RESULT and model is not None:
             return model
@@ -274,13 +275,12 @@ class ScriptExecutor(Executor):
     def _stop_process(self) -> None:
         from fedra.core import FedraError
         from fedra.transport import LocalChannel
-        from fedra.wire import Envelope
 
         assert self._proc is not None
         channel = self._channel if isinstance(self._channel, LocalChannel) else None
         try:
             if channel is not None:
-                channel.send(Envelope(STOP, {}, None))
+                channel.send(encode_script(ScriptStop()))
         except (OSError, FedraError):
             pass  # the script is already gone
         try:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from fedra.core import ConfigError, FedraError
 from fedra.job.code import describe, folder_code
@@ -72,14 +71,15 @@ def check_job(
     site_org: str,
     ca_pem: bytes,
     archive: bytes,
-    headers: dict[str, Any],
+    signed: tuple[str | None, str | None],
     job_dir: Path,
     *,
     site: str,
 ) -> Identity:
-    """Raise JobRefused unless ``site`` accepts the job; return the verified submitter."""
-    signature, certificate = headers.get("signature"), headers.get("certificate")
-    if not isinstance(signature, str) or not isinstance(certificate, str):
+    """Raise JobRefused unless ``site`` accepts the job; return the verified submitter.
+    ``signed``: the submitter's signature over ``archive`` and its certificate (PEM)."""
+    signature, certificate = signed
+    if signature is None or certificate is None:
         raise JobRefused("the job carries no submitter signature")
     try:
         submitter = verify_job(archive, signature, certificate.encode(), ca_pem)

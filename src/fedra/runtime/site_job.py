@@ -14,13 +14,23 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fedra.client import SiteContext, SiteRunner
-from fedra.core import FedraError, FLModel, Task, release_large_buffers
-from fedra.job import activate_custom_dirs, build_executors, build_filters, load_job
-from fedra.runtime import protocol as p
-from fedra.runtime.messages import BadMessage, TaskHeaders
+from fedra.core import FedraError, FLModel, release_large_buffers
+from fedra.core import Task as CoreTask
+from fedra.job import App, activate_custom_dirs, build_executors, build_filters, load_job
+from fedra.protocol import (
+    TO_SITE_JOB,
+    BadMessage,
+    JobState,
+    Log,
+    Ready,
+    Result,
+    Stop,
+    Task,
+    decode,
+    encode,
+)
 from fedra.runtime.procs import ROUTER_MMAP_THRESHOLD
-from fedra.transport import ChannelClosed, connect_unix
-from fedra.wire import Envelope
+from fedra.transport import ChannelClosed, LocalChannel, connect_unix
 
 log = logging.getLogger("fedra.site_job")
 
@@ -33,17 +43,33 @@ def run(args: argparse.Namespace) -> int:
     job = load_job(Path(args.job_dir))
     app = job.client_app(args.site)
     if app is None:
-        channel.send(
-            Envelope(
-                p.JOB_STATE, {"state": "failed", "detail": f"the job has no app for {args.site}"}
-            )
-        )
+        why = f"the job has no app for {args.site}"
+        channel.send(encode(JobState(job_id=args.job_id, state="failed", detail=why)))
         return 1
     activate_custom_dirs(app.custom_dir)
+    runner, ctx = _runner(args, app, channel)
+    channel.send(encode(Ready(job_id=args.job_id)))
+    try:
+        _serve(args, channel, runner)
+    except (ChannelClosed, FedraError, OSError) as exc:
+        log.info("stopping: %s", exc)
+        ctx.abort.set()
+    finally:
+        runner.stop()
+        channel.close()
+    return 0
+
+
+def _runner(
+    args: argparse.Namespace, app: App, channel: LocalChannel
+) -> tuple[SiteRunner, SiteContext]:
+    """The job's executors and filters on this site, their metrics sent to the parent."""
+    from fedra.filters import wrap_chains
+    from fedra.runtime.privacy import load_site_filters
 
     def log_sink(site: str, key: str, value: float, step: int | None) -> None:
-        headers = {"job_id": args.job_id, "site": site, "key": key, "value": value, "step": step}
-        channel.send(Envelope(p.LOG, headers))
+        entry = Log(job_id=args.job_id, key=key, value=value, step=step, site=site)
+        channel.send(encode(entry))
 
     ctx = SiteContext(
         site_name=args.site,
@@ -57,9 +83,6 @@ def run(args: argparse.Namespace) -> int:
         own_process_group=False,
         startup_dir=Path(args.kit) / "startup" if args.kit else None,
     )
-    from fedra.filters import wrap_chains
-    from fedra.runtime.privacy import load_site_filters
-
     job_data, job_result = build_filters(app)
     site_data, site_result = load_site_filters(Path(args.kit)) if args.kit else ([], [])
     runner = SiteRunner(
@@ -68,44 +91,42 @@ def run(args: argparse.Namespace) -> int:
         data_chain=wrap_chains(site_data, job_data, "task_data"),
         result_chain=wrap_chains(site_result, job_result, "task_result"),
     )
-    channel.send(Envelope(p.READY, {"job_id": args.job_id}))
-    try:
-        while True:
-            env = channel.recv()
-            if env.kind == p.STOP:
-                break
-            if env.kind != p.TASK:
-                continue
-            try:
-                head = TaskHeaders.from_headers(env.headers)
-            except BadMessage as exc:
-                log.warning("refused a malformed task from the site parent: %s", exc)
-                continue
-            task = Task(
-                name=head.task_name,
-                data=env.model or FLModel(),
-                site=args.site,
-                id=head.task_id,
-                job_id=args.job_id,
-            )
-            log.info("task %s (%s)", task.name, task.id)
-            result = runner.handle(task)
-            headers = {
-                "job_id": args.job_id,
-                "task_id": task.id,
-                "task_name": task.name,
-                "site": args.site,
-                "error": result.error,
-            }
-            channel.send(Envelope(p.RESULT, headers, result.data))
-            del env, task, result  # hold no model while waiting for the next task
-    except (ChannelClosed, FedraError, OSError) as exc:
-        log.info("stopping: %s", exc)
-        ctx.abort.set()
-    finally:
-        runner.stop()
-        channel.close()
-    return 0
+    return runner, ctx
+
+
+def _serve(args: argparse.Namespace, channel: LocalChannel, runner: SiteRunner) -> None:
+    """Run each task the parent hands over, until it says stop (ChannelClosed when it goes
+    away). A malformed message is refused with one log line."""
+    while True:
+        env = channel.recv()
+        try:
+            message = decode(env, TO_SITE_JOB)
+        except BadMessage as exc:
+            log.warning("refused a malformed message from the site parent: %s", exc)
+            continue
+        if isinstance(message, Stop):
+            return
+        if not isinstance(message, Task) or message.job_id != args.job_id:
+            log.warning("refused a task of another job from the site parent")
+            continue
+        task = CoreTask(
+            name=message.task_name,
+            data=env.model or FLModel(),
+            site=args.site,
+            id=message.task_id,
+            job_id=args.job_id,
+        )
+        log.info("task %s (%s)", task.name, task.id)
+        result = runner.handle(task)
+        answer = Result(
+            job_id=args.job_id,
+            task_id=task.id,
+            task_name=task.name,
+            site=args.site,
+            error=result.error,
+        )
+        channel.send(encode(answer, result.data))
+        del env, task, result  # hold no model while waiting for the next task
 
 
 def main(argv: Sequence[str] | None = None) -> int:

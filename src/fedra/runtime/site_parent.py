@@ -6,14 +6,16 @@ with exponential backoff and jitter, logging each attempt at a sane rate. With a
 reconnects when the overseer's service session id (SSID) changes. Each job runs in a
 site job process (CJ) in its own process group: an abort ends the whole group, training
 scripts included (SIGTERM, then SIGKILL after a grace period).
+
+What the site does about its jobs is decided by its state machine
+(:class:`fedra.runtime.site_state.SiteState`); this module is its shell: it reads the
+server and the job processes, feeds the machine events and carries out its actions.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import platform
 import random
 import socket
 import subprocess
@@ -22,75 +24,98 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from fedra.core import FedraError, trim_heap
+from fedra.core import FedraError, InvalidTransition, trim_heap
 from fedra.pki import TlsFiles
-from fedra.runtime import protocol as p
-from fedra.runtime.config import SiteKit
-from fedra.runtime.isolation import prepare_job, reclaim
-from fedra.runtime.messages import (
+from fedra.protocol import (
+    FROM_SITE_JOB,
+    TO_SITE,
     BadMessage,
-    JobRef,
+    Heartbeat,
+    Hello,
+    Log,
     Request,
-    ResultRefused,
-    StartJob,
-    TaskHeaders,
+    Result,
+    Session,
+    Stop,
+    decode,
+    encode,
 )
-from fedra.runtime.procs import JobListener, end_group, parent_kit, parent_ready, spawn, tail
+from fedra.runtime.config import SiteKit
+from fedra.runtime.isolation import reclaim
+from fedra.runtime.procs import end_group, parent_kit, parent_ready, tail
+from fedra.runtime.site_events import (
+    Action,
+    CheckJob,
+    Connected,
+    Disconnect,
+    Disconnected,
+    EndProcess,
+    Event,
+    FreeResources,
+    FromServer,
+    JobExited,
+    JobLog,
+    JobReady,
+    JobResult,
+    JobSendFailed,
+    JobStartFailed,
+    SendToJob,
+    SendToServer,
+    ServeRequest,
+    Shutdown,
+    StartProcess,
+    Tick,
+)
+from fedra.runtime.site_launch import SiteJob, check_job_here, start_process
+from fedra.runtime.site_requests import SiteDesk, malformed_request
 from fedra.runtime.site_resources import SiteResourceBook, load_site_resources
-from fedra.scheduler import ResourceError
+from fedra.runtime.site_state import SiteState
 from fedra.transport import (
     ChannelClosed,
     Connection,
-    LocalChannel,
     Spool,
-    accept_channel,
     connect,
 )
 from fedra.wire import Envelope
 
 log = logging.getLogger("fedra.site")
 BACKOFF_MIN, BACKOFF_MAX = 0.5, 30.0
-#: Longest wait for the server's go-ahead to send a big result (then it is sent anyway).
-GRANT_WAIT_S = 300.0
-
-
-@dataclass
-class SiteJob:
-    """A job whose site job process is alive."""
-
-    job_id: str
-    proc: subprocess.Popen[bytes]
-    channel: LocalChannel
-    log_path: Path
-    stopping: bool = False
 
 
 class SiteParent:
-    """The long-lived site process."""
+    """The long-lived site process: the shell around its :class:`SiteState`."""
 
     def __init__(self, kit: SiteKit) -> None:
-        self.kit = kit
         self.tls = TlsFiles.in_dir(kit.startup, "client").load()
-        self.jobs: dict[str, SiteJob] = {}
-        self.refused: dict[str, str] = {}  # job id -> why this site will not run it
-        self.resources = SiteResourceBook(kit.name, load_site_resources(kit.root))
+        self._setup(kit, SiteResourceBook(kit.name, load_site_resources(kit.root)))
         self._spool = Spool(kit.root / "spool")
-        self._grants: dict[str, threading.Event] = {}  # upload grant id -> its go-ahead
-        self._lock = threading.Lock()
-        self._conn: Connection | None = None
-        self._stopping = threading.Event()
-        self.exit_code = 0
         self.overseer: Any = None
         if kit.overseer is not None:
             from fedra.runtime.ha import overseer_client
 
             self.overseer = overseer_client(kit.root, "client")
+
+    def _setup(self, kit: SiteKit, resources: SiteResourceBook) -> None:
+        """The state that needs no certificate, spool or overseer (unit tests start here)."""
+        self.kit = kit
+        self.resources = resources
+        self.state = SiteState(kit.name)
+        self.desk = SiteDesk(kit.name, kit.root, resources, self.running, self.shutdown)
+        self.procs: dict[str, SiteJob] = {}
+        self._lock = threading.Lock()
+        self._conn: Connection | None = None
+        self._stopping = threading.Event()
+        self.exit_code = 0
+        self.overseer = None
         #: The service session of the server connected to (with an overseer), else None.
         self.ssid: int | None = None
+
+    def running(self) -> list[str]:
+        """The jobs whose process is up."""
+        with self._lock:
+            return self.state.live_jobs()
 
     # -- connection ---------------------------------------------------------------------
     def run(self) -> int:
@@ -103,22 +128,7 @@ class SiteParent:
                 if self.overseer is not None:
                     target, server_name, ssid = self._hot_server()
                     _probe(target)  # a dead server fails here at once, not after gRPC's backoff
-                ca, cert, key = self.tls
-                conn = connect(
-                    target,
-                    ca_pem=ca,
-                    cert_pem=cert,
-                    key_pem=key,
-                    server_name=server_name,
-                    timeout=10.0,
-                    spool=self._spool,  # big tasks go to disk, then to the job as files
-                )
-                peer = conn.peer
-                if why := self.kit.roster.participant_refusal(
-                    peer.name, "server", peer.fingerprint
-                ):
-                    conn.close()
-                    raise FedraError(f"refused: {why}")
+                conn = self._connect(target, server_name)
             except FedraError as exc:
                 attempts += 1
                 if attempts <= 3 or attempts % 10 == 0:
@@ -133,8 +143,27 @@ class SiteParent:
             where = f" (service session {ssid})" if ssid is not None else ""
             log.info("connected to the server %s at %s%s", server_name, target, where)
             self._serve(conn)
-        self._end_all_jobs()
+        self._dispatch(Shutdown())
         return self.exit_code
+
+    def _connect(self, target: str, server_name: str) -> Connection:
+        """A connection to the server at ``target``, its certificate checked against the
+        roster (FedraError otherwise)."""
+        ca, cert, key = self.tls
+        conn = connect(
+            target,
+            ca_pem=ca,
+            cert_pem=cert,
+            key_pem=key,
+            server_name=server_name,
+            timeout=10.0,
+            spool=self._spool,  # big tasks go to disk, then to the job as files
+        )
+        peer = conn.peer
+        if why := self.kit.roster.participant_refusal(peer.name, "server", peer.fingerprint):
+            conn.close()
+            raise FedraError(f"refused: {why}")
+        return conn
 
     def _hot_server(self) -> tuple[str, str, int | None]:
         """(host:port, TLS name, SSID) of the hot server, from the overseer."""
@@ -170,7 +199,7 @@ class SiteParent:
                 )
                 # Tell the old server first: it steps down instead of failing our jobs.
                 with contextlib.suppress(ChannelClosed, FedraError, OSError):
-                    conn.send(Envelope(p.SESSION, {"ssid": answer.ssid}))
+                    conn.send(encode(Session(ssid=answer.ssid)))
                 conn.close()
                 return
 
@@ -182,16 +211,14 @@ class SiteParent:
             threading.Thread(
                 target=self._follow_overseer, args=(conn, stop_beat), daemon=True
             ).start()
+        self._dispatch(Connected(self.ssid))
         try:
-            hello = {"site": self.kit.name, "resources": self.resources.report()}
-            conn.send(Envelope(p.HELLO, {**hello, "ssid": self.ssid}))
+            hello = Hello(site=self.kit.name, resources=self.resources.report(), ssid=self.ssid)
+            conn.send(encode(hello))
             while not self._stopping.is_set():
                 env = conn.recv()
                 relayed = env.model is not None
-                try:
-                    self._from_server(env)
-                except (BadMessage, ValueError, TypeError) as exc:
-                    log.warning("refused a malformed %r message from the server: %s", env.kind, exc)
+                self._from_server(env)
                 del env  # hold no model while waiting for the next message
                 if relayed:
                     trim_heap()  # its frames stay in the reader thread's arena otherwise
@@ -202,12 +229,29 @@ class SiteParent:
             stop_beat.set()
             self._conn = None
             conn.close()
+            self._dispatch(Disconnected())
+
+    def _from_server(self, env: Envelope) -> None:
+        """Decode a message of the server and hand it to the machine; a malformed one is
+        refused with one log line (a request also with a refusal reply)."""
+        try:
+            message = decode(env, TO_SITE)
+        except BadMessage as exc:
+            if env.kind == Request.KIND:
+                reply = malformed_request(env.headers, str(exc))
+                if reply is not None:
+                    self._send(encode(reply))
+            else:
+                log.warning("refused a malformed %r message from the server: %s", env.kind, exc)
+            return
+        self._dispatch(FromServer(message, env.model))
 
     def _heartbeat(self, conn: Connection, stop: threading.Event) -> None:
         while not stop.wait(self.kit.heartbeat_interval):
+            self._dispatch(Tick(time.monotonic()))  # big results waited long enough go now
             try:
-                beat = {"jobs": sorted(self.jobs), "resources": self.resources.report()}
-                conn.send(Envelope(p.HEARTBEAT, beat))
+                beat = Heartbeat(jobs=tuple(self.running()), resources=self.resources.report())
+                conn.send(encode(beat))
             except (ChannelClosed, FedraError, OSError):
                 return
 
@@ -221,238 +265,112 @@ class SiteParent:
         except (ChannelClosed, FedraError, OSError) as exc:
             log.warning("could not send %s: %s", env.kind, exc)
 
-    def _from_server(self, env: Envelope) -> None:
-        h = env.headers
-        job_id = str(h.get("job_id", ""))
-        if env.kind == p.WELCOME and self.ssid is not None and h.get("ssid") != self.ssid:
-            raise FedraError(
-                f"the server speaks for session {h.get('ssid')}, not {self.ssid}: stale"
-            )
-        if env.kind == p.START_JOB:
-            start = StartJob.from_headers(h)
-            self._start_job(start.job_id, start.sites, p.model_zip(env.model), h)
-        elif env.kind == p.TASK:
-            job_id = TaskHeaders.from_headers(h).job_id
-            job = self.jobs.get(job_id)
-            if job is None and job_id in self.refused:
-                self._send(
-                    Envelope(p.RESULT, {**h, "site": self.kit.name, "error": self.refused[job_id]})
-                )
-                return
-            if job is None:
-                self._send(
-                    Envelope(
-                        p.RESULT,
-                        {**h, "site": self.kit.name, "error": f"job {job_id} is not running here"},
-                    )
-                )
-                return
-            try:
-                job.channel.send(env)
-            except (ChannelClosed, FedraError, OSError):
-                self._send(
-                    Envelope(
-                        p.RESULT,
-                        {**h, "site": self.kit.name, "error": "the site job process is gone"},
-                    )
-                )
-        elif env.kind == p.UPLOAD_OK:
-            event = self._grants.get(str(h.get("id")))
-            if event is not None:
-                event.set()
-        elif env.kind in (p.ABORT_JOB, p.END_JOB):
-            self._end_job(JobRef.from_headers(h).job_id, abort=env.kind == p.ABORT_JOB)
-        elif env.kind == p.REQUEST:
-            Request.from_headers(h)
-            self._request(h)
-        elif env.kind == p.RESULT_REFUSED:
-            refused = ResultRefused.from_headers(h)
-            log.warning(
-                "the server refused our result for task %s of job %s: %s",
-                refused.task_id,
-                refused.job_id,
-                refused.error,
-            )
-
-    # -- jobs ---------------------------------------------------------------------------
-    def _start_job(
-        self, job_id: str, sites: list[str], data: bytes | None, headers: dict[str, Any]
-    ) -> None:
-        from fedra.job.archive import unzip_job
-        from fedra.runtime.authz import JobRefused, check_job
-
-        if job_id in self.jobs:
-            log.info("job %s restarted by the server: ending the old process", job_id)
-            self._end_job(job_id, abort=True)
-        if data is None or self.kit.name not in sites:
-            self._send(
-                Envelope(
-                    p.JOB_STATE,
-                    {"job_id": job_id, "state": "failed", "detail": "bad start_job message"},
-                )
-            )
-            return
-        root = self.kit.root / "jobs" / job_id
-        try:
-            job_dir = root / "job"
-            if not job_dir.exists():
-                unzip_job(data, job_dir)
-            try:
-                submitter = check_job(
-                    self.kit.root,
-                    self.kit.org,
-                    self.tls[0],
-                    data,
-                    headers,
-                    job_dir,
-                    site=self.kit.name,
-                )
-                if why := self.kit.roster.admin_refusal(
-                    submitter.name, submitter.org, submitter.role, submitter.fingerprint
-                ):
-                    raise JobRefused(f"its signer: {why}")
-            except JobRefused as exc:
-                self.resources.free(job_id)
-                self.refused[job_id] = f"{self.kit.name} refuses job {job_id}: {exc}"
-                log.warning("%s", self.refused[job_id])
-                self._send(
-                    Envelope(
-                        p.JOB_STATE,
-                        {"job_id": job_id, "state": "failed", "detail": self.refused[job_id]},
-                    )
-                )
-                return
-            log.info(
-                "job %s submitted by %s (%s, %s): signature and policy checked",
-                job_id,
-                submitter.name,
-                submitter.role,
-                submitter.org,
-            )
-            env = self._allocate(job_id, job_dir)
-            listener = JobListener("fedra-cj-", "cj.sock")
-            launch = prepare_job(self.kit.root, root, Path(listener.folder), env)  # user, kit copy
-            log_path = root / "log.txt"
-            args = [
-                "--job-id",
-                job_id,
-                "--job-dir",
-                str(job_dir),
-                "--workdir",
-                str(root),
-                "--socket",
-                listener.path,
-                "--site",
-                self.kit.name,
-                "--index",
-                str(sites.index(self.kit.name)),
-                "--num-sites",
-                str(len(sites)),
-                "--kit",
-                str(launch.kit),
-            ]
-            proc = spawn("fedra.runtime.site_job", args, log_path, root, launch.env, launch.user)
-            try:
-                channel = accept_channel(listener, timeout=60.0, spool=self._spool, pass_files=True)
-                ready = channel.recv(timeout=120.0)
-            finally:
-                listener.close()
-            if ready.kind != p.READY:
-                raise FedraError(str(ready.headers.get("detail", ready.kind)))
-        except Exception as exc:
-            self.resources.free(job_id)
-            reclaim(root)
-            log.error("job %s failed to start: %s", job_id, exc)
-            self._send(
-                Envelope(p.JOB_STATE, {"job_id": job_id, "state": "failed", "detail": str(exc)})
-            )
-            return
-        job = SiteJob(job_id, proc, channel, log_path)
+    # -- the machine ----------------------------------------------------------------------
+    def _dispatch(self, event: Event) -> None:
+        """Feed ``event`` to the machine, then carry out its actions (outside the lock: an
+        action may take long, and may feed the machine further events)."""
         with self._lock:
-            self.jobs[job_id] = job
-        threading.Thread(target=self._serve_job, args=(job,), daemon=True).start()
-        log.info("job %s started (pid %d)", job_id, proc.pid)
-        self._send(Envelope(p.JOB_STATE, {"job_id": job_id, "state": "started"}))
+            try:
+                actions = self.state.handle(event)
+            except InvalidTransition as exc:  # a bug here must not end a reader
+                log.error("site state machine: %s on %s", exc, type(event).__name__)
+                return
+        for action in actions:
+            self._do(action)
 
-    def _allocate(self, job_id: str, job_dir: Path) -> dict[str, str]:
-        """Allocate what the job asks of this site; the environment for its processes."""
-        import json
+    def _do(self, action: Action) -> None:
+        if isinstance(action, SendToServer):
+            env = encode(action.message, action.model)
+            if isinstance(action.message, Result) and action.message.grant is not None:
+                # A granted big result: sent aside, so that the server's reader (which got
+                # the go-ahead) reads on while it uploads.
+                threading.Thread(target=self._send, args=(env,), daemon=True).start()
+            else:
+                self._send(env)
+        elif isinstance(action, SendToJob):
+            self._to_job(action)
+        elif isinstance(action, CheckJob):
+            self._dispatch(check_job_here(self.kit, self.tls[0], action))
+        elif isinstance(action, StartProcess):
+            self._launch(action)
+        elif isinstance(action, EndProcess):
+            self._end_process(action)
+        elif isinstance(action, FreeResources):
+            self.resources.free(action.job_id)
+            if action.reclaim:
+                reclaim(self.kit.root / "jobs" / action.job_id)
+        elif isinstance(action, ServeRequest):
+            reply = self.desk.answer(action.request)
+            if reply is not None:
+                self._send(encode(reply))
+        elif isinstance(action, Disconnect):
+            log.warning("dropping the server connection: %s", action.reason)
+            conn = self._conn
+            if conn is not None:
+                conn.close()
 
-        from fedra.core.jobspec import META_FILE, parse_meta
-
-        meta = parse_meta(json.loads((job_dir / META_FILE).read_text(encoding="utf-8")))
-        spec = meta.resource_spec.get(self.kit.name, {})
+    # -- job processes --------------------------------------------------------------------
+    def _launch(self, action: StartProcess) -> None:
+        """Start the job's process; once it is ready, read it in a thread of its own."""
         try:
-            allocation = self.resources.allocate(job_id, spec)
-        except ResourceError as exc:
-            raise FedraError(f"{self.kit.name} cannot run job {job_id}: {exc}") from exc
-        env = dict(os.environ)
-        if self.resources.total.num_gpus:
-            # Only this job's processes see its GPUs ('' hides them all from a CPU-only job).
-            env["CUDA_VISIBLE_DEVICES"] = allocation.cuda_visible_devices()
-        log.info("job %s: allocated %s", job_id, dict(allocation.amounts) or "nothing")
-        return env
+            job = start_process(self.kit, self.resources, self._spool, action)
+        except Exception as exc:
+            self._dispatch(JobStartFailed(action.job_id, action.run, str(exc)))
+            return
+        with self._lock:
+            self.procs[job.job_id] = job
+        log.info("job %s: process started (pid %d)", job.job_id, job.proc.pid)
+        self._dispatch(JobReady(job.job_id, action.run))
+        threading.Thread(target=self._serve_job, args=(job,), daemon=True).start()
 
     def _serve_job(self, job: SiteJob) -> None:
+        """Read a job's process until it ends; a malformed message is refused, one log line."""
         try:
             while True:
                 env = job.channel.recv()
-                if env.kind == p.RESULT and _model_bytes(env) > p.UPLOAD_ASK_BYTES:
-                    env = self._wait_for_turn(env, job)
-                if env.kind in (p.RESULT, p.LOG):
-                    self._send(env)
                 relayed = env.model is not None
+                try:
+                    message = decode(env, FROM_SITE_JOB)
+                except BadMessage as exc:
+                    log.warning("refused a malformed message of job %s: %s", job.job_id, exc)
+                    continue
+                if isinstance(message, Result):
+                    nbytes = _model_bytes(env)
+                    grant, now = uuid.uuid4().hex, time.monotonic()
+                    event: Event = JobResult(
+                        job.job_id, job.run, message, env.model, nbytes, grant, now
+                    )
+                    self._dispatch(event)
+                elif isinstance(message, Log):
+                    self._dispatch(JobLog(job.job_id, job.run, message))
                 del env  # hold no model while waiting for the next message
                 if relayed:
                     trim_heap()
         except (ChannelClosed, FedraError, OSError):
             pass
         code = end_group(job.proc, grace=2.0)
-        if not job.stopping:  # else _end_job reclaimed it
-            reclaim(job.log_path.parent)  # the job's folder: the parent's only again
         with self._lock:
-            if self.jobs.get(job.job_id) is job:
-                del self.jobs[job.job_id]
-                self.resources.free(job.job_id)  # however the job ended
-        if not job.stopping:
-            detail = f"the site job process exited with code {code}\n{tail(job.log_path)}"
-            log.error("job %s: %s", job.job_id, detail)
-            self._send(
-                Envelope(p.JOB_STATE, {"job_id": job.job_id, "state": "failed", "detail": detail})
-            )
+            if self.procs.get(job.job_id) is job:
+                del self.procs[job.job_id]
+        detail = f"the site job process exited with code {code}\n{tail(job.log_path)}"
+        self._dispatch(JobExited(job.job_id, job.run, detail))
 
-    def _wait_for_turn(self, env: Envelope, job: SiteJob) -> Envelope:
-        """Ask the server before sending a big result, and wait for its go-ahead; the result
-        then names the grant. Without an answer (another server, no connection, the job ends
-        here, or none within GRANT_WAIT_S) the result goes as it is: the server's receive gate
-        still orders it, or drops it for a job that ended."""
-        conn = self._conn
-        if conn is None:
-            return env
-        grant_id = uuid.uuid4().hex
-        event = self._grants[grant_id] = threading.Event()
+    def _to_job(self, action: SendToJob) -> None:
+        job = self.procs.get(action.job_id)
         try:
-            conn.send(Envelope(p.MAY_UPLOAD, {"id": grant_id, "job_id": env.headers.get("job_id")}))
-            deadline = time.monotonic() + GRANT_WAIT_S
-            while not event.wait(0.5):
-                gone = self._conn is not conn or self._stopping.is_set() or job.stopping
-                if gone or time.monotonic() > deadline:
-                    return env
+            if job is None or job.run != action.run:
+                raise FedraError("no process")
+            job.channel.send(encode(action.task, action.model))
         except (ChannelClosed, FedraError, OSError):
-            return env
-        finally:
-            self._grants.pop(grant_id, None)
-        return Envelope(env.kind, {**env.headers, "grant": grant_id}, env.model)
+            self._dispatch(JobSendFailed(action.job_id, action.run, action.task))
 
-    def _end_job(self, job_id: str, abort: bool) -> None:
-        job = self.jobs.get(job_id)
-        if job is None:
-            self.resources.free(job_id)  # reserved for a job that never started here
-            return
-        job.stopping = True
-        if not abort:
+    def _end_process(self, action: EndProcess) -> None:
+        job = self.procs.get(action.job_id)
+        if job is None or job.run != action.run:
+            return  # not started yet: it is ended when it is ready
+        if not action.abort:
             try:
-                job.channel.send(Envelope(p.STOP, {}))
+                job.channel.send(encode(Stop()))
                 job.proc.wait(10.0)
             except (ChannelClosed, FedraError, OSError, subprocess.TimeoutExpired):
                 pass
@@ -460,74 +378,6 @@ class SiteParent:
         # Here, not in _serve_job's thread: a restarted job's new process gets the folder next.
         reclaim(job.log_path.parent)
         job.channel.close()
-        log.info("job %s %s", job_id, "aborted" if abort else "ended")
-
-    def _end_all_jobs(self) -> None:
-        for job_id in list(self.jobs):
-            self._end_job(job_id, abort=True)
-
-    # -- requests relayed from admins ---------------------------------------------------
-    def _request(self, h: dict[str, Any]) -> None:
-        """Answer a request relayed by the server. Any input, however malformed, gets a
-        refusal reply and one log line: nothing here may end the site (H1)."""
-        from fedra.runtime.confined import cat_text, parse_file, tail_text
-
-        cmd = h.get("cmd")
-        ok, data, error = True, None, None
-        try:
-            args = h.get("args") or {}
-            if not isinstance(args, dict):
-                raise FedraError(f"{cmd!r}: args must be an object")
-            if cmd == "sys_info":
-                data = {
-                    "name": self.kit.name,
-                    "pid": os.getpid(),
-                    "python": platform.python_version(),
-                    "platform": platform.platform(),
-                    "jobs": sorted(self.jobs),
-                }
-            elif cmd in ("tail", "cat"):
-                # Confined here too: only log.txt or jobs/JOB_ID/..., never startup/ or local/.
-                ref = parse_file(args.get("file", "log.txt"))
-                root = self.kit.root
-                parts = ref.parts if ref.job_id is None else ("jobs", ref.job_id, *ref.parts)
-                if cmd == "cat":
-                    data = {"text": cat_text(root, parts)}
-                else:
-                    lines = args.get("lines", 40)
-                    if isinstance(lines, bool) or not isinstance(lines, int) or lines < 1:
-                        raise FedraError(f"tail: lines must be a positive integer, got {lines!r}")
-                    data = {"text": tail_text(root, parts, min(lines, 10_000))}
-            elif cmd == "reserve":
-                job_id = str(args.get("job_id", ""))
-                spec = args.get("spec") or {}
-                if not isinstance(spec, dict):
-                    raise FedraError(f"reserve: spec must be an object, got {spec!r}")
-                ttl = float(args.get("ttl", 60.0))
-                try:
-                    self.resources.reserve(job_id, spec, ttl)
-                except ResourceError as exc:
-                    raise FedraError(str(exc)) from exc
-                data = self.resources.report()
-            elif cmd == "free":
-                job_id = str(args.get("job_id", ""))
-                if job_id not in self.jobs:  # a running job frees when its process ends
-                    self.resources.free(job_id)
-                data = self.resources.report()
-            elif cmd == "resources":
-                data = {**self.resources.report(), "holders": self.resources.holders()}
-            elif cmd in ("shutdown", "restart"):
-                self.shutdown(p.RESTART_EXIT_CODE if cmd == "restart" else 0)
-            else:
-                raise FedraError(f"unknown request {cmd!r}")
-        except FedraError as exc:
-            ok, data, error = False, None, str(exc)
-            log.warning("refused request %r from the server: %s", cmd, error)
-        except Exception as exc:  # a malformed request is refused, never the end of the site
-            ok, data, error = False, None, f"{cmd!r} failed: {type(exc).__name__}: {exc}"
-            log.warning("refused request %r from the server: %s", cmd, error)
-        if h.get("id"):
-            self._send(Envelope(p.REPLY, {"id": h["id"], "ok": ok, "data": data, "error": error}))
 
     def shutdown(self, exit_code: int = 0) -> None:
         """Stop: end every job, close the connection."""

@@ -4,7 +4,6 @@ on: the server parent's reader of a site, and the site parent's reader of the se
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -15,6 +14,8 @@ from fedra.runtime import protocol as p
 from fedra.runtime.server_records import SiteHandle
 from fedra.runtime.server_sites import serve_site
 from fedra.runtime.site_parent import SiteParent
+from fedra.runtime.site_resources import SiteResourceBook
+from fedra.scheduler import SiteResources
 from fedra.transport import ChannelClosed, PeerIdentity
 from fedra.wire import Envelope
 from tests.unit.runtime.conftest import routing_server
@@ -79,13 +80,9 @@ def test_the_server_parent_reads_on_after_malformed_site_messages(
 
 
 def site_parent(tmp_path: Path) -> SiteParent:
-    sp = SiteParent.__new__(SiteParent)
-    sp.kit = SimpleNamespace(name="site-a", heartbeat_interval=60.0, root=tmp_path)  # type: ignore[assignment]
-    sp.resources = SimpleNamespace(report=dict)  # type: ignore[assignment]
-    sp.overseer, sp.ssid, sp._conn = None, None, None
-    sp._stopping = threading.Event()
-    sp.jobs, sp.refused, sp._grants = {}, {}, {}
-    sp._lock = threading.Lock()
+    sp = SiteParent.__new__(SiteParent)  # no certificate, spool or overseer
+    kit = SimpleNamespace(name="site-a", heartbeat_interval=60.0, root=tmp_path)
+    sp._setup(kit, SiteResourceBook("site-a", SiteResources(num_cpus=2)))  # type: ignore[arg-type]
     return sp
 
 
@@ -98,8 +95,11 @@ def test_the_site_parent_reads_on_after_malformed_server_messages(
             Envelope(p.START_JOB, {"job_id": "j", "sites": "site-a"}),
             Envelope(p.TASK, {"job_id": "j", "task_name": "train"}),
             Envelope(p.END_JOB, {"job_id": ["j"]}),
+            Envelope("go", {}),
             Envelope(p.REQUEST, {"id": "r1", "cmd": "tail", "args": {"lines": "abc"}}),
+            Envelope(p.REQUEST, {"id": "r3", "cmd": 7}),
             Envelope(p.RESULT_REFUSED, {"job_id": "j", "task_id": "t", "error": "wrong shape"}),
+            Envelope(p.TASK, {"job_id": "j", "task_id": "t2", "task_name": "train"}),
             Envelope(p.REQUEST, {"id": "r2", "cmd": "nothing-such"}),
         ],
         PeerIdentity("server1", "central", "server"),
@@ -107,12 +107,19 @@ def test_the_site_parent_reads_on_after_malformed_server_messages(
     caplog.set_level(logging.INFO, "fedra.site")
     sp._serve(conn)  # type: ignore[arg-type]
     for why in [
-        "refused a malformed 'start_job' message from the server: 'sites' must be a list",
-        "refused a malformed 'task' message from the server: no 'task_id'",
-        "refused a malformed 'end_job' message from the server: 'job_id' must be a string",
+        "refused a malformed 'start_job' message from the server: start_job: Expected `array`",
+        "refused a malformed 'task' message from the server: task: Object missing required "
+        "field `task_id`",
+        "refused a malformed 'end_job' message from the server: end_job: Expected `str`",
+        "refused a malformed 'go' message from the server: a 'go' message is not expected here",
         "refused request 'tail' from the server: tail: lines must be a positive integer",
+        "refused request 7 from the server: malformed: request: Expected `str`",
         "the server refused our result for task t of job j: wrong shape",
     ]:
         assert why in caplog.text
     replies: list[Any] = [e.headers for e in conn.sent if e.kind == p.REPLY]
+    assert [r["id"] for r in replies] == ["r1", "r3", "r2"]
     assert replies[-1]["id"] == "r2" and "unknown request" in replies[-1]["error"]
+    # The well-formed task for a job not running here got an error result, and read on.
+    results: list[Any] = [e.headers for e in conn.sent if e.kind == p.RESULT]
+    assert [(r["task_id"], r["error"]) for r in results] == [("t2", "job j is not running here")]

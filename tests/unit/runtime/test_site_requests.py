@@ -9,34 +9,38 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from fedra.runtime.site_parent import SiteParent
+from fedra.protocol import TO_SITE, BadMessage, Reply, Request, decode
+from fedra.runtime.site_requests import SiteDesk, malformed_request
+from fedra.runtime.site_resources import SiteResourceBook
+from fedra.scheduler import SiteResources
 from fedra.wire import Envelope
 
 JOB = "0123abcd"
 
 
-def site(root: Path) -> Any:
-    """What SiteParent._request uses of a site, with the replies it sends collected."""
-    sent: list[Envelope] = []
-    return SimpleNamespace(
-        kit=SimpleNamespace(name="site-b", root=root),
-        jobs={},
-        resources=None,
-        sent=sent,
-        _send=sent.append,
-        shutdown=lambda code=0: None,
-    )
+def site(root: Path) -> SiteDesk:
+    """A site's request desk: its folder, resources, no jobs."""
+    book = SiteResourceBook("site-b", SiteResources(num_cpus=2))
+    return SiteDesk("site-b", root, book, running=list, shutdown=lambda code: None)
 
 
-def ask(stub: Any, cmd: object, args: object) -> dict[str, Any]:
-    SiteParent._request(stub, {"id": "r1", "cmd": cmd, "args": args})
-    reply = stub.sent.pop()
-    return dict(reply.headers)
+def ask(desk: SiteDesk, cmd: object, args: object) -> dict[str, Any]:
+    """The reply the site sends to a request, as its shell makes it: decoded first, and a
+    request that does not decode refused from its headers."""
+    headers = {"id": "r1", "cmd": cmd, "args": args}
+    try:
+        request = decode(Envelope("request", headers), TO_SITE)
+    except BadMessage as exc:
+        reply = malformed_request(headers, str(exc))
+    else:
+        assert isinstance(request, Request)
+        reply = desk.answer(request)
+    assert isinstance(reply, Reply)
+    return {"id": reply.id, "ok": reply.ok, "data": reply.data, "error": reply.error}
 
 
 @pytest.fixture
@@ -67,9 +71,11 @@ def kit(tmp_path: Path) -> Path:
         ("cat", {"file": ["log.txt"]}, "non-empty string"),
         ("tail", {"lines": "x"}, "positive integer"),
         ("tail", {"lines": None, "file": 3}, "non-empty string"),
-        ("cat", ["not", "an", "object"], "args must be an object"),
+        ("cat", ["not", "an", "object"], "malformed request: request: Expected `object`"),
         ("reserve", {"job_id": "j", "spec": {}, "ttl": "soon"}, "ValueError"),
-        (["cmd"], {}, "unknown request"),
+        (["cmd"], {}, "malformed request: request: Expected `str`, got `array` - at `$.cmd`"),
+        ("nothing-such", {}, "unknown request"),
+        ("reserve", {"job_id": "j", "spec": [1]}, "spec must be an object"),
     ],
 )
 def test_bad_requests_are_refused_with_a_reply_and_a_log_line(
@@ -79,6 +85,7 @@ def test_bad_requests_are_refused_with_a_reply_and_a_log_line(
     with caplog.at_level(logging.WARNING, logger="fedra.site"):
         reply = ask(stub, cmd, args)
     assert reply["ok"] is False and error in reply["error"], reply
+    assert reply["id"] == "r1"
     assert "PRIVATE KEY" not in str(reply)
     refusals = [r.getMessage() for r in caplog.records if "refused request" in r.getMessage()]
     assert len(refusals) == 1 and "\n" not in refusals[0]
