@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.code_metrics import import_cycles
+from fedra.protocol import KINDS, SCRIPT_KINDS
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "fedra"
 
@@ -135,3 +136,45 @@ def test_nothing_unpickles_or_evals() -> None:
 def test_no_import_cycles() -> None:
     cycles = import_cycles()
     assert not cycles, f"modules that import each other (import a sibling module instead): {cycles}"
+
+
+#: Where envelopes may be built: the typed messages, and the layers below them.
+ENVELOPE_MAKERS = ("protocol", "wire", "transport")
+MESSAGE_KINDS = {*KINDS, *SCRIPT_KINDS}
+
+
+def _envelope_calls(tree: ast.AST) -> list[int]:
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+            if name == "Envelope":
+                lines.append(node.lineno)
+    return lines
+
+
+def _kind_literals(tree: ast.AST) -> list[int]:
+    """Lines comparing a message's ``kind`` with a string (routing by string kind)."""
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            kinds = any(isinstance(s, ast.Attribute) and s.attr == "kind" for s in sides)
+            texts = any(isinstance(s, ast.Constant) and s.value in MESSAGE_KINDS for s in sides)
+            if kinds and texts:
+                lines.append(node.lineno)
+    return lines
+
+
+def test_envelopes_are_built_only_from_typed_messages() -> None:
+    """Every message between Fedra's processes is a struct of fedra.protocol (issue 15): no
+    other module builds an envelope or routes on a string kind."""
+    found = {}
+    for path in sorted(SRC.rglob("*.py")):
+        if "_proto" in path.parts or path.relative_to(SRC).parts[0] in ENVELOPE_MAKERS:
+            continue
+        tree = ast.parse(path.read_text(), filename=str(path))
+        if lines := _envelope_calls(tree) + _kind_literals(tree):
+            found[str(path.relative_to(SRC))] = lines
+    assert not found, f"build messages with fedra.protocol.encode: {found}"

@@ -20,7 +20,7 @@ import pytest
 
 from fedra.core import FedraError
 from fedra.pki import TlsFiles
-from fedra.runtime import protocol as p
+from fedra.protocol import Hello, Session
 from fedra.transport import Connection, connect
 from fedra.wire import Envelope
 from tests.e2e import ha_federation
@@ -77,15 +77,15 @@ class Claimer:
             try:
                 # A hello that claims the newer session (the server closes that connection) ...
                 conn = self._connect()
-                conn.send(Envelope(p.HELLO, {"site": ATTACKER, "ssid": HUGE}))
+                conn.send(Envelope(Hello.KIND, {"site": ATTACKER, "ssid": HUGE}))
                 self.sent["hello"] += 1
                 conn.close()
                 # ... and a connection that keeps sending session notices.
                 conn = self._connect()
                 try:
-                    conn.send(Envelope(p.HELLO, {"site": ATTACKER}))
+                    conn.send(Envelope(Hello.KIND, {"site": ATTACKER}))
                     for _ in range(20):
-                        conn.send(Envelope(p.SESSION, {"ssid": HUGE}))
+                        conn.send(Envelope(Session.KIND, {"ssid": HUGE}))
                         self.sent["session"] += 1
                         if self.stop.wait(0.2):
                             return

@@ -23,7 +23,18 @@ import pytest
 
 from fedra.core import FLModel
 from fedra.pki import TlsFiles
-from fedra.runtime import protocol as p
+from fedra.protocol import (
+    Heartbeat,
+    Hello,
+    JobState,
+    Log,
+    MayUpload,
+    Reply,
+    Request,
+    Result,
+    StartJob,
+    Task,
+)
 from fedra.runtime.site_resources import SiteResourceBook, load_site_resources
 from fedra.transport import ChannelClosed, Connection, connect
 from fedra.wire import Envelope
@@ -61,7 +72,7 @@ def forged_result_frames(headers: dict[str, Any], declared: int) -> tuple[bytes,
     tensor = pb.Tensor(name="w", dtype="uint8", shape=[declared], offset=0, nbytes=declared)
     model = pb.Model(has_params=True, params_type="full", metrics_json="{}", meta_json="{}")
     model.tensors.append(tensor)
-    header = pb.FrameHeader(kind=p.RESULT, headers_json=json.dumps(headers), model=model)
+    header = pb.FrameHeader(kind=Result.KIND, headers_json=json.dumps(headers), model=model)
     body = header.SerializeToString()
     head = PREFIX.pack(MAGIC, VERSION, len(body)) + body
     head += b"\0" * (align_up(len(head)) - len(head))
@@ -86,7 +97,7 @@ class HostileSite:
         self.tasks = 0
         self.refusals: list[dict[str, Any]] = []
         self.stop = threading.Event()
-        self.conn.send(Envelope(p.HELLO, {"site": SITE_B, "resources": self.resources}))
+        self.conn.send(Envelope(Hello.KIND, {"site": SITE_B, "resources": self.resources}))
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
         threading.Thread(target=self._beat, daemon=True).start()
@@ -94,46 +105,48 @@ class HostileSite:
     def _beat(self) -> None:
         while not self.stop.wait(1.0):
             with contextlib.suppress(ChannelClosed, Exception):
-                self.conn.send(Envelope(p.HEARTBEAT, {"jobs": [], "resources": self.resources}))
+                self.conn.send(Envelope(Heartbeat.KIND, {"jobs": [], "resources": self.resources}))
 
     def _read(self) -> None:
         with contextlib.suppress(ChannelClosed, Exception):
             while True:
                 env = self.conn.recv()
                 h = env.headers
-                if env.kind == p.REQUEST:
-                    self.conn.send(Envelope(p.REPLY, {"id": h["id"], "ok": True, "data": None}))
-                elif env.kind == p.START_JOB:
+                if env.kind == Request.KIND:
+                    self.conn.send(Envelope(Reply.KIND, {"id": h["id"], "ok": True, "data": None}))
+                elif env.kind == StartJob.KIND:
                     self._on_start(str(h["job_id"]))
-                elif env.kind == p.TASK:
+                elif env.kind == Task.KIND:
                     self._on_task(h, env.model)
-                elif env.kind == "result_refused":  # p.RESULT_REFUSED
+                elif env.kind == "result_refused":  # ResultRefused.KIND
                     self.refusals.append(h)
 
     def _on_start(self, job_id: str) -> None:
-        self.conn.send(Envelope(p.JOB_STATE, {"job_id": job_id, "state": "started"}))
+        self.conn.send(Envelope(JobState.KIND, {"job_id": job_id, "state": "started"}))
         self.conn.send(
-            Envelope(p.LOG, {"job_id": job_id, "site": SITE_B, "key": "loss", "value": "abc"})
+            Envelope(Log.KIND, {"job_id": job_id, "site": SITE_B, "key": "loss", "value": "abc"})
         )
 
     def _on_task(self, h: dict[str, Any], task: FLModel | None) -> None:
         headers = {"job_id": h["job_id"], "task_id": h["task_id"], "task_name": h["task_name"]}
         if h["task_name"] != "train":
-            self.conn.send(Envelope(p.RESULT, headers, FLModel(metrics={"mean": 0.0})))
+            self.conn.send(Envelope(Result.KIND, headers, FLModel(metrics={"mean": 0.0})))
             return
         self.tasks += 1
         if self.tasks == 1:
             for i in range(FLOOD):
-                self.conn.send(Envelope(p.MAY_UPLOAD, {"id": f"flood-{i}", "job_id": h["job_id"]}))
+                self.conn.send(
+                    Envelope(MayUpload.KIND, {"id": f"flood-{i}", "job_id": h["job_id"]})
+                )
             # 2 MiB of the wrong shape: through the receive gate
             wrong = FLModel(params={"w": np.full(1 << 19, 1e6, np.float32)})
-            self.conn.send(Envelope(p.RESULT, headers, wrong))
+            self.conn.send(Envelope(Result.KIND, headers, wrong))
         elif self.tasks == 2:  # 3 GiB declared, never sent
             head, tail = forged_result_frames(headers, HUGE)
             self.send_raw(head, HUGE + len(head), tail)
         else:  # small, a param the task does not have: checked once it has arrived
             extra = FLModel(params={"w": np.ones(4), "bias": np.full(4, 1e6)})
-            self.conn.send(Envelope(p.RESULT, headers, extra))
+            self.conn.send(Envelope(Result.KIND, headers, extra))
 
     def send_raw(self, head: bytes, total: int, tail: bytes) -> None:
         """Frames as an attacker writes them: a head announcing ``total`` bytes, then a last

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from fedra.runtime import protocol as p
+from fedra.protocol import AdminRequest
 from fedra.transport import Connection, MessageRefused, PeerIdentity, Spool
 from fedra.wire import Envelope, peek_head
 
@@ -78,7 +78,7 @@ def judge_message(
         return None
     found = peek_head(head)
     cmd = None
-    if found is not None and found[0] == p.ADMIN:
+    if found is not None and found[0] == AdminRequest.KIND:
         cmd = found[1].get("cmd")
     if cmd != UPLOAD_COMMAND:
         return (

@@ -33,7 +33,7 @@ from fedra.core.admin_results import (
 )
 from fedra.core.admin_spec import arg_int, arg_text
 from fedra.core.jsonfile import JsonObject
-from fedra.runtime import protocol as p
+from fedra.protocol import RESTART_EXIT_CODE
 from fedra.runtime.admin_host import AdminHost, AdminRequest, Handler, HandlerResult, SiteView
 from fedra.runtime.admin_jobs import may_view
 from fedra.runtime.admin_rights import SERVER_TARGET, operated_sites
@@ -147,7 +147,7 @@ def _shutdown(host: AdminHost, request: AdminRequest) -> HandlerResult:
 
 
 def _restart(host: AdminHost, request: AdminRequest) -> HandlerResult:
-    return _operate(host, request, "restart", p.RESTART_EXIT_CODE)
+    return _operate(host, request, "restart", RESTART_EXIT_CODE)
 
 
 #: The handlers of the federation commands, by command name.

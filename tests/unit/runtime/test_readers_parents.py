@@ -10,7 +10,20 @@ from typing import Any
 
 import pytest
 
-from fedra.runtime import protocol as p
+from fedra.protocol import (
+    AbortJob,
+    EndJob,
+    Heartbeat,
+    JobState,
+    Log,
+    MayUpload,
+    Reply,
+    Request,
+    Result,
+    ResultRefused,
+    StartJob,
+    Task,
+)
 from fedra.runtime.server_records import SiteHandle
 from fedra.runtime.server_sites import serve_site
 from fedra.runtime.site_parent import SiteParent
@@ -49,13 +62,13 @@ def test_the_server_parent_reads_on_after_malformed_site_messages(
     sp = routing_server()
     conn = FakeConn(
         [
-            Envelope(p.HEARTBEAT, {"jobs": 5}),
-            Envelope(p.LOG, {"job_id": "j", "key": "loss", "value": "abc"}),
-            Envelope(p.MAY_UPLOAD, {"id": 3, "job_id": "j"}),
-            Envelope(p.JOB_STATE, {"job_id": "j", "state": 1}),
-            Envelope(p.RESULT, {"job_id": "j", "task_name": "train"}),
+            Envelope(Heartbeat.KIND, {"jobs": 5}),
+            Envelope(Log.KIND, {"job_id": "j", "key": "loss", "value": "abc"}),
+            Envelope(MayUpload.KIND, {"id": 3, "job_id": "j"}),
+            Envelope(JobState.KIND, {"job_id": "j", "state": 1}),
+            Envelope(Result.KIND, {"job_id": "j", "task_name": "train"}),
             Envelope("welcome", {"server": "x"}),
-            Envelope(p.HEARTBEAT, {"jobs": ["stale-job"]}),
+            Envelope(Heartbeat.KIND, {"jobs": ["stale-job"]}),
         ]
     )
     caplog.set_level(logging.INFO, "fedra.server")
@@ -73,7 +86,7 @@ def test_the_server_parent_reads_on_after_malformed_site_messages(
     ]:
         assert why in caplog.text
     # The last heartbeat was read: the server told the site to end the job it no longer runs.
-    assert [e.headers for e in conn.sent if e.kind == p.ABORT_JOB] == [
+    assert [e.headers for e in conn.sent if e.kind == AbortJob.KIND] == [
         {"job_id": "stale-job", "reason": ""}
     ]
     assert "site-b" not in sp.sites  # it has left
@@ -92,15 +105,15 @@ def test_the_site_parent_reads_on_after_malformed_server_messages(
     sp = site_parent(tmp_path)
     conn = FakeConn(
         [
-            Envelope(p.START_JOB, {"job_id": "j", "sites": "site-a"}),
-            Envelope(p.TASK, {"job_id": "j", "task_name": "train"}),
-            Envelope(p.END_JOB, {"job_id": ["j"]}),
+            Envelope(StartJob.KIND, {"job_id": "j", "sites": "site-a"}),
+            Envelope(Task.KIND, {"job_id": "j", "task_name": "train"}),
+            Envelope(EndJob.KIND, {"job_id": ["j"]}),
             Envelope("go", {}),
-            Envelope(p.REQUEST, {"id": "r1", "cmd": "tail", "args": {"lines": "abc"}}),
-            Envelope(p.REQUEST, {"id": "r3", "cmd": 7}),
-            Envelope(p.RESULT_REFUSED, {"job_id": "j", "task_id": "t", "error": "wrong shape"}),
-            Envelope(p.TASK, {"job_id": "j", "task_id": "t2", "task_name": "train"}),
-            Envelope(p.REQUEST, {"id": "r2", "cmd": "nothing-such"}),
+            Envelope(Request.KIND, {"id": "r1", "cmd": "tail", "args": {"lines": "abc"}}),
+            Envelope(Request.KIND, {"id": "r3", "cmd": 7}),
+            Envelope(ResultRefused.KIND, {"job_id": "j", "task_id": "t", "error": "wrong shape"}),
+            Envelope(Task.KIND, {"job_id": "j", "task_id": "t2", "task_name": "train"}),
+            Envelope(Request.KIND, {"id": "r2", "cmd": "nothing-such"}),
         ],
         PeerIdentity("server1", "central", "server"),
     )
@@ -117,9 +130,9 @@ def test_the_site_parent_reads_on_after_malformed_server_messages(
         "the server refused our result for task t of job j: wrong shape",
     ]:
         assert why in caplog.text
-    replies: list[Any] = [e.headers for e in conn.sent if e.kind == p.REPLY]
+    replies: list[Any] = [e.headers for e in conn.sent if e.kind == Reply.KIND]
     assert [r["id"] for r in replies] == ["r1", "r3", "r2"]
     assert replies[-1]["id"] == "r2" and "unknown request" in replies[-1]["error"]
     # The well-formed task for a job not running here got an error result, and read on.
-    results: list[Any] = [e.headers for e in conn.sent if e.kind == p.RESULT]
+    results: list[Any] = [e.headers for e in conn.sent if e.kind == Result.KIND]
     assert [(r["task_id"], r["error"]) for r in results] == [("t2", "job j is not running here")]
