@@ -49,10 +49,10 @@ def load_site_filters(kit_root: Path) -> tuple[list[Any], list[Any]]:
         raise ConfigError(f"{path}: expected a JSON object")
     scope: Any = data
     if "scopes" in data:
-        name = data.get("default_scope")
-        scope = next(
-            (s for s in data["scopes"] if isinstance(s, dict) and s.get("name") == name), None
-        )
+        name, scopes = data.get("default_scope"), data["scopes"]
+        if not isinstance(scopes, list):
+            raise ConfigError(f"{path}: scopes: expected a list of {{name, filters}} objects")
+        scope = next((s for s in scopes if isinstance(s, dict) and s.get("name") == name), None)
         if scope is None:
             raise ConfigError(f"{path}: default_scope {name!r} is not one of the scopes")
     return (
