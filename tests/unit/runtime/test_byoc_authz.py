@@ -69,7 +69,9 @@ def policy(kit: Path, roles: object, name: str = "authorization.json") -> None:
 
 
 def check(kit: Path, ca: CertKey, headers: dict[str, object], job: Path) -> Identity:
-    return check_job(kit, "org-a", ca.cert_pem, ARCHIVE, headers, job, site="site-a")
+    signed = (headers.get("signature"), headers.get("certificate"))
+    pair = tuple(v if isinstance(v, str) else None for v in signed)
+    return check_job(kit, "org-a", ca.cert_pem, ARCHIVE, (pair[0], pair[1]), job, site="site-a")
 
 
 # -- the policy file -------------------------------------------------------------------------
