@@ -84,7 +84,7 @@ from fedra.admin import Session
 from fedra.job import FedJob
 from fedra.job.archive import MAX_JOB_BYTES
 from fedra.poc import PocLayout, prepare
-from fedra.server.store import write_npz
+from fedra.serverapp.runstore import write_npz
 
 REPO = Path(__file__).resolve().parents[1]
 JOB_FILES = Path(__file__).resolve().parent / "job_files"

@@ -38,7 +38,7 @@ from fedra.he import (
 )
 from fedra.he.keys import SERVER_CONTEXT_FILE, SITE_CONTEXT_FILE
 from fedra.job import FedJob
-from fedra.server.store import write_npz
+from fedra.serverapp.runstore import write_npz
 from fedra.simulator import simulate
 from fedra.wire import encode_model
 

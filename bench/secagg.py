@@ -36,7 +36,7 @@ import numpy as np
 from bench.machine import machine_info
 from fedra.client import Executor, SecAggClient, SiteContext, SiteRunner
 from fedra.core import FLModel, Task, WorkflowContext
-from fedra.server import RunStore, TaskBoard
+from fedra.serverapp import RunStore, TaskBoard
 from fedra.wire import decode_model, encode_model
 from fedra.workflows import FedAvg, SecAggFedAvg
 

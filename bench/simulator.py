@@ -37,7 +37,7 @@ from bench.machine import machine_info
 from bench.table import format_table, verdict
 from fedra.core import JobStatus
 from fedra.job import FedJob
-from fedra.server.store import write_npz
+from fedra.serverapp.runstore import write_npz
 from fedra.simulator import simulate
 
 REPO = Path(__file__).resolve().parents[1]

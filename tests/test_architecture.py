@@ -14,32 +14,43 @@ from fedra.protocol import KINDS, SCRIPT_KINDS
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "fedra"
 
-#: Each package may import only the packages listed (besides itself). Pure layers import core.
+#: Each package may import only the packages listed (besides itself), layer by layer as in
+#: DESIGN.md section 3 and docs/architecture.md: core; wire and the typed messages; transport;
+#: the pure packages; infrastructure; the job-side apps; the runtime; the tools on top.
 ALLOWED: dict[str, set[str]] = {
+    # core: the domain (models, tasks, job specs and statuses, admin declarations), no OS
     "core": set(),
-    "pki": {"core"},
+    # wire: bytes, and every typed message between processes
     "wire": {"core"},
-    "store": {"core"},
+    "protocol": {"core", "wire"},
+    # transport: gRPC with mutual TLS, Unix sockets, in memory; one Connection interface
+    "transport": {"core", "wire", "pki"},
+    # pure: no sockets, no files
     "he": {"core"},  # homomorphic encryption: CKKS keys and encrypted params (TenSEAL)
     "secagg": {"core"},  # secure aggregation protocol (pure): masks, Shamir shares, messages
-    "transport": {"core", "wire", "pki"},
-    "protocol": {"core", "wire"},  # the typed messages between Fedra's processes
-    "aggregators": {"core", "filters", "he"},  # filters: the privacy accountant (dp_gaussian)
     "filters": {"core", "he"},
+    "aggregators": {"core", "filters", "he"},  # filters: the privacy accountant (dp_gaussian)
     "workflows": {"core", "aggregators", "secagg"},
     "scheduler": {"core"},
-    "server": {"core", "wire", "transport", "aggregators", "workflows", "he"},
+    # infrastructure: certificates, the job store, the overseer, the host side of a process
+    "pki": {"core"},
+    "jobstore": {"core"},
+    "host": {"core"},
+    "overseer": {"core", "pki", "host"},
+    # job-side apps: the server-side app of a job, the client side, the job folder
+    "serverapp": {"core", "wire", "transport", "aggregators", "workflows", "he"},
     "client": {"core", "wire", "transport", "protocol", "filters", "secagg"},
-    "job": {"core", "client", "server", "workflows", "filters"},
-    "simulator": {"core", "client", "server", "job", "filters"},
+    "job": {"core", "client", "serverapp", "workflows", "filters"},
+    # runtime: the server and site processes and their job processes
     "runtime": {
         "core",
         "pki",
         "wire",
-        "store",
+        "jobstore",
+        "host",
         "transport",
         "protocol",
-        "server",
+        "serverapp",
         "client",
         "job",
         "workflows",
@@ -47,10 +58,11 @@ ALLOWED: dict[str, set[str]] = {
         "scheduler",
         "overseer",
     },
+    # tools on top
+    "simulator": {"core", "client", "serverapp", "job", "filters"},
     "admin": {"core", "pki", "wire", "transport", "protocol", "job", "overseer"},
-    "overseer": {"core", "pki"},
-    "poc": {"core", "pki", "runtime", "he"},
-    "provision": {"core", "pki", "poc", "runtime", "overseer", "he", "store"},
+    "poc": {"core", "pki", "host", "runtime", "he"},
+    "provision": {"core", "pki", "poc", "runtime", "overseer", "he", "jobstore"},
     "cli": {"core", "job", "simulator", "admin", "poc", "provision", "runtime", "pki", "overseer"},
 }
 TOP_LEVEL = {"__init__"}

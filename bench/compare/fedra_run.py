@@ -43,7 +43,7 @@ SITES = 2
 
 def write_initial(path: Path, model: str) -> None:
     """The initial model as ``.npz`` (float32 zeros, the peers' shapes)."""
-    from fedra.server.store import write_npz
+    from fedra.serverapp.runstore import write_npz
 
     with open(path, "wb") as handle:
         write_npz(handle, make_model(model))
@@ -98,7 +98,7 @@ def run_sim(args: argparse.Namespace) -> None:
 def run_deploy(args: argparse.Namespace) -> None:
     """The POC federation: start to ready, then one job per model."""
     from bench.federation import Federation, parse_rounds
-    from fedra.server import load_npz
+    from fedra.serverapp import load_npz
 
     workdir = Path(args.workdir).resolve()
     shutil.rmtree(workdir / "poc", ignore_errors=True)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from fedra import FLModel
-from fedra.server.persistor import ModelPersistor
+from fedra.serverapp.persistor import ModelPersistor
 
 
 def check_layout(layout: object) -> dict[str, tuple[int, ...]]:

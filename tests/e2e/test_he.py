@@ -10,7 +10,7 @@ import pytest
 
 from fedra.he import CIPHERTEXT, LAYOUT, SITE_CONTEXT_FILE, decrypt_params, load_context
 from fedra.poc import prepare
-from fedra.server import load_npz
+from fedra.serverapp import load_npz
 from tests.e2e.conftest import Federation, free_port
 
 pytest.importorskip("tenseal")  # the he extra

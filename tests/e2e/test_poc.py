@@ -13,7 +13,7 @@ import msgspec
 import numpy as np
 import pytest
 
-from fedra.server import load_npz
+from fedra.serverapp import load_npz
 from tests.e2e.conftest import Federation, make_federation, pid_alive, wait_for
 from tests.e2e.jobs import arithmetic_job, expected_weights
 

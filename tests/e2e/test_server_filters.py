@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fedra.job import FedJob
-from fedra.server import load_npz
+from fedra.serverapp import load_npz
 from tests.e2e.conftest import Federation
 
 pytestmark = pytest.mark.timeout(240)

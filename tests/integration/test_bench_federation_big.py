@@ -28,7 +28,7 @@ from bench.federation import (
 from fedra.job import activate_custom_dirs, load_custom_class
 from fedra.job.archive import MAX_JOB_BYTES
 from fedra.job.folder import build_persistor, load_job
-from fedra.server.store import write_npz
+from fedra.serverapp.runstore import write_npz
 
 GB = 10**9
 

@@ -22,7 +22,7 @@ from fedra.he import (
     load_context,
     write_kits,
 )
-from fedra.server import load_npz
+from fedra.serverapp import load_npz
 
 pytest.importorskip("tenseal")  # the he extra
 

@@ -18,7 +18,7 @@ import pytest
 import fedra
 from fedra.core import JobStatus, JobValidationError
 from fedra.job import FedJob, build_filters, build_result_filters
-from fedra.server import load_npz
+from fedra.serverapp import load_npz
 
 SITES = 3
 ROUNDS = 3

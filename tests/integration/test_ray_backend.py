@@ -31,7 +31,7 @@ import fedra
 from fedra.cli import main as cli_main
 from fedra.core import ConfigError, FLModel, JobStatus
 from fedra.job import FedJob
-from fedra.server import load_npz
+from fedra.serverapp import load_npz
 from fedra.simulator import RayOptions
 from fedra.simulator.ray_worker import model_from_plain, model_to_plain
 

@@ -18,7 +18,7 @@ import fedra
 from fedra.core import JobStatus
 from fedra.filters import gaussian_epsilon
 from fedra.job import FedJob
-from fedra.server import load_npz
+from fedra.serverapp import load_npz
 from fedra.simulator import RunSummary
 
 ROUNDS = 3

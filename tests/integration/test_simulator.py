@@ -15,7 +15,7 @@ import pytest
 import fedra
 from fedra.core import ConfigError, JobStatus, JobValidationError
 from fedra.job import FedJob
-from fedra.server import load_npz
+from fedra.serverapp import load_npz
 
 INITIAL_MEAN = 4.0  # examples/hello-numpy/app/custom/initial.npz holds 0..8
 

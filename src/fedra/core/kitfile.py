@@ -63,7 +63,7 @@ class AdminEntry(_File, frozen=True):
 
 
 class JobStoreEntry(_File, frozen=True, omit_defaults=True):
-    """Where a server keeps its jobs (``fedra.store.open_store`` checks the values further)."""
+    """Where a server keeps its jobs (``fedra.jobstore.open_store`` checks the values further)."""
 
     backend: Literal["sqlite", "postgres"] = "sqlite"
     path: Annotated[str, msgspec.Meta(description="an absolute folder path")] | None = None

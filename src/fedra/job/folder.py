@@ -34,7 +34,7 @@ from fedra.core import (
 from fedra.core.jsonfile import MAX_JSON_DEPTH, JsonTooDeep, load_json
 from fedra.job.custom import custom_module_file, load_custom_class
 from fedra.job.registry import Kind, builtin, names
-from fedra.server import ModelPersistor
+from fedra.serverapp import ModelPersistor
 
 MAX_CONFIG_BYTES = 1 << 20
 

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from fedra.client import ScriptExecutor, SecAggScriptExecutor
 from fedra.filters import FILTERS
-from fedra.server import ModelPersistor
+from fedra.serverapp import ModelPersistor
 from fedra.workflows import (
     CrossSiteEval,
     Cyclic,

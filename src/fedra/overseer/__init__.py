@@ -44,7 +44,7 @@ from fedra.overseer.messages import (
 from fedra.overseer.process import serve_kit
 from fedra.overseer.service import HANDSHAKE_TIMEOUT, MAX_CALLS, OverseerService
 from fedra.overseer.settings import SETTING_KEYS, OverseerSettings
-from fedra.overseer.store import (
+from fedra.overseer.statefile import (
     STATE_FILE,
     JsonStateFile,
     MemoryStateStore,

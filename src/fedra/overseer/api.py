@@ -33,7 +33,7 @@ from fedra.overseer.messages import (
     ServerHeartbeat,
     decode,
 )
-from fedra.overseer.store import StateStore
+from fedra.overseer.statefile import StateStore
 from fedra.pki import ADMIN_ROLES, Identity
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from fedra.core import ConfigError
 from fedra.core.jsonfile import read_json_object, typed
 from fedra.overseer.client import DEFAULT_TIMEOUT, OverseerClient, overseer_url
 from fedra.overseer.settings import SETTING_KEYS, OverseerSettings
-from fedra.overseer.store import STATE_FILE
+from fedra.overseer.statefile import STATE_FILE
 from fedra.pki import STARTUP_DIR, TlsFiles
 
 #: The overseer's config file in ``startup/``, and its local overrides in ``local/``.

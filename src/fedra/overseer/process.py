@@ -7,10 +7,10 @@ import signal
 import threading
 from pathlib import Path
 
-from fedra.core.logs import log_to_folder
+from fedra.host.logs import log_to_folder
 from fedra.overseer.kit import OverseerKit
 from fedra.overseer.service import OverseerService
-from fedra.overseer.store import JsonStateFile
+from fedra.overseer.statefile import JsonStateFile
 from fedra.pki import verify_kit
 
 log = logging.getLogger(__name__)
@@ -22,15 +22,15 @@ def serve_kit(root: Path, stop: threading.Event | None = None) -> int:
 
     Refuses a kit whose signed files changed (:class:`fedra.pki.KitTampered`) and a state
     file it cannot read (:class:`fedra.overseer.StateFileError`). As a process (no ``stop``):
-    refuses to start while another holds the kit's lock (:mod:`fedra.core.daemon`), and
+    refuses to start while another holds the kit's lock (:mod:`fedra.host.daemon`), and
     logs to ``log.txt`` in the kit and to stdout, its standard error included.
     """
     root = Path(root).resolve()
     verify_kit(root)
     kit = OverseerKit.load(root)
     if stop is None:
-        from fedra.core.daemon import hold_kit_lock
-        from fedra.core.stderr_log import capture_stderr
+        from fedra.host.daemon import hold_kit_lock
+        from fedra.host.stderr_log import capture_stderr
 
         hold_kit_lock(root)  # one running copy per kit (AlreadyRunning otherwise)
         stop = threading.Event()

@@ -23,7 +23,7 @@ authenticate cannot take the places of the servers and sites that do. Then:
 Every call refused for its certificate, its identity's limit or the project's lists (revoked,
 unlisted admin) is one line in the log, with who and from where. A refused TLS handshake
 happens in gRPC's core, before any identity is known: the overseer process logs gRPC's own
-report of it (:mod:`fedra.core.stderr_log`), which does not name the peer.
+report of it (:mod:`fedra.host.stderr_log`), which does not name the peer.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from fedra.overseer.election import Election
 from fedra.overseer.errors import OverseerError
 from fedra.overseer.messages import MAX_ANSWER_BYTES, MAX_REQUEST_BYTES, answer_to_json
 from fedra.overseer.settings import OverseerSettings
-from fedra.overseer.store import MemoryStateStore, StateStore
+from fedra.overseer.statefile import MemoryStateStore, StateStore
 from fedra.overseer.wire import (
     CERT_KEY,
     CODES,

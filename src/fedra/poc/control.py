@@ -1,6 +1,6 @@
 """``fedra poc start`` / ``fedra poc stop``: run each participant's own start/stop scripts.
 
-A participant runs while its kit's lock is held (see :mod:`fedra.core.daemon`): that, not a
+A participant runs while its kit's lock is held (see :mod:`fedra.host.daemon`): that, not a
 pid file, is what both commands check.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fedra.core import FedraError
-from fedra.core.daemon import is_running
+from fedra.host.daemon import is_running
 from fedra.poc.prepare import PocLayout
 
 

@@ -55,7 +55,7 @@ STOP = """#!/usr/bin/env bash
 # the process group of this kit's running sub_start.sh; a stale daemon_pid.fl is removed.
 KIT="$(cd "$(dirname "$0")/.." && pwd -P)"
 PYTHON="${{FEDRA_PYTHON:-{python}}}"
-exec "$PYTHON" -m fedra.core.daemon stop --kit "$KIT"
+exec "$PYTHON" -m fedra.host.daemon stop --kit "$KIT"
 """
 
 ADMIN = """#!/usr/bin/env bash

@@ -102,7 +102,7 @@ class Server(
     admin_port: Port = DEFAULT_ADMIN_PORT
     enable_byoc: bool = False
     host: Host | None = None
-    #: Where jobs are stored (``fedra.store.open_store``); the same shared storage for every
+    #: Where jobs are stored (``fedra.jobstore.open_store``); the same shared storage for every
     #: server of a high-availability project. None: the server's own ``store/`` folder.
     job_store: JobStoreEntry | None = None
 

@@ -18,12 +18,12 @@ import msgspec
 
 from fedra.core import ConfigError
 from fedra.core.jsonfile import Key, Problem, convert
+from fedra.jobstore import StoreConfig
 from fedra.provision.errors import ProjectError
 from fedra.provision.project import Overseer, Project, ProjectFile, Server
 from fedra.provision.rules import check_rules
 from fedra.provision.yamlfile import line_at, parse_yaml, plain
 from fedra.runtime.peers import revoked_entry
-from fedra.store import StoreConfig
 
 _MAX_NAME = 64
 

@@ -22,8 +22,8 @@ from fedra.core.jsonfile import JsonObject, JsonValue
 from fedra.runtime.admin_rights import Access
 
 if TYPE_CHECKING:
+    from fedra.jobstore import JobStore
     from fedra.scheduler import SiteResources
-    from fedra.store import JobStore
 
 
 @dataclass(frozen=True)

@@ -35,10 +35,10 @@ from fedra.core.admin_results import (
 )
 from fedra.core.admin_spec import arg_flag, arg_optional_text, arg_text
 from fedra.core.jsonfile import JsonObject, JsonValue
+from fedra.jobstore import JobRecord, meta_as_dict
 from fedra.runtime.admin_host import AdminHost, AdminRequest, Handler, HandlerResult
 from fedra.runtime.admin_rights import Access, owner_of
 from fedra.runtime.confined import regular_files
-from fedra.store import JobRecord, meta_as_dict
 
 log = logging.getLogger("fedra.admin")
 

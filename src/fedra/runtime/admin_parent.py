@@ -17,9 +17,9 @@ from fedra.protocol import Request, encode
 from fedra.runtime.admin_host import SiteView
 
 if TYPE_CHECKING:
+    from fedra.jobstore import JobStore
     from fedra.runtime.server_parent import ServerParent
     from fedra.runtime.server_records import SiteHandle
-    from fedra.store import JobStore
 
 
 def _view(handle: SiteHandle) -> SiteView:

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from fedra.job.code import describe, folder_code
+from fedra.jobstore import JobStore
 from fedra.pki import CertificateError, Identity, verify_job
 from fedra.runtime.authz import JobRefused, _allowed, byoc_refusal, load_policy
 from fedra.runtime.config import ServerKit
-from fedra.store import JobStore
 
 
 def check_server_job(

@@ -22,8 +22,8 @@ import msgspec
 from fedra.core.jsonfile import read_json_as
 from fedra.core.kitfile import OverseerEntry, ServerFile, SiteFile
 from fedra.core.safezip import MAX_JOB_ARCHIVE_BYTES
+from fedra.jobstore import StoreConfig
 from fedra.runtime.peers import Roster
-from fedra.store import StoreConfig
 
 SERVER_FILE = "fed_server.json"
 CLIENT_FILE = "fed_client.json"
@@ -58,7 +58,7 @@ class ServerKit:
     job_aging_s: float = 300.0
     #: The project's overseer (``url`` …), for high availability; None: this server is hot.
     overseer: OverseerEntry | None = None
-    #: The job store (``fedra.store.open_store``): shared by all servers with an overseer.
+    #: The job store (``fedra.jobstore.open_store``): shared by all servers with an overseer.
     job_store: StoreConfig | None = None
     #: Bytes of one site's upload the server buffers before the site waits (None: the
     #: transport's default, 256 KiB). Bigger is faster over long round trips and costs the

@@ -2,7 +2,7 @@
 requests, each checked before it reaches a job process.
 
 * **Results** answer a task the server sent to that site and that is still outstanding, and
-  fit the task's model (:mod:`fedra.server.resultspec`). A big result is checked from its
+  fit the task's model (:mod:`fedra.serverapp.resultspec`). A big result is checked from its
   header at the FL port's receive gate, before its body is received; a small one when it has
   arrived. Both checks are the router's (:class:`fedra.runtime.routing.Router`); a refused
   result costs one log line (site, job, task, why), the site is told (``result_refused``) and
@@ -30,7 +30,7 @@ from fedra.protocol import (
     encode,
 )
 from fedra.runtime.routing import Refused, ResultHead, ResultIn
-from fedra.server.resultspec import heads_of
+from fedra.serverapp.resultspec import heads_of
 from fedra.transport import MessageRefused
 from fedra.wire import ALIGN, FrameHead
 
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from fedra.runtime.server_parent import ServerParent
     from fedra.runtime.server_records import SiteHandle
 
-log = logging.getLogger("fedra.server")
+log = logging.getLogger("fedra.serverapp")
 #: Seconds a site has, once granted an upload, to begin sending that result.
 GRANT_START_S = 60.0
 GRANT_POLL_S = 0.5

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from fedra.runtime.isolation import JobUser
 
 # First among the parents' imports that matter: it turns on gRPC's handshake trace in a server
-# or site parent, which works only before gRPC is imported (see fedra.core.stderr_log).
-from fedra.core import stderr_log
+# or site parent, which works only before gRPC is imported (see fedra.host.stderr_log).
+from fedra.host import stderr_log
 
 #: Seconds a process gets between SIGTERM and SIGKILL.
 GRACE = 5.0
@@ -134,7 +134,7 @@ def parent_kit(argv: Sequence[str] | None, description: str) -> Path | int:
 def lock_refused(root: Path) -> int | None:
     """Take the kit's lock for the life of this process (one running copy per kit); if
     another process holds it, print why and return the exit code. Nothing else is touched."""
-    from fedra.core.daemon import AlreadyRunning, hold_kit_lock
+    from fedra.host.daemon import AlreadyRunning, hold_kit_lock
 
     try:
         hold_kit_lock(root)
@@ -154,7 +154,7 @@ def parent_ready(root: Path, shutdown: Callable[[], None]) -> None:
     import signal as signals
 
     from fedra.core import release_large_buffers
-    from fedra.core.logs import log_to_folder
+    from fedra.host.logs import log_to_folder
     from fedra.runtime.isolation import announce
 
     log_to_folder(root)

@@ -70,7 +70,7 @@ from fedra.runtime.routing_events import (
     ToSite,
     Undelivered,
 )
-from fedra.server.resultspec import Expectation
+from fedra.serverapp.resultspec import Expectation
 
 __all__ = [
     "PHASES",

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from fedra.core import JobStatus
 from fedra.protocol import Done, JobState, Log, Message, Result, Target
-from fedra.server.resultspec import Expectation
+from fedra.serverapp.resultspec import Expectation
 from fedra.wire import TensorHead
 
 

@@ -47,7 +47,7 @@ from fedra.protocol import (
 )
 from fedra.protocol import Task as TaskMessage
 from fedra.runtime.procs import ROUTER_MMAP_THRESHOLD
-from fedra.server import EventLog, MetricsSink, RunStore, ServerRun, TaskBoard
+from fedra.serverapp import EventLog, MetricsSink, RunStore, ServerRun, TaskBoard
 from fedra.transport import ChannelClosed, LocalChannel, Spool, connect_unix
 
 log = logging.getLogger("fedra.server_job")

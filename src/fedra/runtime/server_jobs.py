@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from fedra.core import FedraError, InvalidTransition, JobStatus, JsonObject, trim_heap
+from fedra.jobstore import StaleSession
 from fedra.protocol import (
     FROM_SERVER_JOB,
     BadMessage,
@@ -43,9 +44,8 @@ from fedra.runtime.routing import (
 from fedra.runtime.routing import Undelivered as UndeliveredEvent
 from fedra.runtime.server_launch import start_server_job
 from fedra.runtime.server_records import RunningJob
-from fedra.server import RunStore
-from fedra.server.resultspec import Expectation
-from fedra.store import StaleSession
+from fedra.serverapp import RunStore
+from fedra.serverapp.resultspec import Expectation
 from fedra.transport import ChannelClosed, SharedBody
 from fedra.wire import Envelope
 
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from fedra.core import FLModel
     from fedra.runtime.server_parent import ServerParent
 
-log = logging.getLogger("fedra.server")
+log = logging.getLogger("fedra.serverapp")
 #: Sites a big model is sent to at the same time (the others wait for a turn).
 FANOUT = 4
 #: Models above this many bytes are framed once for all the sites of a broadcast.

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fedra.core import FedraError
+from fedra.jobstore import JobStore
 from fedra.protocol import FROM_SERVER_JOB, BadMessage, Ready, decode
 from fedra.runtime.config import ServerKit
 from fedra.runtime.isolation import prepare_job, reclaim
 from fedra.runtime.procs import JobListener, end_group, spawn
-from fedra.store import JobStore
 from fedra.transport import LocalChannel, Spool, accept_channel
 
 #: Seconds a new job process has to connect to its parent, then to say it is ready.

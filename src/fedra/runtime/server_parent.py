@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fedra.core import FedraError, FLModel, InvalidTransition, JobStatus
+from fedra.jobstore import JobStore, StaleSession, open_store
 from fedra.pki import TlsFiles
 from fedra.protocol import (
     FROM_SITE,
@@ -60,11 +61,10 @@ from fedra.runtime.server_records import RunningJob, SiteHandle
 from fedra.runtime.server_schedule import schedule_once
 from fedra.runtime.server_sites import REQUEST_TIMEOUT_S, Requests, ask, serve_site
 from fedra.runtime.uploads import UploadSlots
-from fedra.store import JobStore, StaleSession, open_store
 from fedra.transport import ChannelClosed, Connection, SharedBody, Spool, TransportServer
 from fedra.wire import Envelope, peek_frame
 
-log = logging.getLogger("fedra.server")
+log = logging.getLogger("fedra.serverapp")
 FINAL = {s for s in JobStatus if s.is_final}
 #: Site messages above this many bytes wait their turn (see ServerParent._receive_gate).
 GATED_MESSAGE_BYTES = UPLOAD_ASK_BYTES

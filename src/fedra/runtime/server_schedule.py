@@ -14,14 +14,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from fedra.core import FedraError, InvalidTransition, JobStatus
+from fedra.jobstore import JobRecord
 from fedra.runtime.server_jobs import launch
 from fedra.scheduler import QueuedJob, Wait, schedule
-from fedra.store import JobRecord
 
 if TYPE_CHECKING:
     from fedra.runtime.server_parent import ServerParent
 
-log = logging.getLogger("fedra.server")
+log = logging.getLogger("fedra.serverapp")
 FINAL = {s for s in JobStatus if s.is_final}
 #: Seconds a site holds resources reserved for a job that the server is about to start.
 RESERVATION_TTL_S = 60.0

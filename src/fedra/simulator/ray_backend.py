@@ -31,7 +31,7 @@ from typing import Any
 
 from fedra.core import ConfigError, FedraError, Task, TaskResult
 from fedra.job import JobDefinition, zip_job
-from fedra.server import TaskBoard
+from fedra.serverapp import TaskBoard
 from fedra.simulator.ray_worker import (
     Drained,
     LogRecord,

@@ -43,7 +43,7 @@ from fedra.job import (
     load_custom_class,
     load_job,
 )
-from fedra.server import (
+from fedra.serverapp import (
     EventLog,
     MetricsSink,
     ModelPersistor,

@@ -16,7 +16,7 @@ from fedra.client import SiteContext, SiteRunner
 from fedra.core import Task, TaskResult
 from fedra.filters import wrap_chains
 from fedra.job import JobDefinition, build_executors, build_filters
-from fedra.server import TaskBoard
+from fedra.serverapp import TaskBoard
 
 #: The names ``simulate(backend=...)`` and ``fedra simulate --backend`` accept.
 BACKENDS = ("thread", "ray")

@@ -16,7 +16,7 @@ from fedra.filters import (
     FilteredFleet,
     RejectNonFinite,
 )
-from fedra.server import TaskBoard
+from fedra.serverapp import TaskBoard
 
 SITES = ["site-1", "site-2", "site-3", "site-4"]
 GLOBAL = {"w": np.zeros(3)}

@@ -12,8 +12,8 @@ import pytest
 
 from fedra.core import ConfigError, WireError
 from fedra.job import JobArchiveError, unzip_job
-from fedra.server.persistor import ModelPersistor
-from fedra.server.store import load_npz, npz_nbytes
+from fedra.serverapp.persistor import ModelPersistor
+from fedra.serverapp.runstore import load_npz, npz_nbytes
 
 META = b'{"name": "tiny", "deploy_map": {"app": ["@ALL"]}}'
 

@@ -27,10 +27,10 @@ from fedra.core.admin_results import (
     SysInfo,
     decode_result,
 )
+from fedra.jobstore import JobStore, MemoryJobStore
 from fedra.runtime.admin_host import AdminHost, SiteView
 from fedra.runtime.admin_service import answer
 from fedra.scheduler import SiteResources
-from fedra.store import JobStore, MemoryJobStore
 from fedra.wire import Envelope
 
 META: JsonObject = {"name": "hello", "deploy_map": {"app": ["@ALL"]}}

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from fedra.core.daemon import AlreadyRunning
+from fedra.host.daemon import AlreadyRunning
 from fedra.pki import Identity, create_ca, sign_kit, write_participant
 from fedra.runtime import procs
 

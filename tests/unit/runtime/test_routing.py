@@ -47,7 +47,7 @@ from fedra.runtime.routing import (
     ToJob,
     ToSite,
 )
-from fedra.server.resultspec import Expectation
+from fedra.serverapp.resultspec import Expectation
 
 ANY = Expectation.of_task(None)
 SITES = ("a", "b", "c")

@@ -17,7 +17,7 @@ from fedra.core import FLModel, JobValidationError, Task, TaskResult, WorkflowCo
 from fedra.filters import GaussianPrivacy
 from fedra.job import FedJob
 from fedra.secagg import SecAggError
-from fedra.server import EventLog, RunStore, TaskBoard
+from fedra.serverapp import EventLog, RunStore, TaskBoard
 from fedra.workflows import FedAvg, SecAggFedAvg
 
 W0 = {"a": np.array([0.5, -1.0, 2.0], dtype=np.float32), "b": np.zeros((2, 2), dtype=np.float64)}

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from fedra.core import FLModel, Snapshot, Task, TaskResult, WorkflowContext
-from fedra.server import EventLog, RunStore, TaskBoard, Verdict
+from fedra.serverapp import EventLog, RunStore, TaskBoard, Verdict
 
 SiteFn = Callable[[str, FLModel], object]
 
