@@ -311,10 +311,12 @@ class Router:
         if book is None or site not in book.sites:
             return actions
         task = book.tasks.get(result.task_id)
+        # Only a task of this site that this refusal answers is given up: another site's
+        # task, or one whose first copy is being received, still waits for its result.
         if spent and task is not None and task.site == site:
             del book.tasks[result.task_id]
-        if book.phase == Phase.RUNNING:
-            actions.append(ToJob(book.job_id, TaskLost(result.task_id)))
+            if book.phase == Phase.RUNNING:
+                actions.append(ToJob(book.job_id, TaskLost(result.task_id)))
         if not self.has_task(book.job_id, site):
             actions.append(FreeUploads(book.job_id, site))
         return actions

@@ -34,7 +34,7 @@ def schedule_once(server: ServerParent) -> None:
     for job_id in sorted(server.to_resume):
         _resume(server, job_id)
     records = {r.job_id: r for r in server.store.list(statuses={JobStatus.SUBMITTED})}
-    for gone in set(server.waiting) - set(records):
+    for gone in set(server.waiting) - set(records) - server.to_resume:
         server.waiting.pop(gone, None)
     if not records:
         return

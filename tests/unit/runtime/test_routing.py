@@ -15,6 +15,7 @@ from fedra.protocol import (
     EndJob,
     Go,
     JobState,
+    Message,
     Result,
     ResultRefused,
     SiteFailed,
@@ -36,6 +37,8 @@ from fedra.runtime.routing import (
     Phase,
     Record,
     Refusals,
+    Refused,
+    ResultHead,
     ResultIn,
     Router,
     SiteJoined,
@@ -86,6 +89,21 @@ def test_a_result_is_passed_on_once_and_only_for_its_site() -> None:
     assert to_job(passed) == [Result("j1", "t1", "train", site="a")]
     again = router.handle(ResultIn("a", Result("j1", "t1", "train"), None))
     assert not [m for m in to_job(again) if isinstance(m, Result)]
+
+
+def test_a_refusal_gives_up_only_the_refused_sites_own_task() -> None:
+    router = started("a", "b")
+    router.handle(TasksOut("j1", "train", (Target("a", "t1"), Target("b", "t2")), ANY))
+    forged = router.handle(ResultIn("b", Result("j1", "t1", "train"), None))
+    assert to_job(forged) == [] and router.has_task("j1", "a")  # a's task still waits
+    first = router.handle(ResultHead("a", Result("j1", "t1", "train"), None))
+    assert first == []  # admitted: being received
+    second = router.handle(ResultHead("a", Result("j1", "t1", "train"), None))
+    assert [type(a) for a in second] == [Refused, ToSite] and router.has_task("j1", "a")
+    lie = router.handle(ResultHead("b", Result("j1", "t2", "train"), None, "too big"))
+    assert to_job(lie) == [TaskLost("t2")] and FreeUploads("j1", "b") in lie
+    passed = router.handle(ResultIn("a", Result("j1", "t1", "train"), None))
+    assert to_job(passed) == [Result("j1", "t1", "train", site="a")]
 
 
 def test_a_task_for_a_site_that_is_gone_is_lost_at_once() -> None:
@@ -182,8 +200,15 @@ class Interleavings(RuleBasedStateMachine):
         self.freed: set[str] = set()  # jobs whose upload slots were freed
 
     def _handle(self, event: object) -> list[Action]:
+        before = {job_id: book.phase for job_id, book in self.router.jobs.items()}
         actions = self.router.handle(event)  # type: ignore[arg-type]
+        for job_id, phase in before.items():
+            now = self.router.phase(job_id)
+            assert now == phase or now in PHASES[phase], f"{phase} -> {now}"
+        if isinstance(event, SiteLeft):
+            assert FreeUploads(None, event.site) in actions, "a site left holding grants"
         for action in actions:
+            self._after_its_end(event, action)
             if isinstance(action, ToJob) and isinstance(action.message, Result):
                 task_id = action.message.task_id
                 assert task_id not in self.passed, "a result counted twice"
@@ -194,6 +219,23 @@ class Interleavings(RuleBasedStateMachine):
             if isinstance(action, FreeUploads) and action.site is None and action.job_id:
                 self.freed.add(action.job_id)
         return actions
+
+    def _after_its_end(self, event: object, action: Action) -> None:
+        """Nothing is sent to the process or the sites of a job stopped (aborted, detached)
+        before this event, but its end, or a site's answer to what it sent."""
+        stopped = (self.aborted | self.detached) - {getattr(event, "job_id", None)}
+        if isinstance(action, ToJob):
+            assert action.job_id not in stopped, f"{action.message} after the job stopped"
+        if isinstance(action, ToSite):
+            message: Message = action.message
+            if isinstance(message, AbortJob | EndJob | ResultRefused):
+                return
+            assert getattr(message, "job_id", None) not in stopped
+        if isinstance(action, Refused):
+            assert action.why
+        if isinstance(action, ToJob) and isinstance(action.message, TaskLost):
+            book = self.router.jobs.get(action.job_id)  # the job gives up only what is gone
+            assert book is None or action.message.task_id not in book.tasks
 
     @rule(site=st.sampled_from(SITES))
     def join(self, site: str) -> None:
@@ -233,6 +275,24 @@ class Interleavings(RuleBasedStateMachine):
     def result(self, data: st.DataObject, site: str) -> None:
         task_id = data.draw(st.sampled_from(sorted(self.tasks)))
         self._handle(ResultIn(site, Result(self.tasks[task_id], task_id, "train"), None))
+
+    @precondition(lambda self: self.tasks)
+    @rule(data=st.data(), site=st.sampled_from(SITES), lie=st.booleans())
+    def result_head(self, data: st.DataObject, site: str, lie: bool) -> None:
+        """A big result's header at the receive gate: admitted at most once per task."""
+        task_id = data.draw(st.sampled_from(sorted(self.tasks)))
+        job_id = self.tasks[task_id]
+        book = self.router.jobs.get(job_id)
+        task = book.tasks.get(task_id) if book is not None else None
+        was_admitted = task is not None and task.admitted
+        oversize = "it announces too many bytes" if lie else None
+        actions = self._handle(ResultHead(site, Result(job_id, task_id, "train"), None, oversize))
+        admitted = not [a for a in actions if isinstance(a, Refused)]
+        if admitted:
+            assert task is not None and task.site == site and not lie and not was_admitted
+            assert self.router.jobs[job_id].tasks[task_id].admitted
+        elif was_admitted:  # a second copy: the first one still answers the task
+            assert task_id in self.router.jobs[job_id].tasks
 
     @precondition(lambda self: self.launched)
     @rule(data=st.data())
@@ -289,5 +349,5 @@ class Interleavings(RuleBasedStateMachine):
         assert not set(self.ended) & set(self.router.jobs)
 
 
-Interleavings.TestCase.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
+Interleavings.TestCase.settings = settings(max_examples=100, stateful_step_count=40, deadline=None)
 test_interleavings = Interleavings.TestCase
