@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from fedra.core import JobStatus, JsonObject
+from fedra.jobstore import MemoryJobStore
 from fedra.protocol import FROM_SITE, TO_SERVER_JOB, TO_SITE, Message, decode
 from fedra.runtime.routing import JobLaunched, JobRunning, SiteJoined
 from fedra.runtime.server_parent import ServerParent
 from fedra.runtime.server_records import RunningJob, SiteHandle
-from fedra.store import MemoryJobStore
 from fedra.transport import ChannelClosed, PeerIdentity, SharedBody
 from fedra.wire import Envelope
 from tests.unit.runtime.conftest import routing_server

@@ -23,7 +23,7 @@ from fedra.protocol import (
     encode,
 )
 from fedra.runtime.server_job import _read, _route
-from fedra.server import TaskBoard
+from fedra.serverapp import TaskBoard
 from fedra.transport import ChannelClosed
 from fedra.wire import Envelope
 

@@ -41,7 +41,7 @@ from fedra.runtime.routing import (
     ToSite,
 )
 from fedra.runtime.server_parent import ServerParent
-from fedra.server.resultspec import Expectation
+from fedra.serverapp.resultspec import Expectation
 from fedra.transport import SharedBody
 from fedra.wire import Envelope
 from tests.unit.runtime.server_fakes import (
@@ -185,7 +185,7 @@ def _target(site: str, task_id: str) -> Any:
 def test_a_refused_result_costs_one_log_line(
     sp: ServerParent, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, "fedra.server")
+    caplog.set_level(logging.WARNING, "fedra.serverapp")
     sp._do(Refused("site-a", "j1", "t" * 200, "its params are too big"), None)
     [line] = [r.getMessage() for r in caplog.records]
     assert line == (
