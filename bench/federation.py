@@ -663,7 +663,7 @@ def check_final_model(
 
 # -- reading what a job did ---------------------------------------------------------------
 LOG_LINE = re.compile(
-    r"^(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO fedra\.server\.runner: "
+    r"^(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO fedra\.serverapp\.runner: "
     r"(?P<wf>.+?) round (?P<round>\d+)"
     r"(?:/\d+: sent to (?P<sites>\d+) sites| done in (?P<secs>[\d.]+) s)"
 )

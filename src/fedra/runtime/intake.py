@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from fedra.runtime.server_parent import ServerParent
     from fedra.runtime.server_records import SiteHandle
 
-log = logging.getLogger("fedra.serverapp")
+log = logging.getLogger("fedra.server")
 #: Seconds a site has, once granted an upload, to begin sending that result.
 GRANT_START_S = 60.0
 GRANT_POLL_S = 0.5

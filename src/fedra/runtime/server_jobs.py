@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from fedra.core import FLModel
     from fedra.runtime.server_parent import ServerParent
 
-log = logging.getLogger("fedra.serverapp")
+log = logging.getLogger("fedra.server")
 #: Sites a big model is sent to at the same time (the others wait for a turn).
 FANOUT = 4
 #: Models above this many bytes are framed once for all the sites of a broadcast.

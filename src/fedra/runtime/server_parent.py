@@ -64,7 +64,7 @@ from fedra.runtime.uploads import UploadSlots
 from fedra.transport import ChannelClosed, Connection, SharedBody, Spool, TransportServer
 from fedra.wire import Envelope, peek_frame
 
-log = logging.getLogger("fedra.serverapp")
+log = logging.getLogger("fedra.server")
 FINAL = {s for s in JobStatus if s.is_final}
 #: Site messages above this many bytes wait their turn (see ServerParent._receive_gate).
 GATED_MESSAGE_BYTES = UPLOAD_ASK_BYTES

@@ -13,7 +13,7 @@ from fedra.protocol import Round
 from fedra.scheduler import ResourceError, SiteResources
 from fedra.transport import Connection, LocalChannel
 
-log = logging.getLogger("fedra.serverapp")
+log = logging.getLogger("fedra.server")
 
 
 @dataclass

@@ -21,7 +21,7 @@ from fedra.scheduler import QueuedJob, Wait, schedule
 if TYPE_CHECKING:
     from fedra.runtime.server_parent import ServerParent
 
-log = logging.getLogger("fedra.serverapp")
+log = logging.getLogger("fedra.server")
 FINAL = {s for s in JobStatus if s.is_final}
 #: Seconds a site holds resources reserved for a job that the server is about to start.
 RESERVATION_TTL_S = 60.0

@@ -40,7 +40,7 @@ from fedra.transport import ChannelClosed
 if TYPE_CHECKING:
     from fedra.runtime.server_parent import ServerParent
 
-log = logging.getLogger("fedra.serverapp")
+log = logging.getLogger("fedra.server")
 #: Seconds to wait for a site's answer to a request (reserve, free, sys_info ...).
 REQUEST_TIMEOUT_S = 15.0
 

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-log = logging.getLogger("fedra.serverapp")
+log = logging.getLogger("fedra.server")
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ def sp(tmp_path: Path) -> ServerParent:
 def test_a_big_message_that_is_not_a_result_is_refused(
     sp: ServerParent, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, "fedra.serverapp")
+    caplog.set_level(logging.WARNING, "fedra.server")
     head, _ = frame(Envelope("x" * 100, {}))
     with pytest.raises(MessageRefused, match=r"a 'x{32}' message of 9 bytes: only results"):
         sp.intake.gate("site-a", head, 9)
@@ -69,7 +69,7 @@ def test_a_big_message_that_is_not_a_result_is_refused(
 def test_a_result_with_malformed_headers_is_refused(
     sp: ServerParent, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, "fedra.serverapp")
+    caplog.set_level(logging.WARNING, "fedra.server")
     head, _ = frame(Envelope(Result.KIND, {"job_id": "j1", "task_id": 3, "task_name": "train"}))
     with pytest.raises(MessageRefused, match="Expected `str`, got `int`"):
         sp.intake.gate("site-a", head)
@@ -212,7 +212,7 @@ def test_upload_requests_of_a_site_that_is_not_the_jobs_are_refused(
 ) -> None:
     sp = shell(tmp_path, ("site-a", "site-c"))
     run_job(sp, sites=("site-a",))
-    caplog.set_level(logging.WARNING, "fedra.serverapp")
+    caplog.set_level(logging.WARNING, "fedra.server")
     sp.intake.may_upload(sp.sites["site-c"], MayUpload("g1", "j1"))
     assert "site site-c: job j1 is not one of its running jobs" in caplog.text
     assert sp.uploads.waiting() == 0
@@ -226,7 +226,7 @@ def test_upload_requests_of_a_job_whose_workflows_ended_are_refused(
 
     task_out(sp, "site-a", "t1")
     sp.feed(JobDone("j1", JobStatus.FINISHED_COMPLETED, Done("FINISHED:COMPLETED")))
-    caplog.set_level(logging.WARNING, "fedra.serverapp")
+    caplog.set_level(logging.WARNING, "fedra.server")
     sp.intake.may_upload(sp.sites["site-a"], MayUpload("g1", "j1"))
     assert "not one of its running jobs" in caplog.text and sp.uploads.waiting() == 0
 

@@ -71,7 +71,7 @@ def test_the_server_parent_reads_on_after_malformed_site_messages(
             Envelope(Heartbeat.KIND, {"jobs": ["stale-job"]}),
         ]
     )
-    caplog.set_level(logging.INFO, "fedra.serverapp")
+    caplog.set_level(logging.INFO, "fedra.server")
     handle = SiteHandle("site-b", "org-b", conn)  # type: ignore[arg-type]
     sp.sites["site-b"] = handle  # admitted (fedra.runtime.peers.admit_site)
     serve_site(sp, handle)

@@ -102,7 +102,7 @@ def test_a_may_upload_flood_starts_one_grant_thread(
         release.wait(10)
 
     monkeypatch.setattr(sp.intake, "grant", grant)
-    caplog.set_level(logging.WARNING, "fedra.serverapp")
+    caplog.set_level(logging.WARNING, "fedra.server")
     handle = sp.sites["site-b"]
     sp.intake.may_upload(handle, MayUpload("early", "j1"))
     assert "no task of it is outstanding" in caplog.text and not started
@@ -193,7 +193,7 @@ def test_a_grant_whose_result_never_begins_is_withdrawn(
     monkeypatch.setattr(intake_module, "GRANT_POLL_S", 0.02)
     sent: list[Any] = []
     sp = running(sent)
-    caplog.set_level(logging.WARNING, "fedra.serverapp")
+    caplog.set_level(logging.WARNING, "fedra.server")
     task_out(sp, "site-b", "t1", None)
     assert sp.uploads.request("site-b", "j1") == 0
     sp.intake.grant(sp.sites["site-b"], MayUpload("g1", "j1"))

@@ -336,6 +336,22 @@ class Interleavings(RuleBasedStateMachine):
         self.detached.update(live)
         self._handle(StepDown())
 
+    @precondition(lambda self: self.detached - self.aborted)
+    @rule(data=st.data(), sites=st.lists(st.sampled_from(SITES), min_size=1, unique=True))
+    def resume(self, data: st.DataObject, sites: list[str]) -> None:
+        """A restarted server (or the new hot one) resumes a job left RUNNING, from its
+        snapshot: the same job id, a new process. Nothing of the old run is outstanding, so a
+        late result for one of its tasks is refused, never counted."""
+        job_id = data.draw(st.sampled_from(sorted(self.detached - self.aborted)))
+        if job_id in self.router.jobs:  # the old process has not ended yet
+            return
+        self.detached.discard(job_id)
+        self.ended.pop(job_id, None)
+        self._handle(JobLaunched(job_id, tuple(sites)))
+        self._handle(JobRunning(job_id))
+        assert self.router.phase(job_id) == Phase.RUNNING
+        assert not self.router.jobs[job_id].tasks
+
     @invariant()
     def outstanding_tasks_belong_to_running_jobs_and_connected_sites(self) -> None:
         for book in self.router.jobs.values():

@@ -122,7 +122,7 @@ def test_a_malformed_reply_is_refused_and_the_request_still_waits(
     )
     handle = SiteHandle("site-b", "org-b", script)  # type: ignore[arg-type]
     sp.sites["site-b"] = handle
-    caplog.set_level(logging.WARNING, "fedra.serverapp")
+    caplog.set_level(logging.WARNING, "fedra.server")
     serve_site(sp, handle)
     assert not event.is_set() and box == []
     assert caplog.text.count("refused a malformed 'reply' message from site site-b") == 3

@@ -136,7 +136,7 @@ def test_a_release_that_fails_does_not_stop_the_others(
     submit(sp, "j1", meta(min_clients=3))
     sites.refuse[("site-c", "reserve")] = "site-c: busy"
     sites.refuse[("site-a", "free")] = "site-a is not connected"
-    caplog.set_level(logging.INFO, "fedra.serverapp")
+    caplog.set_level(logging.INFO, "fedra.server")
     schedule_once(sp)
     assert sites.calls("free") == ["site-a", "site-b"]
     assert "could not release job j1 on site-a: site-a is not connected" in caplog.text

@@ -185,7 +185,7 @@ def _target(site: str, task_id: str) -> Any:
 def test_a_refused_result_costs_one_log_line(
     sp: ServerParent, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, "fedra.serverapp")
+    caplog.set_level(logging.WARNING, "fedra.server")
     sp._do(Refused("site-a", "j1", "t" * 200, "its params are too big"), None)
     [line] = [r.getMessage() for r in caplog.records]
     assert line == (
