@@ -16,14 +16,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from fedra.core.jsonfile import read_json_as
 from fedra.core.kitfile import OverseerEntry, ServerFile, SiteFile
 from fedra.core.safezip import MAX_JOB_ARCHIVE_BYTES
-from fedra.jobstore import StoreConfig
 from fedra.runtime.peers import Roster
+
+if TYPE_CHECKING:  # the job store is the server's only: a site does not import it
+    from fedra.jobstore import StoreConfig
 
 SERVER_FILE = "fed_server.json"
 CLIENT_FILE = "fed_client.json"
@@ -37,6 +40,8 @@ def _job_store(file: ServerFile, root: Path, path: Path) -> StoreConfig | None:
     if file.job_store is None:
         return None
     entry = msgspec.to_builtins(file.job_store)
+    from fedra.jobstore import StoreConfig
+
     return StoreConfig.parse(entry, root / "store", f"{path}: job_store")
 
 
