@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PIP_FLAGS := -q --disable-pip-version-check
 
-.PHONY: install demo demo-simulate test lint format bench bench-federation bench-ray bench-ha bench-compare clean
+.PHONY: install demo demo-simulate test lint format check-dist check-lowest-deps bench bench-federation bench-ray bench-ha bench-compare clean
 
 install: $(STAMP)
 
@@ -34,6 +34,14 @@ format: install
 test: lint
 	$(BIN)/pytest
 
+# The sdist and the wheel built, each installed in a clean venv and run outside the checkout.
+check-dist: install
+	$(BIN)/python scripts/check-dist.py
+
+# Every core dependency at its lowest declared version, in a clean venv under build/.
+check-lowest-deps:
+	PYTHON=$(PYTHON) bash scripts/check-lowest-deps.sh
+
 bench: install
 	$(BIN)/python -m bench.simulator
 
@@ -52,4 +60,4 @@ bench-compare: install
 	$(BIN)/python -m bench.compare $(ARGS)
 
 clean:
-	rm -rf $(VENV) demo-workspace .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist demo-workspace .pytest_cache .mypy_cache .ruff_cache

@@ -34,6 +34,25 @@ app.add_typer(overseer_cli.app, name="overseer")
 app.command("schema")(schema_cli.schema)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit
+
+
+@app.callback()
+def _options(
+    show_version: bool = typer.Option(
+        False,
+        "--version",
+        help="Print Fedra's version and exit.",
+        callback=_print_version,
+        is_eager=True,
+    ),
+) -> None:
+    """Fedra: federated learning. Simulate a job, run a federation, manage it."""
+
+
 @app.command("version")
 def version() -> None:
     """Print Fedra's version."""

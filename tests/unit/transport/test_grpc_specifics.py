@@ -26,9 +26,17 @@ from fedra.transport import (
     grpc_client,
 )
 from fedra.transport._proto import fedra_transport_pb2 as pb
-from fedra.transport._proto import fedra_transport_pb2_grpc as pb_grpc
-from fedra.transport._stream import FRAME_SIZE
+from fedra.transport._stream import FRAME_SIZE, METHOD
 from fedra.wire import Envelope, encode_envelope
+
+
+def raw_connect(channel: grpc.Channel) -> Any:
+    """The Connect method of ``channel`` without Fedra's client: Frames in, Frames out."""
+    return channel.stream_stream(
+        METHOD,
+        request_serializer=pb.Frame.SerializeToString,
+        response_deserializer=pb.Frame.FromString,
+    )
 
 
 class Served:
@@ -88,9 +96,9 @@ def test_a_client_certificate_from_another_ca_is_refused(
 def test_a_client_without_a_certificate_is_refused(served: Served, federation: Federation) -> None:
     credentials = grpc.ssl_channel_credentials(root_certificates=federation.ca.cert)
     with grpc.secure_channel(served.target, credentials) as channel:
-        stub = pb_grpc.FedraStub(channel)
+        connect_call = raw_connect(channel)
         with pytest.raises(grpc.RpcError) as caught:
-            list(stub.Connect(iter([pb.Frame(total=1, data=b"x", last=True)]), timeout=2))
+            list(connect_call(iter([pb.Frame(total=1, data=b"x", last=True)]), timeout=2))
     assert caught.value.code() in (
         grpc.StatusCode.UNAVAILABLE,
         grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -214,7 +222,7 @@ def test_a_huge_announced_size_is_refused_before_allocating(
     requests: queue.Queue[pb.Frame | None] = queue.Queue()
     requests.put(pb.Frame(total=1 << 60, data=b"FDRA"))
     with grpc.secure_channel(served.target, credentials) as channel:
-        call = pb_grpc.FedraStub(channel).Connect(iter(requests.get, None))
+        call = raw_connect(channel)(iter(requests.get, None))
         server_end = served.accepted.get(timeout=10)
         with pytest.raises(WireError, match=f"{1 << 60} bytes is above the limit"):
             server_end.recv(timeout=10)
@@ -244,7 +252,7 @@ def test_malformed_frame_sequences_are_wire_errors(
     for frame in frames:
         requests.put(frame)
     with grpc.secure_channel(served.target, credentials) as channel:
-        call = pb_grpc.FedraStub(channel).Connect(iter(requests.get, None))
+        call = raw_connect(channel)(iter(requests.get, None))
         server_end = served.accepted.get(timeout=10)
         with pytest.raises(WireError):
             server_end.recv(timeout=10)
@@ -265,7 +273,7 @@ def test_the_generated_stub_interoperates(served: Served, federation: Federation
     requests.put(pb.Frame(total=len(data), data=data[:5]))
     requests.put(pb.Frame(data=data[5:], last=True))
     with grpc.secure_channel(served.target, credentials) as channel:
-        call = pb_grpc.FedraStub(channel).Connect(iter(requests.get, None))
+        call = raw_connect(channel)(iter(requests.get, None))
         server_end = served.accepted.get(timeout=10)
         assert server_end.peer == SITE_ID
         assert server_end.recv(timeout=10) == envelope
@@ -295,7 +303,7 @@ def _stub_stream(
     )
     channel = grpc.secure_channel(served.target, credentials)
     requests: queue.Queue[pb.Frame | None] = queue.Queue()
-    call = pb_grpc.FedraStub(channel).Connect(iter(requests.get, None))
+    call = raw_connect(channel)(iter(requests.get, None))
     return channel, call, requests
 
 

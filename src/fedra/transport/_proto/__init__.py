@@ -1,1 +1,1 @@
-"""Generated protobuf and gRPC code of the Fedra transport (see scripts/gen_proto.sh)."""
+"""Generated protobuf code of the Fedra transport (see scripts/gen_proto.sh)."""

@@ -1,8 +1,7 @@
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable, Mapping as _Mapping
-from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -36,7 +35,7 @@ class Model(_message.Message):
     current_round: int
     total_rounds: int
     tensors: _containers.RepeatedCompositeFieldContainer[Tensor]
-    def __init__(self, has_params: _Optional[bool] = ..., params_type: _Optional[str] = ..., metrics_json: _Optional[str] = ..., meta_json: _Optional[str] = ..., current_round: _Optional[int] = ..., total_rounds: _Optional[int] = ..., tensors: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ...) -> None: ...
+    def __init__(self, has_params: bool = ..., params_type: _Optional[str] = ..., metrics_json: _Optional[str] = ..., meta_json: _Optional[str] = ..., current_round: _Optional[int] = ..., total_rounds: _Optional[int] = ..., tensors: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ...) -> None: ...
 
 class FrameHeader(_message.Message):
     __slots__ = ("kind", "headers_json", "model")
