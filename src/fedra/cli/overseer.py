@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -58,6 +59,20 @@ def promote(
     from fedra.overseer import client_for_kit
 
     _print(client_for_kit(kit).promote(name), output_format)
+
+
+@app.command("active")
+def active(kit: Kit, output_format: FormatOption = Format.TEXT) -> None:
+    """Show the hot server and the service session id (console: get_active_sp)."""
+    from fedra.overseer import client_for_kit
+
+    answer = client_for_kit(kit).state()
+    hot = answer.hot.name if answer.hot else None
+    if output_format is Format.JSON:
+        typer.echo(json.dumps({"hot": hot, "ssid": answer.ssid}))
+        return
+    typer.echo(f"hot server: {hot or 'none yet'}")
+    typer.echo(f"ssid: {answer.ssid if answer.ssid is not None else 'none yet'}")
 
 
 def _print(answer: OverseerAnswer, output_format: Format) -> None:

@@ -161,7 +161,7 @@ class EndJob(_Message, frozen=True):
 
 class Request(_Message, frozen=True):
     """A request to a site, answered with a Reply under ``id`` (none: no answer wanted):
-    sys_info, tail, cat, reserve, free, resources, shutdown, restart."""
+    sys_info, tail, cat, head, grep, ls, pwd, env, reserve, free, resources, shutdown, restart."""
 
     KIND: ClassVar[str] = "request"
     cmd: Text
