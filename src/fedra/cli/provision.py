@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from fedra.provision import ProjectSource
 
 PROMPT = "No project.yml found in the current folder. Generate a sample? (y/N)"
 
@@ -72,12 +75,7 @@ def provision(
             return
     source = read_project(project_file)
     project = source.project
-    if source.flare is not None:
-        typer.echo(
-            f"{project_file} is a FLARE project file (api_version {source.flare.api_version}):"
-        )
-        for note in source.flare.notes:
-            typer.echo(f"  {note}")
+    _report_flare(source, project_file)
     if convert is not None:
         _write_converted(convert, source.text if source.flare is not None else None, project_file)
         return
@@ -100,6 +98,15 @@ def _confirm() -> bool:
     except typer.Abort:
         typer.echo("")
         return False
+
+
+def _report_flare(source: ProjectSource, project_file: Path) -> None:
+    """List what a FLARE project file's conversion mapped and skipped, with the lines."""
+    if source.flare is None:
+        return
+    typer.echo(f"{project_file} is a FLARE project file (api_version {source.flare.api_version}):")
+    for note in source.flare.notes:
+        typer.echo(f"  {note}")
 
 
 def _write_converted(out: Path, text: str | None, project_file: Path) -> None:

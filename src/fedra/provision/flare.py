@@ -299,20 +299,19 @@ class _Converter:
         servers = [p for p in participants if _type(p) == "server"]
         if builders.sp_end_point is not None:
             end = builders.sp_end_point
-            name, fl_port, admin_port = _end_point(end, self.file)
+            name, fl_port = _end_point(end, self.file)
             match = [s for s in servers if _get(s, "name") == name]
             if not match:
                 raise self.fail(
                     end.line, "sp_end_point", f"names no server of the project: {name!r}"
                 )
             server = match[0]
-            ports = (_get(server, "fed_learn_port") or 8002, _get(server, "admin_port") or 8003)
-            if (fl_port, admin_port) != ports:
+            port = _get(server, "fed_learn_port") or 8002
+            if fl_port != port:
                 raise self.fail(
                     end.line,
                     "sp_end_point",
-                    f"expected {name}:{ports[0]}:{ports[1]} (the ports of server {name}), "
-                    f"got {end.value!r}",
+                    f"expected the fed_learn_port of server {name} ({port}), got {end.value!r}",
                 )
             participants.remove(server)
             first = participants.index(servers[0]) if servers[0] is not server else 0
@@ -347,7 +346,7 @@ def _get(participant: Located, key: str) -> object:
     return plain(found) if isinstance(found, Located) else None
 
 
-def _end_point(node: Located, file: str) -> tuple[str, int, int]:
+def _end_point(node: Located, file: str) -> tuple[str, int]:
     """``SERVER_NAME:FL_PORT:ADMIN_PORT`` of ``sp_end_point``."""
     parts = node.value.split(":") if isinstance(node.value, str) else []
     if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
@@ -357,4 +356,4 @@ def _end_point(node: Located, file: str) -> tuple[str, int, int]:
             "sp_end_point",
             f"expected SERVER_NAME:FL_PORT:ADMIN_PORT, got {node.value!r}",
         )
-    return parts[0], int(parts[1]), int(parts[2])
+    return parts[0], int(parts[1])

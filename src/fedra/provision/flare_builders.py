@@ -129,12 +129,12 @@ def read_builders(node: Located | None, file: str, notes: Notes) -> Builders:
             _docker(args, f"{where}.args", file, notes, builders)
             notes.add(path.line, f"{path.value}: docker.sh, Dockerfile, requirements.txt per kit")
         else:
-            known = ", ".join(_IMPL + n for n in (*MAPPED_BUILDERS, *SKIPPED_BUILDERS))
             raise ProjectError(
                 file,
                 path.line,
                 f"{where}.path",
-                f"unknown builder {path.value!r}: Fedra runs no builder code (it knows {known})",
+                f"unknown builder {path.value!r}: Fedra runs no builder code; it knows FLARE's "
+                "own (docs/migrating-from-flare.md lists them)",
             )
     return builders
 
