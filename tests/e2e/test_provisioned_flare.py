@@ -67,7 +67,8 @@ def test_a_flare_project_provisions_kits_that_run_a_job(
         with Session.connect(prod / LEAD, timeout=15.0) as lead:
             job_id = lead.submit_job(job)
             final = lead.wait(job_id, timeout=120)
-        assert final.status == "FINISHED:COMPLETED", final
+            errors = lead.show_errors(job_id) if final.status != "FINISHED:COMPLETED" else None
+        assert final.status == "FINISHED:COMPLETED", errors
         with Session.connect(prod / SUPER, timeout=15.0) as boss:
             assert boss.get_job(job_id).submitter == LEAD
     finally:
