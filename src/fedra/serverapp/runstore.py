@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from fedra.core import FLModel, JsonObject, JsonValue, Snapshot, WireError
+from fedra.core import FLModel, JsonObject, JsonValue, Snapshot, WireError, release_pages
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _SNAPSHOT = "snapshot"
@@ -53,7 +53,10 @@ def write_npy(member: Any, array: np.ndarray[Any, Any]) -> None:
 
     The same bytes as ``np.lib.format.write_array``, without its 16 MiB copies: the data is
     written from the array's own memory, :data:`WRITE_CHUNK` bytes at a time, so saving a
-    model that lies in a file map or in the running sum costs no model-sized buffer.
+    model that lies in a file map or in the running sum costs no model-sized buffer. The
+    pages of an array mapped from a file (a parked model) are released as they are written:
+    saving it leaves them on disk, not in this process (FedAvg saves the best model from the
+    parked global model while the round's sum is in memory).
     """
     if array.dtype.hasobject:
         raise ValueError("arrays of Python objects cannot be saved (they would need pickle)")
@@ -67,7 +70,9 @@ def write_npy(member: Any, array: np.ndarray[Any, Any]) -> None:
     flat = (array.T if header["fortran_order"] else array).reshape(-1)
     data = flat.view(np.uint8)
     for start in range(0, data.nbytes, WRITE_CHUNK):
-        member.write(data[start : start + WRITE_CHUNK].data)
+        chunk = data[start : start + WRITE_CHUNK]
+        member.write(chunk.data)
+        release_pages(chunk)  # a no-op for memory that is not a read-only file map
 
 
 def write_npz(handle: Any, arrays: Mapping[str, np.ndarray[Any, Any]]) -> None:
