@@ -126,6 +126,7 @@ def _sp_view(answer: OverseerAnswer) -> SpState:
             hot=s.hot,
             live=s.live,
             age_s=None if s.age is None else round(s.age, 1),
+            note=s.note,
         )
         for s in answer.servers
     ]

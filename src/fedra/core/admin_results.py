@@ -172,6 +172,9 @@ class ServiceProvider(msgspec.Struct, frozen=True):
     hot: bool
     live: bool
     age_s: float | None
+    #: Why ``state`` (the one it last reported) is not the whole story, when it is not:
+    #: not live since when, and when a standby takes over (see docs/ha.md).
+    note: str | None = None
 
 
 class SpState(msgspec.Struct, frozen=True):

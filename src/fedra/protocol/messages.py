@@ -8,7 +8,7 @@ envelope and is passed to :func:`encode` / read from ``envelope.model``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal, TypeAlias
+from typing import Annotated, Any, ClassVar, Literal, TypeAlias
 
 import msgspec
 import numpy as np
@@ -217,6 +217,10 @@ class Round(_Message, frozen=True):
     round: int
     metrics: dict[Text, Metric] = {}
     seconds: float = 0.0
+    #: Its place in the job's history (every workflow's rounds, in order, since the job
+    #: began): after a resume, a round run again has the place of its earlier record, which
+    #: it replaces with the records after it. None: after the records there are.
+    index: Annotated[int, msgspec.Meta(ge=0)] | None = None
 
 
 class Done(_Message, frozen=True):
