@@ -27,7 +27,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -316,7 +316,12 @@ class NetBed:
         """A handle on the running bed ``bed_id`` (made by another process, e.g. the CLI)."""
         state = json.loads((STATE_ROOT / bed_id / "state.json").read_text())
         bed = cls.__new__(cls)
-        bed.id, bed.prefix, bed.domain, bed.mtu = bed_id, f"{bed_id}-", state["domain"], state["mtu"]
+        bed.id, bed.prefix, bed.domain, bed.mtu = (
+            bed_id,
+            f"{bed_id}-",
+            state["domain"],
+            state["mtu"],
+        )
         bed._addresses, bed._prefixlen = dict(state["addresses"]), int(state["prefixlen"])
         bed._procs, bed._closed, bed.detached = [], False, True
         bed.state_dir = STATE_ROOT / bed_id
@@ -363,6 +368,10 @@ def _end_group(proc: subprocess.Popen[Any], grace: float) -> None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
 
 
 def _wait_pid(pid: int, timeout: float) -> None:
@@ -392,9 +401,9 @@ def _install_handlers() -> None:
         return
     _handlers_installed = True
     atexit.register(close_all)
-    if threading.current_thread() is threading.main_thread():
-        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, _on_sigterm)
+    main = threading.current_thread() is threading.main_thread()
+    if main and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:

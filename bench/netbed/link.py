@@ -3,7 +3,7 @@
 A bed is a star: every host has one access link to a user-space switch, and each direction of
 that link (``egress``: host to switch, ``ingress``: switch to host) is its own :class:`Link`.
 A packet from A to B crosses A's egress, then B's ingress, so with the same link on both
-hosts the round trip is ``4 × delay_ms`` and the loss of a path about ``2 × loss`` per
+hosts the round trip is ``4 x delay_ms`` and the loss of a path about ``2 x loss`` per
 direction. :data:`PROFILES` are chosen so that two hosts on the same profile see the
 profile's round trip and loss between them.
 """

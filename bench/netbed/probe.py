@@ -24,6 +24,7 @@ import socket
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 
 CHUNK = 1 << 20
 SO_RCVBUFFORCE = 33  # Linux; root may exceed rmem_max
@@ -33,11 +34,11 @@ def serve(port: int) -> None:
     """Serve sink, echo and count connections, and UDP pings and counts, forever."""
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 8 << 20)
-    udp.bind(("0.0.0.0", port))  # noqa: S104 - inside a test namespace
-    listener = socket.create_server(("0.0.0.0", port))  # noqa: S104
+    udp.bind(("0.0.0.0", port))
+    listener = socket.create_server(("0.0.0.0", port))
     udp.setblocking(False)
     counted = 0
-    conns: dict[socket.socket, dict[str, object]] = {}
+    conns: dict[socket.socket, _Conn] = {}
     print("ready", flush=True)
     while True:
         readable, _, _ = select.select([udp, listener, *conns], [], [])
@@ -46,15 +47,15 @@ def serve(port: int) -> None:
                 counted += _drain_udp(udp)
             elif sock is listener:
                 conn, _ = listener.accept()
-                conns[conn] = {"mode": None, "bytes": 0, "first": None, "buffer": b""}
+                conns[conn] = _Conn()
             else:
                 state = conns[sock]
-                if state["mode"] == "count":
+                if state.mode == "count":
                     continue
                 if not _serve_conn(sock, state):
                     del conns[sock]
                     sock.close()
-                elif state["mode"] == "count":
+                elif state.mode == "count":
                     counted += _drain_udp(udp)
                     sock.sendall(json.dumps({"received": counted}).encode() + b"\n")
                     counted = 0
@@ -75,31 +76,39 @@ def _drain_udp(udp: socket.socket) -> int:
             count += 1
 
 
-def _serve_conn(sock: socket.socket, state: dict[str, object]) -> bool:
+@dataclass
+class _Conn:
+    """A connection of the server: its mode (the first line) and what it received."""
+
+    mode: str | None = None
+    buffer: bytes = b""
+    received: int = 0
+    first: float | None = None
+
+
+def _serve_conn(sock: socket.socket, state: _Conn) -> bool:
     """Handle readable data on one connection; False when it is done."""
     data = sock.recv(CHUNK)
-    mode = state["mode"]
-    if mode is None:
-        buffer = bytes(state["buffer"]) + data  # type: ignore[arg-type]
+    if state.mode is None:
+        buffer = state.buffer + data
         if b"\n" not in buffer:
-            state["buffer"] = buffer
+            state.buffer = buffer
             return bool(data)
         head, data = buffer.split(b"\n", 1)
-        state["mode"] = mode = head.decode()
-        if mode == "count" or not data:
+        state.mode = head.decode()
+        if state.mode == "count" or not data:
             return True
-    if mode == "echo":
+    if state.mode == "echo":
         if data:
             sock.sendall(data)
         return bool(data)
     if data:
-        if state["first"] is None:
-            state["first"] = time.monotonic()
-        state["bytes"] = int(state["bytes"]) + len(data)  # type: ignore[call-overload]
+        if state.first is None:
+            state.first = time.monotonic()
+        state.received += len(data)
         return True
-    first = state["first"]
-    seconds = 0.0 if first is None else time.monotonic() - float(first)  # type: ignore[arg-type]
-    sock.sendall(json.dumps({"bytes": state["bytes"], "seconds": seconds}).encode() + b"\n")
+    seconds = 0.0 if state.first is None else time.monotonic() - state.first
+    sock.sendall(json.dumps({"bytes": state.received, "seconds": seconds}).encode() + b"\n")
     return False
 
 

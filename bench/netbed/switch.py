@@ -22,11 +22,13 @@ import itertools
 import os
 import random
 import select
+import shutil
 import signal
 import socket
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import msgspec
 
@@ -359,6 +361,9 @@ def main(argv: list[str] | None = None) -> int:
     listener.close()
     with contextlib.suppress(FileNotFoundError):
         os.unlink(args.control)
+    state = Path(args.control).parent
+    if switch.owner_died and state.name.startswith("fb"):  # the bed's state folder
+        shutil.rmtree(state, ignore_errors=True)
     return 0
 
 
