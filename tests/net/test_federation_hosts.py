@@ -85,13 +85,9 @@ def test_a_job_across_hosts_on_wan_links(make_bed: MakeBed, tmp_path: Path) -> N
     for site in SITES:
         start(site)
     job = arithmetic_job(tmp_path / "arith", tmp_path / "marks", rounds=ROUNDS)
-    done = bed.run(
-        "admin",
-        [sys.executable, "-m", "tests.net.admin_job", "--kit", str(kits["admin"])]
-        + ["--job", str(job), "--sites", ",".join(SITES), "--out", str(tmp_path / "out")],
-        timeout=150,
-        check=False,
-    )
+    submit = ["--kit", str(kits["admin"]), "--job", str(job), "--sites", ",".join(SITES)]
+    argv = [sys.executable, "-m", "tests.net.admin_job", *submit, "--out", str(tmp_path / "out")]
+    done = bed.run("admin", argv, timeout=150, check=False)
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{logs()}"
     result = json.loads(done.stdout)
     assert result["status"] == "FINISHED:COMPLETED", f"{result}\n{logs()}"
