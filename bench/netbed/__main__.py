@@ -17,12 +17,12 @@ import argparse
 import json
 import os
 import sys
-from typing import Any
 
 import msgspec
 
 from bench.netbed.bed import NetBed, running_beds
 from bench.netbed.link import PROFILES, Link
+from bench.netbed.probe import Rtt, Tcp
 
 PROBE = [sys.executable, "-m", "bench.netbed.probe"]
 
@@ -44,7 +44,7 @@ def _link_from(args: argparse.Namespace) -> Link:
     return link.changed(**changes) if changes else link
 
 
-def _changes(args: argparse.Namespace) -> dict[str, Any]:
+def _changes(args: argparse.Namespace) -> dict[str, object]:
     keys = ("rate_mbit", "delay_ms", "jitter_ms", "loss", "queue_bytes", "up")
     return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
 
@@ -84,7 +84,7 @@ def cmd_exec(args: argparse.Namespace) -> None:
 def cmd_link(args: argparse.Namespace) -> None:
     """Change a host's link and print the new one."""
     bed = _pick(args.bed)
-    link = bed.set_link(args.host, direction=args.direction, **_changes(args))
+    link = bed.set_link(args.host, None, args.direction, **_changes(args))
     print(json.dumps(msgspec.to_builtins(link)))
 
 
@@ -100,19 +100,21 @@ def cmd_iperf(args: argparse.Namespace) -> None:
         server = bed.popen("b", [*PROBE, "serve", "--port", "5201"], stdout=-1)
         assert server.stdout is not None
         server.stdout.readline()
-        rtt = json.loads(bed.run("a", [*PROBE, "rtt", "b", "--port", "5201"]).stdout)
+        rtt_out = bed.run("a", [*PROBE, "rtt", "b", "--port", "5201"]).stdout
+        rtt = msgspec.json.decode(rtt_out, type=Rtt)
         tcp_argv = [*PROBE, "tcp", "b", "--port", "5201", "--seconds", str(args.seconds)]
-        tcp = json.loads(bed.run("a", tcp_argv, timeout=args.seconds + 120).stdout)
+        tcp_out = bed.run("a", tcp_argv, timeout=args.seconds + 120).stdout
+        tcp = msgspec.json.decode(tcp_out, type=Tcp)
         drops = bed.stats()["a"].egress
     rate = link.rate_mbit
     result = {
         "profile": args.profile,
         "link": msgspec.to_builtins(link),
         "mtu": args.mtu,
-        "rtt_ms": rtt["median_ms"],
-        "seconds": round(tcp["seconds"], 3),
-        "mbit_s": round(tcp["mbit_s"], 1),
-        "of_link": None if rate is None else round(tcp["mbit_s"] / rate, 3),
+        "rtt_ms": rtt.median_ms,
+        "seconds": round(tcp.seconds, 3),
+        "mbit_s": round(tcp.mbit_s, 1),
+        "of_link": None if rate is None else round(tcp.mbit_s / rate, 3),
         "dropped": {"loss": drops.dropped_loss, "queue": drops.dropped_queue},
     }
     print(json.dumps(result))

@@ -18,13 +18,14 @@ counted. The client commands print one JSON line:
 from __future__ import annotations
 
 import argparse
-import json
 import select
 import socket
 import statistics
 import sys
 import time
 from dataclasses import dataclass
+
+import msgspec
 
 CHUNK = 1 << 20
 SO_RCVBUFFORCE = 33  # Linux; root may exceed rmem_max
@@ -57,7 +58,7 @@ def serve(port: int) -> None:
                     sock.close()
                 elif state.mode == "count":
                     counted += _drain_udp(udp)
-                    sock.sendall(json.dumps({"received": counted}).encode() + b"\n")
+                    sock.sendall(msgspec.json.encode(_Count(counted)) + b"\n")
                     counted = 0
                     del conns[sock]
                     sock.close()
@@ -108,11 +109,45 @@ def _serve_conn(sock: socket.socket, state: _Conn) -> bool:
         state.received += len(data)
         return True
     seconds = 0.0 if state.first is None else time.monotonic() - state.first
-    sock.sendall(json.dumps({"bytes": state.received, "seconds": seconds}).encode() + b"\n")
+    sock.sendall(msgspec.json.encode(Sunk(state.received, seconds)) + b"\n")
     return False
 
 
-def rtt(host: str, port: int, count: int, timeout: float) -> dict[str, object]:
+class Rtt(msgspec.Struct, frozen=True):
+    """Round trips of UDP pings in ms (None: no answer within the timeout)."""
+
+    rtt_ms: list[float | None]
+    median_ms: float | None
+
+
+class Sunk(msgspec.Struct, frozen=True):
+    """What a sink received: bytes, and seconds from its first byte to the end."""
+
+    bytes: int
+    seconds: float
+
+
+class Tcp(msgspec.Struct, frozen=True):
+    """One TCP stream: what the sink received, its rate, and the sender's seconds."""
+
+    bytes: int
+    seconds: float
+    mbit_s: float
+    sent_s: float
+
+
+class Udp(msgspec.Struct, frozen=True):
+    """Datagrams sent, and how many arrived."""
+
+    sent: int
+    received: int
+
+
+class _Count(msgspec.Struct, frozen=True):
+    received: int
+
+
+def rtt(host: str, port: int, count: int, timeout: float) -> Rtt:
     """``count`` UDP pings to ``host``; each RTT in ms (None when lost)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.connect((host, port))
@@ -128,10 +163,10 @@ def rtt(host: str, port: int, count: int, timeout: float) -> dict[str, object]:
             except TimeoutError:
                 times.append(None)
     got = [t for t in times if t is not None]
-    return {"rtt_ms": times, "median_ms": statistics.median(got) if got else None}
+    return Rtt(times, statistics.median(got) if got else None)
 
 
-def tcp(host: str, port: int, seconds: float) -> dict[str, object]:
+def tcp(host: str, port: int, seconds: float) -> Tcp:
     """One TCP stream for ``seconds``; what the sink received and its rate."""
     block = b"\0" * CHUNK
     start = time.monotonic()
@@ -140,12 +175,12 @@ def tcp(host: str, port: int, seconds: float) -> dict[str, object]:
         while time.monotonic() - start < seconds:
             sock.sendall(block)
         sock.shutdown(socket.SHUT_WR)
-        answer = json.loads(sock.makefile().readline())
-    rate = answer["bytes"] * 8 / answer["seconds"] / 1e6 if answer["seconds"] else 0.0
-    return {**answer, "mbit_s": rate, "sent_s": time.monotonic() - start}
+        sunk = msgspec.json.decode(sock.makefile("rb").readline(), type=Sunk)
+    rate = sunk.bytes * 8 / sunk.seconds / 1e6 if sunk.seconds else 0.0
+    return Tcp(sunk.bytes, sunk.seconds, rate, time.monotonic() - start)
 
 
-def udp(host: str, port: int, count: int, per_second: float) -> dict[str, object]:
+def udp(host: str, port: int, count: int, per_second: float) -> Udp:
     """``count`` datagrams paced at ``per_second``, then how many arrived."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.connect((host, port))
@@ -157,8 +192,8 @@ def udp(host: str, port: int, count: int, per_second: float) -> dict[str, object
             sock.send(b"d%d" % n)
     with socket.create_connection((host, port), timeout=60) as conn:
         conn.sendall(b"count\n")
-        answer = json.loads(conn.makefile().readline())
-    return {"sent": count, "received": answer["received"]}
+        answer = msgspec.json.decode(conn.makefile("rb").readline(), type=_Count)
+    return Udp(count, answer.received)
 
 
 def chat(host: str, port: int) -> None:
@@ -194,12 +229,14 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "chat":
         chat(args.host, args.port)
     else:
-        result = {
-            "rtt": lambda: rtt(args.host, args.port, args.count, args.timeout),
-            "tcp": lambda: tcp(args.host, args.port, args.seconds),
-            "udp": lambda: udp(args.host, args.port, args.count, args.per_second),
-        }[args.cmd]()
-        print(json.dumps(result), flush=True)
+        result: Rtt | Tcp | Udp
+        if args.cmd == "rtt":
+            result = rtt(args.host, args.port, args.count, args.timeout)
+        elif args.cmd == "tcp":
+            result = tcp(args.host, args.port, args.seconds)
+        else:
+            result = udp(args.host, args.port, args.count, args.per_second)
+        print(msgspec.json.encode(result).decode(), flush=True)
     return 0
 
 

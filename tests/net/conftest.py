@@ -7,18 +7,20 @@ cannot make a bed is broken, not excused.
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
+import msgspec
 import pytest
 
 from bench.netbed import Link, NetBed, unavailable
+from bench.netbed.probe import Rtt, Tcp, Udp
 
+R = TypeVar("R", Rtt, Tcp, Udp)
 PROBE = [sys.executable, "-m", "bench.netbed.probe"]
 PORT = 5201
 
@@ -62,11 +64,10 @@ def start_server(bed: NetBed, host: str, port: int = PORT) -> subprocess.Popen[b
     return proc
 
 
-def probe(bed: NetBed, host: str, *args: str, timeout: float = 60.0) -> dict[str, Any]:
-    """Run a probe client command in ``host``; its JSON answer."""
+def probe(bed: NetBed, host: str, kind: type[R], *args: str, timeout: float = 60.0) -> R:
+    """Run a probe client command in ``host``; its answer as ``kind``."""
     done = bed.run(host, [*PROBE, *args], timeout=timeout)
-    answer: dict[str, Any] = json.loads(done.stdout)
-    return answer
+    return msgspec.json.decode(done.stdout, type=kind)
 
 
 def readline(proc: subprocess.Popen[bytes], timeout: float) -> bytes | None:

@@ -17,6 +17,7 @@ import pytest
 
 from bench.netbed import Link, NetBed, system
 from bench.netbed.bed import STATE_ROOT
+from bench.netbed.probe import Rtt, Tcp, Udp
 from tests.e2e.conftest import wait_for
 from tests.net.conftest import PORT, PROBE, MakeBed, probe, readline, start_server
 
@@ -48,8 +49,9 @@ def test_round_trip_follows_each_hosts_delay(make_bed: MakeBed) -> None:
     start_server(bed, "b")
 
     def rtt() -> float:
-        median = probe(bed, "a", "rtt", "b", "--port", str(PORT), "--count", "15")["median_ms"]
-        return float(median)
+        median = probe(bed, "a", Rtt, "rtt", "b", "--port", str(PORT), "--count", "15").median_ms
+        assert median is not None
+        return median
 
     assert abs(rtt() - 20) <= 0.2 * 20 + 2  # 2 x (5 + 5)
     bed.set_link("a", delay_ms=20)
@@ -61,18 +63,19 @@ def test_round_trip_follows_each_hosts_delay(make_bed: MakeBed) -> None:
 def test_jitter_varies_the_delay_without_reordering(make_bed: MakeBed) -> None:
     bed = make_bed(["a", "b"], Link(rate_mbit=1000, delay_ms=10, jitter_ms=8))
     start_server(bed, "b")
-    times = probe(bed, "a", "rtt", "b", "--port", str(PORT), "--count", "30")["rtt_ms"]
-    assert all(t is not None and 8 <= t <= 80 + 10 for t in times), times
+    got = probe(bed, "a", Rtt, "rtt", "b", "--port", str(PORT), "--count", "30").rtt_ms
+    times = [t for t in got if t is not None]
+    assert len(times) == 30 and all(8 <= t <= 80 + 10 for t in times), got
     assert max(times) - min(times) > 4, times  # four jittered links: not a constant delay
 
 
 def test_a_tcp_stream_gets_most_of_the_rate_and_never_more(make_bed: MakeBed) -> None:
     bed = make_bed(["a", "b"], Link(rate_mbit=100, delay_ms=1))
     start_server(bed, "b")
-    result = probe(bed, "a", "tcp", "b", "--port", str(PORT), "--seconds", "2")
-    assert result["bytes"] > 0
-    assert 60 <= result["mbit_s"] <= 100 * 1.01, result
-    assert bed.stats()["a"].egress.bytes >= result["bytes"]
+    result = probe(bed, "a", Tcp, "tcp", "b", "--port", str(PORT), "--seconds", "2")
+    assert result.bytes > 0
+    assert 60 <= result.mbit_s <= 100 * 1.01, result
+    assert bed.stats()["a"].egress.bytes >= result.bytes
 
 
 def test_a_link_down_stops_traffic_and_a_connection_survives_it(make_bed: MakeBed) -> None:
@@ -95,8 +98,8 @@ def test_a_link_down_stops_traffic_and_a_connection_survives_it(make_bed: MakeBe
     chat.stdin.flush()
     wait_for(lambda: bed.stats()["b"].ingress.dropped_down >= 2, 30, "retransmissions dropped")
     assert readline(chat, 0) is None  # nothing got through
-    lost = probe(bed, "a", "rtt", "b", "--port", str(PORT), "--count", "1", "--timeout", "0.5")
-    assert lost["rtt_ms"] == [None]
+    ping = ["rtt", "b", "--port", str(PORT), "--count", "1", "--timeout", "0.5"]
+    assert probe(bed, "a", Rtt, *ping).rtt_ms == [None]
 
     bed.up("b")
     assert readline(chat, 30) == b"two\n"  # the same TCP connection, after retransmitting
@@ -107,11 +110,10 @@ def test_loss_drops_about_the_configured_fraction(make_bed: MakeBed) -> None:
     bed = make_bed(["a", "b"], Link(rate_mbit=1000, delay_ms=1))
     start_server(bed, "b")
     bed.set_link("b", direction="ingress", loss=0.2)
-    result = probe(bed, "a", "udp", "b", "--port", str(PORT), "--count", "2000")
+    result = probe(bed, "a", Udp, "udp", "b", "--port", str(PORT), "--count", "2000")
     # Binomial(2000, 0.2): standard deviation 18 datagrams; ±100 is 5.6 of them.
-    assert 1500 <= result["received"] <= 1700, result
-    dropped = bed.stats()["b"].ingress.dropped_loss
-    assert dropped >= 2000 - result["received"]
+    assert 1500 <= result.received <= 1700, result
+    assert bed.stats()["b"].ingress.dropped_loss >= 2000 - result.received
 
 
 def test_close_removes_everything_also_after_an_exception(make_bed: MakeBed) -> None:
