@@ -8,8 +8,8 @@ in place of /etc/hosts. Programs run in a host with :meth:`NetBed.popen` / :meth
 links change at run time with :meth:`NetBed.set_link`, :meth:`NetBed.down` and
 :meth:`NetBed.up`, each acknowledged by the switch before it returns.
 
-:meth:`NetBed.close` (also on leaving ``with``, at exit, and on SIGTERM, which becomes
-SystemExit while a bed is open) ends the processes the bed started, stops the switch and
+:meth:`NetBed.close` (also on leaving ``with``, at exit, and on SIGTERM, before the process
+ends as SIGTERM ends it) ends the processes the bed started, stops the switch and
 removes every namespace, TUN device and hosts file of the bed. If the test process dies
 without cleaning up, the switch notices (a pidfd of its owner) and removes the namespaces.
 """
@@ -394,8 +394,8 @@ _handlers_installed = False
 
 
 def _install_handlers() -> None:
-    """Once per process: close beds at exit, and turn SIGTERM into SystemExit (when nobody
-    else handles it) so that ``with`` blocks and ``finally`` clauses run."""
+    """Once per process: close beds at exit, and on SIGTERM (when nobody else handles it)
+    close them before the process ends as SIGTERM ends it."""
     global _handlers_installed
     if _handlers_installed:
         return
@@ -408,4 +408,5 @@ def _install_handlers() -> None:
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    raise SystemExit(128 + signum)
+    close_all()
+    os.kill(os.getpid(), signal.SIGTERM)

@@ -148,8 +148,10 @@ def test_a_bed_goes_away_with_its_process(make_bed: MakeBed, sig: signal.Signals
         prefix = child.stdout.readline().decode().strip()
         assert prefix.startswith("fb") and system.namespaces(prefix)
         os.kill(child.pid, sig)
-        child.wait(30)
-        # SIGTERM: the bed's own cleanup; SIGKILL: its switch's, when its owner is gone.
+        assert child.wait(30) == -sig
+        if sig == signal.SIGTERM:  # the bed's own cleanup ran before the process ended
+            assert leftovers(prefix) == []
+        # SIGKILL: the switch cleans up once it sees its owner gone.
         wait_for(lambda: leftovers(prefix) == [], 30, f"{prefix} to be cleaned up")
     finally:
         if child.poll() is None:
