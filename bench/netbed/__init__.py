@@ -4,7 +4,7 @@ switch that emulates rate, delay, jitter, loss, queue limits and outages (issue 
 See docs/testing-networks.md. ``python -m bench.netbed --help`` is the command line.
 """
 
-from bench.netbed.bed import BedUnavailable, NetBed, close_all, running_beds
+from bench.netbed.bed import BedUnavailable, NetBed, close_all, running_beds, stale_beds
 from bench.netbed.control import ControlError, HostStats, QueueStats
 from bench.netbed.link import PROFILES, Direction, Link, Profile
 from bench.netbed.system import sweep, unavailable
@@ -21,6 +21,7 @@ __all__ = [
     "QueueStats",
     "close_all",
     "running_beds",
+    "stale_beds",
     "sweep",
     "unavailable",
 ]

@@ -6,6 +6,7 @@
     python -m bench.netbed link site-1 --down                        # cut it (--up restores)
     python -m bench.netbed stats                                     # packets and drops
     python -m bench.netbed down                                      # remove the bed
+    python -m bench.netbed down --stale                              # what crashes left
     python -m bench.netbed iperf --profile far --seconds 10          # raw TCP over a profile
 
 With one bed up, commands find it; with several, name it with ``--bed ID``. Needs root.
@@ -20,7 +21,7 @@ import sys
 
 import msgspec
 
-from bench.netbed.bed import NetBed, running_beds
+from bench.netbed.bed import NetBed, running_beds, stale_beds
 from bench.netbed.link import PROFILES, Link
 from bench.netbed.probe import Rtt, Tcp
 
@@ -65,8 +66,11 @@ def cmd_up(args: argparse.Namespace) -> None:
 
 
 def cmd_down(args: argparse.Namespace) -> None:
-    """Remove one bed (or all the beds made by this command with --all)."""
-    ids = running_beds() if args.all else [_pick(args.bed).id]
+    """Remove one bed, the stale ones, or all."""
+    if args.all or args.stale:
+        ids = running_beds() if args.all else stale_beds()
+    else:
+        ids = [_pick(args.bed).id]
     for bed_id in ids:
         NetBed.attach(bed_id).close()
         print(f"removed {bed_id}")
@@ -85,12 +89,16 @@ def cmd_link(args: argparse.Namespace) -> None:
     """Change a host's link and print the new one."""
     bed = _pick(args.bed)
     link = bed.set_link(args.host, None, args.direction, **_changes(args))
+    bed.detach()
     print(json.dumps(msgspec.to_builtins(link)))
 
 
 def cmd_stats(args: argparse.Namespace) -> None:
     """Print every host's link counters as JSON."""
-    print(json.dumps(msgspec.to_builtins(_pick(args.bed).stats()), indent=1))
+    bed = _pick(args.bed)
+    stats = bed.stats()
+    bed.detach()
+    print(json.dumps(msgspec.to_builtins(stats), indent=1))
 
 
 def cmd_iperf(args: argparse.Namespace) -> None:
@@ -134,7 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     _link_options(up)
     down = sub.add_parser("down", help="remove a bed: namespaces, links, hosts files")
     down.add_argument("--bed", help="the bed's id (default: the only one up)")
-    down.add_argument("--all", action="store_true", help="remove every bed that is up")
+    down.add_argument(
+        "--stale", action="store_true", help="remove the beds whose switch or owner is gone"
+    )
+    down.add_argument(
+        "--all", action="store_true", help="remove every bed, also those of running tests"
+    )
     exe = sub.add_parser("exec", help="run a command inside a host: exec HOST -- CMD …")
     exe.add_argument("--bed")
     exe.add_argument("host")

@@ -299,17 +299,20 @@ class NetBed:
             "addresses": self._addresses,
             "prefixlen": self._prefixlen,
             "switch_pid": self._switch_pid,
+            "owner_pid": None if self.detached else os.getpid(),
         }
         (self.state_dir / "state.json").write_text(json.dumps(state, indent=1) + "\n")
 
     def detach(self) -> None:
-        """Leave the bed running when this process exits (the CLI's ``up``)."""
+        """Let go of the bed, leaving it running (the CLI's ``up``; a handle from
+        :meth:`attach` that is done)."""
         with _lock, contextlib.suppress(ValueError):
             _open_beds.remove(self)
         self._procs.clear()
         self._closed = True
         if self._client is not None:
             self._client.close()
+            self._client = None
 
     @classmethod
     def attach(cls, bed_id: str) -> NetBed:
@@ -346,6 +349,21 @@ def running_beds() -> list[str]:
     if not STATE_ROOT.is_dir():
         return []
     return sorted(p.name for p in STATE_ROOT.iterdir() if (p / "state.json").is_file())
+
+
+def stale_beds() -> list[str]:
+    """The beds whose switch or owning process is gone (left by a crash; safe to remove)."""
+    stale = []
+    for bed_id in running_beds():
+        try:
+            state = json.loads((STATE_ROOT / bed_id / "state.json").read_text())
+        except (OSError, ValueError):
+            stale.append(bed_id)
+            continue
+        pids = [state.get("switch_pid"), state.get("owner_pid")]
+        if not all(system.alive(int(pid)) for pid in pids if pid is not None):
+            stale.append(bed_id)
+    return stale
 
 
 def _letters(n: int) -> str:

@@ -14,6 +14,7 @@ import shutil
 import signal
 import struct
 import subprocess
+import time
 from pathlib import Path
 
 NETNS_ETC = Path("/etc/netns")
@@ -86,18 +87,17 @@ def remove_namespace(netns: str) -> None:
 
 def wait_gone(pids: list[int], timeout: float) -> list[int]:
     """The ``pids`` still alive after waiting up to ``timeout`` s for them to exit."""
-    import time
-
     deadline = time.monotonic() + timeout
-    alive = pids
-    while alive and time.monotonic() < deadline:
-        alive = [p for p in alive if _alive(p)]
-        if alive:
+    left = pids
+    while left and time.monotonic() < deadline:
+        left = [p for p in left if alive(p)]
+        if left:
             time.sleep(0.05)
-    return alive
+    return left
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a live (not zombie) process."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
