@@ -11,8 +11,11 @@ closed form.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -61,9 +64,22 @@ def provision_for(bed: NetBed, root: Path) -> dict[str, Path]:
     return {host: kits[names.get(host, host)] for host in HOSTS}
 
 
-def test_a_job_across_hosts_on_wan_links(make_bed: MakeBed, tmp_path: Path) -> None:
+@pytest.fixture
+def job_root() -> Iterator[Path]:
+    """A temporary folder the sites' job processes (a user of their own under root) can
+    reach. Not under pytest's /tmp/pytest-of-root, which every pytest session started by
+    root meanwhile sets back to mode 0700."""
+    folder = Path(tempfile.mkdtemp(prefix="fedra-net-"))
+    try:
+        open_to_job_processes(folder)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_job_across_hosts_on_wan_links(make_bed: MakeBed, job_root: Path) -> None:
     bed = make_bed(HOSTS, PROFILES["wan"].link)
-    open_to_job_processes(tmp_path)
+    tmp_path = job_root
     kits = provision_for(bed, tmp_path)
     procs: dict[str, subprocess.Popen[bytes]] = {}
 
