@@ -23,6 +23,7 @@ from rich.text import Text
 
 from fedra.core.admin_results import (
     JobInfo,
+    Listing,
     RunningJob,
     ServerStatus,
     SitesStatus,
@@ -191,6 +192,22 @@ def show_job(out: Console, args: ConsoleArgs, value: object) -> None:
         grid.add_row(Text(key, style="bold"), Text(shown))
     out.print(grid)
     _details(out, value)
+
+
+def show_listing(out: Console, args: ConsoleArgs, value: object) -> None:
+    """``ls``: one line per entry (kind, size, modified, name; folders end with ``/``)."""
+    if not isinstance(value, Listing):
+        show_data(out, args, value)
+        return
+    for entry in value.entries:
+        size = "" if entry.size is None else str(entry.size)
+        name = entry.name + ("/" if entry.kind == "dir" else "")
+        line = f"{entry.kind:5} {size:>12} {_when(entry.mtime)}  {name}"
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
+    if not value.entries:
+        out.print("(empty)", highlight=False)
+    if value.truncated:
+        out.print("(more entries than shown: name a folder below this one)", highlight=False)
 
 
 def show_data(out: Console, args: ConsoleArgs, value: object) -> None:

@@ -31,6 +31,7 @@ import msgspec
 from fedra.admin.download import extract_result
 from fedra.admin.errors import AdminError, UsageError, WaitTimeout
 from fedra.admin.kit import TRANSFER_DIR, AdminKit
+from fedra.admin.session_workspace import WorkspaceCommands
 from fedra.core import ConfigError, FLModel
 from fedra.core.admin_results import (
     AbortResult,
@@ -125,6 +126,7 @@ def _sp_view(answer: OverseerAnswer) -> SpState:
             hot=s.hot,
             live=s.live,
             age_s=None if s.age is None else round(s.age, 1),
+            note=s.note,
         )
         for s in answer.servers
     ]
@@ -137,7 +139,7 @@ def _zip_folder(folder: Path) -> bytes:
     return zip_job(folder)
 
 
-class Session:
+class Session(WorkspaceCommands):
     """A connection to the server's admin endpoint, with one method per admin command."""
 
     def __init__(

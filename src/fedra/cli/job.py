@@ -94,7 +94,7 @@ def _command(command: Command) -> Callable[..., None]:
     parameters = [_parameter(p) for p in command.params] + extra
     run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     run.__annotations__ = {p.name: p.annotation for p in parameters}
-    run.__doc__ = f"{command.help}\n\nConsole: {command.usage}"
+    run.__doc__ = f"{command.help}\n\nConsole: {command.usage}\n\nNeeds the right: {command.needs}"
     run.__name__ = command.cli or command.name
     return run
 
@@ -111,6 +111,11 @@ def _fail_unless_completed(job: JobInfo) -> None:
         )
 
 
+def twin(command: Command) -> Callable[..., None]:
+    """The typer command of a declared admin command (``fedra job`` and ``fedra system``)."""
+    return _command(command)
+
+
 for _entry in COMMANDS:
-    if _entry.cli:
+    if _entry.cli and _entry.declaration.group == "jobs":
         app.command(_entry.cli)(_command(_entry))
