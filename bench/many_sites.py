@@ -98,6 +98,22 @@ def provision_many(folder: Path, sites: int) -> tuple[dict[str, Path], int, int,
     return result.kits, fed_port, admin_port, time.perf_counter() - started
 
 
+def provisioned(folder: Path, sites: int) -> tuple[dict[str, Path], int, int, float] | None:
+    """The kits a previous run with ``--workdir folder --sites sites`` provisioned, if any
+    (and its ports are free again)."""
+    from fedra.provision import Server, load_project
+
+    prod = folder / "workspace" / "many-sites" / "prod_00"
+    if not (folder / "project.yml").is_file() or not prod.is_dir():
+        return None
+    project = load_project(folder / "project.yml")
+    server = next(p for p in project.participants if isinstance(p, Server))
+    if len(project.clients) != sites or port_open(server.fed_learn_port):
+        return None
+    kits = {p.name: prod / p.name for p in project.participants}
+    return kits, server.fed_learn_port, server.admin_port, 0.0
+
+
 # -- processes --------------------------------------------------------------------------------
 def spawn(args: list[str], log: Path, **kwargs: object) -> subprocess.Popen[str]:
     """``python -m ...`` in a session of its own (ended by process group), stderr to ``log``."""
@@ -186,6 +202,8 @@ class Sampler:
     job_hwm: int = 0
     peak_threads: int = 0
     peak_fds: int = 0
+    #: CPU seconds of the last server job seen.
+    job_cpu: float = 0.0
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
@@ -207,6 +225,7 @@ class Sampler:
                     if is_server_job(child):
                         self.peak_job_rss = max(self.peak_job_rss, child.memory_info().rss)
                         self.job_hwm = max(self.job_hwm, vm_hwm(child.pid))
+                        self.job_cpu = cpu_seconds(child.pid)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -261,8 +280,9 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     server: subprocess.Popen[str] | None = None
     loaders: list[Loader] = []
     try:
-        kits, fed_port, admin_port, provision_s = provision_many(work, args.sites)
-        figures["provision_s"] = round(provision_s, 2)
+        reused = provisioned(work, args.sites) if args.workdir else None
+        kits, fed_port, admin_port, provision_s = reused or provision_many(work, args.sites)
+        figures["provision_s"] = round(provision_s, 2) if reused is None else "reused"
         say(f"provisioned {args.sites} sites in {provision_s:.1f} s")
         server_kit = kits[SERVER]
         server = spawn(
@@ -306,8 +326,18 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             }
             say(f"idle with {args.sites} sites: {figures['idle']}")
             job_started = time.perf_counter()
+            cpu_before = {
+                "server": before + spent,
+                **{f"load-{i}": cpu_seconds(loader.proc.pid) for i, loader in enumerate(loaders)},
+            }
             job_id = run_job(session, work, args.sites, args.rounds, args.job_timeout)
             figures["job_s"] = round(time.perf_counter() - job_started, 2)
+            figures["job_cpu_s"] = {
+                "server": round(cpu_seconds(server.pid) - cpu_before["server"], 2),
+                "server_job": round(sampler.job_cpu, 2),
+                **{f"load-{i}": round(cpu_seconds(loader.proc.pid) - cpu_before[f"load-{i}"], 2)
+                   for i, loader in enumerate(loaders)},
+            }  # fmt: skip
         sampler.stop()
         job_ws = server_kit / "store" / "jobs" / job_id / "workspace"
         log_text = (job_ws / "server_job.log").read_text(errors="replace")
@@ -367,6 +397,8 @@ def report(figures: dict[str, object]) -> str:
         f"{TARGET_SERVER_RSS // MiB} MiB: {'met' if peak <= TARGET_SERVER_RSS / MiB else 'missed'})"
         f", peak threads {server.get('peak_threads')}, peak fds {server.get('peak_fds')}",
         f"server job: {json.dumps(figures.get('server_job'))}",
+        f"job: {figures.get('job_s')} s from submit to finished; CPU seconds meanwhile: "
+        f"{json.dumps(figures.get('job_cpu_s'))}",
         f"final model: {figures.get('final_model')}",
         f"load processes: {json.dumps(figures.get('load'))}",
     ]
