@@ -147,6 +147,7 @@ class Loader:
     proc: subprocess.Popen[str]
     lines: list[dict[str, object]] = field(default_factory=list)
     ready: threading.Event = field(default_factory=threading.Event)
+    reader: threading.Thread | None = None
 
     def read(self) -> None:
         """Collect its JSON lines (in a thread of its own)."""
@@ -168,6 +169,10 @@ class Loader:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(30)
         end_group(self.proc, grace=5.0)
+        if self.reader is not None:
+            self.reader.join(10.0)  # it reads to the end of the output of the ended process
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
         stats = [r for r in self.lines if r.get("event") == "stats"]
         return stats[-1] if stats else {}
 
@@ -186,7 +191,8 @@ def start_loaders(kits: Sequence[Path], procs: int, work: Path) -> list[Loader]:
             stdout=subprocess.PIPE,
         )
         loader = Loader(proc)
-        threading.Thread(target=loader.read, daemon=True).start()
+        loader.reader = threading.Thread(target=loader.read, daemon=True)
+        loader.reader.start()
         loaders.append(loader)
     return loaders
 
