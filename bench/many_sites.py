@@ -210,6 +210,8 @@ class Sampler:
     peak_fds: int = 0
     #: CPU seconds of the last server job seen.
     job_cpu: float = 0.0
+    #: (wall clock, CPU seconds) of the server parent at each sample.
+    cpu: list[tuple[float, float]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
@@ -220,6 +222,12 @@ class Sampler:
         """Stop sampling."""
         self._stop.set()
 
+    def cpu_between(self, start: float, end: float) -> float:
+        """CPU seconds the server parent spent between two wall-clock times (the samples
+        nearest inside them)."""
+        inside = [cpu for when, cpu in self.cpu if start <= when <= end]
+        return inside[-1] - inside[0] if len(inside) > 1 else float("nan")
+
     def _run(self) -> None:
         server = psutil.Process(self.pid)
         while not self._stop.wait(0.2):
@@ -227,6 +235,8 @@ class Sampler:
                 self.peak_rss = max(self.peak_rss, server.memory_info().rss)
                 self.peak_threads = max(self.peak_threads, server.num_threads())
                 self.peak_fds = max(self.peak_fds, server.num_fds())
+                times = server.cpu_times()
+                self.cpu.append((time.time(), times.user + times.system))
                 for child in server.children():
                     if is_server_job(child):
                         self.peak_job_rss = max(self.peak_job_rss, child.memory_info().rss)
@@ -347,8 +357,12 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         sampler.stop()
         job_ws = server_kit / "store" / "jobs" / job_id / "workspace"
         log_text = (job_ws / "server_job.log").read_text(errors="replace")
-        rounds = [r.seconds for r in parse_rounds(log_text)]
+        parsed = parse_rounds(log_text)
+        rounds = [r.seconds for r in parsed]
         figures["round_s"] = rounds
+        figures["server_cpu_per_round_s"] = [
+            round(sampler.cpu_between(r.sent, r.done), 2) for r in parsed
+        ]
         later = rounds[1:] or rounds
         figures["median_round_s"] = round(statistics.median(later), 3) if later else None
         figures["final_model"] = check_final(job_ws, args.rounds)
@@ -403,6 +417,7 @@ def report(figures: dict[str, object]) -> str:
         f"{TARGET_SERVER_RSS // MiB} MiB: {'met' if peak <= TARGET_SERVER_RSS / MiB else 'missed'})"
         f", peak threads {server.get('peak_threads')}, peak fds {server.get('peak_fds')}",
         f"server job: {json.dumps(figures.get('server_job'))}",
+        f"server parent CPU seconds in each round: {figures.get('server_cpu_per_round_s')}",
         f"job: {figures.get('job_s')} s from submit to finished; CPU seconds meanwhile: "
         f"{json.dumps(figures.get('job_cpu_s'))}",
         f"final model: {figures.get('final_model')}",

@@ -397,3 +397,29 @@ def test_upload_allowed_needs_a_running_job_of_the_site_and_a_task(sp: ServerPar
     assert sp.upload_allowed("j1", "site-a") == (True, True)
     assert sp.upload_allowed("j1", "site-b") == (False, False)  # not one of its sites
     assert sp.upload_allowed("j9", "site-a") == (False, False)
+
+
+def test_a_small_broadcast_to_many_sites_starts_a_few_sender_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: one thread per site and round (a thousand thread starts per round)."""
+    import threading
+
+    import fedra.runtime.server_jobs as server_jobs
+
+    sites = tuple(f"site-{i}" for i in range(200))
+    sp = shell(tmp_path, sites)
+    job = run_job(sp, "j1", sites)
+    started: list[threading.Thread] = []
+
+    class Counted(threading.Thread):
+        def start(self) -> None:
+            started.append(self)
+            super().start()
+
+    monkeypatch.setattr(server_jobs.threading, "Thread", Counted)
+    targets = tuple(_target(site, f"t-{site}") for site in sites)
+    model = FLModel(params={"w": np.zeros((3, 3), dtype=np.float32)})
+    server_jobs._deliver(sp, job, TasksOut("j1", "train", targets, ANY), model)
+    assert len(started) == server_jobs.SENDERS
+    assert all([type(m) for m in conn(sp, site).messages()] == [Task] for site in sites)
