@@ -111,15 +111,18 @@ def send_start(server: ServerParent, job_id: str, site: str) -> None:
         job = server.running.get(job_id)
     if job is None:
         return
-    submission = server.store.get(job_id).run_info.get("submission") or {}
-    start = StartJob(
-        job_id,
-        tuple(job.sites),
-        # The submitter's signature and certificate: each site checks them itself.
-        signature=submission.get("signature"),
-        certificate=submission.get("certificate"),
-    )
-    if not server.send_to_site(site, encode(start, zip_model(server.store.job_zip(job_id)))):
+    if job.start is None:  # read once, not once per site (a thousand sites: a thousand reads)
+        submission = server.store.get(job_id).run_info.get("submission") or {}
+        message = StartJob(
+            job_id,
+            tuple(job.sites),
+            # The submitter's signature and certificate: each site checks them itself.
+            signature=submission.get("signature"),
+            certificate=submission.get("certificate"),
+        )
+        job.start = (message, server.store.job_zip(job_id))
+    start, archive = job.start
+    if not server.send_to_site(site, encode(start, zip_model(archive))):
         log.warning("could not start job %s on %s", job_id, site)
 
 

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fedra.protocol import Round
+from fedra.protocol import Round, StartJob
 from fedra.scheduler import ResourceError, SiteResources
 from fedra.transport import Connection, LocalChannel
 
@@ -54,3 +54,5 @@ class RunningJob:
     log_path: Path
     #: The rounds its workflows finished (for show_stats).
     rounds: list[Round] = field(default_factory=list)
+    #: Its start_job and zip, read from the store once for all its sites.
+    start: tuple[StartJob, bytes] | None = None
