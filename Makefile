@@ -6,7 +6,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PIP_FLAGS := -q --disable-pip-version-check
 
+<<<<<<< HEAD
 .PHONY: install demo demo-simulate test lint format check-dist check-lowest-deps bench bench-federation bench-ray bench-ha bench-compare clean
+=======
+.PHONY: install demo demo-simulate test lint format bench bench-federation bench-ray bench-ha bench-many-sites bench-compare clean
+>>>>>>> thousand-sites
 
 install: $(STAMP)
 
@@ -53,6 +57,11 @@ bench-ray: install
 
 bench-ha: install
 	$(BIN)/python -m bench.ha
+
+# One real server and 1,000 provisioned sites over mutual-TLS gRPC (issue 16); about 3
+# minutes. Options: make bench-many-sites ARGS="--sites 200 --rounds 5".
+bench-many-sites: install
+	$(BIN)/python -m bench.many_sites $(ARGS)
 
 # Fedra against NVIDIA FLARE and Flower, each peer in its own venv under .bench-venvs/
 # (installed on first use). Options: make bench-compare ARGS="--quick --rows sim".

@@ -26,6 +26,10 @@ Text = Annotated[
     ),
 ]
 Seconds = Annotated[float, msgspec.Meta(gt=0, description="a number of seconds > 0")]
+#: Site connections a server serves at once.
+MaxConnections = Annotated[
+    int, msgspec.Meta(ge=1, le=100_000, description="an integer 1-100000 (connections)")
+]
 
 
 class _File(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -104,6 +108,8 @@ class ServerFile(_File, frozen=True):
     ] = MAX_JOB_ARCHIVE_BYTES
     admins: list[AdminEntry] | None = None
     revoked: list[str] | None = None
+    #: Site connections served at once; None: the sites listed plus room (see ServerKit).
+    max_connections: MaxConnections | None = None
 
 
 class SiteFile(_File, frozen=True):

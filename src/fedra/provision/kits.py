@@ -157,6 +157,7 @@ def _server(startup: Path, s: Server, project: Project, ca: CertKey, python: str
         job_store=s.job_store,
         admins=_admins(project),
         revoked=sorted(project.revoked),
+        max_connections=s.max_connections,
     )
     _json(startup / CONFIG_FILES["server"], config)
     write_participant_scripts(startup, "fedra.runtime.server_parent", python, RESTART_EXIT_CODE)

@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from fedra.core.kitfile import JobStoreEntry
+from fedra.core.kitfile import JobStoreEntry, MaxConnections
 
 #: The one ``api_version`` this Fedra reads.
 API_VERSION = 1
@@ -105,6 +105,9 @@ class Server(
     #: Where jobs are stored (``fedra.jobstore.open_store``); the same shared storage for every
     #: server of a high-availability project. None: the server's own ``store/`` folder.
     job_store: JobStoreEntry | None = None
+    #: Site connections the server serves at once (each holds a few threads and a socket).
+    #: None: the project's sites plus room for reconnections (``ServerKit.max_connections``).
+    max_connections: MaxConnections | None = None
 
     @property
     def type(self) -> str:

@@ -30,6 +30,10 @@ if TYPE_CHECKING:  # the job store is the server's only: a site does not import 
 
 SERVER_FILE = "fed_server.json"
 CLIENT_FILE = "fed_client.json"
+#: Site connections a server serves at once when its kit lists no sites (a POC kit), and the
+#: room it keeps above the sites it lists (a site reconnecting while its old connection is
+#: still open, a refused certificate being told why).
+CONNECTION_ROOM = 64
 
 
 def _roster(file: ServerFile | SiteFile, path: Path) -> Roster:
@@ -76,6 +80,18 @@ class ServerKit:
     roster: Roster = field(default_factory=Roster)
     #: The project's name ('' when the kit does not say).
     project: str = ""
+    #: Site connections served at once, as ``fed_server.json`` says (None: derived, see
+    #: :attr:`max_connections`).
+    connections: int | None = None
+
+    @property
+    def max_connections(self) -> int:
+        """Site connections the FL port serves at once (each holds server threads and a
+        socket; one more is refused until one ends): ``max_connections`` of the project's
+        server, else the project's sites plus :data:`CONNECTION_ROOM`."""
+        if self.connections is not None:
+            return self.connections
+        return (0 if self.sites is None else len(self.sites)) + CONNECTION_ROOM
 
     @property
     def public_host(self) -> str:
@@ -109,6 +125,7 @@ class ServerKit:
             max_job_bytes=file.max_job_bytes,
             roster=_roster(file, path),
             project=file.project,
+            connections=file.max_connections,
         )
 
 

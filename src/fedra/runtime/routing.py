@@ -70,7 +70,7 @@ from fedra.runtime.routing_events import (
     ToSite,
     Undelivered,
 )
-from fedra.serverapp.resultspec import Expectation
+from fedra.runtime.routing_tasks import OutstandingTask, TaskTable
 
 __all__ = [
     "PHASES",
@@ -132,12 +132,7 @@ class IllegalPhase(FedraError):
 
 
 # -- state ----------------------------------------------------------------------------------
-@dataclass
-class _Task:
-    site: str
-    expected: Expectation
-    #: Its result passed the receive gate and is being received.
-    admitted: bool = False
+_Task = OutstandingTask
 
 
 @dataclass
@@ -148,7 +143,7 @@ class JobBook:
     sites: tuple[str, ...]
     phase: Phase = Phase.STARTING
     #: Tasks sent and not answered yet (task id -> its site and expectation).
-    tasks: dict[str, _Task] = field(default_factory=dict)
+    tasks: TaskTable = field(default_factory=TaskTable)
     #: Sites that started the job's process; those that refused it (site -> why).
     started: set[str] = field(default_factory=set)
     refused: dict[str, str] = field(default_factory=dict)
@@ -172,7 +167,7 @@ class Router:
     def has_task(self, job_id: str, site: str) -> bool:
         """Whether a task of ``site`` in ``job_id`` waits for its result."""
         book = self.jobs.get(job_id)
-        return book is not None and any(t.site == site for t in book.tasks.values())
+        return book is not None and book.tasks.has_site(site)
 
     def takes_from(self, job_id: str, site: str) -> bool:
         """Whether ``site`` is one of the sites of a RUNNING job ``job_id``."""
@@ -215,7 +210,7 @@ class Router:
         actions: list[Action] = [FreeUploads(None, event.site)]
         for book in self._live():
             if event.site in book.sites:
-                for task_id in [i for i, t in book.tasks.items() if t.site == event.site]:
+                for task_id in book.tasks.of_site(event.site):
                     del book.tasks[task_id]
                 actions.append(ToJob(book.job_id, SiteLost(event.site)))
         return actions + self._sites_now()

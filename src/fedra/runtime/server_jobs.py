@@ -56,6 +56,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("fedra.server")
 #: Sites a big model is sent to at the same time (the others wait for a turn).
 FANOUT = 4
+#: Threads that send a small model's tasks of one broadcast (each send only queues a frame;
+#: a site that does not read holds one of them until its connection ends). One thread per
+#: site cost a thousand thread starts per round with a thousand sites.
+SENDERS = 32
 #: Models above this many bytes are framed once for all the sites of a broadcast.
 SHARED_MODEL_BYTES = 1 << 20
 #: Longest wait, when a job ends, for its sites to say whether they run it.
@@ -109,15 +113,18 @@ def send_start(server: ServerParent, job_id: str, site: str) -> None:
         job = server.running.get(job_id)
     if job is None:
         return
-    submission = server.store.get(job_id).run_info.get("submission") or {}
-    start = StartJob(
-        job_id,
-        tuple(job.sites),
-        # The submitter's signature and certificate: each site checks them itself.
-        signature=submission.get("signature"),
-        certificate=submission.get("certificate"),
-    )
-    if not server.send_to_site(site, encode(start, zip_model(server.store.job_zip(job_id)))):
+    if job.start is None:  # read once, not once per site (a thousand sites: a thousand reads)
+        submission = server.store.get(job_id).run_info.get("submission") or {}
+        message = StartJob(
+            job_id,
+            tuple(job.sites),
+            # The submitter's signature and certificate: each site checks them itself.
+            signature=submission.get("signature"),
+            certificate=submission.get("certificate"),
+        )
+        job.start = (message, server.store.job_zip(job_id))
+    start, archive = job.start
+    if not server.send_to_site(site, encode(start, zip_model(archive))):
         log.warning("could not start job %s on %s", job_id, site)
 
 
@@ -189,7 +196,8 @@ def _from_job(server: ServerParent, job: RunningJob, env: Envelope) -> Done | No
 def _deliver(server: ServerParent, job: RunningJob, event: TasksOut, model: FLModel | None) -> None:
     """Send the tasks the router lets out, in parallel; the model is framed once for all
     sites when big (:class:`SharedBody`), and goes to FANOUT sites at a time: what the sends
-    hold in this process then does not grow with the number of sites."""
+    hold in this process then does not grow with the number of sites. A small model goes
+    out through SENDERS threads at most."""
     tasks = [a for a in server.feed(event) if isinstance(a, ToSite) and isinstance(a.message, Task)]
     if not tasks:
         return
@@ -198,21 +206,32 @@ def _deliver(server: ServerParent, job: RunningJob, event: TasksOut, model: FLMo
     if len(tasks) > 1 and params and sum(a.nbytes for a in params.values()) > SHARED_MODEL_BYTES:
         with contextlib.suppress(FedraError):  # each send then says why
             shared = SharedBody(encode(tasks[0].message, model), len(tasks))
-    turns = threading.Semaphore(FANOUT if shared is not None else len(tasks))
 
     def send(action: ToSite) -> None:
         assert isinstance(action.message, Task)
-        with turns:  # held until the model has left (a slow site keeps its turn)
-            sent = server.send_to_site(
-                action.site, encode(action.message, model), shared, drain=shared is not None
-            )
+        # A sender holds its turn until the model has left (a slow site keeps it).
+        sent = server.send_to_site(
+            action.site, encode(action.message, model), shared, drain=shared is not None
+        )
         if not sent:
             server.feed(UndeliveredEvent(job.job_id, action.message.task_id))
 
     if len(tasks) == 1:
         send(tasks[0])
         return
-    threads = [threading.Thread(target=send, args=(t,), daemon=True) for t in tasks]
+    waiting = iter(tasks)
+    taking = threading.Lock()
+
+    def sender() -> None:
+        while True:
+            with taking:
+                action = next(waiting, None)
+            if action is None:
+                return
+            send(action)
+
+    count = min(len(tasks), FANOUT if shared is not None else SENDERS)
+    threads = [threading.Thread(target=sender, daemon=True) for _ in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -37,6 +37,7 @@ from fedra.protocol import (
 )
 from fedra.runtime.admin_port import AdminPort
 from fedra.runtime.config import ServerKit
+from fedra.runtime.fdlimit import ensure_open_files, open_files_needed
 from fedra.runtime.intake import Intake
 from fedra.runtime.peers import SessionClaims, admit_admin, admit_site
 from fedra.runtime.procs import end_group, parent_kit, parent_ready
@@ -120,6 +121,9 @@ class ServerParent:
             # Big results go to disk here and are handed to the job process as files.
             spool=self.spool,
             receive_window=kit.receive_window,
+            # Each site connection holds server threads while it is open: as many as the
+            # project has sites, and some room (fedra.runtime.config.ServerKit).
+            max_workers=kit.max_connections,
         )
         # Limits before trust: message sizes, connections per admin, idle timeout.
         self._admin_port = AdminPort(kit.root, self._serve_admin, max_job_bytes=kit.max_job_bytes)
@@ -140,6 +144,7 @@ class ServerParent:
         """Open the ports, pick up interrupted jobs, start the scheduler."""
         if self.hot:
             self._pick_up_interrupted()
+        ensure_open_files(open_files_needed(self.kit.max_connections))
         self.fed_port = self._fed.start()
         self.admin_port = self._admin.start()
         log.info(

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fedra.core import JsonObject, JsonValue
-from fedra.protocol import Round
+from fedra.protocol import Round, StartJob
 from fedra.scheduler import ResourceError, SiteResources
 from fedra.transport import Connection, LocalChannel
 
@@ -57,6 +57,8 @@ class RunningJob:
     #: The rounds its workflows finished (for show_stats), as stored in
     #: ``run_info["rounds"]``: those of the runs before a resume included.
     rounds: list[JsonObject] = field(default_factory=list)
+    #: Its start_job and zip, read from the store once for all its sites.
+    start: tuple[StartJob, bytes] | None = None
 
     def record_round(self, message: Round) -> list[JsonObject]:
         """Add a finished round to the history; the history to store.

@@ -92,7 +92,9 @@ class TaskBoard:
     ) -> Iterator[TaskResult]:
         """Send ``task_name`` to every target and yield results as they come."""
         chosen = list(self.sites() if targets is None else targets)
-        unknown = [t for t in chosen if t not in self._sites]
+        with self._lock:
+            known = set(self._sites)  # one look-up per target: O(N), not O(N^2), per round
+        unknown = [t for t in chosen if t not in known]
         if unknown:
             raise WorkflowError(f"unknown sites {unknown}")
         needed = len(chosen) if min_responses is None else min(min_responses, len(chosen))

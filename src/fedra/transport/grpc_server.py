@@ -114,8 +114,9 @@ class TransportServer:
     blocks for good.) If ``on_connect`` raises, the connection is refused and the client's
     ``connect`` raises ConnectError (with the message of a FedraError).
 
-    Each open connection holds one of ``max_workers`` server threads; further clients are
-    refused while all are busy.
+    Each open connection holds one of ``max_workers`` server threads (and a reader thread);
+    further clients are refused (``RESOURCE_EXHAUSTED``) while all are busy, so size it to the
+    peers expected at once (a server parent: its kit's ``max_connections``).
     """
 
     def __init__(

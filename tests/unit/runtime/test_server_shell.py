@@ -112,12 +112,31 @@ def test_start_on_sends_the_jobs_start_with_its_zip_and_signature(sp: ServerPare
     job = run_job(sp, sites=("site-a", "site-b"))
     submission = {"signature": "c2ln", "certificate": "-----BEGIN CERTIFICATE-----"}
     sp.store.update_run_info(job.job_id, {"submission": submission})
+    job.start = None  # read from the store at a site's first start: here, after the above
     sp._do(StartOn("j1", "site-b"), None)
     [env] = conn(sp, "site-b").sent
     start = conn(sp, "site-b").messages()[0]
     assert start == StartJob("j1", ("site-a", "site-b"), "c2ln", "-----BEGIN CERTIFICATE-----")
     assert model_zip(env.model) == b"PK-zip"
     assert conn(sp, "site-a").sent == []
+
+
+def test_start_on_every_site_reads_the_job_from_the_store_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: the job's record and zip were read from the store for each site's start."""
+    sites = tuple(f"site-{i}" for i in range(50))
+    sp = shell(tmp_path, sites)
+    job = run_job(sp, sites=sites)
+    job.start = None  # as launched, before any site heard of it
+    reads: list[str] = []
+    job_zip, get = sp.store.job_zip, sp.store.get
+    monkeypatch.setattr(sp.store, "job_zip", lambda job_id: reads.append("zip") or job_zip(job_id))
+    monkeypatch.setattr(sp.store, "get", lambda job_id: reads.append("get") or get(job_id))
+    for site in sites:
+        sp._do(StartOn(job.job_id, site), None)
+    assert sorted(reads) == ["get", "zip"]
+    assert all(model_zip(conn(sp, s).sent[0].model) == b"PK-zip" for s in sites)
 
 
 def test_start_on_a_job_that_is_not_running_here_sends_nothing(sp: ServerParent) -> None:
@@ -397,3 +416,29 @@ def test_upload_allowed_needs_a_running_job_of_the_site_and_a_task(sp: ServerPar
     assert sp.upload_allowed("j1", "site-a") == (True, True)
     assert sp.upload_allowed("j1", "site-b") == (False, False)  # not one of its sites
     assert sp.upload_allowed("j9", "site-a") == (False, False)
+
+
+def test_a_small_broadcast_to_many_sites_starts_a_few_sender_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: one thread per site and round (a thousand thread starts per round)."""
+    import threading
+
+    import fedra.runtime.server_jobs as server_jobs
+
+    sites = tuple(f"site-{i}" for i in range(200))
+    sp = shell(tmp_path, sites)
+    job = run_job(sp, "j1", sites)
+    started: list[threading.Thread] = []
+
+    class Counted(threading.Thread):
+        def start(self) -> None:
+            started.append(self)
+            super().start()
+
+    monkeypatch.setattr(server_jobs.threading, "Thread", Counted)
+    targets = tuple(_target(site, f"t-{site}") for site in sites)
+    model = FLModel(params={"w": np.zeros((3, 3), dtype=np.float32)})
+    server_jobs._deliver(sp, job, TasksOut("j1", "train", targets, ANY), model)
+    assert len(started) == server_jobs.SENDERS
+    assert all([type(m) for m in conn(sp, site).messages()] == [Task] for site in sites)
