@@ -10,7 +10,6 @@ kit folder and zip per participant, all issued by the project's root CA (kept in
 from fedra.pki import LOCAL_DIR, SIGNATURE_FILE, STARTUP_DIR, KitTampered, sign_kit, verify_kit
 from fedra.provision.errors import ProjectError
 from fedra.provision.kits import CONFIG_FILES, write_kit
-from fedra.provision.local import RIGHTS, SCOPES
 from fedra.provision.project import (
     API_VERSION,
     PARTICIPANT_TYPES,
@@ -30,6 +29,7 @@ from fedra.provision.workspace import (
     provision,
     zip_kit,
 )
+from fedra.runtime.kit_local import RIGHTS, SCOPES
 
 __all__ = [
     "API_VERSION",
