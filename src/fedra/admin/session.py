@@ -96,10 +96,12 @@ class Connection(Protocol):
 
 
 def check_job_folder(folder: Path) -> None:
-    """Validate a job folder locally; a malformed job raises naming the file and the key."""
-    from fedra.job import load_job
+    """Validate a job folder (or a zip of one) locally; a malformed job raises naming the
+    file and the key."""
+    from fedra.job import job_folder, load_job
 
-    load_job(folder)
+    with job_folder(folder) as root:
+        load_job(root)
 
 
 def _hot_admin_target(kit: AdminKit) -> tuple[str, str]:
@@ -135,6 +137,16 @@ def _zip_folder(folder: Path) -> bytes:
     from fedra.job import zip_job
 
     return zip_job(folder)
+
+
+def _job_archive(path: Path) -> bytes:
+    """The job at ``path`` (a folder, or a zip of one: unpacked with the server's checks and
+    limits), validated and zipped as a folder is."""
+    from fedra.job import job_folder, load_job
+
+    with job_folder(path) as root:
+        load_job(root)
+        return _zip_folder(root)
 
 
 class Session:
@@ -373,10 +385,9 @@ class Session:
     # ------------------------------------------------------------------ jobs
 
     def submit_job(self, folder: Path) -> str:
-        """Validate the job folder locally, upload it, and return the new job's id."""
-        folder = Path(folder)
-        check_job_folder(folder)
-        archive = _zip_folder(folder)
+        """Validate the job folder (or a zip of one) locally, upload it, and return the new
+        job's id."""
+        archive = _job_archive(Path(folder))
         args: Args = {}
         if self.kit is not None:
             from fedra.pki import sign_job

@@ -29,12 +29,13 @@ app = typer.Typer(
 
 @app.command("validate")
 def validate(
-    folder: Annotated[Path, typer.Argument(help="The job folder to check.")],
+    folder: Annotated[Path, typer.Argument(help="The job folder (or a zip of one) to check.")],
 ) -> None:
     """Check a job folder: meta.json, configs, component names and arguments."""
-    from fedra.job import load_job
+    from fedra.job import job_folder, load_job
 
-    job = load_job(folder)
+    with job_folder(folder) as root:
+        job = load_job(root)
     apps = ", ".join(f"{name} -> {', '.join(job.meta.deploy_map[name])}" for name in job.apps)
     typer.echo(f"{folder}: job '{job.meta.name}' is valid ({apps})")
 
