@@ -166,11 +166,20 @@ class Session:
         self.reply_timeout = reply_timeout
 
     @classmethod
-    def connect(cls, kit: str | Path | AdminKit | None = None, timeout: float = 10.0) -> Session:
+    def connect(
+        cls,
+        kit: str | Path | AdminKit | None = None,
+        timeout: float = 10.0,
+        *,
+        wait_for_server: bool = True,
+    ) -> Session:
         """Open a session with the admin kit ``kit`` (default ``./poc/admin``).
 
         Connects over mutual TLS with the kit's certificates to ``server_host:admin_port``, or,
         when the project has an overseer, to the admin port of the server it names hot.
+        ``wait_for_server``: while nothing listens there (a server starting), keep trying for
+        ``timeout`` seconds; False fails at once (the CLI: a stopped server says so now),
+        except with an overseer, where the hot server may be in a cutover.
         """
         admin_kit = kit if isinstance(kit, AdminKit) else AdminKit.find(kit)
         from fedra.pki import verify_kit
@@ -190,6 +199,7 @@ class Session:
                 key_pem=key_pem,
                 server_name=server_name,
                 timeout=timeout,
+                retry_refused=wait_for_server or admin_kit.overseer is not None,
             )
         except ConfigError:
             raise

@@ -72,7 +72,9 @@ def _command(command: Command) -> Callable[..., None]:
         if command.name == "submit_job":
             check_job_folder(Path(str(kwargs["folder"])))  # a malformed job fails early
         args: ConsoleArgs = dict(kwargs)
-        with Session.connect(kit if isinstance(kit, Path) else None) as session:
+        # A stopped server is said at once, not after the connect timeout.
+        kit_path = kit if isinstance(kit, Path) else None
+        with Session.connect(kit_path, wait_for_server=False) as session:
             value = execute(session, command, args)
         present(make_console(sys.stdout), command, args, value, fmt)
         if command.name == "wait" and isinstance(value, JobInfo):
