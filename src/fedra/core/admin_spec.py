@@ -271,7 +271,10 @@ _JOBS: tuple[AdminCommand, ...] = (
                 side="local",
             ),
         ),
-        help="Download a job's folder and results (models, tb_events, logs) into DIR/<job id>/.",
+        help=(
+            "Download a job's folder and results (models, tb_events, logs, summary.json) "
+            "into DIR/<job id>/."
+        ),
         note="links and hard links in the workspace are left out",
         results=(r.Downloaded,),
         cli="download",
