@@ -140,8 +140,7 @@ def _zip_folder(folder: Path) -> bytes:
 
 
 def _job_archive(path: Path) -> bytes:
-    """The job at ``path`` (a folder, or a zip of one: unpacked with the server's checks and
-    limits), validated and zipped as a folder is."""
+    """The job folder (or zip of one, unpacked as the server would) at ``path``, validated."""
     from fedra.job import job_folder, load_job
 
     with job_folder(path) as root:
@@ -177,9 +176,8 @@ class Session:
 
         Connects over mutual TLS with the kit's certificates to ``server_host:admin_port``, or,
         when the project has an overseer, to the admin port of the server it names hot.
-        ``wait_for_server``: while nothing listens there (a server starting), keep trying for
-        ``timeout`` seconds; False fails at once (the CLI: a stopped server says so now),
-        except with an overseer, where the hot server may be in a cutover.
+        ``wait_for_server``: retry for ``timeout`` s while nothing listens there; False fails
+        at once (the CLI), except with an overseer (the hot server may be in a cutover).
         """
         admin_kit = kit if isinstance(kit, AdminKit) else AdminKit.find(kit)
         from fedra.pki import verify_kit
@@ -395,8 +393,7 @@ class Session:
     # ------------------------------------------------------------------ jobs
 
     def submit_job(self, folder: Path) -> str:
-        """Validate the job folder (or a zip of one) locally, upload it, and return the new
-        job's id."""
+        """Validate the job folder (or zip of one) locally, upload it; the new job's id."""
         archive = _job_archive(Path(folder))
         args: Args = {}
         if self.kit is not None:
