@@ -8,7 +8,9 @@ failure), and submits FedAvg jobs built with :class:`fedra.job.FedJob` through t
 :class:`fedra.admin.Session`:
 
 * the site code is ``bench/job_files/federation_executor.py``, a plain ``Executor`` in
-  ``custom/`` (no script): ``params + 1`` with ``num_samples = site index + 1``;
+  ``custom/`` (no script): ``params + 1`` with ``num_samples = site index + 1`` and a
+  ``bench_score`` metric that rises each round (``--key-metric`` makes it the persistor's
+  ``key_metric``: best-model tracking on, ``best.npz`` written every round);
 * the initial model is an ``.npz`` given to the persistor (``set_persistor(initial_npz=...)``):
   one 3x3 float32 array, or several float32 arrays for the big models (decimal sizes:
   100 MB = 10^8 bytes in 4 arrays, 1 GB = 10^9 bytes in 8; a job may hold at most 1 GiB
@@ -93,6 +95,9 @@ EXECUTOR = "federation_executor.TimedAddOneExecutor"
 ZEROS_PERSISTOR = "zeros_persistor.ZerosPersistor"
 MARKS_FILE = "bench_marks.jsonl"
 SITES = 2
+#: Best-model tracking on (``--key-metric``): the persistor's ``key_metric`` is BEST_METRIC.
+KEY_METRIC = False
+BEST_METRIC = "bench_score"
 MB = 10**6
 MiB = 2**20
 SAMPLE_S = 0.05
@@ -573,13 +578,15 @@ def build_job(
     ``layout`` built by the server job (``bench/job_files/zeros_persistor.py`` in custom/).
     """
     job = FedJob(name, min_clients=SITES)
+    # Best-model tracking (--key-metric): the executor reports BEST_METRIC, rising each round.
+    tracking = {"key_metric": BEST_METRIC} if KEY_METRIC else {}
     job.add_workflow(
         "FedAvg", num_rounds=rounds, min_clients=SITES, final_validation=final_validation
     )
     job.add_executor(custom=EXECUTOR)
     job.add_file(JOB_FILES / "federation_executor.py")
     if npz is not None:
-        job.set_persistor(initial_npz="initial.npz")
+        job.set_persistor(initial_npz="initial.npz", **tracking)
         job.add_file(npz, "initial.npz")
     else:
         if layout is None:
@@ -587,7 +594,7 @@ def build_job(
         # FedJob.set_persistor names built-in classes only: a custom one is written as is.
         job.persistor = {
             "custom": ZEROS_PERSISTOR,
-            "args": {"layout": {k: list(v) for k, v in layout.items()}},
+            "args": {"layout": {k: list(v) for k, v in layout.items()}, **tracking},
         }
         job.add_file(JOB_FILES / "zeros_persistor.py")
     job.export(folder)
@@ -1188,6 +1195,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="print the plan and the memory/disk estimate, then exit without running",
     )
+    parser.add_argument(
+        "--key-metric",
+        action="store_true",
+        help=f"best-model tracking on: the persistor's key_metric is {BEST_METRIC!r}, which the "
+        "executor reports rising each round (so every round's model is the best: best.npz is "
+        "written every round)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument(
         "--keep", type=Path, help="keep the POC workspace in this (new) folder, for inspection"
@@ -1349,11 +1363,12 @@ def estimate_resources(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print the report; return the exit status."""
-    global SITES
+    global SITES, KEY_METRIC
     args = parse_args(argv)
     if args.sites < 1:
         raise SystemExit("--sites must be at least 1")
     SITES = args.sites
+    KEY_METRIC = args.key_metric
     plans = plan_jobs(args)
     began = time.perf_counter()
 
@@ -1384,6 +1399,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     report = Report(machine_info())
+    report.machine["best-model tracking"] = (
+        f"on (key_metric {BEST_METRIC!r}, best.npz written every round)" if KEY_METRIC else "off"
+    )
     first, again = fill_rate()
     report.machine["fresh memory (bytearray(512 MiB) zero-fill)"] = (
         f"{first:.0f} MB/s first, {again:.0f} MB/s again"

@@ -27,7 +27,8 @@ MARKS_FILE = "bench_marks.jsonl"
 
 
 class TimedAddOneExecutor(Executor):
-    """Returns ``params + 1`` with ``num_samples = site index + 1`` for ``train``."""
+    """Returns ``params + 1`` with ``num_samples = site index + 1`` and a ``bench_score``
+    metric equal to the round for ``train``."""
 
     def execute(self, task_name: str, data: FLModel, ctx: SiteContext) -> FLModel:
         """Do one task and record when it arrived and when its result left."""
@@ -46,4 +47,10 @@ class TimedAddOneExecutor(Executor):
         }
         with open(ctx.workdir / MARKS_FILE, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(mark) + "\n")
-        return FLModel(params=updated, meta={"num_samples": ctx.site_index + 1})
+        # bench_score rises every round: with best-model tracking on (``--key-metric``) every
+        # round's model becomes the best one, so best.npz is written every round.
+        return FLModel(
+            params=updated,
+            metrics={"bench_score": float(data.current_round or 0)},
+            meta={"num_samples": ctx.site_index + 1},
+        )

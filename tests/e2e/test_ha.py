@@ -83,6 +83,11 @@ def finish_and_check(ha: HaFederation, job_id: str, marks: Path, faults: int, de
         return status == "FINISHED:COMPLETED"
 
     wait_for(final, 240, f"job {job_id} to complete")
+    # The job's record survives every cutover: each round listed once, in order.
+    rounds = (ha.job(job_id).run_info or {}).get("rounds") or []
+    assert [(r["workflow"], r["round"]) for r in rounds] == [
+        ("FedAvg", n) for n in range(1, ROUNDS + 1)
+    ] + [("FedAvg (final validation)", ROUNDS)]
     folder = ha.ask(lambda s: s.download_job(job_id, dest))
     with np.load(folder / "models" / "final.npz") as data:
         np.testing.assert_allclose(data["w"], expected_weights(2, ROUNDS))

@@ -112,6 +112,11 @@ def test_server_killed_mid_job_resumes_to_the_same_model(tmp_path: Path) -> None
         with fed.session() as session:
             final = session.wait(job_id, timeout=120)
             assert final.status == "FINISHED:COMPLETED", final
+            # The record survives the restart: every round once, not only those after it.
+            listed = [(r["workflow"], r["round"]) for r in session.show_stats(job_id).rounds]
+            assert listed == [("FedAvg", n) for n in range(1, 6)] + [
+                ("FedAvg (final validation)", 5)
+            ]
             out = session.download_job(job_id, tmp_path / "dl")
         np.testing.assert_allclose(
             load_npz(out / "models" / "final.npz")["w"], expected_weights(2, 5)

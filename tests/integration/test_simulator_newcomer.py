@@ -74,9 +74,9 @@ def test_a_job_without_an_initial_model_says_what_is_missing(tmp_path: Path, lau
 
 def test_the_cli_prints_the_missing_model_hint(tmp_path: Path) -> None:
     _job(tmp_path, NEEDS_A_MODEL, initial=False).export(tmp_path / "job")
+    args = ["simulate", str(tmp_path / "job"), "-n", "2", "-w", str(tmp_path / "ws"), "-q"]
     done = subprocess.run(
-        [sys.executable, "-m", "fedra.cli", "simulate", str(tmp_path / "job"), "-n", "2"]
-        + ["-w", str(tmp_path / "ws"), "-q"],
+        [sys.executable, "-m", "fedra.cli", *args],
         capture_output=True,
         text=True,
         timeout=300,

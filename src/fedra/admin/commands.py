@@ -29,6 +29,7 @@ from fedra.admin.render import (
     show_errors,
     show_job,
     show_jobs,
+    show_listing,
     show_status,
     show_text,
 )
@@ -99,6 +100,12 @@ _SHOW: dict[str, tuple[Renderer, JsonView]] = {
     "shutdown": (say("Shutdown requested: {target} {names}"), as_data),
     "restart": (say("Restart requested: {target} {names}"), as_data),
     "shutdown_system": (say("Shutting down the whole system."), as_data),
+    "pwd": (say("{name}: {root}"), as_data),
+    "ls": (show_listing, as_data),
+    "head": (show_text, keyed("text")),
+    "grep": (show_text, keyed("text")),
+    "reset_errors": (say("Reset the errors of job {job_id}: {cleared} cleared"), as_data),
+    "set_timeout": (say("Each command now waits at most {seconds} s for its reply"), as_data),
 }
 
 

@@ -179,8 +179,8 @@ class AdminConsole:
             default = "" if param.default in (None, False) else f" (default: {param.default})"
             self.out.print(f"  {names:<18} {param.help}{default}", markup=False)
         self.out.print(f"  {'--format json':<18} print the result as JSON", markup=False)
-        if command.cli:
-            self.out.print(f"  same as: fedra job {command.cli}", markup=False)
+        if command.declaration.cli_path:
+            self.out.print(f"  same as: {command.declaration.cli_path}", markup=False)
 
     def _remember(self, value: object) -> None:
         """Keep the job ids a result names, for completion."""

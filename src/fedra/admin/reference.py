@@ -33,6 +33,7 @@ _CHECKED = {
     "participant": "{right} on the participant's org",
     "sites": "{right} on every participant it acts on",
     "file": "{right} on the file's participant or job",
+    "folder": "{right} on the participant (its workspace) or on the job (a job's folder)",
 }
 
 
@@ -74,11 +75,11 @@ def commands_table(group: str) -> str:
         declared = command.declaration
         if declared.group != group:
             continue
-        cli = f"fedra job {declared.cli} {declared.usage.partition(' ')[2]}".rstrip()
+        cli = f"{declared.cli_path} {declared.usage.partition(' ')[2]}".rstrip()
         rows.append(
             [
                 _code(declared.usage),
-                _code(cli) if declared.cli else "(console)",
+                _code(cli) if declared.cli_path else "(console)",
                 _code(_signature(command)),
                 f"{_cell(declared.help)} Reply: {_results(declared)}.",
             ]

@@ -24,6 +24,7 @@ from rich.text import Text
 from fedra.core.admin_results import (
     JobErrors,
     JobInfo,
+    Listing,
     RunningJob,
     ServerStatus,
     SitesStatus,
@@ -212,6 +213,22 @@ def show_errors(out: Console, args: ConsoleArgs, value: object) -> None:
     for error in value.errors:
         first, *rest = error.splitlines() or [""]
         _plain_lines(out, [f"  - {first}", *(f"    {line}" for line in rest)])
+
+
+def show_listing(out: Console, args: ConsoleArgs, value: object) -> None:
+    """``ls``: one line per entry (kind, size, modified, name; folders end with ``/``)."""
+    if not isinstance(value, Listing):
+        show_data(out, args, value)
+        return
+    for entry in value.entries:
+        size = "" if entry.size is None else str(entry.size)
+        name = entry.name + ("/" if entry.kind == "dir" else "")
+        line = f"{entry.kind:5} {size:>12} {_when(entry.mtime)}  {name}"
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
+    if not value.entries:
+        out.print("(empty)", highlight=False)
+    if value.truncated:
+        out.print("(more entries than shown: name a folder below this one)", highlight=False)
 
 
 def show_data(out: Console, args: ConsoleArgs, value: object) -> None:

@@ -31,6 +31,7 @@ import msgspec
 from fedra.admin.download import extract_result
 from fedra.admin.errors import AdminError, UsageError, WaitTimeout
 from fedra.admin.kit import TRANSFER_DIR, AdminKit
+from fedra.admin.session_workspace import WorkspaceCommands
 from fedra.core import ConfigError, FLModel
 from fedra.core.admin_results import (
     AbortResult,
@@ -127,6 +128,7 @@ def _sp_view(answer: OverseerAnswer) -> SpState:
             hot=s.hot,
             live=s.live,
             age_s=None if s.age is None else round(s.age, 1),
+            note=s.note,
         )
         for s in answer.servers
     ]
@@ -148,7 +150,7 @@ def _job_archive(path: Path) -> bytes:
         return _zip_folder(root)
 
 
-class Session:
+class Session(WorkspaceCommands):
     """A connection to the server's admin endpoint, with one method per admin command."""
 
     def __init__(
@@ -166,17 +168,13 @@ class Session:
 
     @classmethod
     def connect(
-        cls,
-        kit: str | Path | AdminKit | None = None,
-        timeout: float = 10.0,
-        *,
-        wait_for_server: bool = True,
+        cls, kit: str | Path | AdminKit | None = None, timeout: float = 10.0, *, wait: bool = True
     ) -> Session:
         """Open a session with the admin kit ``kit`` (default ``./poc/admin``).
 
         Connects over mutual TLS with the kit's certificates to ``server_host:admin_port``, or,
         when the project has an overseer, to the admin port of the server it names hot.
-        ``wait_for_server``: retry for ``timeout`` s while nothing listens there; False fails
+        ``wait``: retry for ``timeout`` s while nothing listens there; False fails
         at once (the CLI), except with an overseer (the hot server may be in a cutover).
         """
         admin_kit = kit if isinstance(kit, AdminKit) else AdminKit.find(kit)
@@ -197,7 +195,7 @@ class Session:
                 key_pem=key_pem,
                 server_name=server_name,
                 timeout=timeout,
-                retry_refused=wait_for_server or admin_kit.overseer is not None,
+                retry_refused=wait or admin_kit.overseer is not None,
             )
         except ConfigError:
             raise

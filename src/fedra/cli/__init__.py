@@ -16,6 +16,7 @@ from fedra.cli import poc as poc_cli
 from fedra.cli import provision as provision_cli
 from fedra.cli import schema as schema_cli
 from fedra.cli import simulate as simulate_cli
+from fedra.cli import system as system_cli
 from fedra.core import FedraError
 
 app = typer.Typer(
@@ -30,6 +31,7 @@ app.add_typer(job_cli.app, name="job")
 app.command("admin")(admin_cli.admin)
 app.add_typer(poc_cli.app, name="poc")
 app.command("provision")(provision_cli.provision)
+app.add_typer(system_cli.app, name="system")
 app.add_typer(overseer_cli.app, name="overseer")
 app.command("schema")(schema_cli.schema)
 

@@ -74,7 +74,7 @@ def _command(command: Command) -> Callable[..., None]:
         args: ConsoleArgs = dict(kwargs)
         # A stopped server is said at once, not after the connect timeout.
         kit_path = kit if isinstance(kit, Path) else None
-        with Session.connect(kit_path, wait_for_server=False) as session:
+        with Session.connect(kit_path, wait=False) as session:
             value = execute(session, command, args)
         present(make_console(sys.stdout), command, args, value, fmt)
         if command.name == "wait" and isinstance(value, JobInfo):
@@ -97,7 +97,7 @@ def _command(command: Command) -> Callable[..., None]:
     parameters = [_parameter(p) for p in command.params] + extra
     run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     run.__annotations__ = {p.name: p.annotation for p in parameters}
-    run.__doc__ = f"{command.help}\n\nConsole: {command.usage}"
+    run.__doc__ = f"{command.help}\n\nConsole: {command.usage}\n\nNeeds the right: {command.needs}"
     run.__name__ = command.cli or command.name
     return run
 
@@ -114,6 +114,11 @@ def _fail_unless_completed(job: JobInfo) -> None:
         )
 
 
+def twin(command: Command) -> Callable[..., None]:
+    """The typer command of a declared admin command (``fedra job`` and ``fedra system``)."""
+    return _command(command)
+
+
 for _entry in COMMANDS:
-    if _entry.cli:
+    if _entry.cli and _entry.declaration.group == "jobs":
         app.command(_entry.cli)(_command(_entry))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -39,7 +40,11 @@ def start(
 
 @app.command("status")
 def status(kit: Kit, output_format: FormatOption = Format.TEXT) -> None:
-    """Show the hot server, the SSID, every server, site and admin (admin roles only)."""
+    """Show the hot server, the SSID, every server, site and admin (admin roles only).
+
+    A server's state is the one it reported in its last heartbeat; under a server that is
+    not live (or whose state misleads) a line says why, and when a standby takes over.
+    """
     from fedra.overseer import client_for_kit
 
     _print(client_for_kit(kit).state(), output_format)
@@ -60,6 +65,20 @@ def promote(
     _print(client_for_kit(kit).promote(name), output_format)
 
 
+@app.command("active")
+def active(kit: Kit, output_format: FormatOption = Format.TEXT) -> None:
+    """Show the hot server and the service session id (console: get_active_sp)."""
+    from fedra.overseer import client_for_kit
+
+    answer = client_for_kit(kit).state()
+    hot = answer.hot.name if answer.hot else None
+    if output_format is Format.JSON:
+        typer.echo(json.dumps({"hot": hot, "ssid": answer.ssid}))
+        return
+    typer.echo(f"hot server: {hot or 'none yet'}")
+    typer.echo(f"ssid: {answer.ssid if answer.ssid is not None else 'none yet'}")
+
+
 def _print(answer: OverseerAnswer, output_format: Format) -> None:
     import msgspec
 
@@ -77,5 +96,7 @@ def _print(answer: OverseerAnswer, output_format: Format) -> None:
         mark = "*" if server.hot else " "
         live = "live" if server.live else "silent"
         typer.echo(f"{mark} {server.info.name:24} {state:9} {live:7} seen {seen}")
+        if server.note:  # why the state it reported is not the whole story
+            typer.echo(f"    {server.note}")
     for person in answer.participants:
         typer.echo(f"  {person.name:24} {person.role:14} seen {person.age:.1f} s ago")

@@ -9,6 +9,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -142,8 +143,12 @@ def _check(cmd: str, spec: ArgSpec, value: object) -> ArgValue:
             raise BadArguments(f"{where}: expected {spec.min}..{spec.max}, got {value}")
         return value
     if spec.type == "float":
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
             raise BadArguments(f"{where}: expected a number, got {_show(value)}")
+        if (spec.min is not None and value < spec.min) or (
+            spec.max is not None and value > spec.max
+        ):
+            raise BadArguments(f"{where}: expected {spec.min}..{spec.max}, got {value}")
         return value
     if spec.type == "names":
         if not isinstance(value, list) or len(value) > MAX_NAMES:

@@ -135,11 +135,13 @@ class JobStats(msgspec.Struct, frozen=True):
     sites: list[JsonValue] = []
 
 
-class JobErrors(msgspec.Struct, frozen=True):
-    """``show_errors``: why a job failed, and the errors sites reported."""
+class JobErrors(msgspec.Struct, frozen=True, omit_defaults=True):
+    """``show_errors``: why a job failed, and the errors sites reported (since the last
+    ``reset_errors``, whose time is ``reset_at``)."""
 
     failure: JsonObject | None
     errors: list[str]
+    reset_at: float | None = None
 
 
 class FileText(msgspec.Struct, frozen=True):
@@ -170,6 +172,9 @@ class ServiceProvider(msgspec.Struct, frozen=True):
     hot: bool
     live: bool
     age_s: float | None
+    #: Why ``state`` (the one it last reported) is not the whole story, when it is not:
+    #: not live since when, and when a standby takes over (see docs/ha.md).
+    note: str | None = None
 
 
 class SpState(msgspec.Struct, frozen=True):
@@ -185,6 +190,107 @@ class ActiveSp(msgspec.Struct, frozen=True):
 
     hot: str | None
     ssid: int | None
+
+
+class AdminIdentity(msgspec.Struct, frozen=True):
+    """Who the server knows the admin as (from the connection's certificate)."""
+
+    name: str
+    org: str
+    role: str
+
+
+class ServerInfo(msgspec.Struct, frozen=True):
+    """``info``: the project, this server, Fedra's version, who the admin is and what each
+    right's scope is, and whether the federation is highly available (and who is hot)."""
+
+    project: str
+    server: str
+    org: str
+    version: str
+    started: float
+    admin: AdminIdentity
+    #: The admin's scope per right, under the server's policy.
+    scopes: dict[str, str]
+    policy: str
+    ha: bool
+    #: The hot server (this one: only the hot server answers admins).
+    hot: str
+    ssid: int | None = None
+
+
+class Workspace(msgspec.Struct, frozen=True):
+    """``pwd``: a participant's workspace folder, and what admins may name in it."""
+
+    name: str
+    root: str
+    readable: list[str]
+
+
+class DirEntry(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One entry of a listing: ``kind`` is ``file``, ``dir``, ``link`` or ``other`` (links
+    are shown, never followed); ``size`` for files."""
+
+    name: str
+    kind: str
+    mtime: float
+    size: int | None = None
+
+
+class Listing(msgspec.Struct, frozen=True):
+    """``ls``: a folder of a participant's workspace (names relative to ``path``);
+    ``truncated`` when there was more than the bound."""
+
+    participant: str
+    path: str
+    entries: list[DirEntry]
+    truncated: bool = False
+
+
+class EnvInfo(msgspec.Struct, frozen=True, omit_defaults=True):
+    """``env``: a participant's runtime facts (never its environment variables): Fedra and
+    Python versions, the platform, CPUs and memory, key packages, declared resources."""
+
+    name: str
+    fedra: str
+    python: str
+    implementation: str
+    platform: str
+    machine: str
+    cpus: int | None = None
+    memory_bytes: int | None = None
+    packages: dict[str, str] = {}
+    resources: JsonObject | None = None
+
+
+class SiteResourcesEntry(msgspec.Struct, frozen=True):
+    """One site's resources as the scheduler sees them: declared, free now, and its jobs."""
+
+    name: str
+    org: str
+    total: JsonObject | None
+    free: JsonObject | None
+    jobs: list[str]
+
+
+class ResourceReport(msgspec.Struct, frozen=True):
+    """``report_resources``: every connected site the admin may see."""
+
+    sites: list[SiteResourcesEntry]
+
+
+class ErrorsReset(msgspec.Struct, frozen=True):
+    """``reset_errors``: how many recorded errors ``show_errors`` no longer shows."""
+
+    job_id: str
+    cleared: int
+    at: float
+
+
+class SessionTimeout(msgspec.Struct, frozen=True):
+    """``set_timeout``: the console session's reply timeout now, in seconds."""
+
+    seconds: float
 
 
 def result_data(result: msgspec.Struct) -> JsonObject:

@@ -23,17 +23,18 @@ Rights (each role gets a scope per right in the server's ``local/authorization.j
 
 Objects (``acts_on``): ``job`` (by ``job_id``), ``sites`` (by name), ``participant`` (the
 server or one site), ``file`` (a participant's log, or a file of one job: see
-:mod:`fedra.runtime.confined`), ``nothing`` (the command lists what the scope lets it see).
+:mod:`fedra.runtime.confined`), ``folder`` (the same places, listed: the participant's
+workspace, or a folder of one job), ``nothing`` (the command lists what the scope lets it see).
+
+The commands FLARE 2.1 users type by habit on a participant's workspace and runtime (``info``,
+``ls``, ``pwd``, ``head``, ``grep``, ``env``, ``report_resources``, ``reset_errors``,
+``set_timeout``) are declared in :mod:`fedra.core.admin_spec_workspace`; what one declaration
+holds is :class:`fedra.core.admin_command.AdminCommand`.
 
 Pure: no I/O, no imports beyond the standard library, msgspec and core.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Literal
-
-import msgspec
 
 from fedra.core import admin_results as r
 from fedra.core.admin_args import (
@@ -53,16 +54,17 @@ from fedra.core.admin_args import (
     arg_text,
     check_args,
 )
-
-Right = Literal["submit_job", "manage_job", "download_job", "view", "operate"]
-Scope = Literal["none", "own", "own_org", "any"]
-ActsOn = Literal["job", "sites", "participant", "file", "nothing"]
-ServedBy = Literal["server", "overseer", "console"]
-
-#: Every right, in the order the docs list them.
-RIGHTS: tuple[Right, ...] = ("submit_job", "manage_job", "download_job", "view", "operate")
-#: Every scope, from the narrowest.
-SCOPES: tuple[Scope, ...] = ("none", "own", "own_org", "any")
+from fedra.core.admin_command import (
+    CLI_GROUPS,
+    RIGHTS,
+    SCOPES,
+    ActsOn,
+    AdminCommand,
+    Right,
+    Scope,
+    ServedBy,
+)
+from fedra.core.admin_spec_workspace import RESET_ERRORS, WORKSPACE
 
 #: ``check_status`` targets.
 STATUS_TARGETS = ("server", "client")
@@ -70,74 +72,29 @@ STATUS_TARGETS = ("server", "client")
 SYSTEM_TARGETS = ("client", "server", "all")
 
 __all__ = [
+    "CLI_GROUPS",
     "JOB_ID",
     "MAX_NAMES",
     "MAX_STR",
+    "RIGHTS",
+    "SCOPES",
+    "ActsOn",
+    "AdminCommand",
     "ArgSide",
     "ArgSpec",
     "ArgType",
     "ArgValue",
     "Args",
     "BadArguments",
+    "Right",
+    "Scope",
+    "ServedBy",
     "arg_flag",
     "arg_int",
     "arg_names",
     "arg_optional_text",
     "arg_text",
 ]
-
-
-@dataclass(frozen=True)
-class AdminCommand:
-    """One admin command: who serves it, the right it needs, what it acts on, its arguments,
-    its help and its result type.
-
-    ``right`` is checked with the admin's scope on the object the command acts on (for
-    ``nothing``: a scope other than ``none``; ``operate`` with nothing needs ``any``).
-    ``object_right``, when set, is the right checked on the object instead, while ``right``
-    is then checked as a right with no object: ``clone_job`` needs ``submit_job`` and ``view``
-    on the original job. ``cli`` names its ``fedra job`` command, if it has one.
-    """
-
-    name: str
-    right: Right
-    acts_on: ActsOn
-    args: tuple[ArgSpec, ...] = ()
-    served_by: ServedBy = "server"
-    object_right: Right | None = None
-    help: str = ""
-    #: What the reply's ``data`` holds (``check_status``: one type per target).
-    results: tuple[type[msgspec.Struct], ...] = (r.Done,)
-    cli: str | None = None
-    group: Literal["jobs", "federation", "ha"] = "jobs"
-    #: What else is checked, for the docs (beyond the right on the object).
-    note: str = ""
-
-    @property
-    def arg_names(self) -> tuple[str, ...]:
-        """The names of the arguments the request carries."""
-        return tuple(a.name for a in self.args if a.sent)
-
-    @property
-    def params(self) -> tuple[ArgSpec, ...]:
-        """The arguments the console and the CLI take, in order."""
-        return tuple(a for a in self.args if a.typed)
-
-    @property
-    def usage(self) -> str:
-        """The console usage line."""
-        return " ".join([self.name, *(p.usage() for p in self.params)])
-
-    @property
-    def summary(self) -> str:
-        """The first line of the help text."""
-        return self.help.split("\n", 1)[0]
-
-    @property
-    def needs(self) -> str:
-        """The right the command needs, for help texts (``view``, ``submit_job`` ...)."""
-        extra = f" + {self.object_right} on the job" if self.object_right else ""
-        return f"{self.right} (acts on: {self.acts_on}){extra}"
 
 
 def _job(help: str = "The job's id (see list_jobs).") -> ArgSpec:
@@ -309,6 +266,7 @@ _FEDERATION: tuple[AdminCommand, ...] = (
         note="lists only the jobs and sites your view scope reaches",
         results=(r.ServerStatus, r.SitesStatus),
         group="federation",
+        cli="status",
     ),
     AdminCommand(
         "sys_info",
@@ -318,6 +276,7 @@ _FEDERATION: tuple[AdminCommand, ...] = (
         help="Show host information of the server or a site.",
         results=(r.SysInfo,),
         group="federation",
+        cli="sys-info",
     ),
     AdminCommand(
         "tail",
@@ -347,6 +306,7 @@ _FEDERATION: tuple[AdminCommand, ...] = (
         "and download_job unless the file is a log (`log.txt`, `*.log`)",
         results=(r.FileText,),
         group="federation",
+        cli="tail",
     ),
     AdminCommand(
         "cat",
@@ -365,6 +325,7 @@ _FEDERATION: tuple[AdminCommand, ...] = (
         note="as `tail`",
         results=(r.FileText,),
         group="federation",
+        cli="cat",
     ),
     AdminCommand(
         "remove_client",
@@ -373,6 +334,7 @@ _FEDERATION: tuple[AdminCommand, ...] = (
         (ArgSpec("name", "str", "The site's name.", required=True, max_len=128),),
         help="Remove a site from the federation (it must register again).",
         group="federation",
+        cli="remove-client",
     ),
     AdminCommand(
         "shutdown",
@@ -382,6 +344,7 @@ _FEDERATION: tuple[AdminCommand, ...] = (
         help="Shut down sites, the server, or all.",
         note="the sites named, else every site; the server for `server`/`all`",
         group="federation",
+        cli="shutdown",
     ),
     AdminCommand(
         "restart",
@@ -391,6 +354,7 @@ _FEDERATION: tuple[AdminCommand, ...] = (
         help="Restart sites, the server, or all.",
         note="as `shutdown`",
         group="federation",
+        cli="restart",
     ),
     AdminCommand(
         "shutdown_system",
@@ -413,6 +377,7 @@ _HA: tuple[AdminCommand, ...] = (
         help="List the servers the overseer knows (high availability): state, hot, last seen.",
         results=(r.SpState,),
         group="ha",
+        cli="status",
     ),
     AdminCommand(
         "get_active_sp",
@@ -422,6 +387,7 @@ _HA: tuple[AdminCommand, ...] = (
         help="Show the hot server and the service session id.",
         results=(r.ActiveSp,),
         group="ha",
+        cli="active",
     ),
     AdminCommand(
         "promote_sp",
@@ -433,10 +399,13 @@ _HA: tuple[AdminCommand, ...] = (
         note="project admins only",
         results=(r.SpState,),
         group="ha",
+        cli="promote",
     ),
 )
 
-ADMIN_COMMANDS: tuple[AdminCommand, ...] = _FEDERATION[:1] + _JOBS + _FEDERATION[1:] + _HA
+ADMIN_COMMANDS: tuple[AdminCommand, ...] = (
+    _FEDERATION[:1] + _JOBS + (RESET_ERRORS,) + _FEDERATION[1:] + WORKSPACE + _HA
+)
 
 #: Each declared command by name.
 ADMIN_COMMAND: dict[str, AdminCommand] = {c.name: c for c in ADMIN_COMMANDS}

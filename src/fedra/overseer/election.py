@@ -247,18 +247,9 @@ class Election:
             return
         if now < self._lease_bound:
             return
-        candidates = [
-            name
-            for name, record in self._servers.items()
-            if name != self.hot
-            and record.last_seen is not None
-            and record.state in _SERVING
-            and self._live(record, now)
-        ]
+        candidates = self._standbys(now)
         if not candidates:
             return
-        # A server that already believes it is hot goes first (continuity), then by age.
-        candidates.sort(key=lambda n: self._servers[n].state is not ServerState.HOT)
         if self.hot is None:
             reason = "first ready server"
         else:
@@ -270,6 +261,59 @@ class Election:
             else:
                 reason = f"{self.hot} silent for more than {self.settings.heartbeat_timeout:g} s"
         self._designate(candidates[0], reason)
+
+    def _standbys(self, now: float) -> list[str]:
+        """The servers that could become hot now (rule 3), the first one first."""
+        candidates = [
+            name
+            for name, record in self._servers.items()
+            if name != self.hot
+            and record.last_seen is not None
+            and record.state in _SERVING
+            and self._live(record, now)
+        ]
+        # A server that already believes it is hot goes first (continuity), then by age.
+        candidates.sort(key=lambda n: self._servers[n].state is not ServerState.HOT)
+        return candidates
+
+    def _note(self, name: str, record: _Server, now: float) -> str | None:
+        """In words, what a server's status means when its state is not what it seems."""
+        timeout = self.settings.heartbeat_timeout
+        if self._live(record, now):
+            if name == self.hot and not self._available(name, now):
+                state = record.state.value if record.state else "unknown"
+                return f"the hot server reports {state!r}: {self._takeover(now)}"
+            if name != self.hot and record.state is ServerState.HOT:
+                return (
+                    f"reports 'hot' (its own view) but the hot server is {self.hot}: it "
+                    "stops serving when the next answer tells it, or its lease runs out"
+                )
+            return None
+        if record.last_seen is None:
+            since = now - self._started
+            text = f"not live: not heard from since the overseer started {since:.0f} s ago"
+        else:
+            state = record.state.value if record.state else "unknown"
+            text = (
+                f"not live: last heartbeat {now - record.last_seen:.1f} s ago (more than the "
+                f"{timeout:g} s heartbeat timeout); {state!r} is the state it reported then"
+            )
+        if name == self.hot:
+            text += f"; {self._takeover(now)}"
+        elif record.state is ServerState.HOT and self.hot is not None:
+            text += f"; the hot server is {self.hot} now"
+        return text
+
+    def _takeover(self, now: float) -> str:
+        """When a standby replaces the hot server, which is unavailable (rule 3)."""
+        standbys = self._standbys(now)
+        if not standbys:
+            return "no live, ready standby to promote: it stays the hot server until one heartbeats"
+        wait = max(self._lease_bound - now, 0.0)
+        return (
+            f"the overseer promotes {standbys[0]} in {wait:.1f} s "
+            "(once the lease it may still hold has run out)"
+        )
 
     def _designate(self, name: str, reason: str) -> None:
         previous = self.hot
@@ -306,6 +350,7 @@ class Election:
                 live=self._live(record, now),
                 last_seen=None if record.last_seen_wall is None else _utc(record.last_seen_wall),
                 age=None if record.last_seen is None else round(now - record.last_seen, 3),
+                note=self._note(name, record, now) if participants else None,
             )
             for name, record in self._servers.items()
         )

@@ -11,7 +11,7 @@ Answer (every call), :class:`OverseerAnswer`::
 
     {"ssid": int | null, "hot": {"name", "host", "fl_port", "admin_port"} | null,
      "servers": [{"info": {"name", "host", "fl_port", "admin_port"}, "state", "hot",
-                  "live", "last_seen", "age"}],
+                  "live", "last_seen", "age", "note"?}],             (note: state only)
      "heartbeat_interval": s, "heartbeat_timeout": s,
      "lease": {"seconds", "expires_at"} | null,          (only to the hot server)
      "participants": [{"name", "org", "role", "last_seen", "age"}]}   (state only)
@@ -60,6 +60,8 @@ Ssid = Annotated[int, msgspec.Meta(ge=0, le=MAX_SSID)]
 Seconds = Annotated[float, msgspec.Meta(ge=0, le=MAX_SECONDS)]
 #: An ISO 8601 (RFC 3339) time with a UTC offset.
 Time = Annotated[dt.datetime, msgspec.Meta(tz=True)]
+#: A sentence for people (why a server's state is not what it seems).
+Note = Annotated[str, msgspec.Meta(max_length=1000)]
 
 T = TypeVar("T")
 
@@ -123,11 +125,16 @@ class PromoteRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     name: Name
 
 
-class ServerStatus(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class ServerStatus(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
     """A server as the overseer sees it.
 
-    ``state`` is ``None`` and ``last_seen`` is ``None`` for a server known from the saved
-    state but not heard from since the overseer started.
+    ``state`` is what the server said of itself in its last heartbeat (``None``, as
+    ``last_seen``, for a server known from the saved state but not heard from since the
+    overseer started): a server that died says nothing more, so a dead hot server still
+    shows ``"hot"``. ``live`` is the overseer's view (heard from within the heartbeat
+    timeout). ``note``, in the full state an admin asks for (``fedra overseer status``)
+    only, says in words what a state that is not what it seems means: not live since when,
+    and whether and when the overseer promotes a standby.
     """
 
     info: ServerInfo
@@ -136,6 +143,7 @@ class ServerStatus(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     live: bool
     last_seen: Time | None
     age: Seconds | None
+    note: Note | None = None
 
 
 class ParticipantStatus(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

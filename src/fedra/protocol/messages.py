@@ -8,7 +8,7 @@ envelope and is passed to :func:`encode` / read from ``envelope.model``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal, TypeAlias
+from typing import Annotated, Any, ClassVar, Literal, TypeAlias
 
 import msgspec
 import numpy as np
@@ -161,7 +161,7 @@ class EndJob(_Message, frozen=True):
 
 class Request(_Message, frozen=True):
     """A request to a site, answered with a Reply under ``id`` (none: no answer wanted):
-    sys_info, tail, cat, reserve, free, resources, shutdown, restart."""
+    sys_info, tail, cat, head, grep, ls, pwd, env, reserve, free, resources, shutdown, restart."""
 
     KIND: ClassVar[str] = "request"
     cmd: Text
@@ -217,6 +217,10 @@ class Round(_Message, frozen=True):
     round: int
     metrics: dict[Text, Metric] = {}
     seconds: float = 0.0
+    #: Its place in the job's history (every workflow's rounds, in order, since the job
+    #: began): after a resume, a round run again has the place of its earlier record, which
+    #: it replaces with the records after it. None: after the records there are.
+    index: Annotated[int, msgspec.Meta(ge=0)] | None = None
 
 
 class Done(_Message, frozen=True):

@@ -55,12 +55,19 @@ participants:
     enable_byoc: true
     # host: 127.0.0.1   # optional: the address to listen on and connect to, when the name
     #                   # does not resolve (tests); the name stays the certificate's name.
+    # job_store: where jobs, snapshots and models are kept. Servers fail over only when they
+    # share one: the same job_store on every server. Both servers on one host: SQLite in a
+    # folder on its local disk (as here). On several hosts: PostgreSQL and a shared folder,
+    # {backend: postgres, dsn: "host=db.example.org dbname=fedra user=fedra",
+    # path: /mnt/fedra/store} (docs/ha.md). Without job_store a server keeps its own store/.
+    job_store: {backend: sqlite, path: /srv/fedra/store}
   - name: server2
     type: server
     org: example
     fed_learn_port: 8102
     admin_port: 8103
     enable_byoc: true
+    job_store: {backend: sqlite, path: /srv/fedra/store}
   # Sites (FL clients): each trains on its own data.
   - name: site-1
     type: client

@@ -1,4 +1,4 @@
-"""Load and validate ``project.yml`` into a :class:`~fedra.provision.project.Project`.
+"""Validate ``project.yml`` into a :class:`~fedra.provision.project.Project`.
 
 The YAML is read safely with its line numbers (:mod:`fedra.provision.yamlfile`), converted to
 the declared schema :class:`~fedra.provision.project.ProjectFile` with msgspec, and checked
@@ -22,25 +22,23 @@ from fedra.jobstore import StoreConfig
 from fedra.provision.errors import ProjectError
 from fedra.provision.project import Overseer, Project, ProjectFile, Server
 from fedra.provision.rules import check_rules
-from fedra.provision.yamlfile import line_at, parse_yaml, plain
+from fedra.provision.yamlfile import Located, line_at, parse_yaml, plain
 from fedra.runtime.peers import revoked_entry
 
 _MAX_NAME = 64
 
 
-def load_project(path: str | Path) -> Project:
-    """Read and validate the project file at ``path``."""
-    path = Path(path)
+def read_text(path: str | Path) -> str:
+    """The text of the project file at ``path``; errors name the file."""
     file = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError as err:
         raise ProjectError(file, None, "", "file not found") from err
     except UnicodeDecodeError as err:
         raise ProjectError(file, None, "", "expected UTF-8 text") from err
     except OSError as err:
         raise ProjectError(file, None, "", f"cannot read: {err.strerror or err}") from err
-    return parse_project(text, file, source=path)
 
 
 def parse_project(text: str, file: str = "project.yml", *, source: Path | None = None) -> Project:
@@ -48,6 +46,15 @@ def parse_project(text: str, file: str = "project.yml", *, source: Path | None =
     root = parse_yaml(text, file)
     if root is None:
         raise ProjectError(file, None, "", "the file is empty; expected a project description")
+    return project_from_tree(root, file, source=source)
+
+
+def project_from_tree(root: Located, file: str, *, source: Path | None = None) -> Project:
+    """Validate a project file's document ``root``; errors name ``file`` and its lines.
+
+    ``root`` may also be built by a converter (:mod:`fedra.provision.flare`), with the lines of
+    the file it converted, so that errors point into that file.
+    """
 
     def fail(problem: Problem) -> ProjectError:
         return ProjectError(file, line_at(root, problem.path), problem.key, problem.message)

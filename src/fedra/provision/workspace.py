@@ -58,11 +58,17 @@ class ProvisionResult:
 
 
 def provision(
-    project: Project, workspace: Path = DEFAULT_WORKSPACE, *, python: str = "python3"
+    project: Project,
+    workspace: Path = DEFAULT_WORKSPACE,
+    *,
+    python: str = "python3",
+    project_text: str | None = None,
 ) -> ProvisionResult:
     """Write ``workspace/<project>/prod_NN/`` (the next free NN) with every participant's kit.
 
     ``python`` is the interpreter the kits' scripts run unless ``$FEDRA_PYTHON`` says another.
+    ``prod_NN/project.yml`` is ``project_text`` when given (a project converted from FLARE's
+    file), else a copy of the file the project was read from.
     A provisioning that fails leaves no ``prod_NN`` folder behind.
     """
     root = Path(workspace) / project.name
@@ -83,7 +89,9 @@ def provision(
             )
             kits[participant.name] = folder
             zips[participant.name] = zip_kit(folder)
-        if project.source is not None and project.source.is_file():
+        if project_text is not None:
+            (prod / "project.yml").write_text(project_text, encoding="utf-8")
+        elif project.source is not None and project.source.is_file():
             shutil.copyfile(project.source, prod / "project.yml")
         _save_revoked(root / STATE_DIR, project.revoked)
     except BaseException:

@@ -4,12 +4,14 @@ Only the safe subset is read: the text is composed with :class:`yaml.SafeLoader`
 tags, nothing constructed but strings, numbers, booleans, nulls, lists and mappings).
 Aliases are refused (a project file needs none, and they are how "billion laughs" files
 explode), and so are duplicate keys, which YAML would otherwise resolve silently to the last.
+FLARE's project files use anchors, aliases and merge keys (``<<: *svr_comps``): read with
+``aliases=True``, they are expanded, but never to more than :data:`MAX_VALUES` values.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -18,6 +20,9 @@ from fedra.provision.errors import ProjectError
 
 #: A project file larger than this is refused before it is parsed.
 MAX_BYTES = 1 << 20
+#: The most values (scalars, lists, mappings) a file may expand to through its aliases.
+MAX_VALUES = 100_000
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 @dataclass(frozen=True)
@@ -30,14 +35,19 @@ class Located:
 
     value: object
     line: int
+    #: Whether the YAML node is used more than once (an anchor that aliases refer to).
+    shared: bool = field(default=False, compare=False)
 
 
-def parse_yaml(text: str, file: str) -> Located | None:
-    """The document in ``text`` (``None`` when it is empty); errors name ``file`` and the line."""
+def parse_yaml(text: str, file: str, *, aliases: bool = False) -> Located | None:
+    """The document in ``text`` (``None`` when it is empty); errors name ``file`` and the line.
+
+    ``aliases``: expand anchors, aliases and merge keys (bounded) instead of refusing them.
+    """
     if len(text.encode("utf-8", errors="replace")) > MAX_BYTES:
         raise ProjectError(file, None, "", f"expected at most {MAX_BYTES} bytes")
     try:
-        node = yaml.compose(text, Loader=_NoAliasLoader)
+        node = yaml.compose(text, Loader=yaml.SafeLoader if aliases else _NoAliasLoader)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -47,7 +57,7 @@ def parse_yaml(text: str, file: str) -> Located | None:
         raise ProjectError(file, None, "", f"invalid YAML: {err}") from err
     if node is None:
         return None
-    return _Walker(file).walk(node)
+    return _Walker(file, aliases=aliases, root=node).walk(node)
 
 
 class _NoAliasLoader(yaml.SafeLoader):
@@ -65,20 +75,38 @@ class _NoAliasLoader(yaml.SafeLoader):
 class _Walker:
     """Turns a composed node tree into :class:`Located` values, once per node."""
 
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, *, aliases: bool = False, root: yaml.Node | None = None) -> None:
         self.file = file
+        self.aliases = aliases
+        self.uses: dict[int, int] = {}
+        if aliases and root is not None:
+            _count_uses(root, self.uses)
         self.seen: set[int] = set()
+        self.open: set[int] = set()  # the mappings and lists being walked: no cycles
+        self.values = 0
         self.constructor = SafeConstructor()
 
     def walk(self, node: yaml.Node) -> Located:
         line = node.start_mark.line + 1
-        if id(node) in self.seen:
+        if id(node) in self.seen and not self.aliases:
             raise ProjectError(self.file, line, "", "anchors and aliases are not supported")
+        if id(node) in self.open:
+            raise ProjectError(self.file, line, "", "an alias refers to a value that contains it")
         self.seen.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            return Located(self._mapping(node), line)
-        if isinstance(node, yaml.SequenceNode):
-            return Located([self.walk(item) for item in node.value], line)
+        self.values += 1
+        if self.values > MAX_VALUES:
+            raise ProjectError(
+                self.file, line, "", f"expected at most {MAX_VALUES} values (aliases expanded)"
+            )
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            self.open.add(id(node))
+            try:
+                if isinstance(node, yaml.MappingNode):
+                    return Located(self._mapping(node), line, self._is_shared(node))
+                items = [self.walk(item) for item in node.value]
+                return Located(items, line, self._is_shared(node))
+            finally:
+                self.open.discard(id(node))
         try:
             value = self.constructor.construct_object(node, deep=True)
         except yaml.YAMLError as err:
@@ -88,9 +116,30 @@ class _Walker:
             raise ProjectError(self.file, line, "", f"expected a plain value, got a {shown}")
         return Located(value, line)
 
+    def _is_shared(self, node: yaml.Node) -> bool:
+        """Whether ``node`` is used more than once in the document."""
+        return self.uses.get(id(node), 0) > 1
+
+    def _merge(self, node: yaml.Node) -> list[tuple[str, Located]]:
+        """The entries a merge key (``<<: *anchor`` or ``<<: [*a, *b]``) brings in."""
+        sources = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        entries: list[tuple[str, Located]] = []
+        for source in sources:
+            if not isinstance(source, yaml.MappingNode):
+                line = source.start_mark.line + 1
+                raise ProjectError(self.file, line, "<<", "expected a mapping to merge")
+            merged = self.walk(source).value
+            assert isinstance(merged, dict)
+            entries.extend(merged.items())
+        return entries
+
     def _mapping(self, node: yaml.MappingNode) -> dict[str, Located]:
         result: dict[str, Located] = {}
+        merged: list[tuple[str, Located]] = []
         for key_node, value_node in node.value:
+            if self.aliases and key_node.tag == _MERGE_TAG:
+                merged.extend(self._merge(value_node))
+                continue
             key = self.walk(key_node)
             if not isinstance(key.value, str):
                 raise ProjectError(
@@ -105,7 +154,23 @@ class _Walker:
             # A key's line is where the key stands; keep it on the value for error messages
             # about a missing or empty value.
             result[key.value] = value if value.value is not None else Located(None, key.line)
+        for key_text, value in merged:  # keys written in the mapping win over merged ones
+            result.setdefault(key_text, value)
         return result
+
+
+def _count_uses(root: yaml.Node, uses: dict[int, int]) -> None:
+    """How often each node is referred to (aliases refer to a node again), without expanding."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        uses[id(node)] = uses.get(id(node), 0) + 1
+        if uses[id(node)] > 1:
+            continue
+        if isinstance(node, yaml.MappingNode):
+            stack.extend(item for pair in node.value for item in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
 
 
 def plain(node: Located) -> object:

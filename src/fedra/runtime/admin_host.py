@@ -52,6 +52,18 @@ class AdminHost(Protocol):
         """The server's org (for the ``own_org`` scope of the server itself)."""
 
     @property
+    def project(self) -> str:
+        """The project's name ('' when the kit does not say)."""
+
+    @property
+    def ha(self) -> bool:
+        """Whether the project has an overseer (high availability)."""
+
+    @property
+    def ssid(self) -> int | None:
+        """The service session this server serves under (high availability), else None."""
+
+    @property
     def root(self) -> Path:
         """The server's kit folder (its ``log.txt``, its ``local/authorization.json``)."""
 

@@ -1,5 +1,6 @@
 """The server's handlers of the job commands: submit, list, get, abort, clone, delete,
-download, stats, errors.
+download, stats, errors and reset_errors (which hides the errors recorded so far from
+show_errors; the job's history keeps them).
 
 Each gets the :class:`~fedra.runtime.admin_host.AdminHost` and an already validated and
 authorized :class:`~fedra.runtime.admin_host.AdminRequest`, and answers the result type the
@@ -26,6 +27,7 @@ from fedra.core.admin_results import (
     AbortResult,
     Done,
     Downloaded,
+    ErrorsReset,
     JobCreated,
     JobErrors,
     JobInfo,
@@ -240,11 +242,45 @@ def _stats(host: AdminHost, request: AdminRequest) -> HandlerResult:
     ), None
 
 
+_FAILED = (JobStatus.FINISHED_EXECUTION_EXCEPTION, JobStatus.FAILED_TO_RUN)
+
+
+def _reset_at(record: JobRecord) -> float | None:
+    """When the job's errors were last reset (``run_info.errors_reset.at``), or None."""
+    entry = record.run_info.get("errors_reset")
+    at = entry.get("at") if isinstance(entry, dict) else None
+    return float(at) if isinstance(at, int | float) and not isinstance(at, bool) else None
+
+
+def _recorded_errors(record: JobRecord) -> tuple[JsonObject | None, list[str], float | None]:
+    """(failure, errors, reset time): what was recorded since the last ``reset_errors``.
+
+    The failure is recorded with the failed status change, so it counts as reset when no
+    failed change came after the reset.
+    """
+    reset_at = _reset_at(record)
+    failed = [c for c in record.history if c.status in _FAILED]
+    if reset_at is not None:
+        failed = [c for c in failed if c.at > reset_at]
+    failure = record.failure if reset_at is None or failed else None
+    return failure, [c.reason for c in failed], reset_at
+
+
 def _errors(host: AdminHost, request: AdminRequest) -> HandlerResult:
     record = host.store.get(arg_text(request.args, "job_id"))
-    failed = (JobStatus.FINISHED_EXECUTION_EXCEPTION, JobStatus.FAILED_TO_RUN)
-    errors = [c.reason for c in record.history if c.status in failed]
-    return JobErrors(failure=record.failure, errors=errors), None
+    failure, errors, reset_at = _recorded_errors(record)
+    return JobErrors(failure=failure, errors=errors, reset_at=reset_at), None
+
+
+def _reset_errors(host: AdminHost, request: AdminRequest) -> HandlerResult:
+    job_id = arg_text(request.args, "job_id")
+    failure, errors, _ = _recorded_errors(host.store.get(job_id))
+    cleared = len(errors) + (1 if failure is not None and not errors else 0)
+    at = time.time()
+    by = request.access.caller.name
+    host.store.update_run_info(job_id, {"errors_reset": {"at": at, "by": by}})
+    log.info("errors of job %s reset by %s (%d cleared)", job_id, by, cleared)
+    return ErrorsReset(job_id, cleared, at), None
 
 
 #: The handlers of the job commands, by command name.
@@ -258,4 +294,5 @@ JOB_HANDLERS: dict[str, Handler] = {
     "download_job": _download,
     "show_stats": _stats,
     "show_errors": _errors,
+    "reset_errors": _reset_errors,
 }

@@ -45,6 +45,21 @@ class ParentAdminHost:
         return self._server.kit.org
 
     @property
+    def project(self) -> str:
+        """The project's name."""
+        return self._server.kit.project
+
+    @property
+    def ha(self) -> bool:
+        """Whether the project has an overseer."""
+        return self._server.kit.overseer is not None
+
+    @property
+    def ssid(self) -> int | None:
+        """The service session served under, if any."""
+        return self._server.ssid
+
+    @property
     def root(self) -> Path:
         """The server's kit folder."""
         return self._server.kit.root

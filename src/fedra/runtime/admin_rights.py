@@ -11,10 +11,12 @@ right. Scopes, for every right:
 - ``own``: jobs this admin submitted (or cloned); no participant;
 - ``none`` (also any unknown role, right or scope value): nothing.
 
-A command with no object needs a scope other than ``none`` (``operate``: ``any``); commands
-that list (``list_jobs``, ``check_status``) show only what the ``view`` scope reaches. The
-admin's name, org and role come from the certificate of the connection, never from the
-request. Decisions are pure: the server supplies the objects through :class:`Objects`.
+``ls`` of the workspace needs ``view`` on the participant (and lists only the jobs the view
+scope reaches); ``ls`` of a job's folder needs ``view`` on the job. A command with no object
+needs a scope other than ``none`` (``operate``: ``any``); commands that list (``list_jobs``,
+``check_status``) show only what the ``view`` scope reaches. The admin's name, org and role
+come from the certificate of the connection, never from the request. Decisions are pure: the
+server supplies the objects through :class:`Objects`.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Protocol
 from fedra.core import FedraError
 from fedra.core.admin_spec import SCOPES, AdminCommand, Args, ArgValue, Right, arg_text
 from fedra.core.jsonfile import JsonValue
-from fedra.runtime.confined import parse_file
+from fedra.runtime.confined import parse_file, parse_folder
 
 SERVER_DEFAULT: dict[str, dict[str, str]] = {
     "project_admin": {
@@ -224,6 +226,13 @@ def authorize(access: Access, command: AdminCommand, args: Args, objects: Object
             access.require_job(right, what, owner)
             if not ref.is_log:  # a job's files (models, code) are what download_job gives
                 access.require_job("download_job", what, owner)
+    elif command.acts_on == "folder":
+        folder, participant = parse_folder(args.get("path")), arg_text(args, "participant")
+        what = f"{cmd} {folder.name or 'the workspace'} of {participant}"
+        if folder.job_id is None:  # the workspace: its log, and the jobs the view scope reaches
+            _require_participants(access, right, what, [participant], objects)
+        else:  # names in a job's folder: what view on the job shows (reading needs more)
+            access.require_job(right, what, objects.job_owner(folder.job_id))
     else:  # a declaration with an object this server does not know: fail closed
         access.require(False, right, f"{cmd} (acts on {command.acts_on!r})")
 

@@ -4,7 +4,8 @@ Requests and replies follow docs/admin-commands.md: :class:`fedra.protocol.Admin
 :class:`fedra.protocol.Reply` out, archives as a
 ``zip`` uint8 array. Each request goes through the same steps, fail closed: the command must
 be declared for the server (:mod:`fedra.core.admin_spec`) and have a handler
-(:mod:`fedra.runtime.admin_jobs`, :mod:`fedra.runtime.admin_system`); its args are checked
+(:mod:`fedra.runtime.admin_jobs`, :mod:`fedra.runtime.admin_system`,
+:mod:`fedra.runtime.admin_workspace`); its args are checked
 against the declaration (wrong type, missing or undeclared: refused); the admin (from the
 certificate) is authorized on exactly those checked args (:mod:`fedra.runtime.admin_rights`)
 before any handler runs; the handler gets exactly those args, and its answer must be the
@@ -37,6 +38,7 @@ from fedra.runtime.admin_rights import (
     owner_of,
 )
 from fedra.runtime.admin_system import SYSTEM_HANDLERS
+from fedra.runtime.admin_workspace import WORKSPACE_HANDLERS
 from fedra.transport import ChannelClosed, Connection
 from fedra.wire import Envelope
 
@@ -58,7 +60,7 @@ def _table(*groups: dict[str, Handler]) -> dict[str, Handler]:
     return table
 
 
-_HANDLERS = _table(JOB_HANDLERS, SYSTEM_HANDLERS)
+_HANDLERS = _table(JOB_HANDLERS, SYSTEM_HANDLERS, WORKSPACE_HANDLERS)
 
 
 def handlers() -> dict[str, Handler]:

@@ -73,14 +73,14 @@ def _check_status(host: AdminHost, request: AdminRequest) -> HandlerResult:
     return ServerStatus("started", host.started, jobs, sites), None
 
 
-def _server_file(host: AdminHost, ref: FileRef) -> tuple[Path, tuple[str, ...]]:
+def server_file(host: AdminHost, ref: FileRef) -> tuple[Path, tuple[str, ...]]:
     """Where the server's file ``ref`` lies: (a folder, the parts under it)."""
     if ref.job_id is None:
         return host.root, ref.parts
     return host.store.workspace(ref.job_id), ref.parts
 
 
-def _relay(host: AdminHost, site: str, cmd: str, args: JsonObject, kind: type[T]) -> T:
+def relay(host: AdminHost, site: str, cmd: str, args: JsonObject, kind: type[T]) -> T:
     """Ask a connected site; its answer as ``kind`` (a malformed answer is refused)."""
     if host.site(site) is None:
         raise ConfigError(f"site {site!r} is not connected")
@@ -95,22 +95,22 @@ def _tail(host: AdminHost, request: AdminRequest) -> HandlerResult:
     lines, ref = arg_int(request.args, "lines"), parse_file(arg_text(request.args, "file"))
     if participant != SERVER_TARGET:
         args: JsonObject = {"lines": lines, "file": ref.name}
-        return _relay(host, participant, "tail", args, FileText), None
-    return FileText(tail_text(*_server_file(host, ref), lines)), None
+        return relay(host, participant, "tail", args, FileText), None
+    return FileText(tail_text(*server_file(host, ref), lines)), None
 
 
 def _cat(host: AdminHost, request: AdminRequest) -> HandlerResult:
     participant = arg_text(request.args, "participant")
     ref = parse_file(arg_text(request.args, "file"))
     if participant != SERVER_TARGET:
-        return _relay(host, participant, "cat", {"file": ref.name}, FileText), None
-    return FileText(cat_text(*_server_file(host, ref))), None
+        return relay(host, participant, "cat", {"file": ref.name}, FileText), None
+    return FileText(cat_text(*server_file(host, ref))), None
 
 
 def _sys_info(host: AdminHost, request: AdminRequest) -> HandlerResult:
     target = arg_text(request.args, "target")
     if target != SERVER_TARGET:
-        return _relay(host, target, "sys_info", {}, SysInfo), None
+        return relay(host, target, "sys_info", {}, SysInfo), None
     fed_port, admin_port = host.ports()
     return SysInfo(
         name=host.name,

@@ -74,6 +74,8 @@ class ServerKit:
     max_job_bytes: int = MAX_JOB_ARCHIVE_BYTES
     #: The project's admins and revoked participants (empty lists: the kit has none).
     roster: Roster = field(default_factory=Roster)
+    #: The project's name ('' when the kit does not say).
+    project: str = ""
 
     @property
     def public_host(self) -> str:
@@ -106,6 +108,7 @@ class ServerKit:
             receive_window=file.receive_window,
             max_job_bytes=file.max_job_bytes,
             roster=_roster(file, path),
+            project=file.project,
         )
 
 

@@ -1,8 +1,8 @@
 """The only files admin commands read: a participant's own log and the files of one job.
 
-``cat`` and ``tail`` name a file as either ``log.txt`` (the participant's own log) or
-``JOB_ID/PATH`` (a file of that job's workspace: on the server the job's run folder in the
-store, on a site ``jobs/JOB_ID/``). Nothing else can be named: not ``startup/`` (keys),
+``cat``, ``tail``, ``head`` and ``grep`` name a file as either ``log.txt`` (the participant's
+own log) or ``JOB_ID/PATH`` (a file of that job's workspace: on the server the job's run folder
+in the store, on a site ``jobs/JOB_ID/``). Nothing else can be named: not ``startup/`` (keys),
 ``local/`` (policies), the store (``jobs.db``, zips), the spool, or a job by any other path.
 The server parses the name, authorizes it (view on the participant or on the job) and relays
 it; a site parses and confines it again itself, so neither trusts the other's check.
@@ -15,7 +15,9 @@ check and use changes nothing (what is read is what was checked). At most
 :data:`MAX_READ_BYTES` (the file's end) are read. Every refusal is a :class:`FileRefused`:
 one line, never a dead process.
 
-:func:`open_regular` and :func:`regular_files` serve ``download_job`` the same way.
+:func:`open_regular` and :func:`regular_files` serve ``download_job`` the same way;
+``ls`` names a folder as nothing (the workspace: its log and its jobs), ``JOB_ID`` or
+``JOB_ID/PATH`` (:func:`parse_folder`), opened the same way (:func:`open_folder`).
 """
 
 from __future__ import annotations
@@ -66,22 +68,60 @@ class FileRef:
         return "/".join(self.parts if self.job_id is None else (self.job_id, *self.parts))
 
 
-def parse_file(name: object) -> FileRef:
-    """The allow-listed file ``name`` designates; FileRefused (one line) for any other."""
+def _split(name: object, what: str = "file") -> tuple[str, ...]:
+    """The parts of a name from outside; FileRefused for anything but plain relative parts."""
     if not isinstance(name, str) or not name:
-        raise FileRefused(f"file must be a non-empty string, got {_show(name)}")
+        raise FileRefused(f"{what} must be a non-empty string, got {_show(name)}")
     if len(name) > MAX_NAME or _BAD_CHARS.search(name):
         raise FileRefused(
-            f"file name refused (control characters, backslash or length): {_show(name)}"
+            f"{what} name refused (control characters, backslash or length): {_show(name)}"
         )
     if name.startswith("/"):
-        raise FileRefused(f"file name refused: absolute paths are not allowed: {_show(name)}")
+        raise FileRefused(f"{what} name refused: absolute paths are not allowed: {_show(name)}")
     parts = tuple(name.split("/"))
     if len(parts) > MAX_DEPTH or any(p in ("", ".", "..") for p in parts):
-        raise FileRefused(f"file name refused: empty, '.' or '..' parts: {_show(name)}")
+        raise FileRefused(f"{what} name refused: empty, '.' or '..' parts: {_show(name)}")
+    return parts
+
+
+def _is_job_id(part: str) -> bool:
+    return bool(_JOB_ID.fullmatch(part)) and part not in _KIT_FOLDERS
+
+
+@dataclass(frozen=True)
+class FolderRef:
+    """A folder an admin may list: the workspace (``job_id`` None: its log and its jobs) or a
+    folder of one job (``parts`` under the job's folder; empty: the job's folder)."""
+
+    job_id: str | None
+    parts: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """The name as the admin gave it ('' for the workspace)."""
+        return "/".join(() if self.job_id is None else (self.job_id, *self.parts))
+
+
+def parse_folder(name: object) -> FolderRef:
+    """The allow-listed folder ``name`` designates (None or '': the workspace); FileRefused
+    (one line) for any other: ``JOB_ID`` or ``JOB_ID/PATH`` only."""
+    if name is None or name == "":
+        return FolderRef(None)
+    parts = _split(name, "folder")
+    if not _is_job_id(parts[0]):
+        raise FileRefused(
+            f"folder {_show(name)} is not listable: name nothing (the workspace), JOB_ID or "
+            "JOB_ID/PATH (a folder of a job)"
+        )
+    return FolderRef(parts[0], parts[1:])
+
+
+def parse_file(name: object) -> FileRef:
+    """The allow-listed file ``name`` designates; FileRefused (one line) for any other."""
+    parts = _split(name)
     if parts == (LOG_FILE,):
         return FileRef(None, parts)
-    if len(parts) >= 2 and _JOB_ID.fullmatch(parts[0]) and parts[0] not in _KIT_FOLDERS:
+    if len(parts) >= 2 and _is_job_id(parts[0]):
         return FileRef(parts[0], parts[1:])
     raise FileRefused(
         f"file {_show(name)} is not readable: name {LOG_FILE} (this participant's log) "
@@ -115,6 +155,23 @@ def cat_text(root: Path, parts: tuple[str, ...]) -> str:
 def tail_text(root: Path, parts: tuple[str, ...], lines: int) -> str:
     """``tail``: the last ``lines`` lines of the file."""
     return "\n".join(cat_text(root, parts).splitlines()[-lines:])
+
+
+def open_folder(root: Path, parts: tuple[str, ...]) -> int:
+    """A read-only descriptor of the folder ``root/parts``, each part opened without
+    following links. FileRefused otherwise (the caller closes it)."""
+    shown = "/".join(parts)
+    try:
+        dir_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW)
+    except OSError as exc:
+        raise FileRefused(f"no folder {_show(shown)}: {exc.strerror}") from exc
+    for part in parts:
+        try:
+            next_fd = _open_at(dir_fd, part, os.O_RDONLY | os.O_DIRECTORY, shown)
+        finally:
+            os.close(dir_fd)
+        dir_fd = next_fd
+    return dir_fd
 
 
 def open_regular(root: Path, parts: tuple[str, ...]) -> int:

@@ -13,7 +13,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from fedra.core import FedraError, FLModel, MetricValue, Task, TaskResult, release_large_buffers
@@ -54,10 +54,16 @@ log = logging.getLogger("fedra.server_job")
 
 
 class _Reporter:
-    """Forwards finished rounds to the parent (for show_stats and progress in the log)."""
+    """Forwards finished rounds to the parent (for show_stats and progress in the log).
 
-    def __init__(self, channel: LocalChannel) -> None:
+    Each with its place in the run's history (``recorded``: how many records the history
+    holds, this round's included), so that the parent's record of a resumed job replaces
+    the rounds run again instead of listing them twice.
+    """
+
+    def __init__(self, channel: LocalChannel, recorded: Callable[[], int]) -> None:
         self._channel = channel
+        self._recorded = recorded
         self._started = time.monotonic()
 
     def round_started(self, workflow: str, round_num: int, total_rounds: int, sites: int) -> None:
@@ -71,7 +77,8 @@ class _Reporter:
         self, workflow: str, round_num: int, metrics: Mapping[str, MetricValue]
     ) -> None:
         seconds = round(time.monotonic() - self._started, 4)
-        message = Round(workflow, round_num, dict(metrics), seconds)
+        index = max(self._recorded() - 1, 0)
+        message = Round(workflow, round_num, dict(metrics), seconds, index=index)
         self._channel.send(encode(message))
 
 
@@ -202,11 +209,13 @@ def run(args: argparse.Namespace) -> int:
     def load_class(name: str) -> object:
         return load_custom_class(app.custom_dir, name)
 
+    events = EventLog()
+    events.display = _Reporter(channel, lambda: len(events.rounds))
     server_run = ServerRun(
         workflows,
         FilteredFleet(board, server_filters) if server_filters else board,
         RunStore(workspace),
-        EventLog(display=_Reporter(channel)),
+        events,
         # Not kept in a local: the workflow owns the initial model and drops it after round 1.
         initial=None if args.resume else persistor.initial_model(app.custom_dir, load_class),
         key_metric=persistor.key_metric,

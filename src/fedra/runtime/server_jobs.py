@@ -14,7 +14,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from fedra.core import FedraError, InvalidTransition, JobStatus, JsonObject, trim_heap
+from fedra.core import FedraError, InvalidTransition, JobStatus, trim_heap
 from fedra.jobstore import StaleSession
 from fedra.protocol import (
     FROM_SERVER_JOB,
@@ -43,7 +43,7 @@ from fedra.runtime.routing import (
 )
 from fedra.runtime.routing import Undelivered as UndeliveredEvent
 from fedra.runtime.server_launch import start_server_job
-from fedra.runtime.server_records import RunningJob
+from fedra.runtime.server_records import RunningJob, stored_rounds
 from fedra.serverapp import RunStore
 from fedra.serverapp.resultspec import Expectation
 from fedra.transport import ChannelClosed, SharedBody
@@ -75,6 +75,8 @@ def launch(server: ServerParent, job_id: str, sites: list[str], resume: bool) ->
         server.finish(job_id, failed, reason)
         return
     job = RunningJob(job_id, proc, channel, sites, log_path)
+    if resume:  # the history so far: the resumed run adds to it (RunningJob.record_round)
+        job.rounds = stored_rounds(server.store.get(job_id).run_info)
     with server.lock:
         server.running[job_id] = job
     server.uploads.open_job(job_id)
@@ -176,23 +178,12 @@ def _from_job(server: ServerParent, job: RunningJob, env: Envelope) -> Done | No
                 env.model,
             )
         case Round():
-            job.rounds.append(message)
-            rounds = [_round_info(r) for r in job.rounds]
-            server.store.update_run_info(job.job_id, {"rounds": rounds})
+            server.store.update_run_info(job.job_id, {"rounds": job.record_round(message)})
         case Done():
             return message
         case _:
             log.warning("job %s's process sent an unexpected %r", job.job_id, env.kind)
     return None
-
-
-def _round_info(message: Round) -> JsonObject:
-    return {
-        "workflow": message.workflow,
-        "round": message.round,
-        "metrics": dict(message.metrics),
-        "seconds": message.seconds,
-    }
 
 
 def _deliver(server: ServerParent, job: RunningJob, event: TasksOut, model: FLModel | None) -> None:

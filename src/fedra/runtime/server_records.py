@@ -6,9 +6,11 @@ from __future__ import annotations
 import logging
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fedra.core import JsonObject, JsonValue
 from fedra.protocol import Round
 from fedra.scheduler import ResourceError, SiteResources
 from fedra.transport import Connection, LocalChannel
@@ -52,5 +54,34 @@ class RunningJob:
     channel: LocalChannel
     sites: list[str]
     log_path: Path
-    #: The rounds its workflows finished (for show_stats).
-    rounds: list[Round] = field(default_factory=list)
+    #: The rounds its workflows finished (for show_stats), as stored in
+    #: ``run_info["rounds"]``: those of the runs before a resume included.
+    rounds: list[JsonObject] = field(default_factory=list)
+
+    def record_round(self, message: Round) -> list[JsonObject]:
+        """Add a finished round to the history; the history to store.
+
+        A round with a place (``message.index``) takes it and drops the records after it:
+        after a resume the job's process runs again the rounds its last snapshot did not
+        cover, and their new records replace the earlier ones, so each round is listed
+        once. A place past the end (records this process never got) appends.
+        """
+        entry: JsonObject = {
+            "workflow": message.workflow,
+            "round": message.round,
+            "metrics": dict(message.metrics),
+            "seconds": message.seconds,
+        }
+        index = message.index
+        if index is not None and index < len(self.rounds):
+            del self.rounds[index:]
+        self.rounds.append(entry)
+        return list(self.rounds)
+
+
+def stored_rounds(run_info: Mapping[str, JsonValue]) -> list[JsonObject]:
+    """The round records a job's ``run_info`` holds (what a resumed job adds to)."""
+    rounds = run_info.get("rounds")
+    if not isinstance(rounds, list):
+        return []
+    return [r for r in rounds if isinstance(r, dict)]

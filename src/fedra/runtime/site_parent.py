@@ -127,7 +127,9 @@ class SiteParent:
             try:
                 if self.overseer is not None:
                     target, server_name, ssid = self._hot_server()
-                    _probe(target)  # a dead server fails here at once, not after gRPC's backoff
+                # A dead server fails here at once, not after gRPC's backoff: a shutdown
+                # meanwhile then ends this loop at once too.
+                _probe(target)
                 conn = self._connect(target, server_name)
             except FedraError as exc:
                 attempts += 1

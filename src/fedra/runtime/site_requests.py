@@ -1,12 +1,15 @@
 """A site's answers to the requests the server relays from admins.
 
 Any request, however malformed, gets a reply (a refusal says why) and at most one log line:
-nothing here may end the site (security rule H1). ``cat`` and ``tail`` are confined here
-too (defence in depth): only the site's ``log.txt`` and ``jobs/JOB_ID/...`` are readable.
+nothing here may end the site (security rule H1). ``cat``, ``tail``, ``head``, ``grep`` and
+``ls`` are confined and bounded here too (defence in depth): only the site's ``log.txt`` and
+``jobs/JOB_ID/...`` are readable or listable. ``env`` answers runtime facts, never the
+process's environment variables.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import platform
@@ -15,7 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from fedra.core import FedraError
+from fedra.core.admin_results import Listing
+from fedra.core.admin_spec_workspace import MAX_PATTERN
 from fedra.protocol import RESTART_EXIT_CODE, Reply, Request
 from fedra.runtime.site_resources import SiteResourceBook
 from fedra.scheduler import ResourceError
@@ -57,8 +64,10 @@ class SiteDesk:
                 "platform": platform.platform(),
                 "jobs": self.running(),
             }
-        if cmd in ("tail", "cat"):
+        if cmd in ("tail", "cat", "head", "grep"):
             return self._read(cmd, args)
+        if cmd in ("ls", "pwd", "env"):
+            return msgspec.to_builtins(self._workspace(cmd, args))
         if cmd == "reserve":
             return self._reserve(args)
         if cmd == "free":
@@ -81,10 +90,45 @@ class SiteDesk:
         parts = ref.parts if ref.job_id is None else ("jobs", ref.job_id, *ref.parts)
         if cmd == "cat":
             return {"text": cat_text(self.root, parts)}
+        if cmd == "grep":
+            from fedra.runtime.workspace_files import grep_text
+
+            pattern, ignore_case = args.get("pattern"), args.get("ignore_case", False)
+            if not isinstance(pattern, str) or not 0 < len(pattern) <= MAX_PATTERN:
+                raise FedraError(f"grep: pattern must be 1..{MAX_PATTERN} characters")
+            return {"text": grep_text(self.root, parts, pattern, ignore_case is True)}
         lines = args.get("lines", 40)
         if isinstance(lines, bool) or not isinstance(lines, int) or lines < 1:
             raise FedraError(f"tail: lines must be a positive integer, got {lines!r}")
+        if cmd == "head":
+            from fedra.runtime.workspace_files import head_text
+
+            return {"text": head_text(self.root, parts, min(lines, 10_000))}
         return {"text": tail_text(self.root, parts, min(lines, 10_000))}
+
+    def _workspace(self, cmd: str, args: Mapping[str, Any]) -> msgspec.Struct:
+        """``pwd``, ``env``, or ``ls`` of the workspace (log.txt and jobs/) or a job's folder."""
+        from fedra.runtime.confined import LOG_FILE, parse_folder
+        from fedra.runtime.facts import env_info, workspace
+        from fedra.runtime.workspace_files import MAX_ENTRIES, entry_of, list_folder
+
+        if cmd == "pwd":
+            return workspace(self.name, self.root)
+        if cmd == "env":
+            return env_info(self.name, self.resources.total.as_dict())
+        folder = parse_folder(args.get("path") or None)
+        if folder.job_id is not None:
+            parts = ("jobs", folder.job_id, *folder.parts)
+            walk = list_folder(self.root, parts, args.get("recursive") is True)
+            return Listing(self.name, folder.name, walk.entries, walk.truncated)
+        entries = []
+        with contextlib.suppress(OSError):
+            entries.append(entry_of(LOG_FILE, os.lstat(self.root / LOG_FILE)))
+        with contextlib.suppress(FedraError):  # no jobs/ yet: no jobs
+            jobs = list_folder(self.root, ("jobs",))
+            entries += [e for e in jobs.entries if e.kind == "dir"]
+        entries.sort(key=lambda e: e.name)
+        return Listing(self.name, "", entries[:MAX_ENTRIES], len(entries) > MAX_ENTRIES)
 
     def _reserve(self, args: Mapping[str, Any]) -> dict[str, Any]:
         spec = args.get("spec") or {}

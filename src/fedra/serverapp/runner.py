@@ -1,8 +1,14 @@
 """ServerRun: runs a job's workflows in order against a Fleet, recording what happens.
 
-The same class drives the simulator and (later) the server's job process. It owns the job
+The same class drives the simulator and the server's job process. It owns the job
 lifecycle (RUNNING -> FINISHED:*), saves each workflow's snapshot after every round, and can
 resume from the latest snapshot after a restart.
+
+The run's history (one :class:`RoundRecord` per finished round, of every workflow, in order)
+is saved with each snapshot and restored with it, so a resumed run's history starts where
+the snapshot's left off: rounds recorded after the last snapshot (an interrupted round that
+was recorded just before the crash, a final validation) are run again and their new records
+take the old ones' places. A job's history lists every round once, whatever the restarts.
 """
 
 from __future__ import annotations
@@ -14,12 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from fedra.core import (
     FedraError,
     Fleet,
     FLModel,
     JobLifecycle,
     JobStatus,
+    JsonObject,
+    JsonValue,
     MetricValue,
     Params,
     RunAborted,
@@ -42,12 +52,33 @@ class RoundRecord:
     metrics: dict[str, MetricValue]
     seconds: float
 
+    def as_json(self) -> JsonObject:
+        """The record as stored in snapshots, ``run_info["rounds"]`` and the run summary."""
+        return {
+            "workflow": self.workflow,
+            "round": self.round,
+            "metrics": dict(self.metrics),
+            "seconds": round(self.seconds, 4),
+        }
+
+
+def records_from_json(values: Sequence[JsonValue]) -> list[RoundRecord]:
+    """The records :meth:`RoundRecord.as_json` wrote; a malformed one is logged and skipped."""
+    records: list[RoundRecord] = []
+    for value in values:
+        try:
+            records.append(msgspec.convert(value, type=RoundRecord))
+        except msgspec.ValidationError as exc:
+            log.warning("a round record of the snapshot is malformed (%s): skipped", exc)
+    return records
+
 
 @dataclass
 class EventLog:
     """Events implementation that records rounds and forwards to an optional display."""
 
     display: Any = None
+    #: The run's history: every finished round, restored with the snapshot on resume.
     rounds: list[RoundRecord] = field(default_factory=list)
     _started: float = field(default_factory=time.monotonic)
 
@@ -117,7 +148,8 @@ class ServerRun:
         self._index = 0
 
     def _checkpoint(self, snapshot: Snapshot) -> None:
-        self.store.save_snapshot(self._index, snapshot)
+        history = [r.as_json() for r in self.events.rounds]
+        self.store.save_snapshot(self._index, snapshot, history=history)
 
     def run(self, resume: bool = False) -> RunOutcome:
         """Run to the end; every failure becomes a final status with its cause."""
@@ -140,6 +172,9 @@ class ServerRun:
             ctx.shared["global"] = self.initial
             self.initial = None  # the workflow owns it now; keep no second reference
         saved = self.store.load_snapshot() if resume else None
+        if resume:
+            # The history the snapshot covers; what came after it is recorded again.
+            self.events.rounds = records_from_json(self.store.load_history())
         if saved is not None:
             start, snapshot = saved
             self.workflows[start].restore(snapshot)

@@ -14,13 +14,13 @@ import shutil
 import tempfile
 import uuid
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fedra.core import FLModel, Snapshot, WireError
+from fedra.core import FLModel, JsonObject, JsonValue, Snapshot, WireError, release_pages
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _SNAPSHOT = "snapshot"
@@ -53,7 +53,10 @@ def write_npy(member: Any, array: np.ndarray[Any, Any]) -> None:
 
     The same bytes as ``np.lib.format.write_array``, without its 16 MiB copies: the data is
     written from the array's own memory, :data:`WRITE_CHUNK` bytes at a time, so saving a
-    model that lies in a file map or in the running sum costs no model-sized buffer.
+    model that lies in a file map or in the running sum costs no model-sized buffer. The
+    pages of an array mapped from a file (a parked model) are released as they are written:
+    saving it leaves them on disk, not in this process (FedAvg saves the best model from the
+    parked global model while the round's sum is in memory).
     """
     if array.dtype.hasobject:
         raise ValueError("arrays of Python objects cannot be saved (they would need pickle)")
@@ -67,7 +70,9 @@ def write_npy(member: Any, array: np.ndarray[Any, Any]) -> None:
     flat = (array.T if header["fortran_order"] else array).reshape(-1)
     data = flat.view(np.uint8)
     for start in range(0, data.nbytes, WRITE_CHUNK):
-        member.write(data[start : start + WRITE_CHUNK].data)
+        chunk = data[start : start + WRITE_CHUNK]
+        member.write(chunk.data)
+        release_pages(chunk)  # a no-op for memory that is not a read-only file map
 
 
 def write_npz(handle: Any, arrays: Mapping[str, np.ndarray[Any, Any]]) -> None:
@@ -168,11 +173,15 @@ class RunStore:
         """Save a JSON result as ``<name>.json``."""
         write_json(self.root / f"{_check_name(name)}.json", data)
 
-    def save_snapshot(self, index: int, snapshot: Snapshot) -> None:
+    def save_snapshot(
+        self, index: int, snapshot: Snapshot, history: Sequence[JsonObject] = ()
+    ) -> None:
         """Keep the latest snapshot of workflow number ``index`` (arrays, then state).
 
         The arrays go to a file of their own name and the state, written last and atomically,
         names it: a crash at any point leaves the previous snapshot or the new one, whole.
+        ``history``: the run's round records up to this snapshot, kept in the same file (read
+        back with :meth:`load_history`), so a resumed run's history matches its state.
         """
         ref = snapshot.arrays_ref
         if ref is not None and not (self.models / f"{_check_name(ref)}.npz").is_file():
@@ -187,6 +196,7 @@ class RunStore:
             "state": snapshot.state,
             "arrays_ref": ref,
             "arrays_file": arrays_file,
+            "history": list(history),
         }
         write_json(self.snapshots / f"{_SNAPSHOT}.json", state)
         for old in self.snapshots.glob(f"{_SNAPSHOT}*.npz"):
@@ -210,6 +220,14 @@ class RunStore:
             name = str(meta.get("arrays_file") or f"{_SNAPSHOT}.npz")
             arrays = load_npz(self.snapshots / (_check_name(name.removesuffix(".npz")) + ".npz"))
         return int(meta["index"]), Snapshot(meta["workflow"], dict(meta["state"]), arrays)
+
+    def load_history(self) -> list[JsonValue]:
+        """The round records saved with the latest snapshot ([] without one)."""
+        meta_path = self.snapshots / f"{_SNAPSHOT}.json"
+        if not meta_path.exists():
+            return []
+        history = json.loads(meta_path.read_text()).get("history")
+        return list(history) if isinstance(history, list) else []
 
     def load_model(self, name: str) -> FLModel | None:
         """A model saved earlier, or None."""

@@ -23,7 +23,29 @@ def test_every_cli_entry_is_a_fedra_job_command() -> None:
     from fedra.cli.job import app
 
     names = {info.name for info in app.registered_commands}
-    assert {c.cli for c in COMMANDS if c.cli} | {"validate"} == names
+    jobs = {c.cli for c in COMMANDS if c.cli and c.declaration.group == "jobs"}
+    assert jobs | {"validate"} == names
+
+
+def test_every_declared_cli_twin_is_a_real_fedra_command() -> None:
+    """Each command's ``cli_path`` (``fedra system tail``, ``fedra overseer active`` ...) is
+    a command of the ``fedra`` CLI, and ``fedra system`` has nothing undeclared."""
+    import typer.main
+
+    from fedra.cli import app
+
+    root = typer.main.get_command(app)
+    groups = root.commands  # type: ignore[attr-defined]
+    twins = [c.declaration.cli_path for c in COMMANDS if c.declaration.cli_path]
+    assert {"fedra system status", "fedra system tail", "fedra system restart"} <= set(twins)
+    assert {"fedra overseer status", "fedra overseer active", "fedra overseer promote"} <= set(
+        twins
+    )
+    for path in twins:
+        _, group, name = path.split()
+        assert name in groups[group].commands, path
+    system = {c.cli for c in COMMANDS if c.cli and c.declaration.group == "federation"}
+    assert set(groups["system"].commands) == system
 
 
 def test_usage_lines() -> None:
@@ -95,5 +117,5 @@ def test_the_reference_documents_every_command() -> None:
     for command in COMMANDS:
         assert f"`{command.usage.replace('|', chr(92) + '|')}`" in doc, command.usage
         assert f"`{command.method.__name__}(" in doc, command.name
-        if command.cli:
-            assert f"fedra job {command.cli}" in doc, command.cli
+        if command.declaration.cli_path:
+            assert command.declaration.cli_path in doc, command.cli

@@ -21,7 +21,7 @@ def test_every_declaration_has_a_right_an_object_and_unique_names() -> None:
     for command in ADMIN_COMMANDS:
         assert command.right in RIGHTS, command.name
         assert command.object_right in (None, *RIGHTS), command.name
-        assert command.acts_on in ("job", "sites", "participant", "file", "nothing")
+        assert command.acts_on in ("job", "sites", "participant", "file", "folder", "nothing")
         assert len({a.name for a in command.args}) == len(command.args), command.name
         assert set(command.arg_names) <= {a.name for a in command.args}
 

@@ -117,3 +117,67 @@ def test_revoked_names_are_listed_and_a_revoked_participant_is_one_line(
     assert "'old-site' is revoked" in err and len(err.strip().splitlines()) == 1
     code, out, _ = cli(capsys, "provision", "--help")
     assert "revoked:" in out and "state/revoked.json" in out
+
+
+def test_a_flare_project_file_is_converted_reported_and_provisioned(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from tests.unit.provision.flare_samples import FLARE_21
+
+    (tmp_path / "flare.yml").write_text(FLARE_21)
+    code, out, err = cli(capsys, "provision", "-p", "flare.yml", "-w", "ws")
+    assert code == 0, err
+    assert "flare.yml is a FLARE project file (api_version 3):" in out
+    cert = next(n for n in FLARE_21.splitlines() if "CertBuilder" in n)
+    line = FLARE_21.splitlines().index(cert) + 1
+    assert f"  line {line}: nvflare.lighter.impl.cert.CertBuilder: skipped" in out
+    prod = tmp_path / "ws" / "lakeside" / "prod_00"
+    assert "provisioned lakeside in" in out
+    for name in ("watch.lakeside.test", "fl1.lakeside.test", "north-clinic", "chief@lakeside.test"):
+        verify_kit(prod / name)
+    assert (prod / "project.yml").read_text().startswith("# Converted by `fedra provision`")
+
+
+def test_convert_writes_the_fedra_file_and_provisions_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from tests.unit.provision.flare_samples import FLARE_2X
+
+    (tmp_path / "flare.yml").write_text(FLARE_2X)
+    code, out, err = cli(capsys, "provision", "-p", "flare.yml", "--convert", "fedra.yml")
+    assert code == 0, err
+    assert "wrote fedra.yml; nothing provisioned" in out
+    assert not (tmp_path / "workspace").exists()
+    converted = (tmp_path / "fedra.yml").read_text()
+    assert "api_version: 1" in converted and "docker_image: hilltop/fl:2.0" in converted
+    code, _, err = cli(capsys, "provision", "-p", "flare.yml", "--convert", "fedra.yml")
+    assert code == 2 and "fedra.yml already exists: not replacing it" in err
+    assert (tmp_path / "fedra.yml").read_text() == converted
+    code, out, err = cli(capsys, "provision", "-p", "fedra.yml", "-w", "ws")
+    assert code == 0, err
+    assert "FLARE" not in out
+    assert (tmp_path / "ws" / "hilltop" / "prod_00" / "main.hilltop.test").is_dir()
+    code, _, err = cli(capsys, "provision", "-p", "fedra.yml", "--convert", "again.yml")
+    assert code == 2 and "is already a Fedra project file (api_version 1)" in err
+    code, out, _ = cli(capsys, "provision", "--help")
+    assert "FLARE" in out and "--convert" in out and "FEDRA_PYTHON" in out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "api_version: 3\nname: x\nparticipants:\n  - {name: a, type: server, org: o\n",
+        "api_version: 3\nname: x\nbuilders:\n  - path: evil.Builder\n",
+        "api_version: 3\nname: x\nparticipants:\n  - {name: a, type: server, org: o, ip: 1}\n",
+        "api_version: 3\nname: x\nparticipants: [{name: s, type: server, org: o}]\n"
+        "builders: [{path: nvflare.lighter.impl.static_file.StaticFileBuilder, args: [1]}]\n",
+    ],
+)
+def test_a_malformed_flare_file_is_one_line_never_a_traceback(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str
+) -> None:
+    (tmp_path / "flare.yml").write_text(text)
+    code, _, err = cli(capsys, "provision", "-p", "flare.yml")
+    assert code == 2
+    assert err.startswith("error: flare.yml:") and len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err

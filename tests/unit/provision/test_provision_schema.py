@@ -274,3 +274,13 @@ def test_job_store_keys_are_checked_with_their_line(project_text: str) -> None:
     err = error(text)
     assert (err.line, err.key) == (line_of(text, "backnd"), "participants[0].job_store.backnd")
     assert "unknown key (expected one of: backend, path, dsn, schema, timeout)" in str(err)
+
+
+def test_the_sample_servers_share_a_job_store_so_they_can_fail_over(tmp_path: Path) -> None:
+    (tmp_path / "project.yml").write_text(SAMPLE_PROJECT)
+    project = load_project(tmp_path / "project.yml")
+    assert project.overseer is not None and len(project.servers) == 2
+    stores = {server.job_store for server in project.servers}
+    assert len(stores) == 1 and None not in stores
+    (store,) = stores
+    assert store is not None and store.backend == "sqlite" and store.path == "/srv/fedra/store"

@@ -163,3 +163,39 @@ def test_the_owner_is_who_submitted_or_cloned() -> None:
     cloned = {**signed, "owner": {"name": "lead@b.org", "org": "b"}}
     assert owner_of(cloned, "lead@b.org") == Owner("lead@b.org", "b")
     assert owner_of({}, "someone") == Owner("someone", None)
+
+
+@pytest.mark.parametrize(
+    ("peer", "cmd", "args", "expected"),
+    [
+        (MEMBER_A, "reset_errors", {"job_id": "job-a"}, False),  # manage_job: none
+        (LEAD_A, "reset_errors", {"job_id": "job-a"}, True),  # own job
+        (LEAD_A, "reset_errors", {"job_id": "job-b"}, False),  # manage_job: own
+        (ORG_ADMIN_A, "reset_errors", {"job_id": "job-b"}, False),  # another org's job
+        (MEMBER_A, "ls", {"participant": "site-b"}, True),  # view: any by default
+        (MEMBER_A, "ls", {"participant": "server", "path": "job-b/sub"}, True),
+        (MEMBER_A, "head", {"participant": "server", "file": "job-b/x.log"}, True),
+        (MEMBER_A, "head", {"participant": "server", "file": "job-b/model.npz"}, False),
+        (MEMBER_A, "grep", {"participant": "site-a", "pattern": "x", "file": "job-b/c.py"}, False),
+        (LEAD_A, "grep", {"participant": "site-b", "pattern": "x", "file": "job-a/c.py"}, True),
+        (MEMBER_A, "env", {"target": "site-b"}, True),
+        (MEMBER_A, "info", {}, True),
+        (MEMBER_A, "report_resources", {}, True),
+    ],
+)
+def test_the_commands_flare_users_type_by_habit_follow_the_same_rights(
+    peer: Peer, cmd: str, args: dict[str, Any], expected: bool
+) -> None:
+    assert allowed(peer, cmd, args) is expected
+
+
+def test_ls_with_view_own_org_reaches_only_the_orgs_workspaces_and_jobs() -> None:
+    assert allowed(LEAD_B, "ls", {"participant": "site-b"}, OWN_ORG_VIEW)
+    assert not allowed(LEAD_B, "ls", {"participant": "site-a"}, OWN_ORG_VIEW)
+    assert not allowed(LEAD_B, "ls", {"participant": "site-b", "path": "job-a"}, OWN_ORG_VIEW)
+    assert allowed(LEAD_B, "ls", {"participant": "site-a", "path": "job-b"}, OWN_ORG_VIEW)
+    none = {"member": {**SERVER_DEFAULT["member"], "view": "none"}}
+    for cmd, args in (("info", {}), ("report_resources", {}), ("pwd", {}), ("env", {})):
+        assert not allowed(MEMBER_A, cmd, args, none), cmd
+    with pytest.raises(FileRefused):
+        allowed(PROJECT, "ls", {"participant": "server", "path": "../startup"})

@@ -51,6 +51,9 @@ class FakeHost:
     store: JobStore
     name: str = "server"
     org: str = "org-a"
+    project: str = "demo"
+    ha: bool = False
+    ssid: int | None = None
     max_job_bytes: int = 1 << 20
     project_sites: tuple[str, ...] | None = None
     ca_pem: bytes = b""

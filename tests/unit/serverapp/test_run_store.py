@@ -12,6 +12,7 @@ import pytest
 from fedra.core import FLModel, Snapshot, WireError, readonly
 from fedra.serverapp import RunStore, load_npz
 from fedra.serverapp.runstore import write_npy
+from fedra.transport import Spool
 
 
 def _params() -> dict[str, np.ndarray]:
@@ -163,3 +164,24 @@ def test_npy_members_are_the_bytes_numpy_writes(array: np.ndarray) -> None:
 def test_object_arrays_are_refused() -> None:
     with pytest.raises(ValueError, match="pickle"):
         write_npy(io.BytesIO(), np.array([{"a": 1}], dtype=object))
+
+
+def _rss_file_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssFile:"):
+            return int(line.split()[1])
+    raise AssertionError("no RssFile in /proc/self/status")
+
+
+def test_saving_a_parked_model_leaves_its_pages_on_disk(tmp_path: Path) -> None:
+    # FedAvg saves best.npz from the parked global model while a round's sum is in memory:
+    # the pages written must not stay in the process (that was one more model of peak RSS).
+    parked = Spool(tmp_path / "spool", threshold=1).park(
+        {"w": np.arange(16 << 20, dtype=np.float32)}  # 64 MiB
+    )
+    store = RunStore(tmp_path / "run")
+    before = _rss_file_kib()
+    store.save("best", FLModel(params=readonly(parked), metrics={"accuracy": 0.9}))
+    grown = _rss_file_kib() - before
+    assert grown < 8 << 10, f"saving a parked 64 MiB model left {grown} KiB of it resident"
+    np.testing.assert_array_equal(store.load_model("best").params["w"], parked["w"])  # type: ignore[union-attr]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from fedra.core import FLModel, JobStatus, Task, TaskResult
+from fedra.core import FLModel, JobStatus, JsonObject, Snapshot, Task, TaskResult
 from fedra.serverapp import EventLog, RunStore, ServerRun, TaskBoard
 from fedra.workflows import FedAvg
 
@@ -150,3 +151,59 @@ def test_resume_after_crash_runs_only_the_remaining_rounds(tmp_path: Path) -> No
     assert sorted({t.data.current_round for t in sent if t.name == "train"}) == [3, 4]
     assert outcome.final is not None and outcome.final.params is not None
     assert np.array_equal(outcome.final.params["w"], reference.final.params["w"])
+
+
+def _rounds(run: ServerRun) -> list[tuple[str, int]]:
+    return [(r.workflow, r.round) for r in run.events.rounds]
+
+
+ALL_ROUNDS = [("FedAvg", n) for n in (1, 2, 3, 4)] + [("FedAvg (final validation)", 4)]
+
+
+def test_a_resumed_run_keeps_the_history_of_the_rounds_before(tmp_path: Path) -> None:
+    def crash_in_round_3(site: str, model: FLModel) -> FLModel:
+        if model.current_round == 3:
+            raise Crash
+        return _train(site, model)
+
+    store = RunStore(tmp_path)
+    first = ServerRun(
+        [FedAvg(num_rounds=4)], _board(crash_in_round_3), store, EventLog(), _initial()
+    )
+    with pytest.raises(Crash):
+        first.run()
+    second = ServerRun([FedAvg(num_rounds=4)], _board(_train), store, EventLog(), _initial())
+    assert second.run(resume=True).status is JobStatus.FINISHED_COMPLETED
+    assert _rounds(second) == ALL_ROUNDS
+    assert second.events.rounds[0].metrics == {"accuracy": 0.5}  # as recorded before the crash
+
+
+class _CrashAtSnapshot(RunStore):
+    """A store whose process dies while writing the snapshot of ``round``."""
+
+    def __init__(self, root: Path, round_num: int) -> None:
+        super().__init__(root)
+        self.round_num = round_num
+
+    def save_snapshot(
+        self, index: int, snapshot: Snapshot, history: Sequence[JsonObject] = ()
+    ) -> None:
+        if snapshot.state.get("round") == self.round_num:
+            raise Crash
+        super().save_snapshot(index, snapshot, history)
+
+
+def test_a_round_recorded_but_not_in_the_snapshot_is_listed_once(tmp_path: Path) -> None:
+    first = ServerRun(
+        [FedAvg(num_rounds=4)],
+        _board(_train),
+        _CrashAtSnapshot(tmp_path, 3),
+        EventLog(),
+        _initial(),
+    )
+    with pytest.raises(Crash):
+        first.run()
+    assert _rounds(first)[-1] == ("FedAvg", 3)  # recorded; the snapshot is of round 2
+    second = ServerRun([FedAvg(num_rounds=4)], _board(_train), RunStore(tmp_path), EventLog())
+    assert second.run(resume=True).status is JobStatus.FINISHED_COMPLETED
+    assert _rounds(second) == ALL_ROUNDS  # round 3 run again replaced its first record
