@@ -55,8 +55,17 @@ def _pid_alive(pid: int) -> bool:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("launch", ["in_process", "subprocess"])
-def test_ctrl_c_aborts_the_run_and_stops_the_scripts(tmp_path: Path, launch: str) -> None:
+@pytest.mark.parametrize(
+    ("launch", "sig"),
+    [
+        ("in_process", signal.SIGINT),
+        ("subprocess", signal.SIGINT),
+        ("subprocess", signal.SIGTERM),  # kill PID, a batch scheduler: as Ctrl-C
+    ],
+)
+def test_ctrl_c_aborts_the_run_and_stops_the_scripts(
+    tmp_path: Path, launch: str, sig: signal.Signals
+) -> None:
     src = tmp_path / "src"
     src.mkdir()
     (src / "train.py").write_text(BLOCKING_SCRIPT)
@@ -93,16 +102,18 @@ def test_ctrl_c_aborts_the_run_and_stops_the_scripts(tmp_path: Path, launch: str
     try:
         _wait_for(lambda: len(list(markers.iterdir())) == 2, 60, "both sites in round 2")
         pids = [int(p.read_text()) for p in markers.iterdir()]
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert proc.returncode == 130, stderr
-    assert "interrupted" in stderr
+    why = "interrupted (SIGTERM)" if sig == signal.SIGTERM else "interrupted (Ctrl-C)"
+    assert why in stderr
     summary = json.loads((ws / "summary.json").read_text())
     assert summary["status"] == "FINISHED:ABORTED"
+    assert summary["error"] == why
     assert [h["status"] for h in summary["history"]][-1] == "FINISHED:ABORTED"
     if launch == "subprocess":
         for pid in pids:

@@ -196,6 +196,9 @@ def test_malformed_job_is_rejected_naming_file_and_key(examples: Path, tmp_path:
         fedra.simulate(job, n_clients=2, workspace=tmp_path / "ws", show_progress=False)
     assert "app/config/config_fed_server.json" in str(err.value)
     assert "workflows[0].args.num_round" in str(err.value)
+    # The message names the unknown argument and what would do, not "got 'unknown argument'".
+    assert "unknown argument 'workflows[0].args.num_round' (expected one of:" in str(err.value)
+    assert "num_rounds" in str(err.value) and "got" not in str(err.value)
     assert not (tmp_path / "ws" / "models").exists() or not any(
         (tmp_path / "ws" / "models").iterdir()
     )

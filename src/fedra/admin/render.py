@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fedra.core.admin_results import (
+    JobErrors,
     JobInfo,
     Listing,
     RunningJob,
@@ -194,6 +195,26 @@ def show_job(out: Console, args: ConsoleArgs, value: object) -> None:
     _details(out, value)
 
 
+def show_errors(out: Console, args: ConsoleArgs, value: object) -> None:
+    """``show_errors``: the failure record and each error, tracebacks as the lines they are
+    (not JSON strings with ``\\n`` in them)."""
+    if not isinstance(value, JobErrors):
+        show_data(out, args, value)
+        return
+    if value.failure:
+        out.print(Text("failure:", style="bold red"))
+        _lines(out, value.failure, "  ")
+    else:
+        out.print(Text.assemble(("failure: ", "bold"), "none"))
+    if not value.errors:
+        out.print(Text.assemble(("errors: ", "bold"), "none"))
+        return
+    out.print(Text("errors:", style="bold"))
+    for error in value.errors:
+        first, *rest = error.splitlines() or [""]
+        _plain_lines(out, [f"  - {first}", *(f"    {line}" for line in rest)])
+
+
 def show_listing(out: Console, args: ConsoleArgs, value: object) -> None:
     """``ls``: one line per entry (kind, size, modified, name; folders end with ``/``)."""
     if not isinstance(value, Listing):
@@ -289,8 +310,24 @@ def _details(out: Console, job: JobInfo) -> None:
         out.print(f"  {why}", highlight=False, markup=False)
     if job.failure:
         out.print(Text("  failure:", style="bold red"))
-        detail = json.dumps(job.failure, indent=2, default=str)
-        out.print("    " + detail.replace("\n", "\n    "), highlight=False, markup=False)
+        _lines(out, job.failure, "    ")
+
+
+def _lines(out: Console, record: JsonObject, indent: str) -> None:
+    """``key: value`` lines of a record; a text of several lines (a traceback) below its key,
+    one line each, indented."""
+    for key, item in record.items():
+        if isinstance(item, str) and "\n" in item:
+            out.print(Text(f"{indent}{key}:", style="bold"))
+            _plain_lines(out, [f"{indent}  {line}" for line in item.rstrip("\n").splitlines()])
+        else:
+            _plain_lines(out, [f"{indent}{key}: {_plain(item)}"])
+
+
+def _plain_lines(out: Console, lines: Sequence[str]) -> None:
+    """Lines as they are: no markup, no highlighting, no wrapping into other lines."""
+    for line in lines:
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def _status(status: str) -> Text:

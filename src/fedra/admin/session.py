@@ -97,10 +97,12 @@ class Connection(Protocol):
 
 
 def check_job_folder(folder: Path) -> None:
-    """Validate a job folder locally; a malformed job raises naming the file and the key."""
-    from fedra.job import load_job
+    """Validate a job folder (or a zip of one) locally; a malformed job raises naming the
+    file and the key."""
+    from fedra.job import job_folder, load_job
 
-    load_job(folder)
+    with job_folder(folder) as root:
+        load_job(root)
 
 
 def _hot_admin_target(kit: AdminKit) -> tuple[str, str]:
@@ -139,6 +141,15 @@ def _zip_folder(folder: Path) -> bytes:
     return zip_job(folder)
 
 
+def _job_archive(path: Path) -> bytes:
+    """The job folder (or zip of one, unpacked as the server would) at ``path``, validated."""
+    from fedra.job import job_folder, load_job
+
+    with job_folder(path) as root:
+        load_job(root)
+        return _zip_folder(root)
+
+
 class Session(WorkspaceCommands):
     """A connection to the server's admin endpoint, with one method per admin command."""
 
@@ -156,11 +167,15 @@ class Session(WorkspaceCommands):
         self.reply_timeout = reply_timeout
 
     @classmethod
-    def connect(cls, kit: str | Path | AdminKit | None = None, timeout: float = 10.0) -> Session:
+    def connect(
+        cls, kit: str | Path | AdminKit | None = None, timeout: float = 10.0, *, wait: bool = True
+    ) -> Session:
         """Open a session with the admin kit ``kit`` (default ``./poc/admin``).
 
         Connects over mutual TLS with the kit's certificates to ``server_host:admin_port``, or,
         when the project has an overseer, to the admin port of the server it names hot.
+        ``wait``: retry for ``timeout`` s while nothing listens there; False fails
+        at once (the CLI), except with an overseer (the hot server may be in a cutover).
         """
         admin_kit = kit if isinstance(kit, AdminKit) else AdminKit.find(kit)
         from fedra.pki import verify_kit
@@ -180,6 +195,7 @@ class Session(WorkspaceCommands):
                 key_pem=key_pem,
                 server_name=server_name,
                 timeout=timeout,
+                retry_refused=wait or admin_kit.overseer is not None,
             )
         except ConfigError:
             raise
@@ -375,10 +391,8 @@ class Session(WorkspaceCommands):
     # ------------------------------------------------------------------ jobs
 
     def submit_job(self, folder: Path) -> str:
-        """Validate the job folder locally, upload it, and return the new job's id."""
-        folder = Path(folder)
-        check_job_folder(folder)
-        archive = _zip_folder(folder)
+        """Validate the job folder (or zip of one) locally, upload it; the new job's id."""
+        archive = _job_archive(Path(folder))
         args: Args = {}
         if self.kit is not None:
             from fedra.pki import sign_job

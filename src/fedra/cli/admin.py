@@ -20,7 +20,7 @@ def admin(
     """
     from fedra.admin import AdminConsole, Session
 
-    with Session.connect(kit) as session:
+    with Session.connect(kit, wait=False) as session:
         code = AdminConsole(session).run()
     if code:
         raise typer.Exit(code)

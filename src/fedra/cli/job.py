@@ -29,12 +29,13 @@ app = typer.Typer(
 
 @app.command("validate")
 def validate(
-    folder: Annotated[Path, typer.Argument(help="The job folder to check.")],
+    folder: Annotated[Path, typer.Argument(help="The job folder (or a zip of one) to check.")],
 ) -> None:
     """Check a job folder: meta.json, configs, component names and arguments."""
-    from fedra.job import load_job
+    from fedra.job import job_folder, load_job
 
-    job = load_job(folder)
+    with job_folder(folder) as root:
+        job = load_job(root)
     apps = ", ".join(f"{name} -> {', '.join(job.meta.deploy_map[name])}" for name in job.apps)
     typer.echo(f"{folder}: job '{job.meta.name}' is valid ({apps})")
 
@@ -71,7 +72,9 @@ def _command(command: Command) -> Callable[..., None]:
         if command.name == "submit_job":
             check_job_folder(Path(str(kwargs["folder"])))  # a malformed job fails early
         args: ConsoleArgs = dict(kwargs)
-        with Session.connect(kit if isinstance(kit, Path) else None) as session:
+        # A stopped server is said at once, not after the connect timeout.
+        kit_path = kit if isinstance(kit, Path) else None
+        with Session.connect(kit_path, wait=False) as session:
             value = execute(session, command, args)
         present(make_console(sys.stdout), command, args, value, fmt)
         if command.name == "wait" and isinstance(value, JobInfo):

@@ -16,6 +16,7 @@ functions find their site through a thread-local or the ``FEDRA_CLIENT_SOCKET`` 
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import traceback
@@ -33,6 +34,7 @@ from fedra.core import (
     FLModel,
     as_array,
     readonly,
+    result_warnings,
 )
 
 
@@ -44,6 +46,8 @@ class _State:
 
 
 _local = threading.local()
+_warned: set[tuple[str, str]] = set()
+_logger = logging.getLogger("fedra.client")
 _process_state: _State | None = None
 _process_lock = threading.Lock()
 
@@ -158,8 +162,20 @@ def send(model: FLModel) -> None:
             k: np.array(v, copy=True) if not v.flags.owndata or v.base is not None else v
             for k, v in ((k, as_array(v, k)) for k, v in model.params.items())
         }
+    _warn_if_misplaced(state.bridge.info.site_name, state.pending[0], model)
     state.pending = None
     state.bridge.send_result(model)
+
+
+def _warn_if_misplaced(site: str, task: str, model: FLModel) -> None:
+    """Warn (once per script) of a result the server will read other than the script meant:
+    ``num_samples`` in metrics (FedAvg weights by ``meta``), params on a validate task."""
+    for key, warning in result_warnings(site, task, model).items():
+        with _process_lock:
+            if key in _warned:
+                continue
+            _warned.add(key)
+        _logger.warning("%s", warning)
 
 
 def log(key: str, value: float, step: int | None = None) -> None:

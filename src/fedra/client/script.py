@@ -45,6 +45,14 @@ PARAMS_FORMATS = ("numpy", "pytorch")
 ENDED, STOPPED = "ended", "stopped"
 ABORT_GRACE = 1.0
 _GLOBAL_LOCK = threading.Lock()  # sys.argv and sys.path are process-wide
+#: Added to a script's error about None when its task carried no model.
+NO_INITIAL_MODEL = (
+    "\nnote: this task carried no model (model.params is None): the job has no initial "
+    'model. Give the server\'s persistor one (config_fed_server.json: "persistor": '
+    '{"class": "ModelPersistor", "args": {"initial_npz": "initial.npz"}} with initial.npz in '
+    "the app's custom/, or FedJob.set_persistor(initial_npz=...)), or have the script build "
+    "the first model when model.params is None."
+)
 
 
 def resolve_script(custom_dir: Path | None, script: str) -> Path:
@@ -248,6 +256,8 @@ class ScriptExecutor(Executor):
         kind, model, detail = self._outbox.get()
         if kind == RESULT and model is not None:
             return model
+        if data.params is None and "NoneType" in detail:
+            detail += NO_INITIAL_MODEL
         if kind == ENDED:
             self._ended = detail or "the script ended before sending a result"
             raise SiteError(ctx.site_name, task_name, self._ended)

@@ -62,6 +62,7 @@ from fedra.core.task import (
     Task,
     TaskResult,
     new_id,
+    result_warnings,
 )
 
 __all__ = [
@@ -118,6 +119,7 @@ __all__ = [
     "readonly",
     "release_large_buffers",
     "release_pages",
+    "result_warnings",
     "transition",
     "trim_heap",
 ]

@@ -113,11 +113,17 @@ _JOBS: tuple[AdminCommand, ...] = (
         "submit_job",
         "nothing",
         (
-            ArgSpec("folder", "path", "The job folder (with meta.json).", True, side="local"),
+            ArgSpec(
+                "folder",
+                "path",
+                "The job folder (with meta.json), or a zip of one.",
+                True,
+                side="local",
+            ),
             ArgSpec("signature", "str", max_len=4096, side="filled"),
             ArgSpec("certificate", "str", max_len=16384, multiline=True, side="filled"),
         ),
-        help="Validate a job folder here, upload it, and print the new job's id.",
+        help="Validate a job folder (or a zip of one) here, upload it, and print the new job's id.",
         note="and the job's signature: you signed it",
         results=(r.JobCreated,),
         cli="submit",
@@ -222,7 +228,10 @@ _JOBS: tuple[AdminCommand, ...] = (
                 side="local",
             ),
         ),
-        help="Download a job's folder and results (models, tb_events, logs) into DIR/<job id>/.",
+        help=(
+            "Download a job's folder and results (models, tb_events, logs, summary.json) "
+            "into DIR/<job id>/."
+        ),
         note="links and hard links in the workspace are left out",
         results=(r.Downloaded,),
         cli="download",

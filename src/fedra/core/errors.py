@@ -46,6 +46,15 @@ class JobValidationError(ConfigError):
             message += f", got {got!r}"
         super().__init__(message)
 
+    @classmethod
+    def unknown_key(cls, file: str, key: str, known: str, what: str = "key") -> JobValidationError:
+        """A key the file's schema (or a component's argument the class) does not have:
+        ``file: unknown key 'key' (expected one of: known)``, ``key`` the whole path
+        (``workflows[0].rounds``), ``what`` ``key`` or ``argument``."""
+        error = cls(file, key, f"one of: {known}")
+        error.args = (f"{file}: unknown {what} {key!r} (expected one of: {known})",)
+        return error
+
 
 class WireError(FedraError):
     """Bytes received from outside are malformed, oversized or corrupt."""

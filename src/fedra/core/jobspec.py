@@ -178,8 +178,7 @@ def _read(data: object, schema: type[T], file: str, key: str = "") -> T:
         if key:
             problem = dataclasses.replace(problem, path=(key, *problem.path))
         if problem.kind == "unknown":
-            expected = f"one of the keys [{problem.expected}]"
-            return JobValidationError(file, problem.key, expected, "unknown key")
+            return JobValidationError.unknown_key(file, problem.key, problem.expected)
         return JobValidationError(file, problem.key, problem.expected, problem.got)
 
     return convert(data, schema, fail)

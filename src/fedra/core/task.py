@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from fedra.core.model import FLModel
+from fedra.core.model import NUM_SAMPLES, FLModel
 
 #: Standard task names. Executors declare which of them they handle.
 TASK_TRAIN = "train"
@@ -44,3 +44,23 @@ class TaskResult:
     def ok(self) -> bool:
         """True when the site completed the task."""
         return self.error is None
+
+
+def result_warnings(site: str, task: str, result: FLModel) -> dict[tuple[str, str], str]:
+    """What in a site's ``result`` of ``task`` the server reads other than its script likely
+    meant, by (site, kind): ``num_samples`` in ``metrics`` (updates are weighted by
+    ``meta['num_samples']``, so the site counts as 1 sample), params on a ``validate`` task
+    (its params are not used)."""
+    found: dict[tuple[str, str], str] = {}
+    if NUM_SAMPLES in result.metrics and NUM_SAMPLES not in result.meta:
+        found[(site, "num_samples")] = (
+            f"{site}: num_samples is in the result's metrics, not its meta: updates are "
+            f"weighted by meta['{NUM_SAMPLES}'], so this site's counts as 1 sample; send "
+            f"FLModel(..., meta={{'{NUM_SAMPLES}': n}})"
+        )
+    if task == TASK_VALIDATE and result.params is not None:
+        found[(site, "validate_params")] = (
+            f"{site}: the result of a 'validate' task has params; they are not used (a "
+            "validate task returns metrics only: send FLModel(metrics={...}))"
+        )
+    return found

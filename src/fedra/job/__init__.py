@@ -2,7 +2,7 @@
 
 from fedra.core.safezip import MAX_JOB_BYTES
 from fedra.job.api import FedJob
-from fedra.job.archive import MAX_JOB_FILES, JobArchiveError, unzip_job, zip_job
+from fedra.job.archive import MAX_JOB_FILES, JobArchiveError, job_folder, unzip_job, zip_job
 from fedra.job.custom import activate_custom_dirs, load_custom_class
 from fedra.job.folder import (
     App,
@@ -33,6 +33,7 @@ __all__ = [
     "build_workflows",
     "builtin",
     "check_args",
+    "job_folder",
     "load_custom_class",
     "load_job",
     "unzip_job",

@@ -14,12 +14,14 @@ entry.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
 import stat
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from fedra.core import META_FILE, ConfigError, JobValidationError
@@ -255,3 +257,29 @@ def _extract(
         extract_entries(zf, plan, tmp, max_bytes)
     except UnsafeEntry as exc:
         raise JobArchiveError(exc.entry, exc.expected, exc.got) from exc
+
+
+# --------------------------------------------------------------------------- either
+
+
+@contextlib.contextmanager
+def job_folder(path: Path, *, max_bytes: int = MAX_JOB_BYTES) -> Iterator[Path]:
+    """The job folder at ``path``, or, when ``path`` is a zip of one, that zip unpacked into a
+    temporary folder (removed at the end of the block) the way the server unpacks an upload:
+    :func:`unzip_job`, with its limits (``max_bytes`` for the zip and its contents)."""
+    path = Path(path)
+    if path.is_dir() or not path.exists():
+        yield path  # a missing folder is load_job's to name
+        return
+    if not zipfile.is_zipfile(path):
+        raise ConfigError(f"{path} is a file, not a job folder or a zip of one")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise JobArchiveError("(archive)", f"at most {max_bytes} bytes", size)
+    with tempfile.TemporaryDirectory(prefix="fedra-job-") as tmp:
+        yield unzip_job(
+            path.read_bytes(),
+            Path(tmp) / path.stem,
+            max_bytes=max_bytes,
+            max_archive_bytes=max_bytes,
+        )

@@ -185,9 +185,8 @@ def check_args(cls: type[Any], args: typing.Mapping[str, Any], file: str, key: s
     params, hints = _init_params(cls)
     for name, value in args.items():
         if name not in params:
-            raise JobValidationError(
-                file, f"{key}.{name}", f"one of {sorted(params)}", "unknown argument"
-            )
+            known = ", ".join(sorted(params))
+            raise JobValidationError.unknown_key(file, f"{key}.{name}", known, "argument")
         hint = hints.get(name)
         if hint is not None and not _matches(value, hint):
             raise JobValidationError(file, f"{key}.{name}", _describe(hint), value)

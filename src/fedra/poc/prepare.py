@@ -2,7 +2,8 @@
 
 Writes ``<workspace>/server``, ``site-1 … site-N`` and ``admin``, each with ``startup/`` (the
 project CA certificate, its own certificate and 0600 key, its connection settings and
-scripts) and ``local/`` (settings a participant may edit).
+scripts) and ``local/`` (settings a participant may edit: the ``*.default`` files a
+provisioned kit has, see :mod:`fedra.runtime.kit_local`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from fedra.core import ConfigError
 from fedra.he import HEKeys, write_server_context, write_site_context
 from fedra.pki import CertKey, Identity, create_ca, sign_kit, write_participant
 from fedra.poc.scripts import write_admin_script, write_participant_scripts
-from fedra.runtime import RESTART_EXIT_CODE
+from fedra.runtime import RESTART_EXIT_CODE, write_local
 
 MARKER = ".fedra-poc"
 
@@ -142,7 +143,8 @@ def _write_server(
     }
     _json(startup / "fed_server.json", server_config)
     write_participant_scripts(startup, "fedra.runtime.server_parent", python, RESTART_EXIT_CODE)
-    (layout.server / "local").mkdir()
+    # The same local/*.default files as a provisioned kit; a POC runs jobs' own code (byoc).
+    write_local(layout.server, "server", org, server=True, enable_byoc=True)
 
 
 def _write_site(
@@ -169,7 +171,7 @@ def _write_site(
         },
     )
     write_participant_scripts(startup, "fedra.runtime.site_parent", python, RESTART_EXIT_CODE)
-    (layout.site(site) / "local").mkdir()
+    write_local(layout.site(site), site, org, server=False, enable_byoc=True)
 
 
 def _write_admin(

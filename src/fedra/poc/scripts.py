@@ -7,7 +7,8 @@ import stat
 from pathlib import Path
 
 START = """#!/usr/bin/env bash
-# Start this participant in the background, in a session of its own; logs go to ../log.txt.
+# Start this participant in the background, in a session of its own; logs go to ../log.txt
+# (its output too: nothing is printed into this terminal once start.sh has returned).
 # While it runs it holds ../daemon.lock: a second start says so, exits 1 and changes nothing.
 DIR="$(cd "$(dirname "$0")" && pwd -P)"
 KIT="$(dirname "$DIR")"
@@ -17,7 +18,7 @@ if ! flock -n 9; then
     "stop it first with $DIR/stop_fl.sh" >&2
   exit 1
 fi
-FEDRA_KIT_LOCK_FD=9 setsid "$DIR/sub_start.sh" "$@" < /dev/null &
+FEDRA_KIT_LOCK_FD=9 setsid "$DIR/sub_start.sh" "$@" < /dev/null >> "$KIT/log.txt" 2>&1 &
 echo "started $(basename "$KIT") (log: $KIT/log.txt)"
 """
 

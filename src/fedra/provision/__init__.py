@@ -13,7 +13,6 @@ from fedra.provision.errors import ProjectError
 from fedra.provision.flare import FLARE_API_VERSIONS, FlareImport
 from fedra.provision.flare_builders import FlareNote
 from fedra.provision.kits import CONFIG_FILES, write_kit
-from fedra.provision.local import RIGHTS, SCOPES
 from fedra.provision.project import (
     API_VERSION,
     PARTICIPANT_TYPES,
@@ -34,6 +33,7 @@ from fedra.provision.workspace import (
     provision,
     zip_kit,
 )
+from fedra.runtime.kit_local import RIGHTS, SCOPES
 
 __all__ = [
     "API_VERSION",

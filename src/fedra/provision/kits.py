@@ -38,9 +38,8 @@ from fedra.overseer import OverseerSettings
 from fedra.pki import STARTUP_DIR, CertKey, Identity, sign_kit, write_participant
 from fedra.poc.scripts import write_admin_script, write_participant_scripts
 from fedra.provision.docker import write_docker_files
-from fedra.provision.local import write_local
 from fedra.provision.project import Admin, Client, Overseer, Participant, Project, Server
-from fedra.runtime import RESTART_EXIT_CODE
+from fedra.runtime import RESTART_EXIT_CODE, write_local
 
 #: Config file of each participant type, in ``startup/``.
 CONFIG_FILES = {

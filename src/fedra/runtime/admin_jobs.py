@@ -41,6 +41,7 @@ from fedra.jobstore import JobRecord, meta_as_dict
 from fedra.runtime.admin_host import AdminHost, AdminRequest, Handler, HandlerResult
 from fedra.runtime.admin_rights import Access, owner_of
 from fedra.runtime.confined import regular_files
+from fedra.runtime.job_summary import SUMMARY_FILE, summary_bytes
 
 log = logging.getLogger("fedra.admin")
 
@@ -211,14 +212,20 @@ def _delete(host: AdminHost, request: AdminRequest) -> HandlerResult:
 
 def _download(host: AdminHost, request: AdminRequest) -> HandlerResult:
     job_id = arg_text(request.args, "job_id")
-    host.store.get(job_id)
+    record = host.store.get(job_id)
     buffer = io.BytesIO()
     count, skipped = 0, list[str]()
+    workspace = host.store.workspace(job_id)
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, fd in regular_files(host.store.workspace(job_id), skipped):
+        for name, fd in regular_files(workspace, skipped):
+            if name == SUMMARY_FILE:  # not the job's to write: the server's record says it
+                os.close(fd)
+                continue
             with os.fdopen(fd, "rb") as src, zf.open(name, "w") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)  # what was checked is what is read
             count += 1
+        zf.writestr(SUMMARY_FILE, summary_bytes(record, workspace))
+        count += 1
     for entry in skipped:
         log.warning("download_job %s: skipped %s", job_id, entry)
     return Downloaded(count), buffer.getvalue()

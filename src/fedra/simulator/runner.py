@@ -53,6 +53,7 @@ from fedra.serverapp import (
     TaskBoard,
     write_json,
 )
+from fedra.simulator.interrupt import interrupt_reason, sigterm_as_interrupt
 from fedra.simulator.progress import ProgressDisplay
 from fedra.simulator.ray_backend import RayOptions, RaySites, check_backend
 from fedra.simulator.sites import SiteBackend, build_site_runner
@@ -400,12 +401,13 @@ def _simulate(
         higher_is_better=server.persistor.higher_is_better,
         startup_dir=kits / "server" / "startup" if kits is not None else None,
     )
-    outcome = _run_to_end(run, resume, display, board, lifecycle, site_backend, tracking)
+    with sigterm_as_interrupt():
+        outcome = _run_to_end(run, resume, display, board, lifecycle, site_backend, tracking)
     summary = _summary(definition, job_id, sites, ws, started, lifecycle, events, outcome)
     write_json(ws / "summary.json", summary.to_json())
     log.info("job %s ended: %s", job_id, summary.status.value)
     if outcome is None:
-        raise RunAborted("interrupted (Ctrl-C); partial results in " + str(ws))
+        raise RunAborted(f"{lifecycle.history[-1].reason}; partial results in {ws}")
     return summary
 
 
@@ -419,7 +421,7 @@ def _run_to_end(
     tracking: MetricsSink,
 ) -> RunOutcome | None:
     """Run the job, then stop the sites (aborting them unless it completed) and close the
-    metrics; the outcome, or None when Ctrl-C interrupted the run (the job is then aborted)."""
+    metrics; the outcome, or None when Ctrl-C or SIGTERM interrupted the run (then aborted)."""
     interrupted = False
     outcome: RunOutcome | None = None
     try:
@@ -428,10 +430,10 @@ def _run_to_end(
                 outcome = run.run(resume=resume)
         else:
             outcome = run.run(resume=resume)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (see fedra.simulator.interrupt)
         interrupted = True
-        board.abort("interrupted (Ctrl-C)")
-        lifecycle.move(JobStatus.FINISHED_ABORTED, "interrupted (Ctrl-C)")
+        board.abort(interrupt_reason(exc))
+        lifecycle.move(JobStatus.FINISHED_ABORTED, interrupt_reason(exc))
     finally:
         failed = interrupted or lifecycle.status != JobStatus.FINISHED_COMPLETED
         if failed:
@@ -471,7 +473,7 @@ def _summary(
         history=lifecycle.as_dicts(),
     )
     if outcome is None:
-        summary.error = "interrupted (Ctrl-C)"
+        summary.error = lifecycle.history[-1].reason  # interrupted (Ctrl-C or SIGTERM)
         return summary
     summary.error = outcome.error
     summary.failed_site = outcome.failed_site

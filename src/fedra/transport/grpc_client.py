@@ -47,9 +47,14 @@ def split_target(target: str) -> tuple[str, int] | None:
 
 
 def _diagnose(
-    target: str, ca_pem: bytes, server_name: str | None, timeout: float
+    target: str,
+    ca_pem: bytes,
+    server_name: str | None,
+    timeout: float,
+    retry_refused: bool = True,
 ) -> tuple[str, bool]:
-    """Why a channel is not ready, and whether that is final (TLS) rather than transient.
+    """Why a channel is not ready, and whether that is final (TLS; a refused TCP connection
+    too unless ``retry_refused``) rather than transient.
 
     Probes the address: a TCP connection, then a TLS handshake without a client certificate
     (the server's certificate is checked the way gRPC checks it).
@@ -75,6 +80,11 @@ def _diagnose(
         ), True
     except ssl.SSLError as err:
         return f"reached {target} but the TLS handshake failed: {err}", True
+    except ConnectionRefusedError as err:
+        return (
+            f"cannot reach {target}: {err.strerror or err} (nothing listens on that port: is "
+            "the server running, and are the host and port right?)"
+        ), not retry_refused
     except OSError as err:
         return (
             f"cannot reach {target}: {err.strerror or err} "
@@ -87,9 +97,15 @@ def _diagnose(
 
 
 def _wait_ready(
-    channel: Any, target: str, ca_pem: bytes, server_name: str | None, timeout: float
+    channel: Any,
+    target: str,
+    ca_pem: bytes,
+    server_name: str | None,
+    timeout: float,
+    retry_refused: bool = True,
 ) -> None:
-    """Wait until ``channel`` is ready; ConnectError at once on a TLS failure, else on timeout."""
+    """Wait until ``channel`` is ready; ConnectError at once on a TLS failure (and on a refused
+    connection unless ``retry_refused``), else on timeout."""
     deadline = time.monotonic() + timeout
     states: list[Any] = []
     changed = threading.Condition()
@@ -115,7 +131,7 @@ def _wait_ready(
                 message, _ = _diagnose(target, ca_pem, server_name, probe)
                 raise ConnectError(f"{message} (gave up after {timeout:g} s)")
             if grpc.ChannelConnectivity.TRANSIENT_FAILURE in new:
-                message, final = _diagnose(target, ca_pem, server_name, probe)
+                message, final = _diagnose(target, ca_pem, server_name, probe, retry_refused)
                 if final:
                     raise ConnectError(message)
     finally:
@@ -215,10 +231,13 @@ def connect(
     timeout: float = 10.0,
     max_message: int = DEFAULT_MAX_MESSAGE,
     spool: Spool | None = None,
+    retry_refused: bool = True,
 ) -> Connection:
     """Open a connection to the Fedra server at ``target`` (``host:port``) over mutual TLS.
 
-    ``spool``: receive big messages into files there instead of memory.
+    ``spool``: receive big messages into files there instead of memory. ``retry_refused``:
+    keep trying while nothing listens at ``target`` (a server starting, or restarting); False
+    fails at once then, for a person waiting on a command.
 
     The client presents ``cert_pem``/``key_pem`` and trusts servers whose certificate the CA
     ``ca_pem`` issued for the host in ``target``, or for ``server_name`` when given (for when
@@ -240,7 +259,7 @@ def connect(
     )
     channel = grpc.secure_channel(target, credentials, options=options)
     try:
-        _wait_ready(channel, target, ca_pem, server_name, timeout)
+        _wait_ready(channel, target, ca_pem, server_name, timeout, retry_refused)
     except BaseException:
         channel.close()
         raise

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 
 from fedra.core import (
     Array,
@@ -13,9 +15,13 @@ from fedra.core import (
     TaskResult,
     WorkflowContext,
     WorkflowError,
+    result_warnings,
 )
 
 GLOBAL = "global"
+log = logging.getLogger("fedra.workflows")
+_warned: set[tuple[str, str]] = set()
+_warned_lock = threading.Lock()
 
 
 def checked(result: TaskResult, *, need_params: bool = False) -> FLModel:
@@ -26,6 +32,12 @@ def checked(result: TaskResult, *, need_params: bool = False) -> FLModel:
         raise WorkflowError(f"site {result.site} answered task '{result.task_name}' with nothing")
     if need_params and result.data.params is None:
         raise WorkflowError(f"site {result.site} answered task '{result.task_name}' without params")
+    for key, warning in result_warnings(result.site, result.task_name, result.data).items():
+        with _warned_lock:
+            if key in _warned:
+                continue
+            _warned.add(key)
+        log.warning("%s", warning)  # once per site and kind: the server's log.txt
     return result.data
 
 

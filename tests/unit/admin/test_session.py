@@ -190,6 +190,7 @@ def test_connect_uses_the_kit(kit_dir: Path, fake_connect: list[dict[str, Any]])
             "key_pem": (startup / "client.key").read_bytes(),
             "server_name": "server",
             "timeout": 3.0,
+            "retry_refused": True,
         }
     ]
 

@@ -157,6 +157,20 @@ def test_error_names_the_given_file() -> None:
     _assert_names(info.value, "jobs/hello/meta.json", "min_clients")
 
 
+def test_an_unknown_key_is_named_with_its_file_and_the_known_keys() -> None:
+    with pytest.raises(JobValidationError) as info:
+        parse_meta(_meta(rounds=3), file="jobs/x/meta.json")
+    message = str(info.value)
+    assert message.startswith("jobs/x/meta.json: unknown key 'rounds' (expected one of: name,")
+    assert "got" not in message
+    with pytest.raises(JobValidationError) as nested:
+        parse_server_config({"workflows": [{"class": "FedAvg", "rounds": 3}]}, "app/s.json")
+    assert str(nested.value) == (
+        "app/s.json: unknown key 'workflows[0].rounds' (expected one of: class, custom, args)"
+    )
+    assert nested.value.key == "workflows[0].rounds"
+
+
 SERVER_CASES = {
     "workflows missing": ({}, "workflows"),
     "workflows empty": ({"workflows": []}, "workflows"),

@@ -35,7 +35,7 @@ def test_the_file_declares_gpus_and_extras_and_keeps_detected_cpus(tmp_path: Pat
 
 
 def test_the_provisioned_default_file_is_valid(tmp_path: Path) -> None:
-    from fedra.provision.local import resources
+    from fedra.runtime.kit_local import resources
 
     write(tmp_path, json.dumps(resources(server=False)))
     assert load_site_resources(tmp_path).num_gpus == 0

@@ -1,8 +1,10 @@
 """The editable ``local/*.default`` files of a server's or a site's startup kit.
 
-They are written as ``*.default`` so that a participant's own edits (saved without the
-suffix, e.g. ``local/authorization.json``) survive the next provisioning. ``local/`` is never
-signed. The authorization policy says, per admin role, how far each right reaches on this
+Provisioned kits (``fedra provision``) and POC kits (``fedra poc prepare``) get the same ones;
+they live here, beside the runtime that reads them, so that both can write them. They are
+written as ``*.default`` so that a participant's own edits (saved without the suffix, e.g.
+``local/authorization.json``) survive the next provisioning. ``local/`` is never signed.
+The authorization policy says, per admin role, how far each right reaches on this
 participant:
 
 =============  ===========================================================================
