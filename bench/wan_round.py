@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 from bench.federation import (
+    RssSampler,
     build_job,
     check_final_model,
     model_layout,
@@ -67,8 +70,19 @@ def submit(kit: Path, job: Path, sites: int, timeout: float) -> None:
     print(json.dumps({"job_id": job_id, "status": str(final.status)}), flush=True)
 
 
-def run(profile: str, size: str, sites: int, rounds: int, root: Path) -> dict[str, object]:
-    """One job over ``profile``; its rounds and the link's minimum."""
+def run(
+    profile: str,
+    size: str,
+    sites: int,
+    rounds: int,
+    root: Path,
+    window: int | None = None,
+    *,
+    trace: bool = False,
+) -> dict[str, object]:
+    """One job over ``profile``; its rounds, the link's minimum, the server's peak memory
+    (server parent + server job) and the CPU each kind of process used during the job.
+    ``window``: the server's receive window, written to its ``local/network.json``."""
     site_names = [f"site-{i + 1}" for i in range(sites)]
     hosts = ["server1", *site_names, "admin"]
     spec = parse_size(size)
@@ -86,16 +100,31 @@ def run(profile: str, size: str, sites: int, rounds: int, root: Path) -> dict[st
         modules = {"server1": "fedra.runtime.server_parent"}
         kit_of = {"server1": kits[server], "admin": kits[ADMIN]}
         kit_of |= {s: kits[s] for s in site_names}
+        if window is not None:
+            local = kit_of["server1"] / "local" / "network.json"
+            local.write_text(json.dumps({"receive_window": window}))
+        pids: dict[str, int] = {}
         for host in ["server1", *site_names]:
             module = modules.get(host, "fedra.runtime.site_parent")
             with open(kit_of[host] / "stderr.txt", "ab") as err:
                 argv = [sys.executable, "-m", module, "--kit", str(kit_of[host])]
-                bed.popen(host, argv, stdout=subprocess.DEVNULL, stderr=err)
+                pids[host] = bed.popen(host, argv, stdout=subprocess.DEVNULL, stderr=err).pid
             if host == "server1":
                 _wait_listening(kit_of[host] / "log.txt")
+        sampler = RssSampler(pids["server1"], [pids[s] for s in site_names])
+        sampler.start()
+        tracer = _LinkTrace(bed, root / "link_trace.txt") if trace else None
+        sampler.reset()
+        load = os.getloadavg()[0]
         argv = [sys.executable, "-m", "bench.wan_round", "--submit", str(kit_of["admin"])]
         argv += ["--job", str(job), "--sites", str(sites)]
-        done = bed.run("admin", argv, timeout=900)
+        try:
+            done = bed.run("admin", argv, timeout=900)
+        finally:
+            sampler.stop()
+            if tracer is not None:
+                tracer.stop()
+        peaks = sampler.take()
         answer = json.loads(done.stdout)
     workspace = kit_of["server1"] / "store" / "jobs" / answer["job_id"] / "workspace"
     if answer["status"] != "FINISHED:COMPLETED":
@@ -106,6 +135,7 @@ def run(profile: str, size: str, sites: int, rounds: int, root: Path) -> dict[st
     link = PROFILES[profile]
     minimum = 2 * sites * model_bytes * 8 / (link.rate_mbit * 1e6) + link.rtt_ms / 1e3
     per_round = statistics.median(times[1:] or times)
+    mib = 1 << 20
     return {
         "profile": profile,
         "size": size,
@@ -116,7 +146,39 @@ def run(profile: str, size: str, sites: int, rounds: int, root: Path) -> dict[st
         "link_minimum_s": round(minimum, 2),
         "of_link": round(minimum / per_round, 3),
         "final_model": check,
+        "server_peak_mib": round(peaks.total / mib),
+        "server_peak_of_model": round(peaks.total / model_bytes, 2),
+        "sp_peak_mib": round(peaks.sp / mib),
+        "sj_peak_mib": round(peaks.sj / mib),
+        "cpu_s": {role: round(u.user_s + u.sys_s, 1) for role, u in sorted(peaks.cpu.items())},
+        "load_before": round(load, 1),
+        "load_after": round(os.getloadavg()[0], 1),
     }
+
+
+class _LinkTrace(threading.Thread):
+    """Writes the server's link use every 0.1 s: time, MB out and in since the last line."""
+
+    def __init__(self, bed: NetBed, path: Path) -> None:
+        super().__init__(name="link-trace", daemon=True)
+        self._bed = bed
+        self._file = path.open("w")
+        self._stop_event = threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        last = (0, 0)
+        while not self._stop_event.wait(0.1):
+            link = self._bed.stats()["server1"]
+            now = (link.egress.bytes, link.ingress.bytes)
+            out, into = ((a - b) / 1e6 for a, b in zip(now, last, strict=True))
+            self._file.write(f"{time.time():.1f} out {out:7.2f} in {into:7.2f}\n")
+            last = now
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(5)
+        self._file.close()
 
 
 def _wait_listening(log: Path, timeout: float = 60.0) -> None:
@@ -134,16 +196,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="50MB", help="model size, e.g. 3x3, 50MB, 100MB")
     parser.add_argument("--sites", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--window", type=int, help="the server's receive window in bytes (local/network.json)"
+    )
+    parser.add_argument("--keep", type=Path, help="keep the kits and logs in this new folder")
+    parser.add_argument(
+        "--trace", action="store_true", help="with --keep: the server's link use, every 0.1 s"
+    )
     parser.add_argument("--submit", type=Path, help=argparse.SUPPRESS)  # the admin's side
     parser.add_argument("--job", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.submit is not None:
         submit(args.submit, args.job, args.sites, timeout=900)
         return 0
-    with tempfile.TemporaryDirectory(prefix="fedra-wan-") as tmp:
-        root = Path(tmp)
-        root.chmod(0o755)  # job processes run as a user of their own under root
-        result = run(args.profile, args.size, args.sites, args.rounds, root)
+    if args.keep is not None:
+        args.keep.mkdir(mode=0o755, parents=True)
+        result = run(
+            args.profile,
+            args.size,
+            args.sites,
+            args.rounds,
+            args.keep,
+            args.window,
+            trace=args.trace,
+        )
+    else:
+        with tempfile.TemporaryDirectory(prefix="fedra-wan-") as tmp:
+            root = Path(tmp)
+            root.chmod(0o755)  # job processes run as a user of their own under root
+            result = run(args.profile, args.size, args.sites, args.rounds, root, args.window)
     print(json.dumps(result))
     return 0
 
