@@ -41,7 +41,7 @@ api_version: 1
 name: wan-bench
 participants:
   - {{name: {server}, type: server, org: central, fed_learn_port: 8002, admin_port: 8003,
-     enable_byoc: true}}
+     enable_byoc: true{network}}}
 {sites}
   - {{name: {admin}, type: admin, org: central, role: project_admin}}
 """
@@ -79,10 +79,12 @@ def run(
     window: int | None = None,
     *,
     trace: bool = False,
+    tuned: bool = False,
 ) -> dict[str, object]:
     """One job over ``profile``; its rounds, the link's minimum, the server's peak memory
     (server parent + server job) and the CPU each kind of process used during the job.
-    ``window``: the server's receive window, written to its ``local/network.json``."""
+    ``window``: the server's receive window, written to its ``local/network.json``;
+    ``tuned``: the project's server names the profile's path (``network:`` in project.yml)."""
     site_names = [f"site-{i + 1}" for i in range(sites)]
     hosts = ["server1", *site_names, "admin"]
     spec = parse_size(size)
@@ -91,7 +93,14 @@ def run(
         server = bed.fqdn("server1")
         site = "  - {{name: {0}, type: client, org: org-{0}, enable_byoc: true}}"
         lines = "\n".join(site.format(s) for s in site_names)
-        (root / "project.yml").write_text(PROJECT.format(server=server, sites=lines, admin=ADMIN))
+        path = PROFILES[profile]
+        network = (
+            f", network: {{path_mbit: {path.rate_mbit}, path_rtt_ms: {path.rtt_ms}}}"
+            if tuned
+            else ""
+        )
+        text = PROJECT.format(server=server, sites=lines, admin=ADMIN, network=network)
+        (root / "project.yml").write_text(text)
         project = load_project(root / "project.yml")
         kits = provision(project, root / "workspace", python=sys.executable).kits
         npz = root / "initial.npz"
@@ -140,6 +149,7 @@ def run(
         "profile": profile,
         "size": size,
         "sites": sites,
+        "window": "local" if window else ("path" if tuned else "default"),
         "status": answer["status"],
         "round_s": [round(t, 2) for t in times],
         "s_per_round": round(per_round, 2),
@@ -172,7 +182,7 @@ class _LinkTrace(threading.Thread):
             link = self._bed.stats()["server1"]
             now = (link.egress.bytes, link.ingress.bytes)
             out, into = ((a - b) / 1e6 for a, b in zip(now, last, strict=True))
-            self._file.write(f"{time.time():.1f} out {out:7.2f} in {into:7.2f}\n")
+            self._file.write(f"{time.time():.3f} out {out:7.2f} in {into:7.2f}\n")
             last = now
 
     def stop(self) -> None:
@@ -189,6 +199,36 @@ def _wait_listening(log: Path, timeout: float = 60.0) -> None:
         time.sleep(0.05)
 
 
+def matrix(size: str, rounds: int, *, tuned: bool) -> int:
+    """Every profile with 2 and 8 sites: one JSON line each, then a Markdown table."""
+    rows: list[dict[str, object]] = []
+    for profile in ("lan", "wan", "far"):
+        for sites in (2, 8):
+            with tempfile.TemporaryDirectory(prefix="fedra-wan-") as tmp:
+                root = Path(tmp)
+                root.chmod(0o755)
+                row = run(profile, size, sites, rounds, root, tuned=tuned)
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    print(
+        "| profile | sites | s/round (rounds) | link minimum | x minimum | server peak "
+        "| CPU s (SP, SJ, site parents, site jobs) | load |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        cpu = r["cpu_s"]
+        assert isinstance(cpu, dict)
+        used = ", ".join(str(cpu.get(k, 0)) for k in ("SP", "SJ", "site parent", "site job"))
+        rounds_s = ", ".join(str(t) for t in r["round_s"])  # type: ignore[attr-defined]
+        ratio = float(r["s_per_round"]) / float(r["link_minimum_s"])  # type: ignore[arg-type]
+        print(
+            f"| {r['profile']} | {r['sites']} | **{r['s_per_round']}** ({rounds_s}) "
+            f"| {r['link_minimum_s']} s | {ratio:.2f}x | {r['server_peak_mib']} MiB "
+            f"({r['server_peak_of_model']}x) | {used} | {r['load_before']}-{r['load_after']} |"
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command line (see the module docstring)."""
     parser = argparse.ArgumentParser(prog="python -m bench.wan_round", description=__doc__)
@@ -203,12 +243,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--trace", action="store_true", help="with --keep: the server's link use, every 0.1 s"
     )
+    parser.add_argument(
+        "--tuned", action="store_true", help="project.yml names the profile's path (network:)"
+    )
+    parser.add_argument(
+        "--matrix", action="store_true", help="every profile with 2 and 8 sites (make bench-wan)"
+    )
     parser.add_argument("--submit", type=Path, help=argparse.SUPPRESS)  # the admin's side
     parser.add_argument("--job", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.submit is not None:
         submit(args.submit, args.job, args.sites, timeout=900)
         return 0
+    if args.matrix:
+        return matrix(args.size, args.rounds, tuned=args.tuned)
     if args.keep is not None:
         args.keep.mkdir(mode=0o755, parents=True)
         result = run(
@@ -219,12 +267,21 @@ def main(argv: list[str] | None = None) -> int:
             args.keep,
             args.window,
             trace=args.trace,
+            tuned=args.tuned,
         )
     else:
         with tempfile.TemporaryDirectory(prefix="fedra-wan-") as tmp:
             root = Path(tmp)
             root.chmod(0o755)  # job processes run as a user of their own under root
-            result = run(args.profile, args.size, args.sites, args.rounds, root, args.window)
+            result = run(
+                args.profile,
+                args.size,
+                args.sites,
+                args.rounds,
+                root,
+                args.window,
+                tuned=args.tuned,
+            )
     print(json.dumps(result))
     return 0
 
