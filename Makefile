@@ -6,11 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PIP_FLAGS := -q --disable-pip-version-check
 
-<<<<<<< HEAD
-.PHONY: install demo demo-simulate test lint format check-dist check-lowest-deps bench bench-federation bench-ray bench-ha bench-compare clean
-=======
-.PHONY: install demo demo-simulate test lint format bench bench-federation bench-ray bench-ha bench-many-sites bench-compare clean
->>>>>>> thousand-sites
+.PHONY: install demo demo-simulate test lint format check-dist check-lowest-deps bench bench-federation bench-ray bench-ha bench-many-sites bench-wan bench-compare clean
 
 install: $(STAMP)
 
@@ -62,6 +58,12 @@ bench-ha: install
 # minutes. Options: make bench-many-sites ARGS="--sites 200 --rounds 5".
 bench-many-sites: install
 	$(BIN)/python -m bench.many_sites $(ARGS)
+
+# FedAvg of a 100 MB model across hosts over emulated LAN, WAN and far-WAN links, 2 and 8
+# sites (root: network namespaces; see docs/testing-networks.md). ARGS="--tuned" names each
+# profile's path in project.yml (network:); the default window otherwise.
+bench-wan: install
+	$(BIN)/python -m bench.wan_round --matrix --size 100MB $(ARGS)
 
 # Fedra against NVIDIA FLARE and Flower, each peer in its own venv under .bench-venvs/
 # (installed on first use). Options: make bench-compare ARGS="--quick --rows sim".

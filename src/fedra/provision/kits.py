@@ -85,6 +85,7 @@ def write_kit(
             participant.org,
             server=True,
             enable_byoc=participant.enable_byoc,
+            network_entry=participant.network,
         )
     elif isinstance(participant, Client):
         _client(startup, participant, project, ca, python)
@@ -94,6 +95,7 @@ def write_kit(
             participant.org,
             server=False,
             enable_byoc=participant.enable_byoc,
+            network_entry=participant.network,
         )
     elif isinstance(participant, Admin):
         _admin(startup, participant, project, ca, python)
@@ -154,6 +156,7 @@ def _server(startup: Path, s: Server, project: Project, ca: CertKey, python: str
         sites=sorted(c.name for c in project.clients),
         overseer=overseer_entry(project),
         job_store=s.job_store,
+        network=s.network,
         admins=_admins(project),
         revoked=sorted(project.revoked),
         max_connections=s.max_connections,
@@ -175,6 +178,7 @@ def _client(startup: Path, c: Client, project: Project, ca: CertKey, python: str
         fed_learn_port=primary.fed_learn_port,
         servers=servers_list(project),
         overseer=overseer_entry(project),
+        network=c.network,
         admins=_admins(project),
         revoked=sorted(project.revoked),
     )

@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from fedra.core.kitfile import JobStoreEntry, MaxConnections
+from fedra.core.kitfile import JobStoreEntry, MaxConnections, NetworkEntry
 
 #: The one ``api_version`` this Fedra reads.
 API_VERSION = 1
@@ -101,6 +101,9 @@ class Server(
     fed_learn_port: Port = DEFAULT_FED_LEARN_PORT
     admin_port: Port = DEFAULT_ADMIN_PORT
     enable_byoc: bool = False
+    #: Flow control for sites far away (``receive_window`` or ``path_mbit`` + ``path_rtt_ms``);
+    #: None: the default window (``fedra.core.kitfile.DEFAULT_WINDOW``).
+    network: NetworkEntry | None = None
     host: Host | None = None
     #: Where jobs are stored (``fedra.jobstore.open_store``); the same shared storage for every
     #: server of a high-availability project. None: the server's own ``store/`` folder.
@@ -128,6 +131,8 @@ class Client(
     name: SiteName
     org: Org
     enable_byoc: bool = False
+    #: Flow control of the downloads from a far server; None: gRPC's own (BDP probing).
+    network: NetworkEntry | None = None
 
     @property
     def type(self) -> str:

@@ -21,7 +21,15 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from fedra.core.jsonfile import read_json_as
-from fedra.core.kitfile import OverseerEntry, ServerFile, SiteFile
+from fedra.core.kitfile import (
+    DEFAULT_WINDOW,
+    NETWORK_FILE,
+    NetworkEntry,
+    NetworkFile,
+    OverseerEntry,
+    ServerFile,
+    SiteFile,
+)
 from fedra.core.safezip import MAX_JOB_ARCHIVE_BYTES
 from fedra.runtime.peers import Roster
 
@@ -49,6 +57,27 @@ def _job_store(file: ServerFile, root: Path, path: Path) -> StoreConfig | None:
     return StoreConfig.parse(entry, root / "store", f"{path}: job_store")
 
 
+def network_settings(root: Path, provisioned: NetworkEntry | None) -> NetworkEntry | None:
+    """The flow-control settings of the kit at ``root``: ``local/network.json`` when it
+    exists (it replaces the provisioned ones), else ``provisioned``."""
+    path = root / "local" / NETWORK_FILE
+    if not path.is_file():
+        return provisioned
+    local = read_json_as(path, NetworkFile)
+    return NetworkEntry(local.receive_window, local.path_mbit, local.path_rtt_ms)
+
+
+def _server_window(root: Path, file: ServerFile) -> int:
+    settings = network_settings(root, file.network)
+    window = settings.window() if settings is not None else None
+    return window or file.receive_window or DEFAULT_WINDOW
+
+
+def _site_window(root: Path, file: SiteFile) -> int | None:
+    settings = network_settings(root, file.network)
+    return settings.window() if settings is not None else None
+
+
 @dataclass(frozen=True)
 class ServerKit:
     """Settings of a server parent."""
@@ -69,9 +98,9 @@ class ServerKit:
     overseer: OverseerEntry | None = None
     #: The job store (``fedra.jobstore.open_store``): shared by all servers with an overseer.
     job_store: StoreConfig | None = None
-    #: Bytes of one site's upload the server buffers before the site waits (None: the
-    #: transport's default, 256 KiB). Bigger is faster over long round trips and costs the
-    #: server about twice this per connected site.
+    #: Bytes of one site's upload in flight before the site waits for the server to read
+    #: (``network`` in the kit or ``local/network.json``; see docs/networks.md). None: the
+    #: transport's default (256 KiB; a server parent always has a kit's value).
     receive_window: int | None = None
     #: The largest job archive (zip) an admin may upload, in bytes: a bigger upload is refused
     #: from its declared size, before its body is received.
@@ -121,7 +150,7 @@ class ServerKit:
             job_aging_s=file.job_aging_s,
             overseer=file.overseer,
             job_store=_job_store(file, root, path),
-            receive_window=file.receive_window,
+            receive_window=_server_window(root, file),
             max_job_bytes=file.max_job_bytes,
             roster=_roster(file, path),
             project=file.project,
@@ -144,6 +173,9 @@ class SiteKit:
     overseer: OverseerEntry | None = None
     #: The project's admins and revoked participants (empty lists: the kit has none).
     roster: Roster = field(default_factory=Roster)
+    #: Bytes of a download from the server in flight before the server waits for this site
+    #: to read (``network``, see docs/networks.md); None: gRPC's own (BDP probing).
+    receive_window: int | None = None
 
     @property
     def startup(self) -> Path:
@@ -170,4 +202,5 @@ class SiteKit:
             heartbeat_interval=file.heartbeat_interval,
             overseer=file.overseer,
             roster=_roster(file, path),
+            receive_window=_site_window(root, file),
         )

@@ -27,6 +27,10 @@ import json
 from pathlib import Path
 from typing import Literal, TypedDict
 
+import msgspec
+
+from fedra.core.kitfile import DEFAULT_WINDOW, NETWORK_FILE, NetworkEntry, NetworkFile
+
 #: The rights of an authorization policy, and the scopes a right may have.
 RIGHTS = ("submit_job", "manage_job", "download_job", "view", "operate", "byoc")
 SCOPES = ("any", "own_org", "own", "none")
@@ -189,7 +193,35 @@ def log_config() -> LogConfig:
     }
 
 
-def write_local(kit: Path, name: str, org: str, *, server: bool, enable_byoc: bool) -> Path:
+def network(entry: NetworkEntry | None, *, server: bool) -> NetworkFile:
+    """``network.json``: the flow control the kit was provisioned with, to tune locally."""
+    if entry is None and server:
+        entry = NetworkEntry(receive_window=DEFAULT_WINDOW)
+    values = msgspec.structs.asdict(entry) if entry is not None else {}
+    side = "a site's uploads to this server" if server else "downloads from the server"
+    comment = (
+        f"Copy to network.json to change; it then replaces the project's network settings. "
+        f"receive_window (bytes, 65536-67108864): how much of {side} may be in flight; or "
+        "path_mbit and path_rtt_ms: the path to fill (window = 4 x rate x round trip). "
+        + (
+            "Each connection still uploading (or refused its turn) may hold this much of the "
+            "server's memory; see docs/networks.md."
+            if server
+            else "None given: gRPC sizes the window by itself (BDP probing)."
+        )
+    )
+    return NetworkFile(comment=comment, **values)
+
+
+def write_local(
+    kit: Path,
+    name: str,
+    org: str,
+    *,
+    server: bool,
+    enable_byoc: bool,
+    network_entry: NetworkEntry | None = None,
+) -> Path:
     """Write ``kit/local/*.default``; return the ``local/`` folder."""
     local = kit / "local"
     local.mkdir(mode=0o755, exist_ok=True)
@@ -201,4 +233,7 @@ def write_local(kit: Path, name: str, org: str, *, server: bool, enable_byoc: bo
     }
     for file, data in files.items():
         (local / file).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    settings = msgspec.to_builtins(network(network_entry, server=server))
+    text = json.dumps({"comment": settings.pop("comment"), **settings}, indent=2) + "\n"
+    (local / f"{NETWORK_FILE}.default").write_text(text, encoding="utf-8")
     return local

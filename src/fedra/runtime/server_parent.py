@@ -148,9 +148,10 @@ class ServerParent:
         self.fed_port = self._fed.start()
         self.admin_port = self._admin.start()
         log.info(
-            "server %s listening: FL port %d, admin port %d",
+            "server %s listening: FL port %d (receive window %d bytes), admin port %d",
             self.kit.name,
             self.fed_port,
+            self.kit.receive_window or 0,
             self.admin_port,
         )
         threading.Thread(target=self._schedule_loop, name="scheduler", daemon=True).start()

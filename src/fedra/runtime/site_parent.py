@@ -160,6 +160,7 @@ class SiteParent:
             server_name=server_name,
             timeout=10.0,
             spool=self._spool,  # big tasks go to disk, then to the job as files
+            receive_window=self.kit.receive_window,
         )
         peer = conn.peer
         if why := self.kit.roster.participant_refusal(peer.name, "server", peer.fingerprint):

@@ -232,12 +232,15 @@ def connect(
     max_message: int = DEFAULT_MAX_MESSAGE,
     spool: Spool | None = None,
     retry_refused: bool = True,
+    receive_window: int | None = None,
 ) -> Connection:
     """Open a connection to the Fedra server at ``target`` (``host:port``) over mutual TLS.
 
     ``spool``: receive big messages into files there instead of memory. ``retry_refused``:
     keep trying while nothing listens at ``target`` (a server starting, or restarting); False
-    fails at once then, for a person waiting on a command.
+    fails at once then, for a person waiting on a command. ``receive_window``: bytes of the
+    server's messages in flight before it waits for this side to read (a fixed HTTP/2
+    window); None: gRPC grows it by itself (BDP probing).
 
     The client presents ``cert_pem``/``key_pem`` and trusts servers whose certificate the CA
     ``ca_pem`` issued for the host in ``target``, or for ``server_name`` when given (for when
@@ -252,6 +255,8 @@ def connect(
         *COMMON_OPTIONS,
         ("grpc.use_local_subchannel_pool", 1),
     ]
+    if receive_window is not None:
+        options += [("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", receive_window)]
     if server_name:
         options.append(("grpc.ssl_target_name_override", server_name))
     credentials = grpc.ssl_channel_credentials(

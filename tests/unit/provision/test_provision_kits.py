@@ -41,6 +41,7 @@ LOCAL_FILES = {
     "privacy.json.default",
     "resources.json.default",
     "log_config.json.default",
+    "network.json.default",
 }
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from fedra.core import ConfigError
+from fedra.core.kitfile import DEFAULT_WINDOW
 from fedra.filters import ClipNorm, ExcludeVars, GaussianPrivacy
 from fedra.runtime.config import CLIENT_FILE, SERVER_FILE, ServerKit, SiteKit
 from fedra.runtime.privacy import load_site_filters
@@ -30,7 +31,7 @@ def test_a_minimal_server_file_gets_the_documented_defaults(tmp_path: Path) -> N
     assert (kit.fed_port, kit.admin_port, kit.max_jobs) == (8002, 8003, 4)
     assert (kit.heartbeat_timeout, kit.job_aging_s) == (60.0, 300.0)
     assert kit.sites is None and kit.overseer is None and kit.job_store is None
-    assert kit.receive_window is None
+    assert kit.receive_window == DEFAULT_WINDOW  # a server parent's FL port: 16 MiB
     assert kit.roster.admins is None and kit.roster.revoked == frozenset()
     assert kit.startup == tmp_path / "startup"
 
