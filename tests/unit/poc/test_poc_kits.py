@@ -15,6 +15,7 @@ LOCAL_FILES = {
     "privacy.json.default",
     "resources.json.default",
     "log_config.json.default",
+    "network.json.default",
 }
 
 
