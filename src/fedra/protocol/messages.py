@@ -217,6 +217,8 @@ class Round(_Message, frozen=True):
     round: int
     metrics: dict[Text, Metric] = {}
     seconds: float = 0.0
+    #: The sites whose results the round counted, in the order they came.
+    sites: tuple[Text, ...] = ()
 
 
 class Done(_Message, frozen=True):

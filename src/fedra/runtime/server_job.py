@@ -54,24 +54,29 @@ log = logging.getLogger("fedra.server_job")
 
 
 class _Reporter:
-    """Forwards finished rounds to the parent (for show_stats and progress in the log)."""
+    """Forwards finished rounds to the parent (for show_stats and progress in the log), with
+    the sites whose results each round counted."""
 
     def __init__(self, channel: LocalChannel) -> None:
         self._channel = channel
         self._started = time.monotonic()
+        self._counted: list[str] = []
 
     def round_started(self, workflow: str, round_num: int, total_rounds: int, sites: int) -> None:
         del workflow, round_num, total_rounds, sites
         self._started = time.monotonic()
+        self._counted = []
 
     def result_received(self, workflow: str, round_num: int, site: str) -> None:
-        del workflow, round_num, site
+        del workflow, round_num
+        self._counted.append(site)
 
     def round_finished(
         self, workflow: str, round_num: int, metrics: Mapping[str, MetricValue]
     ) -> None:
         seconds = round(time.monotonic() - self._started, 4)
-        message = Round(workflow, round_num, dict(metrics), seconds)
+        message = Round(workflow, round_num, dict(metrics), seconds, tuple(self._counted))
+        self._counted = []
         self._channel.send(encode(message))
 
 

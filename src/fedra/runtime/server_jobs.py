@@ -14,7 +14,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from fedra.core import FedraError, InvalidTransition, JobStatus, JsonObject, trim_heap
+from fedra.core import FedraError, InvalidTransition, JobStatus, JsonObject, JsonValue, trim_heap
 from fedra.jobstore import StaleSession
 from fedra.protocol import (
     FROM_SERVER_JOB,
@@ -176,8 +176,7 @@ def _from_job(server: ServerParent, job: RunningJob, env: Envelope) -> Done | No
                 env.model,
             )
         case Round():
-            job.rounds.append(message)
-            rounds = [_round_info(r) for r in job.rounds]
+            rounds = _rounds_with(server.store.get(job.job_id).run_info, message)
             server.store.update_run_info(job.job_id, {"rounds": rounds})
         case Done():
             return message
@@ -186,12 +185,27 @@ def _from_job(server: ServerParent, job: RunningJob, env: Envelope) -> Done | No
     return None
 
 
+def _rounds_with(run_info: JsonObject, message: Round) -> list[JsonValue]:
+    """The job's recorded rounds with ``message`` added. Those recorded by an earlier start
+    of the job stay (a job resumed after a failover or a restart goes on where it left off);
+    a round run again replaces its earlier record."""
+    recorded = run_info.get("rounds")
+    key = (message.workflow, message.round)
+    kept: list[JsonValue] = [
+        r
+        for r in (recorded if isinstance(recorded, list) else [])
+        if isinstance(r, dict) and (r.get("workflow"), r.get("round")) != key
+    ]
+    return [*kept, _round_info(message)]
+
+
 def _round_info(message: Round) -> JsonObject:
     return {
         "workflow": message.workflow,
         "round": message.round,
         "metrics": dict(message.metrics),
         "seconds": message.seconds,
+        "sites": list(message.sites),
     }
 
 

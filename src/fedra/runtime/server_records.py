@@ -9,7 +9,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fedra.protocol import Round
 from fedra.scheduler import ResourceError, SiteResources
 from fedra.transport import Connection, LocalChannel
 
@@ -52,5 +51,3 @@ class RunningJob:
     channel: LocalChannel
     sites: list[str]
     log_path: Path
-    #: The rounds its workflows finished (for show_stats).
-    rounds: list[Round] = field(default_factory=list)
