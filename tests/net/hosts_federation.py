@@ -170,6 +170,7 @@ class HostsFederation:
     root: Path
     kits: dict[str, Path]
     servers: tuple[str, ...]
+    store: Path | None = None
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     where: dict[str, str] = field(default_factory=dict)
     _admin: AdminAgent | None = None
@@ -203,6 +204,15 @@ class HostsFederation:
         if self._admin is None:
             self._admin = AdminAgent(self.bed, self.kits["admin"])
         return self._admin
+
+    def move(self, server: str, host: str) -> Path:
+        """Provision the project again with ``server`` on ``host`` (its name stays; its
+        ``host`` becomes ``host``'s name): the new kit, which replaces the old one here."""
+        project = self.root / "project-moved.yml"
+        project.write_text(project_yaml(self.bed, self.servers, self.store, {server: host}))
+        made = provision(load_project(project), self.root / "workspace", python=sys.executable)
+        self.kits[server] = made.kits[self.bed.fqdn(server)]
+        return self.kits[server]
 
     # -- what is seen ------------------------------------------------------------------------
     def log(self, name: str) -> str:
@@ -297,8 +307,13 @@ class HostsFederation:
         return [float(x) for x in w]
 
 
-def project_yaml(bed: NetBed, servers: Sequence[str], store: Path | None) -> str:
-    """project.yml (as JSON, which YAML reads) naming the overseer and servers by host name."""
+def project_yaml(
+    bed: NetBed, servers: Sequence[str], store: Path | None, moved: dict[str, str] | None = None
+) -> str:
+    """project.yml (as JSON, which YAML reads) naming the overseer and servers by host name;
+    ``moved``: servers that run on another host than their name (server → host), whose
+    ``host`` is then that host's name (the address everyone connects to, and a name of the
+    server's certificate besides its own)."""
     participants: list[dict[str, object]] = [
         {"name": bed.fqdn("overseer"), "type": "overseer", "org": "central", "port": 8443}
     ]
@@ -313,6 +328,8 @@ def project_yaml(bed: NetBed, servers: Sequence[str], store: Path | None) -> str
         }
         if store is not None:
             entry["job_store"] = {"backend": "sqlite", "path": str(store)}
+        if moved and server in moved:
+            entry["host"] = bed.fqdn(moved[server])
         participants.append(entry)
     for index, site in enumerate(SITES):
         participants.append(
@@ -331,13 +348,15 @@ def hosts_federation(
     extra_hosts: Sequence[str] = (),
     link: Link | None = None,
     settings: dict[str, float] | None = None,
+    shared_store: bool = False,
 ) -> HostsFederation:
     """A bed with a host per participant (and ``extra_hosts``), and the project's kits for
-    it: nothing is started. Several ``servers`` share one job store (high availability)."""
+    it: nothing is started. Several ``servers`` share one job store (high availability), as
+    one server does with ``shared_store`` (so that its kit may be replaced)."""
     hosts = ["overseer", *servers, *SITES, "admin", *extra_hosts]
     bed = make_bed(hosts, link)
     open_to_job_processes(root)
-    store = root / "shared-store" if len(servers) > 1 else None
+    store = root / "shared-store" if len(servers) > 1 or shared_store else None
     if store is not None:
         store.mkdir()
     project = root / "project.yml"
@@ -349,7 +368,7 @@ def hosts_federation(
     names = {"overseer": bed.fqdn("overseer"), "admin": ADMIN}
     names.update({s: bed.fqdn(s) for s in servers})
     by_host = {p: kits[names.get(p, p)] for p in ["overseer", *servers, *SITES, "admin"]}
-    return HostsFederation(bed, root, by_host, tuple(servers))
+    return HostsFederation(bed, root, by_host, tuple(servers), store=store)
 
 
 def start_federation(fed: HostsFederation) -> str:
