@@ -14,12 +14,15 @@ they saw and the tails of every participant's log. Used by ``tests/net/test_*.py
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -305,6 +308,19 @@ class HostsFederation:
         w = self.admin.ask("final", job_id=job_id, dest=str(dest))
         assert isinstance(w, list), f"download failed: {self.admin.last_error}\n{self.tails()}"
         return [float(x) for x in w]
+
+
+@contextlib.contextmanager
+def job_root() -> Iterator[Path]:
+    """A temporary folder the sites' job processes (a user of their own under root) can
+    reach, removed afterwards. Not under pytest's /tmp/pytest-of-root, which every pytest
+    session started by root meanwhile sets back to mode 0700."""
+    folder = Path(tempfile.mkdtemp(prefix="fedra-net-"))
+    try:
+        open_to_job_processes(folder)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def project_yaml(

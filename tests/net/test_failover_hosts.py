@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from tests.net.hosts_federation import (
     SITES,
     expected_w,
     hosts_federation,
+    job_root,
     net_job,
     opened,
     start_federation,
@@ -39,6 +41,13 @@ def when(log: str, text: str) -> dt.datetime:
     lines = [m for m in STAMP.finditer(log) if text in m.group(0)]
     assert lines, f"no line with {text!r}"
     return dt.datetime.strptime(lines[-1].group(1), "%Y-%m-%d %H:%M:%S,%f")
+
+
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """A folder the sites' job processes can reach (see :func:`job_root`)."""
+    with job_root() as root:
+        yield root
 
 
 def test_the_hot_server_cut_off_from_the_overseer_steps_down(

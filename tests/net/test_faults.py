@@ -28,6 +28,7 @@ from tests.net.hosts_federation import (
     HostsFederation,
     expected_w,
     hosts_federation,
+    job_root,
     net_job,
     opened,
     start_federation,
@@ -46,7 +47,7 @@ HOLDS = ("site-1:1", "site-2:1", "site-2:2", "site-1:3", "site-1:4", "site-2:4")
 
 
 @pytest.fixture(scope="module")
-def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostsFederation]:
+def fed() -> Iterator[HostsFederation]:
     require_beds()
     beds: list[NetBed] = []
 
@@ -54,16 +55,15 @@ def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostsFederation]:
         beds.append(NetBed(hosts, link))  # type: ignore[arg-type]
         return beds[-1]
 
-    federation = hosts_federation(
-        make, tmp_path_factory.mktemp("faults"), extra_hosts=["server3"], shared_store=True
-    )
-    try:
-        start_federation(federation)
-        yield federation
-    finally:
-        federation.close()
-        for bed in beds:
-            bed.close()
+    with job_root() as root:
+        federation = hosts_federation(make, root, extra_hosts=["server3"], shared_store=True)
+        try:
+            start_federation(federation)
+            yield federation
+        finally:
+            federation.close()
+            for bed in beds:
+                bed.close()
 
 
 def check_exact(fed: HostsFederation, job_id: str, rounds: int) -> list[dict[str, object]]:
@@ -80,9 +80,9 @@ def check_exact(fed: HostsFederation, job_id: str, rounds: int) -> list[dict[str
     return done
 
 
-def submit(fed: HostsFederation, tmp_path: Path, name: str, **options: object) -> tuple[str, Path]:
-    marks = tmp_path / f"marks-{name}"
-    folder = net_job(tmp_path / name, marks, **options)  # type: ignore[arg-type]
+def submit(fed: HostsFederation, name: str, **options: object) -> tuple[str, Path]:
+    marks = fed.root / f"marks-{name}"
+    folder = net_job(fed.root / name, marks, **options)  # type: ignore[arg-type]
     job_id = fed.admin.ask("submit", folder=str(folder))
     assert isinstance(job_id, str), f"submit failed: {fed.admin.last_error}\n{fed.tails()}"
     return job_id, marks
@@ -98,7 +98,6 @@ def both_go(fed: HostsFederation, marks: Path, round_num: int) -> None:
 
 def cut_and_heal(
     fed: HostsFederation,
-    tmp_path: Path,
     name: str,
     cut: Callable[[], None],
     heal: Callable[[], None],
@@ -110,7 +109,6 @@ def cut_and_heal(
     site_pid = fed.procs["site-2"].pid
     job_id, marks = submit(
         fed,
-        tmp_path,
         name,
         rounds=4,
         min_clients=1,
@@ -139,7 +137,7 @@ def cut_and_heal(
     return done
 
 
-def test_a_site_link_down_mid_round_then_back(fed: HostsFederation, tmp_path: Path) -> None:
+def test_a_site_link_down_mid_round_then_back(fed: HostsFederation) -> None:
     """min_clients=1 and a 5 s wait after it: the round the cut site is in completes without
     it; its answer, sent into the dead link, is not counted; the site's connection breaks
     (TCP user timeout, gRPC keepalive) during a 30 s outage, and it comes back by itself and
@@ -153,7 +151,6 @@ def test_a_site_link_down_mid_round_then_back(fed: HostsFederation, tmp_path: Pa
 
     done = cut_and_heal(
         fed,
-        tmp_path,
         "outage",
         cut,
         lambda: fed.bed.up("site-2"),
@@ -163,13 +160,13 @@ def test_a_site_link_down_mid_round_then_back(fed: HostsFederation, tmp_path: Pa
     print(f"rounds: {done}")
 
 
-def test_loss_and_jitter_on_a_site_link(fed: HostsFederation, tmp_path: Path) -> None:
+def test_loss_and_jitter_on_a_site_link(fed: HostsFederation) -> None:
     """5% loss each way and 200 ms of jitter on site-1's link: every round counts both sites
     and the model is the closed form of an undisturbed run."""
     fed.wait_ready()
     fed.bed.set_link("site-1", delay_ms=12.5, jitter_ms=200.0, loss=0.05)
     try:
-        job_id, marks = submit(fed, tmp_path, "lossy", rounds=3, holds=("site-1:1", "site-2:1"))
+        job_id, marks = submit(fed, "lossy", rounds=3, holds=("site-1:1", "site-2:1"))
         both_go(fed, marks, 1)
         done = check_exact(fed, job_id, rounds=3)
         stats = fed.bed.stats()["site-1"]
@@ -180,7 +177,7 @@ def test_loss_and_jitter_on_a_site_link(fed: HostsFederation, tmp_path: Path) ->
 
 
 def test_a_site_that_reaches_the_overseer_but_not_the_server(
-    fed: HostsFederation, tmp_path: Path
+    fed: HostsFederation,
 ) -> None:
     """An asymmetric partition: site-2 still heartbeats the overseer, but cannot reach
     server1. Only the overseer's word moves a server, and the overseer sees server1 live: it
@@ -194,7 +191,6 @@ def test_a_site_that_reaches_the_overseer_but_not_the_server(
 
     cut_and_heal(
         fed,
-        tmp_path,
         "asymmetric",
         lambda: fed.bed.block("site-2", hot),
         lambda: fed.bed.unblock("site-2", hot),
@@ -207,7 +203,7 @@ def test_a_site_that_reaches_the_overseer_but_not_the_server(
 
 
 def test_the_server_moved_to_another_host_between_restarts(
-    fed: HostsFederation, tmp_path: Path
+    fed: HostsFederation,
 ) -> None:
     """server1 stops mid-job and comes back on host server3 (another name, another address)
     with a kit provisioned for it there (``host: server3.fedra.test``; its certificate names
@@ -215,9 +211,7 @@ def test_the_server_moved_to_another_host_between_restarts(
     from its snapshot and completes with the closed-form model."""
     fed.wait_ready()
     rounds = 3
-    job_id, marks = submit(
-        fed, tmp_path, "moved", rounds=rounds, holds=("site-1:1", "site-2:1", *HOLDS[2:3])
-    )
+    job_id, marks = submit(fed, "moved", rounds=rounds, holds=("site-1:1", "site-2:1", *HOLDS[2:3]))
     both_go(fed, marks, 1)
     fed.until(lambda: waiting(marks, "site-2:2"), 60, "site-2 in round 2")
     fed.stop("server1")
