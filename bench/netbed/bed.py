@@ -33,7 +33,15 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from bench.netbed import system
-from bench.netbed.control import AddHost, ControlClient, GetStats, HostStats, SetLink, Shutdown
+from bench.netbed.control import (
+    AddHost,
+    Block,
+    ControlClient,
+    GetStats,
+    HostStats,
+    SetLink,
+    Shutdown,
+)
 from bench.netbed.link import Direction, Link
 
 #: Where beds keep their control socket, switch log and state (for the CLI).
@@ -248,6 +256,25 @@ class NetBed:
     def up(self, host: str, direction: Direction = "both") -> None:
         """Restore ``host``'s link."""
         self.set_link(host, direction=direction, up=True)
+
+    def block(self, a: str, b: str, *, one_way: bool = False) -> list[tuple[str, str]]:
+        """Partition ``a`` from ``b``: every packet between them (only ``a`` to ``b`` with
+        ``one_way``) is dropped while both links stay up for every other host; returns once
+        the switch applied it; the blocked (source, destination) pairs."""
+        return self._set_block(a, b, one_way=one_way, blocked=True)
+
+    def unblock(self, a: str, b: str, *, one_way: bool = False) -> list[tuple[str, str]]:
+        """Undo :meth:`block`; the blocked pairs left."""
+        return self._set_block(a, b, one_way=one_way, blocked=False)
+
+    def _set_block(self, a: str, b: str, *, one_way: bool, blocked: bool) -> list[tuple[str, str]]:
+        a, b = self._known(a), self._known(b)
+        pairs = [(a, b)] if one_way else [(a, b), (b, a)]
+        reply = None
+        for src, dst in pairs:
+            reply = self._control().request(Block(src, dst, blocked))
+        assert reply is not None
+        return list(reply.blocked)
 
     # -- the end ----------------------------------------------------------------------------
 

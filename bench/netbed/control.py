@@ -33,6 +33,15 @@ class SetLink(msgspec.Struct, frozen=True, tag="set_link"):
     direction: Direction = "both"
 
 
+class Block(msgspec.Struct, frozen=True, tag="block"):
+    """Drop (``blocked``) or pass again every packet from host ``src`` to host ``dst``: a
+    partition between two hosts whose links stay up for everyone else."""
+
+    src: str
+    dst: str
+    blocked: bool = True
+
+
 class GetStats(msgspec.Struct, frozen=True, tag="stats"):
     """The counters of every host's link."""
 
@@ -41,7 +50,7 @@ class Shutdown(msgspec.Struct, frozen=True, tag="shutdown"):
     """Stop the switch (its TUN devices go with it)."""
 
 
-Request = AddHost | SetLink | GetStats | Shutdown
+Request = AddHost | SetLink | Block | GetStats | Shutdown
 
 
 class QueueStats(msgspec.Struct, frozen=True):
@@ -53,6 +62,8 @@ class QueueStats(msgspec.Struct, frozen=True):
     dropped_loss: int = 0
     dropped_queue: int = 0
     dropped_down: int = 0
+    #: Egress only: packets dropped because their (source, destination) pair is blocked.
+    dropped_blocked: int = 0
 
 
 class HostStats(msgspec.Struct, frozen=True):
@@ -63,11 +74,13 @@ class HostStats(msgspec.Struct, frozen=True):
 
 
 class Reply(msgspec.Struct, frozen=True):
-    """``ok`` or the ``error``; ``stats`` for :class:`GetStats`."""
+    """``ok`` or the ``error``; ``stats`` for :class:`GetStats`; the blocked pairs after a
+    :class:`Block`."""
 
     ok: bool
     error: str = ""
     stats: dict[str, HostStats] = {}
+    blocked: list[tuple[str, str]] = []
 
 
 class ControlError(RuntimeError):

@@ -34,6 +34,7 @@ import msgspec
 
 from bench.netbed.control import (
     AddHost,
+    Block,
     GetStats,
     HostStats,
     QueueStats,
@@ -58,7 +59,7 @@ class Queue:
         self.last_departure = 0.0
         self.last_arrival = 0.0
         self.packets = self.bytes = 0
-        self.dropped_loss = self.dropped_queue = self.dropped_down = 0
+        self.dropped_loss = self.dropped_queue = self.dropped_down = self.dropped_blocked = 0
         self.set(link)
 
     def set(self, link: Link) -> None:
@@ -104,6 +105,7 @@ class Queue:
             self.dropped_loss,
             self.dropped_queue,
             self.dropped_down,
+            self.dropped_blocked,
         )
 
 
@@ -177,6 +179,8 @@ class Switch:
     names: dict[str, Host] = field(default_factory=dict)
     routes: dict[bytes, Host] = field(default_factory=dict)  # by 4-byte IPv4 address
     conns: dict[int, _Conn] = field(default_factory=dict)
+    #: (source, destination) host pairs whose packets are dropped at the switch.
+    blocked: set[tuple[str, str]] = field(default_factory=set)
     running: bool = True
     owner_died: bool = False
 
@@ -205,6 +209,9 @@ class Switch:
             dst = self.routes.get(packet[16:20])
             if dst is None:
                 continue
+            if self.blocked and (src.name, dst.name) in self.blocked:
+                src.egress.dropped_blocked += 1
+                continue
             when = src.egress.admit(now, len(packet))
             if when is not None:
                 heapq.heappush(self.heap, (when, next(self.seq), 1, packet, src, dst))
@@ -219,11 +226,16 @@ class Switch:
                 if not src.egress.link.up:
                     src.egress.dropped_down += 1
                     continue
+                if self.blocked and (src.name, dst.name) in self.blocked:
+                    src.egress.dropped_blocked += 1
+                    continue
                 out = dst.ingress.admit(when, len(packet))
                 if out is not None:
                     heapq.heappush(heap, (out, next(self.seq), 2, packet, src, dst))
             elif not dst.ingress.link.up:
                 dst.ingress.dropped_down += 1
+            elif self.blocked and (src.name, dst.name) in self.blocked:
+                src.egress.dropped_blocked += 1
             else:
                 with contextlib.suppress(BlockingIOError, OSError):
                     os.write(dst.fd, packet)
@@ -242,6 +254,8 @@ class Switch:
             if request.direction in ("both", "ingress"):
                 host.ingress.set(request.link)
             return Reply(True)
+        if isinstance(request, Block):
+            return self._block(request)
         if isinstance(request, GetStats):
             stats = {
                 n: HostStats(h.egress.stats(), h.ingress.stats()) for n, h in self.names.items()
@@ -250,6 +264,18 @@ class Switch:
         if isinstance(request, Shutdown):
             self.running = False
         return Reply(True)
+
+    def _block(self, request: Block) -> Reply:
+        unknown = [h for h in (request.src, request.dst) if h not in self.names]
+        if unknown:
+            return Reply(False, f"no host {unknown[0]!r}")
+        pair = (request.src, request.dst)
+        if request.blocked:
+            self.blocked.add(pair)
+        else:
+            self.blocked.discard(pair)
+        # Packets of the pair already on their way are dropped when they come due.
+        return Reply(True, blocked=sorted(self.blocked))
 
     def _add_host(self, request: AddHost) -> Reply:
         if request.host in self.names:

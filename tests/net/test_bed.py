@@ -160,3 +160,26 @@ def test_a_bed_goes_away_with_its_process(make_bed: MakeBed, sig: signal.Signals
         for stream in (child.stdin, child.stdout):
             assert stream is not None
             stream.close()
+
+
+def test_a_block_cuts_one_pair_of_hosts_and_no_other(make_bed: MakeBed) -> None:
+    bed = make_bed(["a", "b", "c"], Link(rate_mbit=1000, delay_ms=1))
+    for host in ("b", "c"):
+        start_server(bed, host)
+    ping = ["--port", str(PORT), "--count", "1", "--timeout", "0.5"]
+
+    def reaches(src: str, dst: str) -> bool:
+        return probe(bed, src, Rtt, "rtt", dst, *ping).rtt_ms != [None]
+
+    assert bed.block("a", "b") == [("a", "b"), ("b", "a")]
+    assert not reaches("a", "b")
+    assert reaches("a", "c") and reaches("c", "b")  # a's and b's links are up for c
+    assert bed.stats()["a"].egress.dropped_blocked >= 1
+    assert bed.unblock("a", "b") == []
+    assert reaches("a", "b")
+    # One way: a's packets to b are dropped, b's to a pass (a TCP exchange cannot complete).
+    assert bed.block("a", "b", one_way=True) == [("a", "b")]
+    assert not reaches("a", "b")
+    before = bed.stats()["b"].egress.dropped_blocked
+    assert not reaches("a", "b")
+    assert bed.stats()["b"].egress.dropped_blocked == before

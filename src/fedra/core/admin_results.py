@@ -128,7 +128,7 @@ class Downloaded(msgspec.Struct, frozen=True):
 
 
 class JobStats(msgspec.Struct, frozen=True):
-    """``show_stats``: a job's progress (metrics per round, as the workflow records them)."""
+    """``show_stats``: a job's progress (per round: metrics, seconds, the sites it counted)."""
 
     status: JobStatus
     rounds: list[JsonObject] = []

@@ -221,6 +221,8 @@ class Round(_Message, frozen=True):
     #: began): after a resume, a round run again has the place of its earlier record, which
     #: it replaces with the records after it. None: after the records there are.
     index: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    #: The sites whose results the round counted, in the order they came.
+    sites: tuple[Text, ...] = ()
 
 
 class Done(_Message, frozen=True):

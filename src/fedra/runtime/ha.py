@@ -13,7 +13,9 @@ A server of a project with an overseer starts *cold*: its ports are open, but it
 - the overseer cannot be reached → it keeps serving until its lease runs out, then steps
   down by itself, before the overseer may promote a standby (the overseer waits for the
   lease plus a margin). So two servers never act at once, and the store refuses the writes of
-  a stale session anyway.
+  a stale session anyway. A watchdog thread steps it down the moment the lease runs out,
+  also while a heartbeat hangs: on a network that drops packets (not one that refuses them)
+  a call lasts the client's whole timeout, which may outlast what is left of the lease.
 """
 
 from __future__ import annotations
@@ -113,16 +115,20 @@ class HaAgent:
         #: Set to heartbeat now rather than at the next interval (see :meth:`ask_now`).
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        #: Set when the lease changes, so that the watchdog looks at the new deadline.
+        self._lease_moved = threading.Event()
 
     def start(self) -> None:
         """Run the heartbeat loop in a daemon thread."""
         self._thread = threading.Thread(target=self._loop, name="overseer-agent", daemon=True)
         self._thread.start()
+        threading.Thread(target=self._watch, name="lease-watchdog", daemon=True).start()
 
     def stop(self, release: bool = True) -> None:
         """End the loop; with ``release``, tell the overseer this server is stopping."""
         self._stop.set()
         self._wake.set()
+        self._lease_moved.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
         if release:
@@ -155,6 +161,19 @@ class HaAgent:
             self._wake.clear()
             self.step()
             self._wake.wait(self._next_wait())
+
+    def _watch(self) -> None:
+        """Step the server down when its lease runs out, whatever the heartbeat loop is
+        doing (waiting for an answer that never comes)."""
+        while not self._stop.is_set():
+            self._lease_moved.clear()
+            left = self._lease_deadline - time.monotonic()
+            if self.server.hot and left <= 0:
+                self.server.step_down("the lease from the overseer ran out")
+                left = self.interval
+            elif not self.server.hot:
+                left = self.interval  # not hot: nothing to watch until a lease comes
+            self._lease_moved.wait(max(0.01, left))
 
     def _next_wait(self) -> float:
         wait = self.interval
@@ -197,6 +216,7 @@ class HaAgent:
             )
             if not self.server.hot and not self.server.become_hot(answer.ssid):
                 self._lease_deadline = 0.0
+            self._lease_moved.set()
             return
         if self.server.hot:
             other = answer.hot.name if answer.hot is not None else "no server"

@@ -54,7 +54,8 @@ log = logging.getLogger("fedra.server_job")
 
 
 class _Reporter:
-    """Forwards finished rounds to the parent (for show_stats and progress in the log).
+    """Forwards finished rounds to the parent (for show_stats and progress in the log), with
+    the sites whose results each round counted.
 
     Each with its place in the run's history (``recorded``: how many records the history
     holds, this round's included), so that the parent's record of a resumed job replaces
@@ -65,20 +66,26 @@ class _Reporter:
         self._channel = channel
         self._recorded = recorded
         self._started = time.monotonic()
+        self._counted: list[str] = []
 
     def round_started(self, workflow: str, round_num: int, total_rounds: int, sites: int) -> None:
         del workflow, round_num, total_rounds, sites
         self._started = time.monotonic()
+        self._counted = []
 
     def result_received(self, workflow: str, round_num: int, site: str) -> None:
-        del workflow, round_num, site
+        del workflow, round_num
+        self._counted.append(site)
 
     def round_finished(
         self, workflow: str, round_num: int, metrics: Mapping[str, MetricValue]
     ) -> None:
         seconds = round(time.monotonic() - self._started, 4)
         index = max(self._recorded() - 1, 0)
-        message = Round(workflow, round_num, dict(metrics), seconds, index=index)
+        message = Round(
+            workflow, round_num, dict(metrics), seconds, index=index, sites=tuple(self._counted)
+        )
+        self._counted = []
         self._channel.send(encode(message))
 
 

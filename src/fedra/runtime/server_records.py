@@ -73,6 +73,7 @@ class RunningJob:
             "round": message.round,
             "metrics": dict(message.metrics),
             "seconds": message.seconds,
+            "sites": list(message.sites),
         }
         index = message.index
         if index is not None and index < len(self.rounds):

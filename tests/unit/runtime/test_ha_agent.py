@@ -180,3 +180,41 @@ def test_ask_now_heartbeats_at_once_and_the_answer_decides() -> None:
     finally:
         client.answers.append(other)
         ha.stop(release=False)
+
+
+def test_the_lease_ends_on_time_while_a_heartbeat_hangs() -> None:
+    """A partition that drops packets holds a heartbeat for the client's whole timeout: the
+    server must still step down when its lease runs out, not when the call gives up (the
+    overseer may promote a standby right after the lease and its margin)."""
+    import threading
+
+    hanging = threading.Event()
+    release = threading.Event()
+
+    @dataclass
+    class HangingClient(FakeClient):
+        def heartbeat(self, beat: ServerHeartbeat) -> OverseerAnswer:
+            if self.beats:  # every heartbeat after the first hangs, as into a dead network
+                hanging.set()
+                release.wait(30)
+                raise OverseerUnavailable("https://o:8443/api/v1", "no answer within 5 s")
+            return super().heartbeat(beat)
+
+    server = FakeServer()
+    ha = agent(server, HangingClient([answer("server1", 5, 1.0)]))
+    ha.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.hot and time.monotonic() < deadline:
+            time.sleep(0.01)
+        ha.ask_now("a test")  # the next heartbeat goes out while the lease still holds
+        assert hanging.wait(10)
+        assert server.hot
+        deadline = time.monotonic() + 10
+        while server.hot and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not server.hot and not release.is_set(), server.calls  # down while it hangs
+        assert server.calls == ["hot 5", "down: the lease from the overseer ran out"]
+    finally:
+        release.set()
+        ha.stop(release=False)

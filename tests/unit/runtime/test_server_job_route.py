@@ -265,3 +265,26 @@ def test_an_accepted_result_holds_the_readers_slot_until_the_workflow_is_done_wi
     reader.join(10)
     runner.join(10)
     assert not reader.is_alive() and not runner.is_alive() and feed.left == []
+
+
+def test_each_round_reports_the_sites_it_counted() -> None:
+    from fedra.protocol import FROM_SERVER_JOB, Round, decode
+    from fedra.runtime.server_job import _Reporter
+
+    sent: list[Envelope] = []
+
+    class Channel:
+        def send(self, env: Envelope) -> None:
+            sent.append(env)
+
+    reporter = _Reporter(Channel())  # type: ignore[arg-type]
+    reporter.round_started("FedAvg", 1, 2, 2)
+    reporter.result_received("FedAvg", 1, "site-2")
+    reporter.round_finished("FedAvg", 1, {"mean": 1.0})
+    reporter.round_started("FedAvg", 2, 2, 2)
+    reporter.result_received("FedAvg", 2, "site-1")
+    reporter.result_received("FedAvg", 2, "site-2")
+    reporter.round_finished("FedAvg", 2, {})
+    rounds = [decode(env, FROM_SERVER_JOB) for env in sent]
+    assert all(isinstance(r, Round) for r in rounds)
+    assert [r.sites for r in rounds] == [("site-2",), ("site-1", "site-2")]  # type: ignore[union-attr]

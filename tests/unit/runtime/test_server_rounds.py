@@ -30,7 +30,7 @@ def test_rounds_are_appended_in_order() -> None:
     stored = job.record_round(Round("FedAvg", 2, {"accuracy": 0.6}, 1.0, index=1))
     assert _listed(stored) == [("FedAvg", 1), ("FedAvg", 2)]
     assert stored[1] == {"workflow": "FedAvg", "round": 2, "metrics": {"accuracy": 0.6},
-                         "seconds": 1.0}  # fmt: skip
+                         "seconds": 1.0, "sites": []}  # fmt: skip
 
 
 def test_a_round_run_again_replaces_its_earlier_record_and_those_after_it() -> None:
