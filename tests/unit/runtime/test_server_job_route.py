@@ -277,7 +277,8 @@ def test_each_round_reports_the_sites_it_counted() -> None:
         def send(self, env: Envelope) -> None:
             sent.append(env)
 
-    reporter = _Reporter(Channel())  # type: ignore[arg-type]
+    recorded = iter([1, 2])  # the run's history: one record, then two
+    reporter = _Reporter(Channel(), lambda: next(recorded))  # type: ignore[arg-type]
     reporter.round_started("FedAvg", 1, 2, 2)
     reporter.result_received("FedAvg", 1, "site-2")
     reporter.round_finished("FedAvg", 1, {"mean": 1.0})
@@ -288,3 +289,4 @@ def test_each_round_reports_the_sites_it_counted() -> None:
     rounds = [decode(env, FROM_SERVER_JOB) for env in sent]
     assert all(isinstance(r, Round) for r in rounds)
     assert [r.sites for r in rounds] == [("site-2",), ("site-1", "site-2")]  # type: ignore[union-attr]
+    assert [r.index for r in rounds] == [0, 1]  # type: ignore[union-attr]
