@@ -180,6 +180,8 @@ def from_site(server: ServerParent, handle: SiteHandle, message: Message, env: A
 
 def _end_stale_jobs(server: ServerParent, handle: SiteHandle) -> None:
     """Abort jobs a site still runs that the server no longer runs (missed end_job)."""
+    if not handle.jobs:
+        return  # (most heartbeats: no lock taken)
     with server.lock:
         keep = set(server.running) | server.to_resume
     for job_id in [j for j in handle.jobs if j not in keep]:
