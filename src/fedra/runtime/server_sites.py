@@ -57,7 +57,7 @@ def heartbeat_interval(sites: int, timeout: float) -> float | None:
     """The seconds a server of ``sites`` site connections asks each site to leave between two
     heartbeats: ``sites`` / :data:`HEARTBEATS_PER_S`, but at most a third of the server's
     ``timeout`` (a site silent that long is dropped). A site beats at the longer of this and
-    its own interval, so a federation of up to 250 sites keeps the sites' own (5 s)."""
+    its own interval: a server of up to 250 site connections keeps the sites' own (5 s)."""
     if sites <= 0 or timeout <= 0:
         return None
     return min(sites / HEARTBEATS_PER_S, timeout / 3)
