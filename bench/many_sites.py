@@ -328,12 +328,13 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             time.sleep(args.idle)  # the sites only heartbeat meanwhile
             idle = time.perf_counter() - idle_started
             spent = cpu_seconds(server.pid) - before
-            interval = 5.0  # the kits' heartbeat_interval (fedra.core.kitfile.SiteFile)
+            interval = beat_interval(server_kit)
             beats = args.sites * idle / interval
             figures["idle"] = {
                 "seconds": round(idle, 1),
                 "server_cpu_s": round(spent, 3),
                 "server_cpu_share": round(spent / idle, 4),
+                "heartbeat_interval_s": round(interval, 2),
                 "cpu_ms_per_heartbeat": round(1000 * spent / beats, 3) if beats else None,
                 "threads": process.num_threads(),
                 "fds": process.num_fds(),
@@ -383,6 +384,16 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         if not args.keep and not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
     return figures
+
+
+def beat_interval(server_kit: Path) -> float:
+    """Seconds between two heartbeats of a site: the sites' kits' ``heartbeat_interval`` (5 s,
+    ``fedra.core.kitfile.SiteFile``) or the longer one the server asks for in its Welcome."""
+    from fedra.runtime.config import ServerKit
+    from fedra.runtime.server_sites import heartbeat_interval
+
+    kit = ServerKit.load(server_kit)
+    return max(5.0, heartbeat_interval(kit.max_connections, kit.heartbeat_timeout) or 0.0)
 
 
 def check_alive(server: subprocess.Popen[str], loaders: Sequence[Loader]) -> None:

@@ -4,7 +4,8 @@ Run by ``bench.many_sites`` (``python -m bench.many_sites_load --kits K1,K2,...`
 process per slice of the sites. Each site is a :class:`SimSite`: it connects with its own
 provisioned certificate through :func:`fedra.transport.connect` (the site parent's client),
 sends the site parent's Hello (resources from its kit's ``SiteResourceBook``), heartbeats at
-its kit's ``heartbeat_interval`` (one thread of the process sends the heartbeats of all its
+its kit's ``heartbeat_interval``, or the longer one the server's Welcome asks for, as a
+site parent does (one thread of the process sends the heartbeats of all its
 sites, each site at its own phase), answers the server's requests with the site parent's own
 :class:`fedra.runtime.site_requests.SiteDesk` (``reserve``, ``free``, ``sys_info`` ...), and
 stands in for the site job process of a 3x3 FedAvg job:
@@ -52,6 +53,7 @@ from fedra.protocol import (
     ResultRefused,
     StartJob,
     Task,
+    Welcome,
     decode,
     encode,
     model_zip,
@@ -112,6 +114,8 @@ class SimSite:
         self.jobs: dict[str, int] = {}
         self.conn: Connection | None = None
         self.next_beat = 0.0
+        #: Seconds between heartbeats: the kit's, or longer when the server's Welcome asks.
+        self.beat_every = self.kit.heartbeat_interval
         self.ever_connected = threading.Event()
 
     @property
@@ -157,6 +161,7 @@ class SimSite:
         try:
             hello = Hello(site=self.name, resources=self.resources.report())
             conn.send(encode(hello))
+            self.beat_every = self.kit.heartbeat_interval
             self.next_beat = time.monotonic() + self.kit.heartbeat_interval * random.random()
             self.conn = conn
             self.ever_connected.set()
@@ -176,7 +181,7 @@ class SimSite:
         conn = self.conn
         if conn is None or now < self.next_beat:
             return
-        self.next_beat = now + self.kit.heartbeat_interval
+        self.next_beat = now + self.beat_every
         beat = Heartbeat(jobs=tuple(self.running()), resources=self.resources.report())
         try:
             conn.send(encode(beat))
@@ -197,6 +202,8 @@ class SimSite:
 
     def _answer(self, message: Message, model: FLModel | None) -> list[tuple[Message, object]]:
         match message:
+            case Welcome(heartbeat_interval=asked) if asked is not None:
+                self.beat_every = max(self.kit.heartbeat_interval, asked)  # as a site parent
             case StartJob(job_id=job_id, sites=sites):
                 if model_zip(model) is None or self.name not in sites:
                     state = JobState(job_id=job_id, state="failed", detail="bad start_job")

@@ -116,11 +116,15 @@ class Reply(_Message, frozen=True):
 
 # -- server parent -> site parent ----------------------------------------------------------
 class Welcome(_Message, frozen=True):
-    """The server's first word on a connection: its name and service session."""
+    """The server's first word on a connection: its name and service session, and the
+    seconds it asks the site to leave at least between two heartbeats (None: the site's
+    own interval; a server with many sites asks for fewer, see
+    :func:`fedra.runtime.server_sites.heartbeat_interval`)."""
 
     KIND: ClassVar[str] = "welcome"
     server: Text
     ssid: int | None = None
+    heartbeat_interval: Annotated[float, msgspec.Meta(gt=0, le=3600)] | None = None
 
 
 class StartJob(_Message, frozen=True):

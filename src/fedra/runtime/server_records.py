@@ -31,10 +31,13 @@ class SiteHandle:
     #: What the site declared (``local/resources.json``) and, as last reported, has free.
     total: SiteResources | None = None
     free: SiteResources | None = None
+    #: The last report taken: the same one again (most heartbeats) changes nothing.
+    _report: object = field(default=None, repr=False)
 
     def update_resources(self, report: object) -> None:
-        """Take a site's resource report (from hello, heartbeat or a reserve answer)."""
-        if not isinstance(report, dict):
+        """Take a site's resource report (from hello, heartbeat or a reserve answer); one
+        equal to the last report taken is not parsed again."""
+        if not isinstance(report, dict) or report == self._report:
             return
         try:
             total = SiteResources.from_dict(report.get("total"), f"{self.name} total")
@@ -43,6 +46,7 @@ class SiteHandle:
             log.warning("site %s sent a bad resource report: %s", self.name, exc)
             return
         self.total, self.free = total, free
+        self._report = report
 
 
 @dataclass

@@ -39,6 +39,7 @@ from fedra.protocol import (
     Result,
     Session,
     Stop,
+    Welcome,
     decode,
     encode,
 )
@@ -111,6 +112,10 @@ class SiteParent:
         self.overseer = None
         #: The service session of the server connected to (with an overseer), else None.
         self.ssid: int | None = None
+        #: Seconds between two heartbeats: the kit's, or longer when the server asks for
+        #: fewer (its Welcome's ``heartbeat_interval``: a server with many sites).
+        self.beat_every = kit.heartbeat_interval
+        self._clock = time.monotonic
 
     def running(self) -> list[str]:
         """The jobs whose process is up."""
@@ -208,6 +213,7 @@ class SiteParent:
 
     def _serve(self, conn: Connection) -> None:
         self._conn = conn
+        self.beat_every = self.kit.heartbeat_interval  # until this server's Welcome says
         stop_beat = threading.Event()
         threading.Thread(target=self._heartbeat, args=(conn, stop_beat), daemon=True).start()
         if self.overseer is not None:
@@ -247,11 +253,21 @@ class SiteParent:
             else:
                 log.warning("refused a malformed %r message from the server: %s", env.kind, exc)
             return
+        if isinstance(message, Welcome) and message.heartbeat_interval is not None:
+            self.beat_every = max(self.kit.heartbeat_interval, message.heartbeat_interval)
         self._dispatch(FromServer(message, env.model))
 
     def _heartbeat(self, conn: Connection, stop: threading.Event) -> None:
-        while not stop.wait(self.kit.heartbeat_interval):
-            self._dispatch(Tick(time.monotonic()))  # big results waited long enough go now
+        """Tick the machine every ``heartbeat_interval`` of the kit; send a heartbeat when
+        ``beat_every`` (half a tick of leeway) has passed since the last one."""
+        tick = self.kit.heartbeat_interval
+        last = self._clock()
+        while not stop.wait(tick):
+            now = self._clock()
+            self._dispatch(Tick(now))  # big results waited long enough go now
+            if now - last + tick / 2 < self.beat_every:
+                continue  # the server asked for fewer heartbeats
+            last = now
             try:
                 beat = Heartbeat(jobs=tuple(self.running()), resources=self.resources.report())
                 conn.send(encode(beat))

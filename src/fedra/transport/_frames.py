@@ -57,11 +57,18 @@ def framed(data: memoryview | bytes, *, total: int, last: bool) -> bytes:
 
 
 def frame_pieces(encoded: EncodedFrame, size: int) -> Iterator[memoryview | bytes]:
-    """The pieces of ``encoded``: its head in frames of its own, then its body.
+    """The pieces of ``encoded``: its head in frames of its own, then its body; a message
+    of at most ``size`` bytes in one piece.
 
-    The head (prefix and header) travels apart so that a receiver learns what a message is
-    from a small first frame, and so that the body's frames are the same whatever the head.
+    The head (prefix and header) of a big message travels apart so that a receiver learns
+    what it is from a small first frame, and so that the body's frames are the same whatever
+    the head. A small one (a task or a result of a small model, a heartbeat) goes whole: each
+    frame costs both ends a gRPC message, and the receiving side a wake-up of each of its
+    reading threads; the first frame still begins with the head.
     """
+    if encoded.body and encoded.nbytes <= size:
+        yield encoded.tobytes()
+        return
     yield from EncodedFrame(head=encoded.head, body=()).chunks(size)
     if encoded.body:
         yield from EncodedFrame(head=b"", body=encoded.body).chunks(size)

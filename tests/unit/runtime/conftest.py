@@ -17,7 +17,9 @@ from fedra.wire import Envelope
 def routing_server(sent: list[tuple[str, Envelope]] | None = None) -> ServerParent:
     """A ServerParent without ports; what it sends to sites is appended to ``sent``."""
     sp = ServerParent.__new__(ServerParent)
-    sp.kit = SimpleNamespace(name="server1")  # type: ignore[assignment]
+    sp.kit = SimpleNamespace(  # type: ignore[assignment]
+        name="server1", max_connections=66, heartbeat_timeout=60.0
+    )
     sp.ssid, sp.hot = None, True
     sp.lock = threading.RLock()
     sp._wake = threading.Condition(sp.lock)
