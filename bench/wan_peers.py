@@ -17,8 +17,16 @@ Reported per profile and system: seconds per round (the median of rounds 2..N, a
 workflow from broadcast to the aggregated model), against the **link minimum**: the
 server's link carries the model to the N sites and back, ``2 x N x model / rate``, plus
 one round trip (the same definition as ``bench.wan_round``); the server's peak memory (RSS
-of its process tree, summed, during the job); and the final model, checked as the harness
-checks it (every weight equals the number of rounds). Needs root (namespaces). Example:
+of its process tree, summed, during the job); the bytes that crossed the server's link
+(both directions, the whole run, from the bed's switch) against the model traffic of the
+rounds (``2 x N x model x rounds``); and the final model, checked as the harness checks it
+(every weight equals its initial value plus the number of rounds).
+
+The initial model is, by default, not the harness's zeros but a **pattern** of distinct
+values (``bench/compare/peers/_common.py``): Flower 1.42 sends arrays as content-addressed
+5 MiB chunks and sends identical chunks once, so a model of zeros (or of all 3.0) crosses the
+link as a few chunks per array, and a round would beat the link's minimum without moving the
+model. ``--init zeros`` gives the harness's workload. Needs root (namespaces). Example:
 ``--profile lan,wan,far --systems nvflare,flower --size 100MB --sites 2``.
 """
 
@@ -69,6 +77,9 @@ class Figures:
     peak_per_model: float
     startup_s: float
     final_model: str
+    init: str
+    server_link_mb: float
+    model_traffic_mb: float
     load: str = ""
 
 
@@ -104,21 +115,32 @@ def peer_command(
     sites: int,
     rounds: int,
     round_limit: float,
+    init: str = "pattern",
 ) -> list[str]:
     """The peer driver's command line (to run in the admin's host)."""
     command = [str(python), str(PEERS_DIR / SCRIPTS[system]), "--workdir", str(workdir),
                "--server-host", server_host, "--sites", str(sites), "--models", size,
                "--rounds", str(rounds), "--big-rounds", str(rounds),
-               "--round-limit", f"{round_limit:.0f}"]  # fmt: skip
+               "--round-limit", f"{round_limit:.0f}", "--init", init]  # fmt: skip
     for role, namespace in netns.items():
         command += ["--netns", f"{role}={namespace}"]
     return command
 
 
 def figures_of(
-    run: Run, profile: Profile, system: str, size: str, sites: int, rounds: int
+    run: Run,
+    profile: Profile,
+    system: str,
+    size: str,
+    sites: int,
+    rounds: int,
+    *,
+    server_link_bytes: int = 0,
+    init: str = "pattern",
 ) -> Figures:
-    """A run's figures; WrongResult when the final model is not ``rounds`` everywhere."""
+    """A run's figures; WrongResult when the final model is not the initial one plus
+    ``rounds`` everywhere. ``server_link_bytes``: what crossed the server's link, both
+    directions, over the whole run (start, job upload, rounds)."""
     result = run.result or {}
     job = result.get("jobs", {}).get(size)
     row = f"wan-{profile.name}-{sites}"
@@ -143,15 +165,25 @@ def figures_of(
         peak_per_model=round(peak / nbytes, 2),
         startup_s=round(float(result.get("startup_s", 0.0)), 2),
         final_model=f"all {rounds}.0 ({job['final']['elements']} weights)",
+        init=init,
+        server_link_mb=round(server_link_bytes / 1e6, 1),
+        model_traffic_mb=round(2 * sites * rounds * nbytes / 1e6, 1),
     )
 
 
 def run_one(
-    profile: Profile, system: str, size: str, sites: int, rounds: int, venvs: Path, root: Path
+    profile: Profile,
+    system: str,
+    size: str,
+    sites: int,
+    rounds: int,
+    venvs: Path,
+    root: Path,
+    init: str = "pattern",
 ) -> Figures:
     """One peer, one job, over ``profile``; raises RuntimeError when it gave no result."""
     python = ensure(system, venvs, venvs / f"{system}-install.log")
-    workdir = root / f"{system}-{profile.name}-{sites}"
+    workdir = root / f"{system}-{profile.name}-{sites}-{init}"
     workdir.mkdir(parents=True)
     minimum = link_minimum(profile, sites, model_bytes(size))
     round_limit = max(120.0, 20 * minimum)
@@ -160,30 +192,34 @@ def run_one(
         netns |= {site: bed.netns(site) for site in site_hosts(sites)}
         command = peer_command(
             python, system, workdir, server_host=bed.fqdn(SERVER_HOST), netns=netns,
-            size=size, sites=sites, rounds=rounds, round_limit=round_limit,
+            size=size, sites=sites, rounds=rounds, round_limit=round_limit, init=init,
         )  # fmt: skip
         timeout = 300 + rounds * round_limit
         env = harness_peer_env(workdir / "home")
         run = run_driver(bed.argv(ADMIN_HOST, command), workdir / "driver.log", timeout, env,
                          workdir, min_available=2 * GiB)  # fmt: skip
+        link = bed.stats()[SERVER_HOST]
     if not run.ok:
         raise RuntimeError(f"{system} over {profile.name}: {run.error} (logs: {workdir})")
-    return figures_of(run, profile, system, size, sites, rounds)
+    moved = link.egress.bytes + link.ingress.bytes
+    return figures_of(run, profile, system, size, sites, rounds, server_link_bytes=moved,
+                      init=init)  # fmt: skip
 
 
 def markdown(rows: Sequence[Figures]) -> str:
     """The table of docs/benchmarks.md."""
     lines = [
         "| profile | system | sites | s/round (rounds 1..N) | link minimum | of the link "
-        "| server peak | final model |",
-        "|---|---|---|---|---|---|---|---|",
+        "| server peak | server link, MB (model traffic) | final model |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for f in rows:
         rounds = ", ".join(f"{t:.1f}" for t in f.round_s)
         lines.append(
             f"| {f.profile.upper()} | {NAMES[f.system]} | {f.sites} | **{f.s_per_round:.2f}** "
             f"({rounds}) | {f.link_minimum_s:.2f} s | {100 * f.of_link:.1f}% "
-            f"| {f.server_peak_mib:,.0f} MiB ({f.peak_per_model:.1f}x) | {f.final_model} |"
+            f"| {f.server_peak_mib:,.0f} MiB ({f.peak_per_model:.1f}x) "
+            f"| {f.server_link_mb:,.0f} ({f.model_traffic_mb:,.0f}) | {f.final_model} |"
         )
     return "\n".join(lines)
 
@@ -211,6 +247,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--venvs", type=Path, default=DEFAULT_ROOT,
                         help="the peers' virtual environments (default .bench-venvs)")  # fmt: skip
+    parser.add_argument(
+        "--init",
+        default="pattern",
+        choices=("pattern", "zeros"),
+        help="initial model: pattern (default; every weight distinct, so nothing can be "
+        "deduplicated or compressed away) or zeros (the harness's rows)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here (JSON list)")
     parser.add_argument("--workdir", type=Path, help="keep the logs here (default: temporary)")
     args = parser.parse_args(argv)
@@ -235,7 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
                 try:
                     figures = run_one(PROFILES[name], system, args.size, args.sites,
-                                      args.rounds, args.venvs.resolve(), root)  # fmt: skip
+                                      args.rounds, args.venvs.resolve(), root,
+                                      args.init)  # fmt: skip
                 except WrongResult as exc:
                     print(f"\n{exc}\n", file=sys.stderr, flush=True)
                     return 2

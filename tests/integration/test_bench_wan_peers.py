@@ -6,10 +6,12 @@ driver's result line becomes figures (the final model checked as the harness che
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 
 from bench import wan_peers
@@ -20,13 +22,18 @@ from bench.netbed import PROFILES
 MODEL = 100 * 10**6
 
 
-def deploy_helpers() -> ModuleType:
-    """``bench/compare/peers/_deploy.py`` (standard library only; the peers import it by path)."""
-    spec = importlib.util.spec_from_file_location("_deploy_under_test", PEERS_DIR / "_deploy.py")
+def peer_module(name: str) -> ModuleType:
+    """``bench/compare/peers/<name>.py`` (the peers import them by path, not as a package)."""
+    spec = importlib.util.spec_from_file_location(f"{name}_under_test", PEERS_DIR / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def deploy_helpers() -> ModuleType:
+    """``_deploy.py``: standard library only."""
+    return peer_module("_deploy")
 
 
 def fake_run(final: dict[str, float | int], rounds: list[float], peak: int = 3 * MODEL) -> Run:
@@ -78,7 +85,7 @@ def test_the_peer_command_names_its_hosts_and_the_server_by_name(tmp_path: Path)
         text = " ".join(command)
         assert "--server-host server1.fedra.test" in text
         assert "--sites 2 --models 100MB" in text and "--big-rounds 3" in text
-        assert "--round-limit 120" in text
+        assert "--round-limit 120" in text and "--init pattern" in text
         pairs = [command[i + 1] for i, arg in enumerate(command) if arg == "--netns"]
         assert pairs == ["server=fb1a-server1", "site-1=fb1a-site-1", "site-2=fb1a-site-2"]
         assert deploy_helpers().parse_netns(pairs) == netns
@@ -99,16 +106,19 @@ def test_deploy_helpers_run_in_a_namespace_only_when_given_one() -> None:
 def test_a_peers_result_becomes_figures_against_the_link() -> None:
     final = {"min": 3.0, "max": 3.0, "elements": MODEL // 4, "arrays": 4}
     figures = wan_peers.figures_of(
-        fake_run(final, [9.0, 6.6, 6.0]), PROFILES["wan"], "nvflare", "100MB", 2, 3
-    )
+        fake_run(final, [9.0, 6.6, 6.0]), PROFILES["wan"], "nvflare", "100MB", 2, 3,
+        server_link_bytes=1_234_000_000,
+    )  # fmt: skip
     assert figures.s_per_round == pytest.approx(6.3)  # median of rounds 2..N
     assert figures.link_minimum_s == pytest.approx(3.25)
     assert figures.of_link == pytest.approx(3.25 / 6.3, abs=1e-3)
     assert figures.peak_per_model == pytest.approx(3.0)  # the job's window, not "end"
     assert figures.startup_s == 12.5
     assert figures.final_model == f"all 3.0 ({MODEL // 4} weights)"
+    assert (figures.server_link_mb, figures.model_traffic_mb) == (1234.0, 1200.0)
     table = wan_peers.markdown([figures])
     assert "| WAN | NVIDIA FLARE 2.9.0 | 2 | **6.30** (9.0, 6.6, 6.0) | 3.25 s | 51.6% |" in table
+    assert "| 286 MiB (3.0x) | 1,234 (1,200) |" in table  # 3 x 10^8 bytes in MiB
 
 
 def test_a_wrong_or_missing_final_model_is_refused() -> None:
@@ -130,3 +140,32 @@ def test_the_peer_drivers_are_plain_scripts_next_to_the_harness_ones() -> None:
         text = (PEERS_DIR / script).read_text()
         assert "import fedra" not in text and "from bench" not in text
         compile(text, script, "exec")
+
+
+def test_the_pattern_model_has_no_repeated_chunk_and_checks_exactly() -> None:
+    common = peer_module("_common")
+    model = common.make_model("100MB", "pattern")
+    chunk = 5 * 2**20 // 4  # Flower's chunks: 5 MiB
+    for array in model.values():
+        heads = {array[i : i + chunk].tobytes()[:4096] for i in range(0, array.size, chunk)}
+        assert len(heads) == -(-array.size // chunk)  # no chunk starts like another
+    # Three rounds of FedAvg on +1: initial + 3 exactly, so the summary is all 3.0.
+    final = [a + np.float32(1) + np.float32(1) + np.float32(1) for a in model.values()]
+    assert common.summarize(final, "pattern") == {
+        "min": 3.0, "max": 3.0, "elements": MODEL // 4, "arrays": 4,
+    }  # fmt: skip
+    final[2][12345] += np.float32(1 / 256)  # one weight off by the pattern's step
+    assert common.summarize(final, "pattern")["max"] == 3.0 + 1 / 256
+    assert common.summarize(common.make_model("3x3").values())["max"] == 0.0
+    del model, final
+
+
+def test_flares_copy_of_the_pattern_is_the_same_as_the_common_one() -> None:
+    # nvflare_job.py travels alone in the FLARE job (and imports nvflare): compare its copy.
+    tree = ast.parse((PEERS_DIR / "nvflare_job.py").read_text())
+    function = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "pattern")
+    namespace: dict[str, object] = {"np": np}
+    exec(compile(ast.Module([function], []), "nvflare_job.py", "exec"), namespace)
+    common = peer_module("_common")
+    for start, count in ((0, 9), (25_000_000, 1000), (99_999_000, 1000)):
+        assert np.array_equal(namespace["pattern"](start, count), common.pattern(start, count))  # type: ignore[operator]

@@ -58,6 +58,7 @@ clientapp = "flower_app:client"
 sites = 2
 rounds = 3
 model = "3x3"
+init = "zeros"
 out = ""
 """
 
@@ -146,13 +147,13 @@ def wait_activated(link_log: Path, sites: int, timeout: float = 120) -> None:
 
 def run_model(
     app: Path, env: dict[str, str], workdir: Path, model: str, rounds: int, sites: int,
-    round_limit: float = 300,
+    round_limit: float = 300, init: str = "zeros",
 ) -> dict[str, object]:  # fmt: skip
     """One ``flwr run --stream`` of ``model``; its figures and wall time."""
     bin_dir = Path(sys.executable).parent
     out_path = workdir / f"figures-{model}.json"
     out_path.unlink(missing_ok=True)
-    config = f"sites={sites} rounds={rounds} model='{model}' out='{out_path}'"
+    config = f"sites={sites} rounds={rounds} model='{model}' init='{init}' out='{out_path}'"
     phase(model)
     started = time.perf_counter()
     with open(workdir / f"flwr-run-{model}.log", "wb") as log:

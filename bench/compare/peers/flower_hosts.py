@@ -28,7 +28,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from _common import Clock, emit
+from _common import INITS, Clock, emit
 from _deploy import Processes, announce_pid, in_netns, parse_netns, phase
 from flower_deploy import make_certs, prepare_app, run_model, wait_activated, write_connection
 
@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--big-rounds", type=int, default=3)
     parser.add_argument("--round-limit", type=float, default=300, help="seconds per round")
+    parser.add_argument("--init", default="zeros", choices=INITS, help="the initial model")
     args = parser.parse_args()
     hosts = parse_netns(args.netns)
     sites = [f"site-{i + 1}" for i in range(args.sites)]
@@ -70,7 +71,8 @@ def main() -> None:
     procs = Processes()
     link_log = workdir / "superlink.log"
     link_log.unlink(missing_ok=True)
-    result: dict[str, object] = {"system": "flower", "tls": True, "server": address, "jobs": {}}
+    result: dict[str, object] = {"system": "flower", "tls": True, "server": address,
+                                 "init": args.init, "jobs": {}}  # fmt: skip
     try:
         clock = Clock()
         superlink = [str(bin_dir / "flower-superlink"), *link_tls, "--host", "0.0.0.0",
@@ -87,7 +89,9 @@ def main() -> None:
         result["startup_s"] = clock.elapsed()
         for model in [m for m in args.models.split(",") if m]:
             rounds = args.rounds if model == "3x3" else args.big_rounds
-            figures = run_model(app, env, workdir, model, rounds, len(sites), args.round_limit)
+            figures = run_model(
+                app, env, workdir, model, rounds, len(sites), args.round_limit, args.init
+            )
             result["jobs"][model] = figures  # type: ignore[index]
         phase("end")
     finally:

@@ -29,7 +29,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from _common import Clock, emit
+from _common import INITS, Clock, emit
 from _deploy import Processes, announce_pid, in_netns, parse_netns, phase
 from nvflare_poc import ADMIN, connect, run_job, wait_sites
 
@@ -85,6 +85,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--big-rounds", type=int, default=3)
     parser.add_argument("--round-limit", type=float, default=300, help="seconds per round")
+    parser.add_argument("--init", default="zeros", choices=INITS, help="the initial model")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     hosts = parse_netns(args.netns)
@@ -97,7 +98,8 @@ def main() -> None:
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     kits = provision(workdir, args.server_host, sites, env)
     procs = Processes()
-    result: dict[str, object] = {"system": "nvflare", "server": args.server_host, "jobs": {}}
+    result: dict[str, object] = {"system": "nvflare", "server": args.server_host,
+                                 "init": args.init, "jobs": {}}  # fmt: skip
     session = None
     try:
         clock = Clock()
@@ -111,7 +113,7 @@ def main() -> None:
         result["startup_s"] = clock.elapsed()
         for model in [m for m in args.models.split(",") if m]:
             rounds = args.rounds if model == "3x3" else args.big_rounds
-            job = run_job(session, workdir, model, rounds, len(sites), args.round_limit)
+            job = run_job(session, workdir, model, rounds, len(sites), args.round_limit, args.init)
             result["jobs"][model] = job  # type: ignore[index]
         phase("end")
     finally:

@@ -103,7 +103,13 @@ def wait_sites(session, sites: list[str], timeout: float = 120) -> None:  # type
 
 
 def run_job(  # type: ignore[no-untyped-def]
-    session, workdir: Path, model: str, rounds: int, sites: int, round_limit: float = 120
+    session,
+    workdir: Path,
+    model: str,
+    rounds: int,
+    sites: int,
+    round_limit: float = 120,
+    init: str = "zeros",
 ) -> dict[str, object]:
     """Submit one FedAvg job of ``model``, wait for its end (at most 120 s plus
     ``round_limit`` per round); its figures and wall time."""
@@ -111,7 +117,7 @@ def run_job(  # type: ignore[no-untyped-def]
     out_path.unlink(missing_ok=True)
     job_dir = workdir / f"job-{model}"
     shutil.rmtree(job_dir, ignore_errors=True)
-    job = build_job(sites, rounds, model, out_path)
+    job = build_job(sites, rounds, model, out_path, init)
     job.export_job(str(job_dir))
     folder = next(p for p in job_dir.iterdir() if p.is_dir())
     phase(model)
