@@ -28,10 +28,10 @@ SLICE = 1 << 20
 
 
 def pattern(start, count):
-    """``_common.pattern``: float32 in [0, 16384), steps of 1/256, from a hash of the index."""
+    """``_common.pattern``: float32 in [0, 256), steps of 1/256, from a hash of the index."""
     index = np.arange(start, start + count, dtype=np.uint64)
     hashed = (index * np.uint64(2654435761)) & np.uint64(0xFFFFFFFF)
-    return (hashed >> np.uint64(10)).astype(np.float32) / np.float32(256)
+    return (hashed >> np.uint64(16)).astype(np.float32) / np.float32(256)
 
 
 class TimedFedAvg(FedAvg):
