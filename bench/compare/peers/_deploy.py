@@ -1,4 +1,5 @@
-"""Helpers for the deployment drivers (standard library only): ports, processes, waiting.
+"""Helpers for the deployment drivers (standard library only): ports, processes, waiting,
+and hosts (network namespaces of a bed, for the WAN rows of ``bench.wan_peers``).
 
 The harness samples the memory of the process tree whose root a driver announces with
 :func:`announce_pid`, and starts a new memory window at each :func:`phase`.
@@ -32,6 +33,26 @@ def free_ports(count: int) -> list[int]:
         if port not in ports:
             ports.append(port)
     return ports
+
+
+def in_netns(namespace: str | None, command: Sequence[str]) -> list[str]:
+    """``command`` run inside the network namespace ``namespace`` (a host of a bed of
+    ``bench.netbed``: ``ip netns exec``, which also puts the host's /etc/hosts in place);
+    ``command`` itself when ``namespace`` is None."""
+    if not namespace:
+        return list(command)
+    return ["ip", "netns", "exec", namespace, *command]
+
+
+def parse_netns(pairs: Sequence[str]) -> dict[str, str]:
+    """``["server=fb1a-server1", "site-1=fb1a-site-1"]`` -> ``{role: namespace}``."""
+    hosts: dict[str, str] = {}
+    for pair in pairs:
+        role, sep, namespace = pair.partition("=")
+        if not sep or not role or not namespace:
+            raise SystemExit(f"--netns wants ROLE=NAMESPACE, got {pair!r}")
+        hosts[role] = namespace
+    return hosts
 
 
 def announce_pid(role: str, pid: int) -> None:

@@ -2,7 +2,8 @@
 
 Shipped to the SuperLink as a Flower App Bundle by ``flower_deploy.py`` (with
 ``_common.py``), so it imports nothing from the harness. The run config gives the number of
-sites and rounds, the model and ``out``, a file where the ServerApp writes its round times
+sites and rounds, the model, its initial values (``init``: ``zeros`` or ``pattern``, see
+``_common.py``) and ``out``, a file where the ServerApp writes its round times
 and a summary of the final model as JSON.
 """
 
@@ -38,7 +39,8 @@ def main(grid: Grid, context: Context) -> None:
     """Flower's FedAvg (evaluation off), each round timed, figures written to ``out``."""
     config = context.run_config
     sites, rounds = int(config["sites"]), int(config["rounds"])
-    initial = make_model(str(config["model"]))
+    init = str(config.get("init", "zeros"))
+    initial = make_model(str(config["model"]), init)
     arrays = ArrayRecord(list(initial.values()))
     arrays = ArrayRecord(dict(zip(initial, arrays.values(), strict=True)))
     del initial
@@ -53,6 +55,6 @@ def main(grid: Grid, context: Context) -> None:
             raise RuntimeError(f"round {server_round}: no valid replies")
         arrays = aggregated
         round_s.append(time.perf_counter() - started)
-    final = summarize(a.numpy() for a in arrays.values())
+    final = summarize((a.numpy() for a in arrays.values()), init)
     with open(str(config["out"]), "w", encoding="utf-8") as handle:
         json.dump({"round_s": round_s, "final": final}, handle)

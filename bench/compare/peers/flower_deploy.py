@@ -58,12 +58,16 @@ clientapp = "flower_app:client"
 sites = 2
 rounds = 3
 model = "3x3"
+init = "zeros"
 out = ""
 """
 
 
-def make_certs(folder: Path) -> tuple[Path, Path, Path]:
-    """A CA and a server certificate for 127.0.0.1/localhost: (ca.pem, server.pem, key)."""
+def make_certs(
+    folder: Path, hosts: tuple[str, ...] = ("localhost", "127.0.0.1")
+) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for ``hosts`` (names or IP addresses; the first is the
+    CN): (ca.pem, server.pem, key)."""
     import ipaddress
 
     from cryptography import x509
@@ -83,12 +87,16 @@ def make_certs(folder: Path) -> tuple[Path, Path, Path]:
         .sign(ca_key, hashes.SHA256())
     )  # fmt: skip
     key = ec.generate_private_key(ec.SECP256R1())
-    san = x509.SubjectAlternativeName(
-        [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    )
+    names: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    san = x509.SubjectAlternativeName(names)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
         .issuer_name(ca_name).public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
@@ -108,6 +116,63 @@ def make_certs(folder: Path) -> tuple[Path, Path, Path]:
     return paths
 
 
+def prepare_app(workdir: Path) -> Path:
+    """The Flower App folder (``flower_app.py``, ``_common.py``, ``pyproject.toml``)."""
+    app = workdir / "app"
+    shutil.rmtree(app, ignore_errors=True)
+    app.mkdir()
+    shutil.copy(HERE / "flower_app.py", app)
+    shutil.copy(HERE / "_common.py", app)
+    (app / "pyproject.toml").write_text(PYPROJECT, encoding="utf-8")
+    return app
+
+
+def write_connection(home: Path, address: str, tls: str) -> None:
+    """``FLWR_HOME/config.toml``: the SuperLink ``bench`` that ``flwr run`` talks to."""
+    (home / "config.toml").write_text(
+        f'[superlink]\ndefault = "bench"\n\n[superlink.bench]\naddress = "{address}"\n{tls}\n',
+        encoding="utf-8",
+    )
+
+
+def wait_activated(link_log: Path, sites: int, timeout: float = 120) -> None:
+    """Until the SuperLink's log shows ``sites`` nodes activated."""
+
+    def activated() -> bool:
+        text = link_log.read_text(encoding="utf-8", errors="replace")
+        return text.count("[Fleet.ActivateNode] Activated") >= sites
+
+    wait_for(activated, timeout, f"{sites} SuperNodes to be activated")
+
+
+def run_model(
+    app: Path, env: dict[str, str], workdir: Path, model: str, rounds: int, sites: int,
+    round_limit: float = 300, init: str = "zeros",
+) -> dict[str, object]:  # fmt: skip
+    """One ``flwr run --stream`` of ``model``; its figures and wall time."""
+    bin_dir = Path(sys.executable).parent
+    out_path = workdir / f"figures-{model}.json"
+    out_path.unlink(missing_ok=True)
+    config = f"sites={sites} rounds={rounds} model='{model}' init='{init}' out='{out_path}'"
+    phase(model)
+    started = time.perf_counter()
+    with open(workdir / f"flwr-run-{model}.log", "wb") as log:
+        done = subprocess.run(
+            [str(bin_dir / "flwr"), "run", str(app), "bench", "--stream",
+             "--run-config", config],
+            env=env, cwd=app, stdout=log, stderr=subprocess.STDOUT,
+            timeout=120 + rounds * round_limit, check=False,
+        )  # fmt: skip
+    wall = time.perf_counter() - started
+    if done.returncode != 0 or not out_path.exists():
+        raise SystemExit(
+            f"flwr run ({model}) failed (exit {done.returncode}); "
+            f"see {workdir}/flwr-run-{model}.log and {workdir}/superlink.log"
+        )
+    figures = json.loads(out_path.read_text(encoding="utf-8"))
+    return {**figures, "wall_s": wall}
+
+
 def main() -> None:
     """Start the SuperLink and SuperNodes, run the models, print the figures."""
     parser = argparse.ArgumentParser()
@@ -121,12 +186,7 @@ def main() -> None:
     shutil.rmtree(workdir / "flwr-home", ignore_errors=True)
     home = workdir / "flwr-home"
     home.mkdir(parents=True)
-    app = workdir / "app"
-    shutil.rmtree(app, ignore_errors=True)
-    app.mkdir()
-    shutil.copy(HERE / "flower_app.py", app)
-    shutil.copy(HERE / "_common.py", app)
-    (app / "pyproject.toml").write_text(PYPROJECT, encoding="utf-8")
+    app = prepare_app(workdir)
     bin_dir = Path(sys.executable).parent
     env = dict(os.environ)
     env["FLWR_HOME"] = str(home)
@@ -148,11 +208,7 @@ def main() -> None:
         ]
         node_tls = ["--root-certificates", str(ca)]
         conn_tls = f'root-certificates = "{ca}"'
-    (home / "config.toml").write_text(
-        f'[superlink]\ndefault = "bench"\n\n[superlink.bench]\naddress = "127.0.0.1:{link}"\n'
-        f"{conn_tls}\n",
-        encoding="utf-8",
-    )
+    write_connection(home, f"127.0.0.1:{link}", conn_tls)
     procs = Processes()
     link_log = workdir / "superlink.log"
     link_log.unlink(missing_ok=True)
@@ -171,35 +227,11 @@ def main() -> None:
                  "--port", str(port), "--node-config", f"partition-id={i}"],
                 workdir / f"supernode-{i + 1}.log", env,
             )  # fmt: skip
-
-        def activated() -> bool:
-            text = link_log.read_text(encoding="utf-8", errors="replace")
-            return text.count("[Fleet.ActivateNode] Activated") >= SITES
-
-        wait_for(activated, 120, "both SuperNodes to be activated")
+        wait_activated(link_log, SITES)
         result["startup_s"] = clock.elapsed()
         for model in [m for m in args.models.split(",") if m]:
             rounds = args.rounds if model == "3x3" else args.big_rounds
-            out_path = workdir / f"figures-{model}.json"
-            out_path.unlink(missing_ok=True)
-            config = f"sites={SITES} rounds={rounds} model='{model}' out='{out_path}'"
-            phase(model)
-            started = time.perf_counter()
-            with open(workdir / f"flwr-run-{model}.log", "wb") as log:
-                done = subprocess.run(
-                    [str(bin_dir / "flwr"), "run", str(app), "bench", "--stream",
-                     "--run-config", config],
-                    env=env, cwd=app, stdout=log, stderr=subprocess.STDOUT,
-                    timeout=120 + rounds * 300, check=False,
-                )  # fmt: skip
-            wall = time.perf_counter() - started
-            if done.returncode != 0 or not out_path.exists():
-                raise SystemExit(
-                    f"flwr run ({model}) failed (exit {done.returncode}); "
-                    f"see {workdir}/flwr-run-{model}.log and {link_log}"
-                )
-            figures = json.loads(out_path.read_text(encoding="utf-8"))
-            result["jobs"][model] = {**figures, "wall_s": wall}  # type: ignore[index]
+            result["jobs"][model] = run_model(app, env, workdir, model, rounds, SITES)  # type: ignore[index]
         phase("end")
     finally:
         procs.stop_all()

@@ -10,6 +10,9 @@ aggregation, one model saved per round) with three hooks:
   aggregation and saving the global model with ``np.savez``), as Fedra and Flower are;
 * at the end, the round times and a summary of the final model are written to ``out_path``
   as JSON for the driver script.
+
+``init="pattern"`` starts from ``_common.py``'s pattern instead of zeros (the same values,
+made here as this file travels alone) and summarises the final model less that pattern.
 """
 
 from __future__ import annotations
@@ -21,29 +24,47 @@ import numpy as np
 from nvflare.app_common.abstract.fl_model import FLModel
 from nvflare.app_common.workflows.fedavg import FedAvg
 
+SLICE = 1 << 20
+
+
+def pattern(start, count):
+    """``_common.pattern``: float32 in [0, 256), steps of 1/256, from a hash of the index."""
+    index = np.arange(start, start + count, dtype=np.uint64)
+    hashed = (index * np.uint64(2654435761)) & np.uint64(0xFFFFFFFF)
+    return (hashed >> np.uint64(16)).astype(np.float32) / np.float32(256)
+
 
 class TimedFedAvg(FedAvg):
     """FLARE's FedAvg with the initial model made in place and each round timed."""
 
-    def __init__(self, *args, arrays=1, count=9, out_path="", **kwargs):
+    def __init__(self, *args, arrays=1, count=9, out_path="", init="zeros", **kwargs):
         kwargs.setdefault("persistor_id", "")
         kwargs.setdefault("save_filename", "FL_global_model.npz")
         super().__init__(*args, **kwargs)
         self.arrays = arrays
         self.count = count
         self.out_path = out_path
+        self.init = init
         self._round_started = 0.0
         self._round_s = []
         self._last = None
 
+    def _offset(self, name):
+        """Where array ``name`` starts in the pattern (``layer<i>``: i x count)."""
+        return 0 if name == "weights" else int(name[len("layer") :]) * self.count
+
     def load_model(self):
-        """Float32 zeros of the configured shape."""
+        """Float32 zeros (or the pattern) of the configured shape."""
         if self.arrays == 1 and self.count == 9:
-            params = {"weights": np.zeros((3, 3), dtype=np.float32)}
+            shapes = {"weights": (3, 3)}
         else:
-            params = {
-                f"layer{i}": np.zeros(self.count, dtype=np.float32) for i in range(self.arrays)
-            }
+            shapes = {f"layer{i}": (self.count,) for i in range(self.arrays)}
+        params = {}
+        for name, shape in shapes.items():
+            if self.init == "pattern":
+                params[name] = pattern(self._offset(name), int(np.prod(shape))).reshape(shape)
+            else:
+                params[name] = np.zeros(shape, dtype=np.float32)
         return FLModel(params=params)
 
     def send_model(self, *args, **kwargs):
@@ -67,12 +88,16 @@ class TimedFedAvg(FedAvg):
         super().run()
         final = {"min": float("inf"), "max": float("-inf"), "elements": 0, "arrays": 0}
         if self._last is not None:
-            for value in self._last.params.values():
-                array = np.asarray(value)
+            for name, value in self._last.params.items():
+                array = np.asarray(value).reshape(-1)
                 final["arrays"] += 1
                 final["elements"] += int(array.size)
-                final["min"] = min(final["min"], float(array.min()))
-                final["max"] = max(final["max"], float(array.max()))
+                for start in range(0, array.size, SLICE):
+                    part = array[start : start + SLICE]
+                    if self.init == "pattern":
+                        part = part - pattern(self._offset(name) + start, part.size)
+                    final["min"] = min(final["min"], float(part.min()))
+                    final["max"] = max(final["max"], float(part.max()))
         if self.out_path:
             with open(self.out_path, "w", encoding="utf-8") as handle:
                 json.dump({"round_s": self._round_s, "final": final}, handle)

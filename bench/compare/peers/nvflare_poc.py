@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -73,6 +74,71 @@ def prepare(workdir: Path, env: dict[str, str]) -> Path:
     return kits
 
 
+def connect(kit: Path, timeout: float = 120):  # type: ignore[no-untyped-def]
+    """An admin session (FLARE API, ``new_secure_session``) once the server answers."""
+    from nvflare.fuel.flare_api.flare_api import new_secure_session
+
+    session = None
+
+    def attempt() -> bool:
+        nonlocal session
+        try:
+            session = new_secure_session(ADMIN, str(kit), timeout=5.0)
+        except Exception:
+            return False
+        return True
+
+    wait_for(attempt, timeout, "the FLARE admin server", step=0.1)
+    return session
+
+
+def wait_sites(session, sites: list[str], timeout: float = 120) -> None:  # type: ignore[no-untyped-def]
+    """Until the server lists exactly ``sites`` (``get_system_info``)."""
+
+    def ready() -> bool:
+        info = session.get_system_info()
+        return sorted(c.name for c in info.client_info) == sorted(sites)
+
+    wait_for(ready, timeout, "the FLARE sites", step=0.05)
+
+
+def run_job(  # type: ignore[no-untyped-def]
+    session,
+    workdir: Path,
+    model: str,
+    rounds: int,
+    sites: int,
+    round_limit: float = 120,
+    init: str = "zeros",
+) -> dict[str, object]:
+    """Submit one FedAvg job of ``model``, wait for its end (at most 120 s plus
+    ``round_limit`` per round); its figures and wall time."""
+    out_path = workdir / f"figures-{model}.json"
+    out_path.unlink(missing_ok=True)
+    job_dir = workdir / f"job-{model}"
+    shutil.rmtree(job_dir, ignore_errors=True)
+    job = build_job(sites, rounds, model, out_path, init)
+    job.export_job(str(job_dir))
+    folder = next(p for p in job_dir.iterdir() if p.is_dir())
+    phase(model)
+    started = time.perf_counter()
+    job_id = session.submit_job(str(folder))
+    deadline = started + 120 + rounds * round_limit
+    while True:
+        status = str(session.get_job_meta(job_id).get("status", ""))
+        if status.startswith("FINISHED"):
+            break
+        if time.perf_counter() > deadline:
+            session.abort_job(job_id)
+            raise SystemExit(f"FLARE job {model} did not finish in time ({status})")
+        time.sleep(0.05)
+    wall = time.perf_counter() - started
+    if status != "FINISHED:COMPLETED" or not out_path.exists():
+        raise SystemExit(f"FLARE job {model} ended {status}; see {workdir}/server.log")
+    figures = json.loads(out_path.read_text(encoding="utf-8"))
+    return {**figures, "wall_s": wall}
+
+
 def main() -> None:
     """Start the POC, run the jobs, print the figures; stop everything at the end."""
     parser = argparse.ArgumentParser()
@@ -82,8 +148,6 @@ def main() -> None:
     parser.add_argument("--big-rounds", type=int, default=3)
     args = parser.parse_args()
     warnings.simplefilter("ignore")
-    from nvflare.fuel.flare_api.flare_api import new_secure_session
-
     workdir = Path(args.workdir).resolve()
     shutil.rmtree(workdir / "poc", ignore_errors=True)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -108,50 +172,12 @@ def main() -> None:
                 env,
             )
 
-        def connect() -> bool:
-            nonlocal session
-            try:
-                session = new_secure_session(ADMIN, str(kits / ADMIN), timeout=5.0)
-            except Exception:
-                return False
-            return True
-
-        wait_for(connect, 120, "the FLARE admin server", step=0.1)
-
-        def ready() -> bool:
-            info = session.get_system_info()
-            return sorted(c.name for c in info.client_info) == sorted(SITES)
-
-        wait_for(ready, 120, "both FLARE sites", step=0.05)
+        session = connect(kits / ADMIN)
+        wait_sites(session, list(SITES))
         result["startup_s"] = clock.elapsed()
         for model in [m for m in args.models.split(",") if m]:
             rounds = args.rounds if model == "3x3" else args.big_rounds
-            out_path = workdir / f"figures-{model}.json"
-            out_path.unlink(missing_ok=True)
-            job_dir = workdir / f"job-{model}"
-            shutil.rmtree(job_dir, ignore_errors=True)
-            job = build_job(len(SITES), rounds, model, out_path)
-            job.export_job(str(job_dir))
-            folder = next(p for p in job_dir.iterdir() if p.is_dir())
-            phase(model)
-            started = time.perf_counter()
-            job_id = session.submit_job(str(folder))
-            deadline = started + 120 + rounds * 120
-            while True:
-                status = str(session.get_job_meta(job_id).get("status", ""))
-                if status.startswith("FINISHED"):
-                    break
-                if time.perf_counter() > deadline:
-                    session.abort_job(job_id)
-                    raise SystemExit(f"FLARE job {model} did not finish in time ({status})")
-                time.sleep(0.05)
-            wall = time.perf_counter() - started
-            if status != "FINISHED:COMPLETED" or not out_path.exists():
-                raise SystemExit(f"FLARE job {model} ended {status}; see {workdir}/server.log")
-            import json
-
-            figures = json.loads(out_path.read_text(encoding="utf-8"))
-            result["jobs"][model] = {**figures, "wall_s": wall}  # type: ignore[index]
+            result["jobs"][model] = run_job(session, workdir, model, rounds, len(SITES))  # type: ignore[index]
         phase("end")
     finally:
         if session is not None:

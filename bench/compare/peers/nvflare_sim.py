@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 MAX_CLIENTS = 100
 
 
-def build_job(sites: int, rounds: int, model: str, out_path: Path):  # type: ignore[no-untyped-def]
+def build_job(sites: int, rounds: int, model: str, out_path: Path, init: str = "zeros"):  # type: ignore[no-untyped-def]
     """The FLARE job: TimedFedAvg on the server, the Client API script on every site."""
     from nvflare.client.config import ExchangeFormat
     from nvflare.job_config.api import FedJob
@@ -41,7 +41,12 @@ def build_job(sites: int, rounds: int, model: str, out_path: Path):  # type: ign
     arrays, count = MODELS[model]
     job = FedJob(name=f"bench-{model.lower()}-{sites}", min_clients=sites)
     controller = TimedFedAvg(
-        num_clients=sites, num_rounds=rounds, arrays=arrays, count=count, out_path=str(out_path)
+        num_clients=sites,
+        num_rounds=rounds,
+        arrays=arrays,
+        count=count,
+        out_path=str(out_path),
+        init=init,
     )
     job.to_server(controller)
     runner = ScriptRunner(
