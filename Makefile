@@ -16,7 +16,17 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[torch,tensorboard,he,ray,postgres,plot,dev]'
 	touch $(STAMP)
 
-demo: install
+# The demo installs only what it needs (the torch and tensorboard extras); `make install` adds
+# the rest later (its own stamp).
+DEMO_STAMP := $(VENV)/.demo-stamp
+
+$(DEMO_STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install $(PIP_FLAGS) --upgrade pip
+	$(BIN)/python -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[torch,tensorboard]'
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	bash scripts/demo.sh
 
 demo-simulate: install
