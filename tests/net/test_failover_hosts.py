@@ -51,8 +51,9 @@ def tmp_path() -> Iterator[Path]:
 
 
 def test_the_hot_server_cut_off_from_the_overseer_steps_down(
-    make_bed: MakeBed, tmp_path: Path
+    tmp_path: Path, make_bed: MakeBed
 ) -> None:
+    # tmp_path first: it is removed after the bed has ended the processes writing into it.
     fed = hosts_federation(make_bed, tmp_path, servers=("server1", "server2"))
     try:
         assert start_federation(fed) == "server1"

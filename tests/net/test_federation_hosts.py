@@ -11,10 +11,8 @@ closed form.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,8 +23,9 @@ from bench.netbed import PROFILES, NetBed
 from fedra.provision import load_project, provision
 from tests.e2e.conftest import read, wait_for
 from tests.e2e.ha_federation import FAST
-from tests.e2e.jobs import arithmetic_job, expected_weights, open_to_job_processes
+from tests.e2e.jobs import arithmetic_job, expected_weights
 from tests.net.conftest import MakeBed
+from tests.net.hosts_federation import job_root as hosts_job_root
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -66,18 +65,13 @@ def provision_for(bed: NetBed, root: Path) -> dict[str, Path]:
 
 @pytest.fixture
 def job_root() -> Iterator[Path]:
-    """A temporary folder the sites' job processes (a user of their own under root) can
-    reach. Not under pytest's /tmp/pytest-of-root, which every pytest session started by
-    root meanwhile sets back to mode 0700."""
-    folder = Path(tempfile.mkdtemp(prefix="fedra-net-"))
-    try:
-        open_to_job_processes(folder)
+    """tests/net/hosts_federation.py's job folder, as a fixture."""
+    with hosts_job_root() as folder:
         yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_a_job_across_hosts_on_wan_links(make_bed: MakeBed, job_root: Path) -> None:
+def test_a_job_across_hosts_on_wan_links(job_root: Path, make_bed: MakeBed) -> None:
+    # job_root first: it is removed after the bed has ended the processes writing into it.
     bed = make_bed(HOSTS, PROFILES["wan"].link)
     tmp_path = job_root
     kits = provision_for(bed, tmp_path)
